@@ -1,0 +1,297 @@
+"""`python -m kobert_demo`: validate, train, evaluate, predict and tokenize from the command line.
+
+User errors exit with status 2 and one line `error: ...` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import KOBERT_HUB_ID, PRECISIONS, TINY, TrainConfig
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Anything the user can fix; printed as one line."""
+
+
+# --- validate -----------------------------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .data import read_table
+
+    data = read_table(args.file, args.text_col, args.label_col)
+    counts = data.class_counts()
+    report = {
+        "file": data.path,
+        "text_col": data.text_col,
+        "label_col": data.label_col,
+        "columns": data.columns,
+        "encoding": data.encoding,
+        "separator": data.separator,
+        "rows_read": data.rows_read,
+        "rows_kept": len(data.texts),
+        "dropped": data.dropped,
+        "classes": counts,
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    dropped = ", ".join(f"{n} {why}" for why, n in data.dropped.items()) or "none"
+    print(f"{data.name}: {data.encoding}, separator {data.separator!r}, columns {', '.join(data.columns)}")
+    print(f"text column: {data.text_col}   label column: {data.label_col}")
+    print(f"rows: {data.rows_read} read, {len(data.texts)} kept, dropped: {dropped}")
+    print(f"classes ({len(counts)}):")
+    for label, n in counts.items():
+        print(f"  {label}\t{n}")
+    return 0
+
+
+# --- train --------------------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .data import make_splits, read_table
+    from .train import train
+
+    config = TrainConfig(
+        model=args.model, text_col=args.text_col, label_col=args.label_col, test_size=args.test_size,
+        tokenizer_mode=args.mode, max_len=args.max_len, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
+        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, dropout=args.dropout,
+        max_grad_norm=args.max_grad_norm, log_interval=args.log_interval, seed=args.seed, precision=args.precision,
+    )  # fmt: skip
+    try:
+        config.check()
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    train_data = read_table(args.file, args.text_col, args.label_col)
+    test_data = read_table(args.test, args.text_col, args.label_col) if args.test else None
+    splits = make_splits(train_data, test_data, config.test_size, config.seed)
+    meta = {"train_file": train_data.name, "test_file": test_data.name if test_data else None}
+
+    bar = None
+    failed = None
+    for event in train(config, splits, args.out, meta=meta):
+        if event.type == "start":
+            print(
+                f"model {event.model} | {event.device} {event.precision} | {event.processes} process(es) | "
+                f"train {event.train_rows} test {event.test_rows} | classes {len(event.labels)} | "
+                f"{event.parameters / 1e6:.2f}M parameters",
+                file=sys.stderr,
+            )
+            bar = tqdm(total=event.total_steps, unit="step", dynamic_ncols=True, disable=args.quiet)
+        elif event.type == "step":
+            bar.update(1)
+            bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.3f}", acc=f"{event.train_acc:.3f}", refresh=False)
+            if event.logged:
+                bar.write(
+                    f"epoch {event.epoch} batch id {event.batch} loss {event.loss:.3f} train acc {event.train_acc:.3f}"
+                )
+        elif event.type == "epoch":
+            t = event.test
+            write = bar.write if bar else print
+            write(f"epoch {event.epoch} train acc {event.train_acc:.4f}")
+            write(f"epoch {event.epoch} test acc {t['accuracy']:.4f} macro-F1 {t['macro_f1']:.4f}")
+        elif event.type == "done":
+            if bar:
+                bar.close()
+            kept = f"best epoch {event.best_epoch}" if event.best_epoch else "no completed epoch, no model kept"
+            print(f"{event.state} in {event.elapsed:.0f} s, {kept}; run folder: {args.out}")
+        elif event.type == "error":
+            if bar:
+                bar.close()
+            failed = event.message
+    if failed:
+        raise UserError(failed)
+    return 0
+
+
+# --- evaluate -----------------------------------------------------------------------------------------------------
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import DataError, read_table
+    from .metrics import classification_metrics
+    from .predict import Predictor
+
+    predictor = Predictor.load(args.run)
+    data = read_table(args.file, args.text_col, args.label_col)
+    names = predictor.label_names
+    unknown = sorted(set(data.labels) - set(names))
+    if unknown:
+        raise DataError(
+            f"{data.name} has labels the model was not trained on: {', '.join(repr(u) for u in unknown)} "
+            f"(it knows {', '.join(repr(n) for n in names)})."
+        )
+    predicted = predictor.predict_proba(data.texts).argmax(1).tolist()
+    metrics = classification_metrics([names.index(label) for label in data.labels], predicted, names)
+    if args.json:
+        print(json.dumps(metrics, ensure_ascii=False))
+        return 0
+    print(f"{data.name}: {metrics['n']} rows, accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    width = max(len(n) for n in names)
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for name, m in metrics["per_class"].items():
+        print(f"{name:<{width}}  {m['precision']:9.3f}  {m['recall']:6.3f}  {m['f1']:5.3f}  {m['support']:7d}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    for name, row in zip(names, metrics["confusion_matrix"]):
+        print(f"{name:<{width}}  " + " ".join(f"{v:6d}" for v in row))
+    return 0
+
+
+# --- predict ------------------------------------------------------------------------------------------------------
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .data import read_texts
+    from .predict import Predictor
+
+    if bool(args.texts) == bool(args.file):
+        raise UserError("give either sentences or --file FILE (with --out CSV), not both or neither.")
+    if args.file and not args.out:
+        raise UserError("--file needs --out CSV: where to write the probabilities.")
+    predictor = Predictor.load(args.run)
+    names = predictor.label_names
+    if args.file:
+        import pandas as pd
+
+        texts = read_texts(args.file, args.text_col)
+        probs = predictor.predict_proba(texts)
+        table = pd.DataFrame({"text": texts, "label": [names[i] for i in probs.argmax(1)]})
+        for j, name in enumerate(names):
+            table[f"p_{name}"] = probs[:, j].round(6)
+        table.to_csv(args.out, index=False, encoding="utf-8")
+        print(f"wrote {len(texts)} predictions to {args.out}", file=sys.stderr)
+        return 0
+    probs = predictor.predict_proba(args.texts)
+    rows = [
+        {"text": t, "label": names[int(p.argmax())], "probabilities": dict(zip(names, p.round(6).tolist()))}
+        for t, p in zip(args.texts, probs)
+    ]
+    if args.json:
+        print(json.dumps({"labels": names, "predictions": rows}, ensure_ascii=False))
+        return 0
+    for row in rows:
+        ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])
+        print(f"{row['label']}\t" + "  ".join(f"{k} {v:.3f}" for k, v in ranked) + f"\t{row['text']}")
+    return 0
+
+
+# --- tokenize -----------------------------------------------------------------------------------------------------
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from .model import resolve_folder
+    from .predict import model_folder
+    from .tokenizer import KoBertTokenizer
+
+    if bool(args.model) == bool(args.spm):
+        raise UserError("give either --model (a folder, run or hub id) or --spm FILE [--vocab FILE].")
+    if args.spm:
+        tokenizer = KoBertTokenizer.from_files(args.spm, args.vocab, args.mode or "gluonnlp", args.max_len or 64)
+    else:
+        folder = model_folder(resolve_folder(args.model))
+        tokenizer = KoBertTokenizer.from_folder(folder, mode=args.mode, max_len=args.max_len)
+    encoded = [tokenizer.encode(text) for text in args.texts]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ids": [e.ids for e in encoded],
+                    "pieces": [e.pieces for e in encoded],
+                    "unknown": [e.unknown for e in encoded],
+                    "mode": tokenizer.mode,
+                },
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    for text, e in zip(args.texts, encoded):
+        unknown = sum(e.unknown)
+        print(f"{text}\n  mode {tokenizer.mode}, {len(e.ids)} tokens, {unknown} unknown")
+        print("  pieces: " + " ".join(f"{p}<UNK!>" if u else p for p, u in zip(e.pieces, e.unknown)))
+        print("  ids:    " + " ".join(map(str, e.ids)))
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kobert_demo", description="Fine-tune KoBERT for Korean text classification."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def columns(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--text-col", help="the text column (default: detected)")
+        p.add_argument("--label-col", help="the label column (default: detected)")
+
+    p = sub.add_parser("validate", help="check a data file: columns, rows kept and dropped, classes")
+    p.add_argument("file")
+    columns(p)
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=cmd_validate)
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="fine-tune a classifier; writes a run folder")
+    p.add_argument("file", help="training data (.tsv, .csv or .txt)")
+    p.add_argument("--test", help="test data; default: a stratified split of the training data")
+    p.add_argument("--out", required=True, help="the run folder to create")
+    p.add_argument("--model", default=d.model, help=f"{KOBERT_HUB_ID} (default), a local folder, or {TINY} (offline)")
+    columns(p)
+    p.add_argument("--test-size", type=float, default=d.test_size, help="share held out when there is no --test")
+    p.add_argument("--mode", default=d.tokenizer_mode, choices=("gluonnlp", "whole"), help="tokenizer splitting")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--max-len", type=int, default=d.max_len)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-5; 1e-3 for tiny)")
+    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm)
+    p.add_argument("--log-interval", type=int, default=d.log_interval)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--precision", default=d.precision, choices=PRECISIONS)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a run on a labelled file")
+    p.add_argument("run", help="a run folder or model folder")
+    p.add_argument("file")
+    columns(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="class probabilities for sentences or a file")
+    p.add_argument("run", help="a run folder or model folder")
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("--file", help="a file of sentences (a table with a text column, or one sentence per line)")
+    p.add_argument("--text-col", help="the text column of --file (default: detected)")
+    p.add_argument("--out", help="the CSV to write for --file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("tokenize", help="show KoBERT pieces and ids, with [UNK] pieces flagged")
+    p.add_argument("texts", nargs="+", metavar="TEXT")
+    p.add_argument("--model", help="a model folder, run folder or hub id")
+    p.add_argument("--spm", help="a SentencePiece model file")
+    p.add_argument("--vocab", help="the gluonnlp vocab JSON that goes with --spm")
+    p.add_argument("--mode", choices=("gluonnlp", "whole"), help="default: the model's, else gluonnlp")
+    p.add_argument("--max-len", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tokenize)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DataError
+    from .model import BackboneError
+    from .runs import RunError
+
+    try:
+        return args.func(args)
+    except (UserError, DataError, BackboneError, RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except FileNotFoundError as error:
+        print(f"error: {error.filename or error} does not exist.", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return 130

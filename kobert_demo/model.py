@@ -1,0 +1,220 @@
+"""Backbones (hub id, local folder, offline `tiny`) -> a classifier and its KoBERT tokenizer.
+
+The classifier is the tutorial's: the pooled [CLS] output, dropout (0.5), a linear layer to the classes, which is
+exactly `BertForSequenceClassification` with `classifier_dropout`, so plain transformers code loads our runs too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import sentencepiece as spm
+import torch
+import transformers
+from transformers import BertConfig, BertForSequenceClassification
+
+from .config import KOBERT_HUB_ID, TINY
+from .tokenizer import CLS, MASK, PAD, SEP, UNK, KoBertTokenizer
+
+transformers.utils.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_FILES = ["config.json", "*.safetensors", "pytorch_model.bin", "*.model", "*.json"]
+
+# Small enough to train an NSMC epoch on two CPU cores in minutes; big enough to learn it.
+TINY_SHAPE = dict(
+    hidden_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=512,
+    max_position_embeddings=512,
+)
+TINY_VOCAB = 8000
+
+
+class BackboneError(RuntimeError):
+    """A backbone that cannot be found or loaded, as one sentence that names the remedy."""
+
+
+@dataclass
+class Classifier:
+    model: BertForSequenceClassification
+    tokenizer: KoBertTokenizer
+    label_names: list[str]
+    source: str
+
+    @property
+    def is_kobert(self) -> bool:
+        return self.source != TINY
+
+
+def describe_source(source: str) -> str:
+    if source == TINY:
+        return "tiny (a small randomly initialised BERT trained from scratch, not KoBERT)"
+    return source
+
+
+def resolve_folder(source: str) -> Path:
+    """A local folder as is; a hub id downloaded (or taken from the local hub cache) to a folder."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if not _HUB_ID.match(source):
+        raise BackboneError(
+            f"model '{source}' is neither a folder on this machine, a hub id such as {KOBERT_HUB_ID}, nor '{TINY}'."
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=source, allow_patterns=HUB_FILES))
+    except Exception as error:  # network, auth, missing repo: all end the same way for the user
+        raise BackboneError(
+            f"could not get '{source}' from the Hugging Face hub ({type(error).__name__}): check the network "
+            f"(or set HF_ENDPOINT to a mirror), download it once with `huggingface-cli download {source}` "
+            f"and pass that folder, or use --model {TINY} to work offline."
+        ) from None
+
+
+def _read_config(folder: Path) -> BertConfig:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise BackboneError(f"{folder} has no config.json, so it is not a model folder.")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise BackboneError(f"{path} is not valid JSON.") from None
+    if not isinstance(raw, dict) or raw.get("model_type", "bert") != "bert":
+        raise BackboneError(f"{path} describes a '{raw.get('model_type')}' model; KoBERT Demo needs a BERT model.")
+    try:
+        config = BertConfig.from_dict(raw)
+    except Exception as error:
+        raise BackboneError(f"{path} is not a usable BERT config: {error}") from None
+    limits = {
+        "vocab_size": 250_000,
+        "hidden_size": 4096,
+        "num_hidden_layers": 48,
+        "max_position_embeddings": 8192,
+    }
+    for key, high in limits.items():
+        value = getattr(config, key)
+        if not isinstance(value, int) or not 0 < value <= high:
+            raise BackboneError(f"{path} has {key}={value!r}; expected a whole number from 1 to {high}.")
+    if config.hidden_size % config.num_attention_heads:
+        raise BackboneError(f"{path}: hidden_size must be a multiple of num_attention_heads.")
+    return config
+
+
+def _tokenizer(folder: Path, config: BertConfig, mode: str | None, max_len: int | None) -> KoBertTokenizer:
+    try:
+        tokenizer = KoBertTokenizer.from_folder(folder, mode=mode, max_len=max_len)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise BackboneError(f"cannot build the KoBERT tokenizer from {folder}: {error}") from None
+    if tokenizer.vocab_size > config.vocab_size:
+        raise BackboneError(
+            f"the tokenizer in {folder} has {tokenizer.vocab_size} tokens but the model only {config.vocab_size}: "
+            "they do not belong together."
+        )
+    return tokenizer
+
+
+def _weights_kwargs(folder: Path, trusted: bool) -> dict:
+    if (folder / "model.safetensors").is_file() or any(folder.glob("model-*.safetensors")):
+        return {"use_safetensors": True}
+    if trusted and (folder / "pytorch_model.bin").is_file():
+        return {"use_safetensors": False}
+    wanted = "model.safetensors" if not trusted else "model.safetensors or pytorch_model.bin"
+    raise BackboneError(f"{folder} has no weights ({wanted}).")
+
+
+def load_backbone(
+    source: str,
+    label_names: list[str],
+    dropout: float,
+    tokenizer_mode: str | None = None,
+    max_len: int | None = None,
+    train_texts: list[str] | None = None,
+    seed: int = 42,
+) -> Classifier:
+    """A fresh classifier for these classes on top of the backbone named by source."""
+    torch.manual_seed(seed)
+    labels = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}
+    if source == TINY:
+        if not train_texts:
+            raise BackboneError("the tiny backbone needs the training texts to learn its vocabulary from.")
+        tokenizer = train_tiny_tokenizer(train_texts, tokenizer_mode or "gluonnlp", max_len or 64)
+        config = BertConfig(
+            vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id, classifier_dropout=dropout,
+            num_labels=len(label_names), **TINY_SHAPE, **labels,
+        )  # fmt: skip
+        return Classifier(BertForSequenceClassification(config), tokenizer, label_names, source)
+    folder = resolve_folder(source)
+    config = _read_config(folder)
+    tokenizer = _tokenizer(folder, config, tokenizer_mode, max_len)
+    try:
+        model = BertForSequenceClassification.from_pretrained(
+            folder,
+            num_labels=len(label_names),
+            classifier_dropout=dropout,
+            ignore_mismatched_sizes=True,
+            **labels,
+            **_weights_kwargs(folder, trusted=True),
+        )
+    except BackboneError:
+        raise
+    except Exception as error:
+        raise BackboneError(f"cannot load the weights in {folder}: {error}") from None
+    return Classifier(model, tokenizer, label_names, source)
+
+
+def load_classifier(folder: str | Path, trusted: bool = True) -> Classifier:
+    """A trained classifier saved by `save_classifier` (a run's model folder or an unpacked export)."""
+    folder = Path(folder)
+    config = _read_config(folder)
+    if not config.id2label or len(config.id2label) < 2:
+        raise BackboneError(f"{folder} is not a trained classifier: its config names no classes.")
+    tokenizer = _tokenizer(folder, config, None, None)
+    try:
+        model = BertForSequenceClassification.from_pretrained(folder, **_weights_kwargs(folder, trusted))
+    except BackboneError:
+        raise
+    except Exception as error:
+        raise BackboneError(f"cannot load the weights in {folder}: {error}") from None
+    model.eval()
+    label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    source = getattr(model.config, "kobert_demo_source", str(folder))
+    return Classifier(model, tokenizer, label_names, source)
+
+
+def save_classifier(classifier: Classifier, folder: str | Path) -> None:
+    """Weights as safetensors, config with the class names, and the tokenizer files."""
+    folder = Path(folder)
+    classifier.model.config.kobert_demo_source = classifier.source
+    classifier.model.save_pretrained(folder, safe_serialization=True)
+    classifier.tokenizer.save(folder)
+
+
+def train_tiny_tokenizer(texts: list[str], mode: str, max_len: int) -> KoBertTokenizer:
+    """A SentencePiece model learnt from the training texts, with KoBERT's special ids ([PAD]=1 [CLS]=2 [SEP]=3)."""
+    proto = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_writer=proto,
+        vocab_size=TINY_VOCAB,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        character_coverage=0.9995,
+        normalization_rule_name="nmt_nfkc",
+        unk_id=0, pad_id=1, bos_id=2, eos_id=3,
+        unk_piece=UNK, pad_piece=PAD, bos_piece=CLS, eos_piece=SEP,
+        user_defined_symbols=[MASK],
+        input_sentence_size=100_000,
+        shuffle_input_sentence=True,
+        num_threads=2,
+        minloglevel=2,
+    )  # fmt: skip
+    return KoBertTokenizer(proto.getvalue(), None, mode, max_len, spm_name="tiny_spm.model")

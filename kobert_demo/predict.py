@@ -1,0 +1,55 @@
+"""Class probabilities from a trained classifier: loaded once, batched by length, no autograd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import Classifier, load_classifier
+from .runs import Run
+from .tokenizer import Encoded
+
+
+def model_folder(path: str | Path) -> Path:
+    """A run folder's model, or the path itself when it already is a model folder."""
+    path = Path(path)
+    return Run(path).model_dir if (path / "status.json").is_file() else path
+
+
+class Predictor:
+    def __init__(self, classifier: Classifier, batch_size: int = 64) -> None:
+        self.classifier = classifier
+        self.model = classifier.model.eval()
+        self.tokenizer = classifier.tokenizer
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str | Path, trusted: bool = True) -> Predictor:
+        """From a run folder or a model folder (a run's `model/` or an unpacked export)."""
+        return cls(load_classifier(model_folder(path), trusted=trusted))
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.classifier.label_names
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Probabilities, one row per text and one column per class, in the order given."""
+        ids = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        probs = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
+        device = next(self.model.parameters()).device
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            batch = {k: v.to(device) for k, v in self.tokenizer.pad([ids[i] for i in chunk]).items()}
+            probs[chunk] = self.model(**batch).logits.float().softmax(-1).cpu().numpy()
+        return probs
+
+    def predict(self, texts: list[str]) -> list[dict[str, float]]:
+        """Label -> probability for each text."""
+        return [dict(zip(self.label_names, row.tolist())) for row in self.predict_proba(texts)]
+
+    def pieces(self, text: str) -> Encoded:
+        return self.tokenizer.encode(text)

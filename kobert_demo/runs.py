@@ -1,0 +1,164 @@
+"""The run folder: config, labels, status, an append-only event log, the best model and its model card.
+
+```
+RUN/
+  config.json   labels.json   status.json   log.jsonl   README.md   model/
+```
+Another process follows a run by reading `log.jsonl` from an offset; a run whose status says `running` while its
+process is gone reads as `interrupted`, with the model of its last completed epoch still usable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from .config import TrainConfig
+
+STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
+FINISHED = ("done", "stopped", "failed", "interrupted")
+
+
+class RunError(ValueError):
+    """A folder that is not a run, or a run that lacks what was asked of it."""
+
+
+def new_run_id() -> str:
+    """Unguessable, sortable by time: a shared link to a run is a capability."""
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_urlsafe(12).replace("_", "x").replace("-", "x")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Run:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.jsonl"
+
+    @property
+    def has_model(self) -> bool:
+        return (self.model_dir / "model.safetensors").is_file()
+
+    # --- creating ---------------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, config: TrainConfig, label_names: list[str], meta: dict) -> Run:
+        """A new run folder; refuses a folder that already holds a run so that no finished work is overwritten."""
+        run = cls(path)
+        if (run.path / "status.json").exists():
+            raise RunError(f"{run.path} already holds a run; choose another --out folder or delete that run.")
+        run.path.mkdir(parents=True, exist_ok=True)
+        _write_json(run.path / "config.json", {**config.to_dict(), **meta})
+        _write_json(run.path / "labels.json", label_names)
+        run.log_path.touch()
+        run.set_status("running", pid=os.getpid())
+        return run
+
+    def set_status(self, state: str, reason: str | None = None, pid: int | None = None) -> None:
+        if state not in STATES:
+            raise ValueError(f"unknown run state {state!r}")
+        status = {"state": state, "reason": reason, "pid": pid, "updated": time.time()}
+        _write_json(self.path / "status.json", status)
+
+    def append(self, event: dict) -> None:
+        """Add one event to the log, flushed at once for whoever follows it."""
+        with self.log_path.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(event, ensure_ascii=False) + "\n")
+
+    def write_card(self, text: str) -> None:
+        (self.path / "README.md").write_text(text, encoding="utf-8")
+
+    # --- reading ----------------------------------------------------------------------------------------------
+    def config(self) -> dict:
+        return _read_json(self.path / "config.json")
+
+    def labels(self) -> list[str]:
+        return _read_json(self.path / "labels.json")
+
+    def status(self) -> dict:
+        """The stored status; `running` with a dead process is reported (and stored) as `interrupted`."""
+        status = _read_json(self.path / "status.json")
+        if status["state"] == "running" and status.get("pid") and not _pid_alive(status["pid"]):
+            reason = "the training process ended without finishing"
+            if self.has_model:
+                reason += "; the model of the last completed epoch is kept"
+            self.set_status("interrupted", reason)
+            status = _read_json(self.path / "status.json")
+        return status
+
+    def read_events(self, offset: int = 0) -> tuple[list[dict], int]:
+        """Events appended since byte offset, and the offset to continue from (partial last lines wait)."""
+        if not self.log_path.is_file():
+            return [], offset
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            data = log.read()
+        end = data.rfind(b"\n") + 1
+        events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+        return events, offset + end
+
+    def events(self) -> list[dict]:
+        return self.read_events()[0]
+
+    def final_metrics(self) -> dict | None:
+        """Test metrics of the kept (best) epoch, if any epoch completed."""
+        epochs = [e for e in self.events() if e["type"] == "epoch" and e.get("best")]
+        return epochs[-1]["test"] if epochs else None
+
+
+def open_run(path: str | Path) -> Run:
+    run = Run(path)
+    if not (run.path / "status.json").is_file() or not (run.path / "config.json").is_file():
+        raise RunError(f"{run.path} is not a run folder (it has no status.json and config.json).")
+    return run
+
+
+def list_runs(home: str | Path) -> list[Run]:
+    """The runs under home, newest first."""
+    home = Path(home)
+    if not home.is_dir():
+        return []
+    runs = [Run(p) for p in home.iterdir() if (p / "status.json").is_file()]
+    return sorted(runs, key=lambda r: (r.path / "config.json").stat().st_mtime, reverse=True)
+
+
+def delete_run(run: Run) -> None:
+    if run.status()["state"] in ("running", "queued"):
+        raise RunError(f"run {run.name} is still {run.status()['state']}; stop it first.")
+    shutil.rmtree(run.path)
+
+
+def _write_json(path: Path, data: object) -> None:
+    """Write through a temporary file so a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path.parent} has no {path.name}.") from None

@@ -1,0 +1,47 @@
+"""Paths and limits in one place, read from the environment so a Space can point them at its own volume."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a whole number, not {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an input file may hold; every limit is checked before any work starts."""
+
+    max_file_mb: int = 100
+    max_rows: int = 500_000
+    max_text_chars: int = 5_000
+    max_predict_lines: int = 1_000
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 1024 * 1024
+
+
+def limits() -> Limits:
+    """The limits in force: `KOBERT_DEMO_MAX_FILE_MB`, `_MAX_ROWS`, `_MAX_TEXT_CHARS`, `_MAX_PREDICT_LINES`."""
+    default = Limits()
+    return Limits(
+        max_file_mb=_env_int("KOBERT_DEMO_MAX_FILE_MB", default.max_file_mb),
+        max_rows=_env_int("KOBERT_DEMO_MAX_ROWS", default.max_rows),
+        max_text_chars=_env_int("KOBERT_DEMO_MAX_TEXT_CHARS", default.max_text_chars),
+        max_predict_lines=_env_int("KOBERT_DEMO_MAX_PREDICT_LINES", default.max_predict_lines),
+    )
+
+
+def runs_home() -> Path:
+    """Where the app keeps its runs: `KOBERT_DEMO_RUNS` (a Space would use /data/runs), else ./runs."""
+    return Path(os.environ.get("KOBERT_DEMO_RUNS", "runs")).expanduser()

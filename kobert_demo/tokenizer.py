@@ -1,0 +1,190 @@
+"""KoBERT's own tokenization on plain sentencepiece: `[CLS] pieces [SEP]`, right padding, token types 0.
+
+The hub repo declares XLNetTokenizer, which builds `X [SEP] [CLS]`, pads on the left and (in transformers 5)
+turns Hangul into [UNK]. KoBERT was trained with the gluonnlp pipeline reproduced here instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import regex
+import sentencepiece as spm
+import torch
+
+UNK, PAD, CLS, SEP, MASK = "[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"
+MODES = ("gluonnlp", "whole")
+SETTINGS_FILE = "kobert_tokenizer.json"
+
+# BERT's basic tokenizer (gluonnlp BERTBasicTokenizer, lower=False): every punctuation character is a word of
+# its own, CJK ideographs too; ASCII symbols such as $ + < = > ^ ` | ~ count as punctuation.
+_PUNCT_OR_CJK = regex.compile(
+    r"([\p{P}!-/:-@\[-`{-~]|[\u4E00-\u9FFF\u3400-\u4DBF\U00020000-\U0002A6DF\U0002A700-\U0002B73F"
+    r"\U0002B740-\U0002B81F\U0002B820-\U0002CEAF\uF900-\uFAFF\U0002F800-\U0002FA1F])"
+)
+_CONTROL = regex.compile(r"[\x00\uFFFD]|[^\P{C}\t\n\r]")
+_SPACE = regex.compile(r"\s+")
+
+
+def basic_split(text: str) -> list[str]:
+    """Split like gluonnlp's BERTBasicTokenizer(lower=False): clean, then whitespace and each punctuation mark."""
+    text = _CONTROL.sub("", text)
+    return _PUNCT_OR_CJK.sub(r" \1 ", text).split()
+
+
+@dataclass
+class Encoded:
+    """One sentence: its KoBERT ids (with [CLS]/[SEP], truncated) and pieces."""
+
+    ids: list[int]
+    pieces: list[str]
+    unknown: list[bool]
+
+
+class KoBertTokenizer:
+    """KoBERT tokenizer on sentencepiece, with both splitting modes and both piece-to-id schemes.
+
+    Schemes: `vocab` (the original 8000-piece SP model plus the gluonnlp vocab JSON, pieces mapped through
+    `token_to_idx`) or `native` (an SP model whose own ids are KoBERT's, with [PAD]/[CLS]/[SEP] pieces).
+    """
+
+    def __init__(
+        self,
+        spm_proto: bytes,
+        vocab: dict | None = None,
+        mode: str = "gluonnlp",
+        max_len: int = 64,
+        spm_name: str = "spiece.model",
+        vocab_name: str = "vocab.json",
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"tokenizer mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if max_len < 3:
+            raise ValueError(f"max_len must be at least 3 ([CLS], one piece, [SEP]), not {max_len}")
+        self.spm_proto, self.vocab = spm_proto, vocab
+        self.spm_name, self.vocab_name = spm_name, vocab_name
+        self.mode = mode
+        self.max_len = max_len
+        self.sp = spm.SentencePieceProcessor(model_proto=spm_proto)
+        if vocab:
+            self.idx_to_token: list[str] = list(vocab["idx_to_token"])
+            token_to_idx: dict[str, int] = vocab["token_to_idx"]
+            unk = token_to_idx[UNK]
+            sp_pieces = (self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size()))
+            self._sp_to_kobert: list[int] | None = [token_to_idx.get(p, unk) for p in sp_pieces]
+            self.unk_id, self.pad_id = unk, token_to_idx[PAD]
+            self.cls_id, self.sep_id = token_to_idx[CLS], token_to_idx[SEP]
+        else:
+            self.idx_to_token = [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
+            ids = {piece: i for i, piece in enumerate(self.idx_to_token)}
+            missing = [t for t in (PAD, CLS, SEP) if t not in ids]
+            if missing:
+                raise ValueError(
+                    f"{spm_name} has no {', '.join(missing)} pieces, so it needs the gluonnlp vocab JSON "
+                    "that maps its pieces to KoBERT ids"
+                )
+            self._sp_to_kobert = None
+            self.unk_id = self.sp.unk_id()
+            self.pad_id, self.cls_id, self.sep_id = ids[PAD], ids[CLS], ids[SEP]
+
+    @classmethod
+    def from_files(
+        cls,
+        spm_file: str | Path,
+        vocab_file: str | Path | None = None,
+        mode: str = "gluonnlp",
+        max_len: int = 64,
+    ) -> KoBertTokenizer:
+        """From a SentencePiece model file and, for the original 8000-piece model, its gluonnlp vocab JSON."""
+        spm_file = Path(spm_file)
+        vocab = json.loads(Path(vocab_file).read_text(encoding="utf-8")) if vocab_file else None
+        vocab_name = Path(vocab_file).name if vocab_file else "vocab.json"
+        return cls(spm_file.read_bytes(), vocab, mode, max_len, spm_file.name, vocab_name)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.idx_to_token)
+
+    def _piece_ids(self, chunks: list[str]) -> list[list[int]]:
+        """SentencePiece ids of each chunk, mapped to KoBERT ids."""
+        sp_ids = self.sp.encode(chunks, out_type=int)
+        if self._sp_to_kobert is None:
+            return sp_ids
+        table = self._sp_to_kobert
+        return [[table[i] for i in ids] for ids in sp_ids]
+
+    def encode_batch(self, texts: list[str], max_len: int | None = None) -> list[list[int]]:
+        """KoBERT ids of each text: `[CLS] pieces [SEP]`, pieces truncated to max_len - 2. No padding."""
+        keep = (max_len or self.max_len) - 2
+        if self.mode == "whole":
+            per_text = self._piece_ids([" ".join(t.split()) for t in texts])
+        else:
+            # Words repeat a lot in real text: encode each distinct word once.
+            words = [basic_split(t) for t in texts]
+            distinct = list(dict.fromkeys(w for ws in words for w in ws))
+            word_ids = dict(zip(distinct, self._piece_ids(distinct)))
+            per_text = [[i for w in ws for i in word_ids[w]] for ws in words]
+        return [[self.cls_id, *ids[:keep], self.sep_id] for ids in per_text]
+
+    def encode(self, text: str, max_len: int | None = None) -> Encoded:
+        ids = self.encode_batch([text], max_len)[0]
+        pieces = [self.idx_to_token[i] for i in ids]
+        return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids])
+
+    def pad(self, batch: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Pad id lists on the right to the longest one in the batch; token types 0; mask 1 for real tokens."""
+        lengths = torch.tensor([len(ids) for ids in batch])
+        input_ids = torch.full((len(batch), int(lengths.max())), self.pad_id, dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask = (torch.arange(input_ids.shape[1]) < lengths[:, None]).long()
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": torch.zeros_like(input_ids),
+        }
+
+    def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, torch.Tensor]:
+        return self.pad(self.encode_batch(texts, max_len))
+
+    # --- saving with a model folder -------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        """Write the SP model (and vocab JSON) into folder with the settings that rebuild this tokenizer."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = {"spm_file": self.spm_name, "mode": self.mode, "max_len": self.max_len}
+        (folder / self.spm_name).write_bytes(self.spm_proto)
+        if self.vocab:
+            (folder / self.vocab_name).write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
+            settings["vocab_file"] = self.vocab_name
+        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, mode: str | None = None, max_len: int | None = None) -> KoBertTokenizer:
+        """Build from a model folder: our settings file, else the one `*.model` and an optional vocab JSON."""
+        folder = Path(folder)
+        settings_path = folder / SETTINGS_FILE
+        if settings_path.is_file():
+            s = json.loads(settings_path.read_text(encoding="utf-8"))
+            vocab = folder / s["vocab_file"] if s.get("vocab_file") else None
+            return cls.from_files(folder / s["spm_file"], vocab, mode or s["mode"], max_len or s["max_len"])
+        models = sorted(folder.glob("*.model"))
+        if not models:
+            raise FileNotFoundError(f"{folder} has no SentencePiece model (*.model file)")
+        if len(models) > 1:
+            names = ", ".join(m.name for m in models)
+            raise FileNotFoundError(f"{folder} has several SentencePiece models ({names}); keep one")
+        vocab = next((p for p in sorted(folder.glob("*.json")) if _is_gluonnlp_vocab(p)), None)
+        return cls.from_files(models[0], vocab, mode or "gluonnlp", max_len or 64)
+
+
+def _is_gluonnlp_vocab(path: Path) -> bool:
+    if path.stat().st_size > 50_000_000:
+        return False
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "idx_to_token" in data and "token_to_idx" in data

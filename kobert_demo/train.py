@@ -1,0 +1,400 @@
+"""Fine-tuning as a generator of typed events (start, step, epoch, done, error), cancellable between steps.
+
+No UI code here: the CLI, the web app's background jobs and the tests all consume `train()`. When given a run
+folder it also writes the event log, the status and the best epoch's model there.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_cosine_schedule_with_warmup
+
+from .config import TrainConfig
+from .data import Splits
+from .metrics import classification_metrics
+from .model import BackboneError, Classifier, describe_source, load_backbone, save_classifier
+from .runs import Run
+
+MISTAKES_KEPT = 20
+
+
+# --- events -------------------------------------------------------------------------------------------------------
+@dataclass
+class StartEvent:
+    model: str
+    device: str
+    precision: str
+    processes: int
+    train_rows: int
+    test_rows: int
+    labels: list[str]
+    steps_per_epoch: int
+    total_steps: int
+    parameters: int
+    type: str = "start"
+
+
+@dataclass
+class StepEvent:
+    epoch: int
+    batch: int  # 1-based within the epoch, as the tutorial prints it
+    step: int  # 1-based over the whole run
+    steps_per_epoch: int
+    total_steps: int
+    loss: float
+    train_acc: float  # running accuracy of this epoch so far
+    lr: float
+    elapsed: float
+    eta: float
+    sentences_per_s: float
+    logged: bool  # one of the tutorial's log lines (every log_interval batches)
+    type: str = "step"
+
+
+@dataclass
+class EpochEvent:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test: dict  # classification_metrics of the test data
+    best: bool
+    elapsed: float
+    mistakes: list[dict] = field(default_factory=list)
+    type: str = "epoch"
+
+
+@dataclass
+class DoneEvent:
+    state: str  # "done" or "stopped"
+    best_epoch: int | None
+    test: dict | None
+    elapsed: float
+    run: str | None
+    type: str = "done"
+
+
+@dataclass
+class ErrorEvent:
+    message: str
+    type: str = "error"
+
+
+Event = StartEvent | StepEvent | EpochEvent | DoneEvent | ErrorEvent
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, out of memory), as one sentence for the user."""
+
+
+# --- devices and precision ----------------------------------------------------------------------------------------
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto` -> bf16 on GPUs and CPUs that have it, fp16 on older GPUs, else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def make_accelerator() -> Accelerator:
+    """One Accelerator per process (its state is global); CPU processes join a gloo group under torchrun."""
+    has_gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
+    return Accelerator(cpu=not has_gpu)
+
+
+# --- batches ------------------------------------------------------------------------------------------------------
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bool) -> list[list[int]]:
+    """Batches of similar length (so little padding), in random order when shuffling.
+
+    Shuffled indices are cut into pools of 50 batches, each pool sorted by length and cut into batches.
+    """
+    order = list(range(len(lengths)))
+    if not shuffle:
+        order.sort(key=lambda i: lengths[i])
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+class Collator:
+    """Pads a batch of (ids, label, index) to its longest row."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        self.tokenizer = classifier.tokenizer
+
+    def __call__(self, rows: list[tuple[list[int], int, int]]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer.pad([ids for ids, _, _ in rows])
+        batch["labels"] = torch.tensor([label for _, label, _ in rows])
+        batch["index"] = torch.tensor([index for _, _, index in rows])
+        return batch
+
+
+def make_loader(
+    ids: list[list[int]], labels: list[int], batch_size: int, seed: int, shuffle: bool, collate: Collator
+) -> torch.utils.data.DataLoader:
+    rows = [(row, label, index) for index, (row, label) in enumerate(zip(ids, labels))]
+    batches = length_grouped_batches([len(r) for r in ids], batch_size, seed, shuffle)
+    return torch.utils.data.DataLoader(rows, batch_sampler=batches, collate_fn=collate)
+
+
+def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weights, none on biases and LayerNorm (the tutorial's groups)."""
+    no_decay = ("bias", "LayerNorm.weight")
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [
+        {"params": [p for n, p in params if not any(k in n for k in no_decay)], "weight_decay": weight_decay},
+        {"params": [p for n, p in params if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+
+
+# --- evaluation ---------------------------------------------------------------------------------------------------
+@torch.inference_mode()
+def evaluate(
+    model: torch.nn.Module, loader, accelerator: Accelerator, precision: str
+) -> tuple[list[int], list[int], list[int], list[float]]:
+    """(indices, true labels, predicted labels, confidence) over the whole loader, gathered across processes."""
+    model.eval()
+    indices, truth, predicted, confidence = [], [], [], []
+    for batch in loader:
+        index, labels = batch.pop("index"), batch.pop("labels")
+        with autocast(accelerator.device, precision):
+            logits = model(**batch).logits
+        probs = logits.float().softmax(-1)
+        top, pred = probs.max(-1)
+        index, labels, pred, top = accelerator.gather_for_metrics((index, labels, pred, top))
+        indices += index.tolist()
+        truth += labels.tolist()
+        predicted += pred.tolist()
+        confidence += top.tolist()
+    model.train()
+    return indices, truth, predicted, confidence
+
+
+def _mistakes(splits: Splits, indices, truth, predicted, confidence) -> list[dict]:
+    wrong = [(c, i, t, p) for i, t, p, c in zip(indices, truth, predicted, confidence) if t != p]
+    wrong.sort(reverse=True)  # the most confident mistakes first: the most telling ones
+    names = splits.label_names
+    return [
+        {"text": splits.test_texts[i], "label": names[t], "predicted": names[p], "confidence": round(c, 4)}
+        for c, i, t, p in wrong[:MISTAKES_KEPT]
+    ]
+
+
+# --- training -----------------------------------------------------------------------------------------------------
+def train(
+    config: TrainConfig,
+    splits: Splits,
+    out: str | Path | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    meta: dict | None = None,
+) -> Iterator[Event]:
+    """Fine-tune and yield events; with `out`, the main process also keeps the run folder there."""
+    run: Run | None = None
+    accelerator = make_accelerator()
+    try:
+        config.check()
+        if out is not None and accelerator.is_main_process:
+            meta = {**(meta or {}), "processes": accelerator.num_processes}
+            run = Run.create(out, config, splits.label_names, meta)
+        for event in _train(config, splits, run, should_stop, accelerator):
+            if run:
+                run.append(asdict(event))
+            yield event
+    except (TrainingError, BackboneError, ValueError, OSError) as error:
+        yield _fail(run, str(error))
+    except Exception as error:  # a bug: keep the traceback beside the run, tell the user in one line
+        if run:
+            (run.path / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        yield _fail(run, f"training failed unexpectedly ({type(error).__name__}: {error})")
+    finally:
+        accelerator.free_memory()
+
+
+def _fail(run: Run | None, message: str) -> ErrorEvent:
+    event = ErrorEvent(message)
+    if run:
+        run.append(asdict(event))
+        run.set_status("failed", message)
+    return event
+
+
+def _train(
+    config: TrainConfig,
+    splits: Splits,
+    run: Run | None,
+    should_stop: Callable[[], bool],
+    accelerator: Accelerator,
+) -> Iterator[Event]:
+    set_seed(config.seed)
+    device = accelerator.device
+    precision = resolve_precision(config.precision, device)
+
+    # Load the backbone and tokenize
+    classifier = load_backbone(
+        config.model, splits.label_names, config.dropout, config.tokenizer_mode, config.max_len,
+        train_texts=splits.train_texts, seed=config.seed,
+    )  # fmt: skip
+    tokenizer = classifier.tokenizer
+    train_ids = tokenizer.encode_batch(splits.train_texts, config.max_len)
+    test_ids = tokenizer.encode_batch(splits.test_texts, config.max_len)
+
+    # Dataloaders, optimizer, schedule
+    collate = Collator(classifier)
+    train_loader = make_loader(train_ids, splits.train_labels, config.batch_size, config.seed, True, collate)
+    test_loader = make_loader(test_ids, splits.test_labels, config.batch_size * 2, config.seed, False, collate)
+    model = classifier.model
+    optimizer = torch.optim.AdamW(
+        decay_groups(model, config.weight_decay),
+        lr=config.learning_rate,
+        fused=device.type in ("cpu", "cuda"),
+    )
+    model, optimizer, train_loader, test_loader = accelerator.prepare(model, optimizer, train_loader, test_loader)
+    steps_per_epoch = len(train_loader)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(total_steps * config.warmup_ratio), total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    yield StartEvent(
+        model=describe_source(config.model), device=str(device), precision=precision,
+        processes=accelerator.num_processes, train_rows=len(train_ids), test_rows=len(test_ids),
+        labels=splits.label_names, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+        parameters=sum(p.numel() for p in model.parameters()),
+    )  # fmt: skip
+
+    # Train
+    start, step, best_acc, best_epoch, best_test = time.time(), 0, -1.0, None, None
+    stopped = False
+    model.train()
+    for epoch in range(1, config.epochs + 1):
+        loss_sum, correct, seen = 0.0, 0, 0
+        for batch_no, batch in enumerate(train_loader, start=1):
+            if should_stop():
+                stopped = True
+                break
+            batch.pop("index")
+            with autocast(device, precision):
+                out = model(**batch)
+            loss = out.loss
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss.item()} at epoch {epoch} batch {batch_no}: "
+                    "lower the learning rate or use fp32."
+                )
+            scaler.scale(loss).backward() if scaler.is_enabled() else accelerator.backward(loss)
+            if scaler.is_enabled():
+                scaler.unscale_(optimizer)
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            if scaler.is_enabled():
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            step += 1
+            n = len(batch["labels"])
+            loss_sum += loss.item() * n
+            correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
+            seen += n
+            elapsed = time.time() - start
+            yield StepEvent(
+                epoch=epoch, batch=batch_no, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                loss=round(loss.item(), 6), train_acc=round(correct / seen, 6), lr=scheduler.get_last_lr()[0],
+                elapsed=round(elapsed, 3), eta=round(elapsed / step * (total_steps - step), 1),
+                sentences_per_s=round(step * config.batch_size * accelerator.num_processes / elapsed, 2),
+                logged=(batch_no - 1) % config.log_interval == 0,
+            )  # fmt: skip
+        if stopped:
+            break
+
+        # Evaluate; keep the best epoch
+        indices, truth, predicted, confidence = evaluate(model, test_loader, accelerator, precision)
+        test = classification_metrics(truth, predicted, splits.label_names)
+        best = test["accuracy"] > best_acc
+        if best:
+            best_acc, best_epoch, best_test = test["accuracy"], epoch, test
+            if run:
+                save_classifier(
+                    Classifier(accelerator.unwrap_model(model), tokenizer, splits.label_names, config.model),
+                    run.model_dir,
+                )
+        yield EpochEvent(
+            epoch=epoch, train_loss=round(loss_sum / max(seen, 1), 6), train_acc=round(correct / max(seen, 1), 6),
+            test=test, best=best, elapsed=round(time.time() - start, 3),
+            mistakes=_mistakes(splits, indices, truth, predicted, confidence),
+        )  # fmt: skip
+
+    state = "stopped" if stopped else "done"
+    elapsed = round(time.time() - start, 3)
+    done = DoneEvent(state, best_epoch, best_test, elapsed, str(run.path) if run else None)
+    if run:
+        run.write_card(model_card(config, splits, done, precision, accelerator.num_processes))
+        reason = None if best_epoch or not stopped else "stopped before the first epoch ended; no model was kept"
+        run.set_status(state, reason)
+    yield done
+
+
+def model_card(config: TrainConfig, splits: Splits, done: DoneEvent, precision: str, processes: int) -> str:
+    """A short README for the run folder and its export."""
+    lines = [
+        "# KoBERT Demo classifier",
+        "",
+        f"- Backbone: {describe_source(config.model)}",
+        f"- Classes ({len(splits.label_names)}): {', '.join(splits.label_names)}",
+        f"- Training rows: {len(splits.train_texts)}; test rows: {len(splits.test_texts)} ({splits.test_source})",
+        f"- Finished: {done.state}; best epoch: {done.best_epoch}; time: {done.elapsed:.0f} s; "
+        f"precision: {precision}; processes: {processes}",
+    ]
+    if done.test:
+        lines += [
+            f"- Test accuracy: {done.test['accuracy']:.4f}; macro-F1: {done.test['macro_f1']:.4f}",
+            "",
+            "| class | precision | recall | F1 | support |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, m in done.test["per_class"].items():
+            lines.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
+    lines += [
+        "",
+        "## Hyperparameters",
+        "",
+        "```json",
+        json.dumps(config.to_dict(), indent=2, ensure_ascii=False),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
