@@ -210,6 +210,13 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- job (the web app's child process) ---------------------------------------------------------------------------
+def cmd_job(args: argparse.Namespace) -> int:
+    from .jobs import run_job
+
+    return run_job(args.run)
+
+
 # --- parser -------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -275,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len", type=int)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tokenize)
+
+    p = sub.add_parser("job", help="(internal) run a queued web-app job in its run folder")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_job)
     return parser
 
 

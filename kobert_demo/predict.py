@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +55,24 @@ class Predictor:
 
     def pieces(self, text: str) -> Encoded:
         return self.tokenizer.encode(text)
+
+
+class PredictorCache:
+    """Predictors loaded lazily, once, and shared by every visitor; the least recently used are dropped."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, load) -> Predictor:
+        """The predictor cached under key, loading it with `load()` the first time."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            predictor = load()
+            self._items[key] = predictor
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return predictor

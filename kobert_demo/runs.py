@@ -65,15 +65,28 @@ class Run:
     # --- creating ---------------------------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, config: TrainConfig, label_names: list[str], meta: dict) -> Run:
-        """A new run folder; refuses a folder that already holds a run so that no finished work is overwritten."""
+        """A new run folder, or a queued one taken over; never overwrites a run that started (finished work)."""
         run = cls(path)
-        if (run.path / "status.json").exists():
+        status_file = run.path / "status.json"
+        if status_file.exists() and json.loads(status_file.read_text(encoding="utf-8"))["state"] != "queued":
             raise RunError(f"{run.path} already holds a run; choose another --out folder or delete that run.")
         run.path.mkdir(parents=True, exist_ok=True)
-        _write_json(run.path / "config.json", {**config.to_dict(), **meta})
+        previous = _read_json(run.path / "config.json") if (run.path / "config.json").is_file() else {}
+        created = previous.get("created", time.time())
+        _write_json(run.path / "config.json", {**previous, **config.to_dict(), **meta, "created": created})
         _write_json(run.path / "labels.json", label_names)
         run.log_path.touch()
         run.set_status("running", pid=os.getpid())
+        return run
+
+    @classmethod
+    def queue(cls, path: str | Path, config: TrainConfig, meta: dict) -> Run:
+        """A run folder waiting for its turn (status `queued`)."""
+        run = cls(path)
+        run.path.mkdir(parents=True, exist_ok=False)
+        _write_json(run.path / "config.json", {**config.to_dict(), **meta, "created": time.time()})
+        run.log_path.touch()
+        run.set_status("queued")
         return run
 
     def set_status(self, state: str, reason: str | None = None, pid: int | None = None) -> None:
@@ -140,8 +153,8 @@ def list_runs(home: str | Path) -> list[Run]:
     home = Path(home)
     if not home.is_dir():
         return []
-    runs = [Run(p) for p in home.iterdir() if (p / "status.json").is_file()]
-    return sorted(runs, key=lambda r: (r.path / "config.json").stat().st_mtime, reverse=True)
+    runs = [Run(p) for p in home.iterdir() if (p / "status.json").is_file() and (p / "config.json").is_file()]
+    return sorted(runs, key=lambda r: r.config().get("created", 0), reverse=True)
 
 
 def delete_run(run: Run) -> None:

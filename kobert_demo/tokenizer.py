@@ -168,8 +168,10 @@ class KoBertTokenizer:
         settings_path = folder / SETTINGS_FILE
         if settings_path.is_file():
             s = json.loads(settings_path.read_text(encoding="utf-8"))
-            vocab = folder / s["vocab_file"] if s.get("vocab_file") else None
-            return cls.from_files(folder / s["spm_file"], vocab, mode or s["mode"], max_len or s["max_len"])
+            # Only plain file names in this folder: a settings file from an uploaded zip must not point elsewhere.
+            vocab = folder / Path(s["vocab_file"]).name if s.get("vocab_file") else None
+            spm_file = folder / Path(s["spm_file"]).name
+            return cls.from_files(spm_file, vocab, mode or s["mode"], max_len or s["max_len"])
         models = sorted(folder.glob("*.model"))
         if not models:
             raise FileNotFoundError(f"{folder} has no SentencePiece model (*.model file)")

@@ -1,0 +1,115 @@
+"""Model zips: export a run's model, and open an uploaded zip as untrusted input.
+
+An export holds only safetensors weights and JSON/text/SentencePiece files, so the Predict tab, the CLI and plain
+transformers can load it. An import reads nothing else: no pickle, no paths outside its folder, no symlinks, and
+a cap on the unpacked size and the number of files (zip bombs); the config is checked before weights are loaded.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from .model import BackboneError, Classifier, load_classifier
+from .runs import Run, RunError
+
+ALLOWED_SUFFIXES = (".safetensors", ".json", ".model", ".md", ".txt")
+MAX_FILES = 50
+MAX_UNPACKED_BYTES = 2 * 1024**3
+MAX_RATIO = 200  # unpacked/packed; real models compress about 1.1x, zip bombs 1000x
+
+
+class ModelZipError(ValueError):
+    """An uploaded model zip that is refused, as one sentence."""
+
+
+def export_zip(run: Run, dest: str | Path | None = None) -> Path:
+    """`<run name>.zip` with the model folder's files and the run's model card and config."""
+    if not run.has_model:
+        raise RunError(f"run {run.name} has no model to export (no epoch completed).")
+    dest = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="kobert-demo-export-"))
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / f"{run.name}.zip"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(run.model_dir.iterdir()):
+            if file.is_file() and file.suffix in ALLOWED_SUFFIXES:
+                archive.write(file, file.name)
+        for name, arcname in (("README.md", "README.md"), ("config.json", "training_config.json")):
+            if (run.path / name).is_file():
+                archive.write(run.path / name, arcname)
+    return target
+
+
+def _checked_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipInfo, str]]:
+    """(entry, flat file name) for every file, after refusing anything unsafe; folders inside are flattened."""
+    entries = [info for info in archive.infolist() if not info.is_dir()]
+    if not entries:
+        raise ModelZipError(f"{name} is empty.")
+    if len(entries) > MAX_FILES:
+        raise ModelZipError(f"{name} holds {len(entries)} files; a model zip holds at most {MAX_FILES}.")
+    total = sum(info.file_size for info in entries)
+    packed = max(1, sum(info.compress_size for info in entries))
+    if total > MAX_UNPACKED_BYTES or total / packed > MAX_RATIO:
+        raise ModelZipError(
+            f"{name} would unpack to {total / 2**20:.0f} MB from {packed / 2**20:.1f} MB; refused as a zip bomb."
+        )
+    checked, seen = [], set()
+    for info in entries:
+        path = PurePosixPath(info.filename.replace("\\", "/"))
+        if path.is_absolute() or ".." in path.parts or (info.filename[1:2] == ":"):
+            raise ModelZipError(f"{name} has an entry with an unsafe path ({info.filename}); refused.")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise ModelZipError(f"{name} contains a symbolic link ({info.filename}); refused.")
+        if path.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"):
+            raise ModelZipError(
+                f"{name} contains {path.name}, a pickle file that could run code when loaded; "
+                "only safetensors weights are accepted."
+            )
+        if path.suffix not in ALLOWED_SUFFIXES:
+            continue  # neither read nor unpacked
+        if path.name in seen:
+            raise ModelZipError(f"{name} holds two files called {path.name}; keep one model per zip.")
+        seen.add(path.name)
+        checked.append((info, path.name))
+    return checked
+
+
+def import_zip(zip_path: str | Path, dest_root: str | Path | None = None) -> Path:
+    """Unpack an untrusted model zip into a fresh folder and return it; ModelZipError for anything refused."""
+    zip_path = Path(zip_path)
+    name = zip_path.name
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError):
+        raise ModelZipError(f"{name} is not a readable zip file.") from None
+    with archive:
+        members = _checked_members(archive, name)
+        names = {flat for _, flat in members}
+        if "config.json" not in names or "model.safetensors" not in names:
+            raise ModelZipError(
+                f"{name} is not a model exported by KoBERT Demo (it needs config.json and model.safetensors)."
+            )
+        root = Path(dest_root) if dest_root else Path(tempfile.gettempdir())
+        root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="model-", dir=root))
+        try:
+            for info, flat in members:
+                with archive.open(info) as source, (folder / flat).open("wb") as target:
+                    shutil.copyfileobj(source, target, 1024 * 1024)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise ModelZipError(f"{name} is damaged and could not be unpacked ({error}).") from None
+    return folder
+
+
+def load_zip(zip_path: str | Path, dest_root: str | Path | None = None) -> Classifier:
+    """An uploaded model zip as a classifier, read as untrusted input."""
+    folder = import_zip(zip_path, dest_root)
+    try:
+        return load_classifier(folder, trusted=False)
+    except BackboneError as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ModelZipError(f"{Path(zip_path).name}: {error}") from None
