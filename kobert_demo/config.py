@@ -12,6 +12,9 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 # A randomly initialised model learns nothing at KoBERT's fine-tuning rate; this is tiny's default instead.
 TINY_LR = 1e-3
+# CPU mode trains only this many top encoder layers (plus pooler and classifier); the rest run frozen, without
+# autograd. See the README's speed section for what it costs and saves.
+CPU_MODE_LAYERS = 2
 
 
 @dataclass
@@ -34,6 +37,7 @@ class TrainConfig:
     log_interval: int = 200
     seed: int = 42
     precision: str = "auto"
+    cpu_mode: bool = False  # train only the top CPU_MODE_LAYERS layers
 
     @property
     def learning_rate(self) -> float:

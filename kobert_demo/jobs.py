@@ -166,7 +166,7 @@ class JobQueue:
             )
             code = self._process.wait()
         state = json.loads((run.path / "status.json").read_text(encoding="utf-8"))["state"]
-        if state in ("queued", "running"):
+        if state in ("queued", "running", "interrupted"):  # a reader may have seen the dead pid first
             why = "it was killed, most likely for lack of memory" if code in (-9, 137) else f"exit code {code}"
             run.set_status("failed", f"the training process ended without finishing ({why})")
 

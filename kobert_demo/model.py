@@ -80,6 +80,11 @@ def resolve_folder(source: str) -> Path:
         ) from None
 
 
+def _one_line(error: Exception) -> str:
+    """An exception's message on one line (transformers' validation errors span several)."""
+    return " ".join(str(error).split())
+
+
 def _read_config(folder: Path) -> BertConfig:
     path = folder / "config.json"
     if not path.is_file():
@@ -88,12 +93,14 @@ def _read_config(folder: Path) -> BertConfig:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise BackboneError(f"{path} is not valid JSON.") from None
-    if not isinstance(raw, dict) or raw.get("model_type", "bert") != "bert":
+    if not isinstance(raw, dict):
+        raise BackboneError(f"{path} holds no JSON object, so it is not a model config.")
+    if raw.get("model_type", "bert") != "bert":
         raise BackboneError(f"{path} describes a '{raw.get('model_type')}' model; KoBERT Demo needs a BERT model.")
     try:
         config = BertConfig.from_dict(raw)
     except Exception as error:
-        raise BackboneError(f"{path} is not a usable BERT config: {error}") from None
+        raise BackboneError(f"{path} is not a usable BERT config: {_one_line(error)}") from None
     limits = {
         "vocab_size": 250_000,
         "hidden_size": 4096,
@@ -167,7 +174,7 @@ def load_backbone(
     except BackboneError:
         raise
     except Exception as error:
-        raise BackboneError(f"cannot load the weights in {folder}: {error}") from None
+        raise BackboneError(f"cannot load the weights in {folder}: {_one_line(error)}") from None
     return Classifier(model, tokenizer, label_names, source)
 
 
@@ -179,15 +186,29 @@ def load_classifier(folder: str | Path, trusted: bool = True) -> Classifier:
         raise BackboneError(f"{folder} is not a trained classifier: its config names no classes.")
     tokenizer = _tokenizer(folder, config, None, None)
     try:
-        model = BertForSequenceClassification.from_pretrained(folder, **_weights_kwargs(folder, trusted))
+        model, info = BertForSequenceClassification.from_pretrained(
+            folder, output_loading_info=True, **_weights_kwargs(folder, trusted)
+        )
     except BackboneError:
         raise
     except Exception as error:
-        raise BackboneError(f"cannot load the weights in {folder}: {error}") from None
+        raise BackboneError(f"cannot load the weights in {folder}: {_one_line(error)}") from None
+    # A plain backbone (BertModel) loads too, with a random head and BertConfig's default LABEL_0/LABEL_1.
+    if any(key.startswith("classifier.") for key in info["missing_keys"]):
+        raise BackboneError(f"{folder} is not a trained classifier: its weights have no classification head.")
     model.eval()
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     source = getattr(model.config, "kobert_demo_source", str(folder))
     return Classifier(model, tokenizer, label_names, source)
+
+
+def freeze_lower_layers(model: BertForSequenceClassification, trainable: int) -> list[torch.nn.Module]:
+    """Freeze the embeddings and all but the top `trainable` encoder layers; returns the frozen modules."""
+    layers = model.bert.encoder.layer
+    frozen = [model.bert.embeddings, *layers[: max(0, len(layers) - trainable)]]
+    for module in frozen:
+        module.requires_grad_(False)
+    return frozen
 
 
 def save_classifier(classifier: Classifier, folder: str | Path) -> None:

@@ -19,10 +19,10 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import get_cosine_schedule_with_warmup
 
-from .config import TrainConfig
+from .config import CPU_MODE_LAYERS, TrainConfig
 from .data import Splits
 from .metrics import classification_metrics
-from .model import BackboneError, Classifier, describe_source, load_backbone, save_classifier
+from .model import BackboneError, Classifier, describe_source, freeze_lower_layers, load_backbone, save_classifier
 from .runs import Run
 
 MISTAKES_KEPT = 20
@@ -180,26 +180,70 @@ def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+def train_mode(model: torch.nn.Module, frozen: list[torch.nn.Module]) -> None:
+    """Training mode, except frozen layers: they run as fixed feature extractors (no dropout)."""
+    model.train()
+    for module in frozen:
+        module.eval()
+
+
+@dataclass
+class Stepper:
+    """One optimisation step: forward under autocast, backward (scaled for fp16), clip, step, schedule."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    accelerator: Accelerator
+    precision: str
+    max_grad_norm: float
+
+    def __post_init__(self) -> None:
+        self.scaler = torch.amp.GradScaler(self.accelerator.device.type, enabled=self.precision == "fp16")
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, logits) of the batch, after the update."""
+        with autocast(self.accelerator.device, self.precision):
+            out = self.model(**batch)
+        loss = out.loss
+        if not torch.isfinite(loss):
+            raise TrainingError(f"the loss became {loss.item()}")
+        if self.scaler.is_enabled():
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            self.accelerator.backward(loss)
+        self.accelerator.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        if self.scaler.is_enabled():
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach(), out.logits.detach()
+
+
 # --- evaluation ---------------------------------------------------------------------------------------------------
 @torch.inference_mode()
 def evaluate(
-    model: torch.nn.Module, loader, accelerator: Accelerator, precision: str
+    model: torch.nn.Module, loader, accelerator: Accelerator
 ) -> tuple[list[int], list[int], list[int], list[float]]:
-    """(indices, true labels, predicted labels, confidence) over the whole loader, gathered across processes."""
+    """(indices, true labels, predicted labels, confidence) over the whole loader, gathered across processes.
+
+    In fp32 whatever the training precision, so that `evaluate` on the saved model later gives the same numbers.
+    """
     model.eval()
     indices, truth, predicted, confidence = [], [], [], []
     for batch in loader:
         index, labels = batch.pop("index"), batch.pop("labels")
-        with autocast(accelerator.device, precision):
-            logits = model(**batch).logits
-        probs = logits.float().softmax(-1)
+        probs = model(**batch).logits.float().softmax(-1)
         top, pred = probs.max(-1)
         index, labels, pred, top = accelerator.gather_for_metrics((index, labels, pred, top))
         indices += index.tolist()
         truth += labels.tolist()
         predicted += pred.tolist()
         confidence += top.tolist()
-    model.train()
     return indices, truth, predicted, confidence
 
 
@@ -276,6 +320,7 @@ def _train(
     train_loader = make_loader(train_ids, splits.train_labels, config.batch_size, config.seed, True, collate)
     test_loader = make_loader(test_ids, splits.test_labels, config.batch_size * 2, config.seed, False, collate)
     model = classifier.model
+    frozen = freeze_lower_layers(model, CPU_MODE_LAYERS) if config.cpu_mode else []
     optimizer = torch.optim.AdamW(
         decay_groups(model, config.weight_decay),
         lr=config.learning_rate,
@@ -285,7 +330,7 @@ def _train(
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(total_steps * config.warmup_ratio), total_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    optimize = Stepper(model, optimizer, scheduler, accelerator, precision, config.max_grad_norm)
 
     yield StartEvent(
         model=describe_source(config.model), device=str(device), precision=precision,
@@ -297,38 +342,25 @@ def _train(
     # Train
     start, step, best_acc, best_epoch, best_test = time.time(), 0, -1.0, None, None
     stopped = False
-    model.train()
     for epoch in range(1, config.epochs + 1):
+        train_mode(model, frozen)
         loss_sum, correct, seen = 0.0, 0, 0
         for batch_no, batch in enumerate(train_loader, start=1):
             if should_stop():
                 stopped = True
                 break
             batch.pop("index")
-            with autocast(device, precision):
-                out = model(**batch)
-            loss = out.loss
-            if not torch.isfinite(loss):
+            try:
+                loss, logits = optimize(batch)
+            except TrainingError as error:
                 raise TrainingError(
-                    f"the loss became {loss.item()} at epoch {epoch} batch {batch_no}: "
-                    "lower the learning rate or use fp32."
-                )
-            scaler.scale(loss).backward() if scaler.is_enabled() else accelerator.backward(loss)
-            if scaler.is_enabled():
-                scaler.unscale_(optimizer)
-            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            if scaler.is_enabled():
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+                    f"{error} at epoch {epoch} batch {batch_no}: lower the learning rate or use fp32."
+                ) from None
 
             step += 1
             n = len(batch["labels"])
             loss_sum += loss.item() * n
-            correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
+            correct += int((logits.argmax(-1) == batch["labels"]).sum())
             seen += n
             elapsed = time.time() - start
             yield StepEvent(
@@ -342,7 +374,7 @@ def _train(
             break
 
         # Evaluate; keep the best epoch
-        indices, truth, predicted, confidence = evaluate(model, test_loader, accelerator, precision)
+        indices, truth, predicted, confidence = evaluate(model, test_loader, accelerator)
         test = classification_metrics(truth, predicted, splits.label_names)
         best = test["accuracy"] > best_acc
         if best:

@@ -1,0 +1,406 @@
+"""`python -m kobert_demo bench`: the KoBERT tutorial's loop against ours, on KoBERT's exact shape.
+
+Random weights (no hub here), the real tokenizer, the same NSMC rows for every path. Each path runs in its own
+process so that its peak memory is its own. Figures: training sentences/s, one-sentence latency p50/p95, batch
+prediction sentences/s, peak RSS (and GPU memory where there is one), and each one's ratio to the tutorial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+KOBERT_SHAPE = dict(
+    vocab_size=8002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+    max_position_embeddings=512, type_vocab_size=2, pad_token_id=1,
+)  # fmt: skip
+TUTORIAL_MAX_LEN = 64
+TRAIN_PATHS = ("tutorial_train", "full", "cpu_mode")
+PREDICT_PATHS = ("tutorial_predict", "predict_fp32", "predict_int8")
+
+
+# --- the tutorial, as written ---------------------------------------------------------------------------------------
+class TutorialClassifier(nn.Module):
+    """The tutorial's BERTClassifier: pooled output, dropout, linear; the mask built in a Python loop."""
+
+    def __init__(self, bert: nn.Module, num_classes: int = 2, dr_rate: float = 0.5) -> None:
+        super().__init__()
+        self.bert = bert
+        self.classifier = nn.Linear(bert.config.hidden_size, num_classes)
+        self.dropout = nn.Dropout(p=dr_rate)
+
+    def gen_attention_mask(self, token_ids: torch.Tensor, valid_length: torch.Tensor) -> torch.Tensor:
+        attention_mask = torch.zeros_like(token_ids)
+        for i, v in enumerate(valid_length):
+            attention_mask[i][:v] = 1
+        return attention_mask.float()
+
+    def forward(self, token_ids: torch.Tensor, valid_length: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
+        attention_mask = self.gen_attention_mask(token_ids, valid_length)
+        pooler = self.bert(
+            input_ids=token_ids, token_type_ids=segment_ids.long(), attention_mask=attention_mask
+        ).pooler_output
+        return self.classifier(self.dropout(pooler))
+
+
+def tutorial_batch(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BERTSentenceTransform(max_len=64, pad=True): every row padded to 64."""
+    ids = tokenizer.encode_batch(texts, TUTORIAL_MAX_LEN)
+    token_ids = np.full((len(ids), TUTORIAL_MAX_LEN), tokenizer.pad_id, dtype=np.int32)
+    for row, seq in enumerate(ids):
+        token_ids[row, : len(seq)] = seq
+    valid = np.array([len(seq) for seq in ids], dtype=np.int32)
+    return torch.tensor(token_ids).long(), torch.tensor(valid), torch.zeros(token_ids.shape, dtype=torch.int32)
+
+
+def tutorial_model(folder: Path, num_classes: int = 2) -> TutorialClassifier:
+    from transformers import BertModel
+
+    return TutorialClassifier(BertModel.from_pretrained(folder), num_classes)
+
+
+def tutorial_train_steps(model: TutorialClassifier, tokenizer, texts, labels, batch_size: int, lr: float = 5e-5):
+    """The tutorial's training loop (fp32, padded to 64), yielding after every step."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    no_decay = ["bias", "LayerNorm.weight"]
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
+            "weight_decay": 0.01,
+        },
+        {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    total = (len(texts) + batch_size - 1) // batch_size
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(total * 0.1), total)
+    model.train()
+    for start in range(0, len(texts), batch_size):
+        optimizer.zero_grad()
+        token_ids, valid_length, segment_ids = tutorial_batch(tokenizer, texts[start : start + batch_size])
+        label = torch.tensor(labels[start : start + batch_size])
+        out = model(token_ids, valid_length, segment_ids)
+        loss = loss_fn(out, label)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1)
+        optimizer.step()
+        scheduler.step()
+        yield len(label)
+
+
+# --- workers: one path per process ----------------------------------------------------------------------------------
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _gpu_peak_mb() -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+
+
+def _timed_train(step_sizes, warmup: int) -> float:
+    """Sentences per second over the steps after `warmup` steps."""
+    done, start = 0, None
+    for i, n in enumerate(step_sizes):
+        if i == warmup - 1:
+            start = time.perf_counter()
+        elif i >= warmup:
+            done += n
+    return done / (time.perf_counter() - start)
+
+
+def _ours_train_steps(folder: Path, texts, labels, batch_size: int, cpu_mode: bool):
+    from transformers import get_cosine_schedule_with_warmup
+
+    from .config import CPU_MODE_LAYERS
+    from .model import freeze_lower_layers, load_backbone
+    from .train import (
+        Collator,
+        Stepper,
+        decay_groups,
+        make_accelerator,
+        make_loader,
+        resolve_precision,
+        train_mode,
+    )  # fmt: skip
+
+    accelerator = make_accelerator()
+    classifier = load_backbone(str(folder), ["0", "1"], 0.5, "gluonnlp", TUTORIAL_MAX_LEN)
+    model = classifier.model
+    frozen = freeze_lower_layers(model, CPU_MODE_LAYERS) if cpu_mode else []
+    ids = classifier.tokenizer.encode_batch(texts, TUTORIAL_MAX_LEN)
+    loader = make_loader(ids, labels, batch_size, 0, True, Collator(classifier))
+    device = accelerator.device
+    optimizer = torch.optim.AdamW(decay_groups(model, 0.01), lr=5e-5, fused=device.type in ("cpu", "cuda"))
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(len(loader) * 0.1), len(loader))
+    optimize = Stepper(model, optimizer, scheduler, accelerator, resolve_precision("auto", device), 1.0)
+    train_mode(model, frozen)
+    for batch in loader:
+        batch.pop("index")
+        optimize(batch)
+        yield len(batch["labels"])
+
+
+def _latencies(predict_one, sentences: list[str]) -> tuple[float, float]:
+    predict_one(sentences[0])  # warm-up
+    times = []
+    for sentence in sentences:
+        start = time.perf_counter()
+        predict_one(sentence)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def run_worker(path: str, folder: Path, texts: list[str], labels: list[int], args: argparse.Namespace) -> dict:
+    """Measure one path in this process."""
+    from .tokenizer import KoBertTokenizer
+
+    torch.manual_seed(0)
+    tokenizer = KoBertTokenizer.from_folder(folder)
+    train_texts, train_labels = texts[: args.train_rows], labels[: args.train_rows]
+    warmup = 1
+    result: dict = {}
+    if path == "tutorial_train":
+        model = tutorial_model(folder)
+        result["train_sentences_per_s"] = _timed_train(
+            tutorial_train_steps(model, tokenizer, train_texts, train_labels, args.batch_size), warmup
+        )
+    elif path in ("full", "cpu_mode"):
+        steps = _ours_train_steps(folder, train_texts, train_labels, args.batch_size, path == "cpu_mode")
+        result["train_sentences_per_s"] = _timed_train(steps, warmup)
+    elif path == "tutorial_predict":
+        model = tutorial_model(folder).eval()
+
+        def predict_tutorial(batch_texts):  # the tutorial's evaluation: padded to 64, autograd on
+            return model(*tutorial_batch(tokenizer, batch_texts)).softmax(-1)
+
+        one = texts[-args.latency_sentences :]
+        result["predict_p50_ms"], result["predict_p95_ms"] = _latencies(lambda s: predict_tutorial([s]), one)
+        batch = texts[-args.predict_rows :]
+        start = time.perf_counter()
+        for i in range(0, len(batch), 64):
+            predict_tutorial(batch[i : i + 64])
+        result["batch_predict_sentences_per_s"] = len(batch) / (time.perf_counter() - start)
+    else:
+        from .predict import Predictor
+
+        backend = "int8" if path == "predict_int8" else "torch"
+        predictor = Predictor.load(_classifier_folder(folder), backend=backend)
+        one = texts[-args.latency_sentences :]
+        result["predict_p50_ms"], result["predict_p95_ms"] = _latencies(lambda s: predictor.predict_proba([s]), one)
+        batch = texts[-args.predict_rows :]
+        start = time.perf_counter()
+        predictor.predict_proba(batch)
+        result["batch_predict_sentences_per_s"] = len(batch) / (time.perf_counter() - start)
+        result["peak_rss_mb"] = _peak_rss_mb()  # what serving this model costs
+        if path == "predict_int8":
+            reference = Predictor.load(_classifier_folder(folder), backend="torch").predict_proba(batch)
+            result["max_prob_diff_vs_fp32"] = float(np.abs(reference - predictor.predict_proba(batch)).max())
+    result.setdefault("peak_rss_mb", _peak_rss_mb())
+    if (gpu := _gpu_peak_mb()) is not None:
+        result["peak_gpu_mb"] = gpu
+    return result
+
+
+def _classifier_folder(folder: Path) -> Path:
+    """A 2-class classifier on the KoBERT-shaped backbone, saved once beside it (what the app would serve)."""
+    target = folder.parent / "classifier"
+    if not (target / "model.safetensors").is_file():
+        from .model import load_backbone, save_classifier
+
+        save_classifier(load_backbone(str(folder), ["부정", "긍정"], 0.5), target)
+    return target
+
+
+# --- accuracy: the fast path must learn as well as the tutorial's loop --------------------------------------------
+def accuracy_check(args: argparse.Namespace) -> dict:
+    """Train `tiny` for one epoch with the tutorial's loop and with ours on the same rows; test accuracy of each."""
+    from transformers import BertConfig, BertModel
+
+    from .config import TINY_LR, TrainConfig
+    from .data import Splits, read_table
+    from .model import TINY_SHAPE, train_tiny_tokenizer
+    from .train import train
+
+    train_table, test_table = read_table(args.data), read_table(args.accuracy_test)
+    n, m = args.accuracy_rows, args.accuracy_rows // 4
+    names = sorted(set(train_table.labels))
+    splits = Splits(
+        train_table.texts[:n], [names.index(x) for x in train_table.labels[:n]],
+        test_table.texts[:m], [names.index(x) for x in test_table.labels[:m]], names, "file",
+    )  # fmt: skip
+    result = {"train_rows": n, "test_rows": m, "epochs": 1}
+    start = time.perf_counter()
+    done = [e for e in train(TrainConfig(model="tiny", epochs=1, seed=args.seed), splits) if e.type == "done"]
+    result["ours_accuracy"] = done[0].test["accuracy"]
+    result["ours_seconds"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    torch.manual_seed(args.seed)
+    tokenizer = train_tiny_tokenizer(splits.train_texts, "gluonnlp", TUTORIAL_MAX_LEN)
+    bert = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id, **TINY_SHAPE))
+    model = TutorialClassifier(bert, len(names))
+    for _ in tutorial_train_steps(model, tokenizer, splits.train_texts, splits.train_labels, 64, lr=TINY_LR):
+        pass
+    model.eval()
+    correct = 0
+    for i in range(0, m, 256):
+        out = model(*tutorial_batch(tokenizer, splits.test_texts[i : i + 256]))
+        correct += int((out.argmax(-1) == torch.tensor(splits.test_labels[i : i + 256])).sum())
+    result["tutorial_accuracy"] = correct / m
+    result["tutorial_seconds"] = time.perf_counter() - start
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
+
+
+# --- the driver -----------------------------------------------------------------------------------------------------
+def build_backbone(kobert_dir: Path, folder: Path) -> Path:
+    """KoBERT's exact shape with random weights, and the real KoBERT tokenizer files."""
+    from transformers import BertConfig, BertModel
+
+    from .tokenizer import KoBertTokenizer
+
+    torch.manual_seed(0)
+    BertModel(BertConfig(**KOBERT_SHAPE)).save_pretrained(folder)
+    tokenizer = KoBertTokenizer.from_files(
+        kobert_dir / "tokenizer_78b3253a26.model", kobert_dir / "kobertvocab_f38b8a4d6d.json"
+    )
+    tokenizer.save(folder)
+    return folder
+
+
+def read_rows(data: Path, n: int) -> tuple[list[str], list[int]]:
+    from .data import read_table
+
+    table = read_table(data)
+    return table.texts[:n], [int(label) for label in table.labels[:n]]
+
+
+def machine() -> dict:
+    from .train import cpu_has_bf16
+
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "bf16_cpu": cpu_has_bf16(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    try:
+        model_name = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+        info["cpu"] = model_name
+    except (OSError, StopIteration):
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def ratios(tutorial: dict, ours: dict) -> dict:
+    out = {
+        "train_full": ours["full"]["train_sentences_per_s"] / tutorial["train_sentences_per_s"],
+        "train_cpu_mode": ours["cpu_mode"]["train_sentences_per_s"] / tutorial["train_sentences_per_s"],
+        "predict_p50": tutorial["predict_p50_ms"] / ours["predict_fp32"]["predict_p50_ms"],
+        "predict_p50_int8": tutorial["predict_p50_ms"] / ours["predict_int8"]["predict_p50_ms"],
+        "batch_predict": ours["predict_fp32"]["batch_predict_sentences_per_s"]
+        / tutorial["batch_predict_sentences_per_s"],
+        "batch_predict_int8": ours["predict_int8"]["batch_predict_sentences_per_s"]
+        / tutorial["batch_predict_sentences_per_s"],
+    }
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+def table(report: dict) -> str:
+    rows = [("tutorial (train + predict)", {**report["tutorial"]})] + list(report["ours"].items())
+    header = "| path | train sent/s | predict p50 ms | p95 ms | batch predict sent/s | peak RSS MB |"
+    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+
+    def cell(value: float | None, digits: int = 1) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {cell(r.get('train_sentences_per_s'))} | {cell(r.get('predict_p50_ms'))} | "
+            f"{cell(r.get('predict_p95_ms'))} | {cell(r.get('batch_predict_sentences_per_s'))} | "
+            f"{cell(r.get('peak_rss_mb'), 0)} |"
+        )
+    lines.append("")
+    lines.append("ratios to the tutorial: " + ", ".join(f"{k} {v}x" for k, v in report["ratios"].items()))
+    m = report["machine"]
+    lines.append(f"machine: {m['cpu']}, {m['cores']} cores, bf16 {m['bf16_cpu']}, torch {m['torch']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kobert_demo bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--kobert-dir", default="../shared/kobert", help="the KoBERT tokenizer files")
+    parser.add_argument("--data", default="../shared/data/nsmc/train.tsv", help="NSMC rows to use")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--train-rows", type=int, default=256, help="rows per training path (first batch is warm-up)")
+    parser.add_argument("--latency-sentences", type=int, default=30)
+    parser.add_argument("--predict-rows", type=int, default=256)
+    parser.add_argument("--paths", default=",".join(TRAIN_PATHS + PREDICT_PATHS))
+    parser.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="instead: train tiny one epoch with the tutorial's loop and with ours, and compare test accuracy",
+    )
+    parser.add_argument("--accuracy-test", default="../shared/data/nsmc/test.tsv")
+    parser.add_argument("--accuracy-rows", type=int, default=40_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.accuracy:
+        report = accuracy_check(args)
+        print(json.dumps(report, indent=2 if not args.json else None))
+        return 0
+    n_rows = max(args.train_rows, args.predict_rows, args.latency_sentences) * 2
+    texts, labels = read_rows(Path(args.data), n_rows)
+    if args.worker:
+        print(json.dumps(run_worker(args.worker, Path(args.folder), texts, labels, args)))
+        return 0
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="kobert-bench-") as tmp:
+        folder = build_backbone(Path(args.kobert_dir), Path(tmp) / "backbone")
+        for path in args.paths.split(","):
+            print(f"bench: {path} ...", file=sys.stderr, flush=True)
+            command = [sys.executable, "-m", "kobert_demo", "bench", "--worker", path, "--folder", str(folder)]
+            command += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("data", "batch_size", "train_rows")]
+            command += [f"--latency-sentences={args.latency_sentences}", f"--predict-rows={args.predict_rows}"]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode:
+                print(done.stderr, file=sys.stderr)
+                raise SystemExit(f"error: bench path {path} failed")
+            results[path] = json.loads(done.stdout.strip().splitlines()[-1])
+    halves = [results.pop(p) for p in ("tutorial_train", "tutorial_predict") if p in results]
+    tutorial = {k: v for half in halves for k, v in half.items()}
+    if halves:
+        tutorial["peak_rss_mb"] = max(half["peak_rss_mb"] for half in halves)
+    report = {"tutorial": tutorial, "ours": results, "machine": machine()}
+    try:
+        report["ratios"] = ratios(tutorial, results)
+    except KeyError:
+        report["ratios"] = {}
+    print(json.dumps(report, indent=2) if args.json else table(report))
+    return 0

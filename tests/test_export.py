@@ -1,0 +1,133 @@
+"""Model zips: exports load everywhere; hostile uploads are refused before anything is read."""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from transformers import BertForSequenceClassification
+
+from kobert_demo.export import ModelZipError, export_zip, import_zip, load_zip
+from kobert_demo.predict import Predictor
+from kobert_demo.runs import Run, RunError
+
+SENTENCES = ["정말 재미있는 영화였어요", "시간 낭비, 최악이다", "그냥 그랬다"]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory) -> Path:
+    run_path, _ = trained_run
+    return export_zip(Run(run_path), tmp_path_factory.mktemp("export"))
+
+
+def _zip(path: Path, files: dict[str, bytes], symlinks: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        for name, target in (symlinks or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
+    return path
+
+
+def _members(exported: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(exported) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_export_holds_only_safe_files(exported):
+    names = set(_members(exported))
+    assert {"config.json", "model.safetensors", "kobert_tokenizer.json", "README.md"} <= names
+    assert all(Path(n).suffix in (".safetensors", ".json", ".model", ".md", ".txt") for n in names)
+
+
+def test_export_loads_in_predictor_and_plain_transformers(exported, trained_run, tmp_path):
+    run_path, _ = trained_run
+    original = Predictor.load(run_path).predict_proba(SENTENCES)
+    reloaded = Predictor(load_zip(exported, tmp_path)).predict_proba(SENTENCES)
+    np.testing.assert_allclose(reloaded, original, atol=1e-6)
+
+    folder = import_zip(exported, tmp_path)
+    model = BertForSequenceClassification.from_pretrained(folder)
+    assert model.config.id2label == {0: "0", 1: "1"}
+
+
+def test_export_refuses_a_run_without_model(tmp_path):
+    from kobert_demo.config import TrainConfig
+
+    run = Run.create(tmp_path / "run", TrainConfig(model="tiny"), ["a", "b"], {})
+    with pytest.raises(RunError, match="no model"):
+        export_zip(run, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [("../evil.json", "unsafe path"), ("/etc/evil.json", "unsafe path"), ("C:/evil.json", "unsafe path")],
+)
+def test_path_traversal_refused(exported, tmp_path, entry, message):
+    hostile = _zip(tmp_path / "hostile.zip", {**_members(exported), entry: b"{}"})
+    with pytest.raises(ModelZipError, match=message):
+        import_zip(hostile, tmp_path / "out")
+    assert not (tmp_path / "evil.json").exists()
+
+
+def test_symlink_refused(exported, tmp_path):
+    hostile = _zip(tmp_path / "link.zip", _members(exported), symlinks={"vocab.json": "/etc/passwd"})
+    with pytest.raises(ModelZipError, match="symbolic link"):
+        import_zip(hostile, tmp_path / "out")
+
+
+def test_pickle_refused(exported, tmp_path):
+    files = {k: v for k, v in _members(exported).items() if k != "model.safetensors"}
+    hostile = _zip(tmp_path / "pickle.zip", {**files, "pytorch_model.bin": b"\x80\x04cos\nsystem\n."})
+    with pytest.raises(ModelZipError, match="pickle"):
+        import_zip(hostile, tmp_path / "out")
+
+
+def test_zip_bomb_refused(tmp_path):
+    bomb = _zip(tmp_path / "bomb.zip", {"config.json": b"{}", "model.safetensors": b"\0" * (50 * 1024 * 1024)})
+    with pytest.raises(ModelZipError, match="zip bomb"):
+        import_zip(bomb, tmp_path / "out")
+
+
+def test_too_many_files_refused(tmp_path):
+    many = _zip(tmp_path / "many.zip", {f"f{i}.json": b"{}" for i in range(60)})
+    with pytest.raises(ModelZipError, match="at most"):
+        import_zip(many, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not a zip at all", "not a readable zip"), (b"PK\x03\x04broken", "not a readable zip")],
+)
+def test_broken_zip_refused(tmp_path, content, message):
+    path = tmp_path / "broken.zip"
+    path.write_bytes(content)
+    with pytest.raises(ModelZipError, match=message):
+        import_zip(path, tmp_path / "out")
+
+
+def test_zip_without_model_refused(tmp_path):
+    path = _zip(tmp_path / "notes.zip", {"README.md": b"# hi"})
+    with pytest.raises(ModelZipError, match="needs config.json and model.safetensors"):
+        import_zip(path, tmp_path / "out")
+
+
+def test_hostile_config_refused_before_weights(exported, tmp_path):
+    files = _members(exported)
+    files["config.json"] = b'{"model_type": "bert", "vocab_size": 10000000000, "num_labels": 2}'
+    path = _zip(tmp_path / "huge.zip", files)
+    with pytest.raises(ModelZipError, match="vocab_size"):
+        load_zip(path, tmp_path / "out")
+
+
+def test_tokenizer_settings_cannot_point_outside(exported, tmp_path):
+    files = _members(exported)
+    files["kobert_tokenizer.json"] = b'{"spm_file": "../../../etc/passwd", "mode": "gluonnlp", "max_len": 64}'
+    path = _zip(tmp_path / "escape.zip", files)
+    with pytest.raises(ModelZipError):
+        load_zip(path, tmp_path / "out")

@@ -1,0 +1,159 @@
+"""The job queue: one job at a time in child processes, failures contained, kills survived, stops honoured."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, sample_rows, write_tsv
+
+from kobert_demo.config import TrainConfig
+from kobert_demo.data import DataError
+from kobert_demo.jobs import JobQueue, is_owner, owner_id, request_stop
+from kobert_demo.predict import Predictor
+from kobert_demo.runs import Run
+
+FINISHED = {"done", "stopped", "failed", "interrupted"}
+
+
+def wait_for(predicate, timeout: float = 180, every: float = 0.3):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture
+def small_file(tmp_path) -> Path:
+    return write_tsv(tmp_path / "small.tsv", sample_rows("nsmc/sample_train.tsv", 60))
+
+
+@pytest.fixture
+def queue(tmp_path):
+    jobs = JobQueue(tmp_path / "runs", poll_s=0.1).start()
+    yield jobs
+    jobs.close()
+
+
+def test_jobs_run_one_at_a_time_in_order(queue, small_file):
+    config = TrainConfig(model="tiny", epochs=1, batch_size=16)
+    first = queue.submit(config, small_file, owner=owner_id("alice"))
+    second = queue.submit(config, small_file, owner=owner_id("bob"))
+    assert queue.position(second) in (1, 2)
+    seen_running = set()
+
+    def both_finished():
+        states = {first.status()["state"], second.status()["state"]}
+        seen_running.add(tuple(sorted(r.name for r in (first, second) if r.status()["state"] == "running")))
+        return states <= FINISHED
+
+    wait_for(both_finished)
+    assert all(len(names) <= 1 for names in seen_running), "two jobs ran at once"
+    assert first.status()["state"] == second.status()["state"] == "done"
+    assert first.config()["created"] < second.config()["created"]
+    assert Predictor.load(first.path).predict(["재밌다"])[0].keys() == {"0", "1"}
+
+
+def test_a_failing_job_is_reported_and_the_next_one_runs(queue, small_file):
+    broken = queue.submit(TrainConfig(model="no/such-model-offline", epochs=1), small_file)
+    fine = queue.submit(TrainConfig(model="tiny", epochs=1, batch_size=16), small_file)
+    wait_for(lambda: fine.status()["state"] in FINISHED)
+    status = broken.status()
+    assert status["state"] == "failed"
+    assert "no/such-model-offline" in status["reason"]
+    assert fine.status()["state"] == "done"
+
+
+def test_bad_data_is_refused_before_a_run_exists(queue, tmp_path):
+    one_class = tmp_path / "one.tsv"
+    one_class.write_text("document\tlabel\n좋다\t1\n최고\t1\n", encoding="utf-8")
+    with pytest.raises(DataError, match="only one class"):
+        queue.submit(TrainConfig(model="tiny"), one_class)
+    assert not any((tmp_path / "runs").glob("*/status.json"))
+
+
+def test_stop_a_queued_job(tmp_path, small_file):
+    jobs = JobQueue(tmp_path / "runs")  # not started: everything stays queued
+    run = jobs.submit(TrainConfig(model="tiny"), small_file)
+    request_stop(run)
+    assert run.status()["state"] == "stopped"
+    assert jobs.position(run) is None
+
+
+def test_stop_a_running_job_keeps_a_clean_state(queue, tmp_path):
+    big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/sample_train.tsv", 1000))
+    run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
+    wait_for(lambda: any(e["type"] == "step" for e in run.events()))
+    request_stop(run)
+    wait_for(lambda: run.status()["state"] in FINISHED, timeout=60)
+    status = run.status()
+    assert status["state"] == "stopped"
+    assert not run.has_model and "no model" in status["reason"]
+    assert run.events()[-1]["type"] == "done"
+
+
+def test_killed_child_is_marked_failed(queue, tmp_path):
+    big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/sample_train.tsv", 1000))
+    run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
+    wait_for(lambda: any(e["type"] == "step" for e in run.events()))
+    os.kill(run.status()["pid"], signal.SIGKILL)
+    wait_for(lambda: run.status()["state"] in FINISHED, timeout=60)
+    assert run.status()["state"] == "failed"
+    assert "killed" in run.status()["reason"]
+
+
+def test_kill_9_mid_training_leaves_the_last_epoch_usable(tmp_path):
+    """A server-less training process killed after its first epoch: the run reads `interrupted`, model usable."""
+    data = write_tsv(tmp_path / "data.tsv", sample_rows("nsmc/sample_train.tsv", 400))
+    out = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "kobert_demo", "train", str(data), "--model", "tiny", "--epochs", "50"]
+    process = subprocess.Popen(
+        [*command, "--batch-size", "8", "--quiet", "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (out / "model" / "model.safetensors").exists() and Run(out).final_metrics())
+    finally:
+        process.kill()
+        process.wait()
+    status = Run(out).status()
+    assert status["state"] == "interrupted"
+    assert "kept" in status["reason"]
+    assert len(Predictor.load(out).predict(["최고의 영화"])) == 1
+
+
+def test_owner_is_a_hash_and_checked(tmp_path, small_file):
+    jobs = JobQueue(tmp_path / "runs")
+    run = jobs.submit(TrainConfig(model="tiny"), small_file, owner=owner_id("alice-token"))
+    assert "alice-token" not in (run.path / "config.json").read_text(encoding="utf-8")
+    assert is_owner(run, "alice-token")
+    assert not is_owner(run, "bob-token")
+    assert not is_owner(run, "")
+
+
+def test_unguessable_run_names(tmp_path, small_file):
+    jobs = JobQueue(tmp_path / "runs")
+    names = {jobs.submit(TrainConfig(model="tiny"), small_file).name for _ in range(3)}
+    assert len(names) == 3
+    assert all(len(name.split("-")[-1]) >= 16 for name in names)
+
+
+def test_queued_runs_survive_a_restart(tmp_path, small_file):
+    waiting = JobQueue(tmp_path / "runs").submit(TrainConfig(model="tiny", epochs=1, batch_size=16), small_file)
+    restarted = JobQueue(tmp_path / "runs", poll_s=0.1).start()
+    try:
+        wait_for(lambda: waiting.status()["state"] in FINISHED)
+    finally:
+        restarted.close()
+    assert waiting.status()["state"] == "done"
