@@ -75,6 +75,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar = None
     failed = None
     for event in train(config, splits, args.out, meta=meta):
+        if not is_main_process():  # under torchrun/accelerate launch only the main process reports
+            failed = event.message if event.type == "error" else failed
+            continue
         if event.type == "start":
             print(
                 f"model {event.model} | {event.device} {event.precision} | {event.processes} process(es) | "
@@ -107,6 +110,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if failed:
         raise UserError(failed)
     return 0
+
+
+def is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
 
 
 # --- evaluate -----------------------------------------------------------------------------------------------------

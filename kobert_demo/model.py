@@ -153,7 +153,7 @@ def load_backbone(
     if source == TINY:
         if not train_texts:
             raise BackboneError("the tiny backbone needs the training texts to learn its vocabulary from.")
-        tokenizer = train_tiny_tokenizer(train_texts, tokenizer_mode or "gluonnlp", max_len or 64)
+        tokenizer = train_tiny_tokenizer(train_texts, tokenizer_mode or "gluonnlp", max_len or 64, seed)
         config = BertConfig(
             vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id, classifier_dropout=dropout,
             num_labels=len(label_names), **TINY_SHAPE, **labels,
@@ -219,9 +219,13 @@ def save_classifier(classifier: Classifier, folder: str | Path) -> None:
     classifier.tokenizer.save(folder)
 
 
-def train_tiny_tokenizer(texts: list[str], mode: str, max_len: int) -> KoBertTokenizer:
-    """A SentencePiece model learnt from the training texts, with KoBERT's special ids ([PAD]=1 [CLS]=2 [SEP]=3)."""
+def train_tiny_tokenizer(texts: list[str], mode: str, max_len: int, seed: int = 42) -> KoBertTokenizer:
+    """A SentencePiece model learnt from the training texts, with KoBERT's special ids ([PAD]=1 [CLS]=2 [SEP]=3).
+
+    Seeded, so that every process of a multi-process run learns the very same vocabulary.
+    """
     proto = io.BytesIO()
+    spm.set_random_generator_seed(seed)
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts),
         model_writer=proto,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from transformers import get_cosine_schedule_with_warmup
 
 from .config import CPU_MODE_LAYERS, TrainConfig
@@ -234,16 +234,16 @@ def evaluate(
     In fp32 whatever the training precision, so that `evaluate` on the saved model later gives the same numbers.
     """
     model.eval()
-    indices, truth, predicted, confidence = [], [], [], []
+    rows: dict[int, tuple[int, int, float]] = {}
     for batch in loader:
         index, labels = batch.pop("index"), batch.pop("labels")
-        probs = model(**batch).logits.float().softmax(-1)
-        top, pred = probs.max(-1)
-        index, labels, pred, top = accelerator.gather_for_metrics((index, labels, pred, top))
-        indices += index.tolist()
-        truth += labels.tolist()
-        predicted += pred.tolist()
-        confidence += top.tolist()
+        top, pred = model(**batch).logits.float().softmax(-1).max(-1)
+        rows.update(zip(index.tolist(), zip(labels.tolist(), pred.tolist(), top.tolist())))
+    if accelerator.num_processes > 1:
+        # Shards differ in size and some rows repeat to even them out: gather as objects, keep each row once.
+        rows = {i: row for shard in gather_object([rows]) for i, row in shard.items()}
+    indices = sorted(rows)
+    truth, predicted, confidence = (list(column) for column in zip(*(rows[i] for i in indices)))
     return indices, truth, predicted, confidence
 
 
@@ -317,7 +317,9 @@ def _train(
 
     # Dataloaders, optimizer, schedule
     collate = Collator(classifier)
-    train_loader = make_loader(train_ids, splits.train_labels, config.batch_size, config.seed, True, collate)
+    # The batch size is the global one, as in the tutorial: N processes take batch_size / N rows each.
+    per_process = max(1, config.batch_size // accelerator.num_processes)
+    train_loader = make_loader(train_ids, splits.train_labels, per_process, config.seed, True, collate)
     test_loader = make_loader(test_ids, splits.test_labels, config.batch_size * 2, config.seed, False, collate)
     model = classifier.model
     frozen = freeze_lower_layers(model, CPU_MODE_LAYERS) if config.cpu_mode else []
@@ -367,13 +369,16 @@ def _train(
                 epoch=epoch, batch=batch_no, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                 loss=round(loss.item(), 6), train_acc=round(correct / seen, 6), lr=scheduler.get_last_lr()[0],
                 elapsed=round(elapsed, 3), eta=round(elapsed / step * (total_steps - step), 1),
-                sentences_per_s=round(step * config.batch_size * accelerator.num_processes / elapsed, 2),
+                sentences_per_s=round(step * per_process * accelerator.num_processes / elapsed, 2),
                 logged=(batch_no - 1) % config.log_interval == 0,
             )  # fmt: skip
         if stopped:
             break
 
         # Evaluate; keep the best epoch
+        loss_sum, correct, seen = accelerator.reduce(
+            torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device), "sum"
+        ).tolist()
         indices, truth, predicted, confidence = evaluate(model, test_loader, accelerator)
         test = classification_metrics(truth, predicted, splits.label_names)
         best = test["accuracy"] > best_acc

@@ -1,0 +1,44 @@
+"""`torchrun --nproc_per_node 2 -m kobert_demo train`: two CPU processes (gloo) that really cooperate."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import DATA, REPO
+
+from kobert_demo.runs import Run
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # what `torchrun` runs
+
+
+def train(tmp_path, name: str, launcher: list[str]) -> Run:
+    out = tmp_path / name
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = ["train", str(DATA / "nsmc/sample_train.tsv"), "--test", str(DATA / "nsmc/sample_test.tsv")]
+    args += ["--model", "tiny", "--epochs", "3", "--seed", "7", "--quiet", "--out", str(out)]
+    done = subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Run(out)
+
+
+def test_two_processes_cooperate_and_match_one(tmp_path):
+    two = train(tmp_path, "two", [*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29533", "-m", "kobert_demo"])
+    one = train(tmp_path, "one", [sys.executable, "-m", "kobert_demo"])
+
+    events = two.events()
+    starts = [e for e in events if e["type"] == "start"]
+    assert len(starts) == 1 and starts[0]["processes"] == 2  # one writer, and both joined the process group
+    assert two.config()["processes"] == 2
+    assert "processes: 2" in (two.path / "README.md").read_text(encoding="utf-8")
+    assert two.status()["state"] == "done" and two.has_model
+
+    # The global batch stays 64: both runs take the same number of steps, and every test row counts once.
+    steps = lambda run: [e for e in run.events() if e["type"] == "step"]  # noqa: E731
+    assert len(steps(two)) == len(steps(one))
+    assert steps(two)[-1]["step"] == steps(one)[-1]["step"]
+    for epoch in (e for e in events if e["type"] == "epoch"):
+        assert epoch["test"]["n"] == 500
+        assert sum(map(sum, epoch["test"]["confusion_matrix"])) == 500
+    assert abs(two.final_metrics()["accuracy"] - one.final_metrics()["accuracy"]) < 0.08
