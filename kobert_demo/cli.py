@@ -151,26 +151,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --- predict ------------------------------------------------------------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .data import read_texts
     from .predict import Predictor
 
     if bool(args.texts) == bool(args.file):
         raise UserError("give either sentences or --file FILE (with --out CSV), not both or neither.")
     if args.file and not args.out:
         raise UserError("--file needs --out CSV: where to write the probabilities.")
+    if args.file:
+        return predict_file(args)
     predictor = Predictor.load(args.run, backend=args.backend)
     names = predictor.label_names
-    if args.file:
-        import pandas as pd
-
-        texts = read_texts(args.file, args.text_col)
-        probs = predictor.predict_proba(texts)
-        table = pd.DataFrame({"text": texts, "label": [names[i] for i in probs.argmax(1)]})
-        for j, name in enumerate(names):
-            table[f"p_{name}"] = probs[:, j].round(6)
-        table.to_csv(args.out, index=False, encoding="utf-8")
-        print(f"wrote {len(texts)} predictions to {args.out}", file=sys.stderr)
-        return 0
     probs = predictor.predict_proba(args.texts)
     rows = [
         {"text": t, "label": names[int(p.argmax())], "probabilities": dict(zip(names, p.round(6).tolist()))}
@@ -183,6 +173,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
         ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])
         print(f"{row['label']}\t" + "  ".join(f"{k} {v:.3f}" for k, v in ranked) + f"\t{row['text']}")
     return 0
+
+
+def predict_file(args: argparse.Namespace) -> int:
+    """Stream a file through the model; under accelerate launch/torchrun the processes share the chunks."""
+    from accelerate import PartialState
+
+    from .bulk import merge_parts, predict_file
+    from .predict import Predictor
+
+    state = PartialState(cpu=not _has_gpu())
+    device = str(state.device) if state.device.type != "cpu" else None
+    predictor = Predictor.load(args.run, backend=args.backend, device=device)
+    predict_file(
+        predictor, args.file, args.out, args.text_col, resume=args.resume, chunk_rows=args.chunk_rows,
+        rank=state.process_index, world=state.num_processes, progress=not args.quiet,
+    )  # fmt: skip
+    state.wait_for_everyone()
+    if state.num_processes > 1 and state.is_main_process:
+        merge_parts(args.out, state.num_processes, predictor.label_names, args.chunk_rows)
+    return 0
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
 # --- tokenize -----------------------------------------------------------------------------------------------------
@@ -285,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="a file of sentences (a table with a text column, or one sentence per line)")
     p.add_argument("--text-col", help="the text column of --file (default: detected)")
     p.add_argument("--out", help="the CSV to write for --file")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted --file run into the same --out")
+    p.add_argument("--chunk-rows", type=int, default=4096, help="rows read, predicted and written at a time")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--backend",
         default="auto",

@@ -40,20 +40,26 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class Predictor:
-    def __init__(self, classifier: Classifier, batch_size: int = 64, backend: str = "torch") -> None:
+    def __init__(
+        self, classifier: Classifier, batch_size: int = 64, backend: str = "torch", device: str | None = None
+    ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.classifier = classifier
         model = classifier.model.eval()
+        if device is not None:
+            model.to(device)
         self.backend = resolve_backend(backend, next(model.parameters()).device)
         self.model = quantize_int8(model) if self.backend == "int8" else model
         self.tokenizer = classifier.tokenizer
         self.batch_size = batch_size
 
     @classmethod
-    def load(cls, path: str | Path, trusted: bool = True, backend: str = "torch") -> Predictor:
+    def load(
+        cls, path: str | Path, trusted: bool = True, backend: str = "torch", device: str | None = None
+    ) -> Predictor:
         """From a run folder or a model folder (a run's `model/` or an unpacked export)."""
-        return cls(load_classifier(model_folder(path), trusted=trusted), backend=backend)
+        return cls(load_classifier(model_folder(path), trusted=trusted), backend=backend, device=device)
 
     @property
     def label_names(self) -> list[str]:

@@ -1,0 +1,138 @@
+"""Bulk prediction: streamed in chunks, in input order, resumable, flat memory, split across processes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DATA, REPO
+
+from kobert_demo.bulk import predict_file, text_chunks
+from kobert_demo.data import DataError
+from kobert_demo.model import load_backbone, save_classifier
+from kobert_demo.predict import Predictor
+
+
+@pytest.fixture(scope="module")
+def small_model(tiny_kobert_folder, tmp_path_factory) -> Path:
+    """A 3-class classifier on the 32-wide KoBERT-shaped backbone: fast enough for 100,000 rows."""
+    folder = tmp_path_factory.mktemp("bulk-model")
+    save_classifier(load_backbone(str(tiny_kobert_folder), ["부정", "중립", "긍정"], 0.1), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reviews() -> list[str]:
+    return pd.read_csv(DATA / "nsmc/train.tsv", sep="\t", dtype=str, keep_default_na=False)["document"].tolist()
+
+
+def write_table(path: Path, texts: list[str]) -> Path:
+    pd.DataFrame({"id": range(len(texts)), "document": texts}).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def read_output(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"text": str, "label": str}, keep_default_na=False)
+
+
+def cli(*args, env_extra: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    # One thread: tiny matrices gain nothing from two, and lose much when other processes hold the cores.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    command = [*(launcher or [sys.executable]), "-m", "kobert_demo", *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_matches_in_memory_prediction_in_input_order(small_model, reviews, tmp_path):
+    texts = reviews[:1000]
+    source = write_table(tmp_path / "in.tsv", texts)
+    predictor = Predictor.load(small_model)
+    assert predict_file(predictor, source, tmp_path / "out.csv", chunk_rows=128, progress=False) == 1000
+    out = read_output(tmp_path / "out.csv")
+    assert out["text"].tolist() == [" ".join(t.split()) for t in texts]
+    expected = predictor.predict_proba(texts)
+    np.testing.assert_allclose(out[["p_부정", "p_중립", "p_긍정"]].to_numpy(), expected, atol=2e-6)
+    assert out["label"].tolist() == [predictor.label_names[i] for i in expected.argmax(1)]
+
+
+def test_plain_text_cp949_and_blank_lines(small_model, tmp_path):
+    source = tmp_path / "lines.txt"
+    source.write_bytes("최고의 영화, 또 보고 싶다\n\n지루했다\n그럭저럭\n".encode("cp949"))
+    assert [t for chunk in text_chunks(source, chunk_rows=2) for t in chunk] == [
+        "최고의 영화, 또 보고 싶다",
+        "지루했다",
+        "그럭저럭",
+    ]
+    predict_file(Predictor.load(small_model), source, tmp_path / "out.csv", progress=False)
+    assert len(read_output(tmp_path / "out.csv")) == 3
+
+
+def test_existing_output_is_never_overwritten(small_model, reviews, tmp_path):
+    source = write_table(tmp_path / "in.tsv", reviews[:10])
+    (tmp_path / "out.csv").write_text("precious\n", encoding="utf-8")
+    with pytest.raises(DataError, match="--resume"):
+        predict_file(Predictor.load(small_model), source, tmp_path / "out.csv", progress=False)
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8") == "precious\n"
+
+
+def test_resume_redoes_nothing_finished(small_model, reviews, tmp_path):
+    source = write_table(tmp_path / "in.tsv", reviews[:1000])
+    predictor = Predictor.load(small_model)
+    predict_file(predictor, source, tmp_path / "full.csv", chunk_rows=100, progress=False)
+    full = (tmp_path / "full.csv").read_text(encoding="utf-8")
+
+    # An interrupted run: 3 whole chunks and half a line of the fourth.
+    lines = full.splitlines(keepends=True)
+    (tmp_path / "cut.csv").write_text("".join(lines[:351]) + lines[351][:7], encoding="utf-8")
+    redone = predict_file(predictor, source, tmp_path / "cut.csv", chunk_rows=100, resume=True, progress=False)
+    assert redone == 700
+    assert (tmp_path / "cut.csv").read_text(encoding="utf-8") == full
+
+
+def test_cli_100k_rows_flat_memory(small_model, reviews, tmp_path):
+    """10,000 and 100,000 rows: the same peak memory, every row predicted once, in order."""
+    peaks = {}
+    for n in (10_000, 100_000):
+        source = write_table(tmp_path / f"in{n}.tsv", reviews[:n])
+        out = tmp_path / f"out{n}.csv"
+        probe = (
+            "import resource, subprocess, sys; "
+            "subprocess.run(sys.argv[1:], check=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
+        args = ["predict", small_model, "--file", source, "--out", out, "--quiet", "--backend", "torch"]
+        done = cli(*args, launcher=[sys.executable, "-c", probe, sys.executable])
+        assert done.returncode == 0, done.stderr[-2000:]
+        peaks[n] = int(done.stdout.split()[-1]) / 1024
+        with out.open(encoding="utf-8") as file:
+            rows = list(csv.reader(file))
+        assert len(rows) == n + 1
+        assert rows[1][0] == " ".join(reviews[0].split()) and rows[-1][0] == " ".join(reviews[n - 1].split())
+    assert peaks[100_000] < peaks[10_000] + 60, peaks  # MB: growing 10x in rows adds no more than noise
+
+
+def test_two_processes_split_the_work(small_model, reviews, tmp_path):
+    source = write_table(tmp_path / "in.tsv", reviews[:3000])
+    single = cli(
+        "predict", small_model, "--file", source, "--out", tmp_path / "one.csv", "--quiet", "--chunk-rows", "256"
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547"]
+    args = ["predict", small_model, "--file", source, "--out", tmp_path / "two.csv", "--quiet", "--chunk-rows", "256"]
+    double = cli(*args, launcher=torchrun)
+    assert double.returncode == 0, double.stderr[-2000:]
+    assert (tmp_path / "two.csv").read_text(encoding="utf-8") == (tmp_path / "one.csv").read_text(encoding="utf-8")
+    assert not list(tmp_path.glob("two.csv.part*"))
+
+
+def test_unknown_text_column(small_model, reviews, tmp_path):
+    source = write_table(tmp_path / "in.tsv", reviews[:5])
+    done = cli("predict", small_model, "--file", source, "--out", tmp_path / "o.csv", "--text-col", "nope")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("error: in.tsv has no column 'nope'")
