@@ -201,6 +201,17 @@ def _has_gpu() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
+# --- export -------------------------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+    from .runs import open_run
+
+    path, diff = export_model(open_run(args.run), args.out, args.format)
+    check = f" (probabilities within {diff:.2e} of PyTorch)" if diff is not None else ""
+    print(f"exported {args.format} to {path}{check}")
+    return 0
+
+
 # --- tokenize -----------------------------------------------------------------------------------------------------
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from .model import resolve_folder
@@ -312,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a run: zip, plain transformers folder, or ONNX (checked)")
+    p.add_argument("run", help="a run folder")
+    p.add_argument("--format", default="transformers", choices=("zip", "transformers", "onnx"))
+    p.add_argument("--out", required=True, help="the folder to create (for zip: the folder to put it in)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("tokenize", help="show KoBERT pieces and ids, with [UNK] pieces flagged")
     p.add_argument("texts", nargs="+", metavar="TEXT")

@@ -43,6 +43,83 @@ def export_zip(run: Run, dest: str | Path | None = None) -> Path:
     return target
 
 
+FORMATS = ("zip", "transformers", "onnx")
+CHECK_SENTENCES = [
+    "정말 재미있는 영화였어요, 또 보고 싶네요",
+    "시간 낭비. 최악의 영화",
+    "그럭저럭 볼만했다",
+    "배우들 연기는 좋은데 스토리가 너무 뻔하다...",
+    "ㅋㅋㅋ 대박",
+    "이 영화를 보고 나서 한참 동안 아무 말도 할 수 없었다. 음악, 연출, 연기 모두 완벽했다.",
+    "별로",
+    "기대 안 하고 봤는데 생각보다 괜찮네요!!",
+]
+ONNX_MAX_DIFF = 0.01
+
+
+def export_model(run: Run, out: str | Path, fmt: str) -> tuple[Path, float | None]:
+    """Export a run as a zip, a plain transformers folder or an ONNX folder; returns (path, ONNX max prob. diff).
+
+    The ONNX graph takes input_ids, attention_mask and token_type_ids and returns probabilities; it is checked
+    against PyTorch on sample sentences and refused if any probability differs by more than 0.01.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if not run.has_model:
+        raise RunError(f"run {run.name} has no model to export (no epoch completed).")
+    out = Path(out)
+    if fmt == "zip":
+        return export_zip(run, out), None
+    if out.exists() and any(out.iterdir()):
+        raise RunError(f"{out} exists and is not empty; choose another --out.")
+    out.mkdir(parents=True, exist_ok=True)
+    for file in run.model_dir.iterdir():
+        if file.is_file() and (fmt == "transformers" or file.suffix != ".safetensors"):
+            shutil.copy(file, out / file.name)
+    if fmt == "transformers":
+        return out, None
+    return out, _export_onnx(load_classifier(run.model_dir), out / "model.onnx")
+
+
+def _export_onnx(classifier: Classifier, target: Path) -> float:
+    import warnings
+
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    class Probabilities(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).logits.softmax(-1)
+
+    wrapper = Probabilities(classifier.model.eval()).eval()
+    sample = classifier.tokenizer(CHECK_SENTENCES[:2])
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper, tuple(sample[n] for n in names), target, input_names=names, output_names=["probabilities"],
+            dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, "probabilities": {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
+    batch = classifier.tokenizer(CHECK_SENTENCES)
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: batch[n].numpy() for n in names})[0]
+    with torch.inference_mode():
+        want = wrapper(*(batch[n] for n in names)).numpy()
+    diff = float(np.abs(got - want).max())
+    if diff > ONNX_MAX_DIFF:
+        target.unlink()
+        raise RunError(f"the ONNX export differs from PyTorch by {diff:.4f} in probability (limit 0.01); not kept.")
+    return diff
+
+
 def _checked_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipInfo, str]]:
     """(entry, flat file name) for every file, after refusing anything unsafe; folders inside are flattened."""
     entries = [info for info in archive.infolist() if not info.is_dir()]

@@ -131,3 +131,45 @@ def test_tokenizer_settings_cannot_point_outside(exported, tmp_path):
     path = _zip(tmp_path / "escape.zip", files)
     with pytest.raises(ModelZipError):
         load_zip(path, tmp_path / "out")
+
+
+def test_export_transformers_folder_loads_with_plain_transformers(trained_run, tmp_path):
+    import torch
+
+    from kobert_demo.export import export_model
+
+    run_path, _ = trained_run
+    folder, diff = export_model(Run(run_path), tmp_path / "hf", "transformers")
+    assert diff is None
+    model = BertForSequenceClassification.from_pretrained(folder).eval()
+    predictor = Predictor.load(run_path)
+    batch = predictor.tokenizer(SENTENCES)
+    with torch.inference_mode():
+        probs = model(**batch).logits.softmax(-1).numpy()
+    np.testing.assert_allclose(probs, predictor.predict_proba(SENTENCES), atol=1e-6)
+
+
+def test_export_onnx_matches_pytorch(trained_run, tmp_path):
+    import onnxruntime
+
+    from kobert_demo.export import export_model
+
+    run_path, _ = trained_run
+    folder, diff = export_model(Run(run_path), tmp_path / "onnx", "onnx")
+    assert diff is not None and diff < 0.01
+    predictor = Predictor.load(run_path)
+    batch = predictor.tokenizer(SENTENCES)
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {k: v.numpy() for k, v in batch.items()})[0]
+    np.testing.assert_allclose(got, predictor.predict_proba(SENTENCES), atol=0.01)
+    assert not (folder / "model.safetensors").exists()
+
+
+def test_export_refuses_a_non_empty_folder(trained_run, tmp_path):
+    from kobert_demo.export import export_model
+
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(RunError, match="not empty"):
+        export_model(Run(trained_run[0]), tmp_path / "busy", "transformers")
+    assert (tmp_path / "busy" / "keep.txt").read_text(encoding="utf-8") == "mine"
