@@ -6,6 +6,7 @@ folder it also writes the event log, the status and the best epoch's model there
 
 from __future__ import annotations
 
+import errno
 import json
 import random
 import time
@@ -277,7 +278,11 @@ def train(
             if run:
                 run.append(asdict(event))
             yield event
-    except (TrainingError, BackboneError, ValueError, OSError) as error:
+    except torch.OutOfMemoryError:
+        yield _fail(run, "the GPU ran out of memory: lower the batch size or the max length, or use CPU mode.")
+    except OSError as error:
+        yield _fail(run, describe_os_error(error))
+    except (TrainingError, BackboneError, ValueError) as error:
         yield _fail(run, str(error))
     except Exception as error:  # a bug: keep the traceback beside the run, tell the user in one line
         if run:
@@ -287,11 +292,22 @@ def train(
         accelerator.free_memory()
 
 
+def describe_os_error(error: OSError) -> str:
+    """One sentence for a file-system failure; a full disk named as such."""
+    where = f" while writing {error.filename}" if error.filename else ""
+    if error.errno == errno.ENOSPC:
+        return f"the disk is full{where}: free some space, or point KOBERT_DEMO_RUNS (or --out) at a bigger disk."
+    return f"{error.strerror or error}{where}."
+
+
 def _fail(run: Run | None, message: str) -> ErrorEvent:
     event = ErrorEvent(message)
     if run:
-        run.append(asdict(event))
-        run.set_status("failed", message)
+        try:
+            run.append(asdict(event))
+            run.set_status("failed", message)
+        except OSError:  # the disk that failed the run may refuse these too; the event still reaches the user
+            pass
     return event
 
 

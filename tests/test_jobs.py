@@ -157,3 +157,19 @@ def test_queued_runs_survive_a_restart(tmp_path, small_file):
     finally:
         restarted.close()
     assert waiting.status()["state"] == "done"
+
+
+def test_full_disk_is_one_clear_sentence(tmp_path, monkeypatch, small_splits):
+    import errno
+
+    from kobert_demo import train as train_module
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "model" / "model.safetensors"))
+
+    monkeypatch.setattr(train_module, "save_classifier", full_disk)
+    events = list(train_module.train(TrainConfig(model="tiny", epochs=1), small_splits, tmp_path / "run"))
+    assert events[-1].type == "error"
+    assert events[-1].message.startswith("the disk is full while writing")
+    assert "KOBERT_DEMO_RUNS" in events[-1].message
+    assert Run(tmp_path / "run").status()["state"] == "failed"
