@@ -86,11 +86,14 @@ def _text_column(frame: pd.DataFrame, text_col: str | None, name: str) -> str:
     return max(lengths, key=lengths.get)
 
 
-def count_rows(path: str | Path) -> int:
-    """About how many rows the file holds (its non-blank lines, less a header), for the progress bar."""
+def count_lines(path: str | Path) -> int:
+    """How many lines the file holds (a last line without a newline counts too), for the progress bar."""
+    lines, last = 0, b"\n"
     with Path(path).open("rb") as file:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
-    return max(lines, 1)
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
 
 
 def _complete_rows(part: Path, chunk_rows: int, header: bool) -> int:
@@ -147,7 +150,8 @@ def predict_file(
     first = next(chunks, None)  # reads the header: a wrong column fails here, before any output
     if first is None:
         raise DataError(f"{Path(path).name} has no sentences to classify.")
-    bar = tqdm(total=count_rows(path), unit="row", disable=not progress or rank != 0, dynamic_ncols=True)
+    rows = count_lines(path) - (Path(path).suffix.lower() in (".tsv", ".csv"))  # less the header
+    bar = tqdm(total=rows, unit="row", disable=not progress or rank != 0, dynamic_ncols=True)
     done_rows = _complete_rows(part, chunk_rows, header=world == 1) if resume else 0
     if not resume or not part.exists() or part.stat().st_size == 0:
         part.write_text(header if world == 1 else "", encoding="utf-8")

@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench(argv[1:])
     args = build_parser().parse_args(argv)
     from .data import DataError
-    from .model import BackboneError
+    from .errors import BackboneError
     from .runs import RunError
 
     try:

@@ -13,7 +13,9 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .model import BackboneError, Classifier, load_classifier
+from .errors import BackboneError
+from .model import Classifier, load_classifier
+from .predict import CHECK_SENTENCES
 from .runs import Run, RunError
 
 ALLOWED_SUFFIXES = (".safetensors", ".json", ".model", ".md", ".txt")
@@ -44,16 +46,6 @@ def export_zip(run: Run, dest: str | Path | None = None) -> Path:
 
 
 FORMATS = ("zip", "transformers", "onnx")
-CHECK_SENTENCES = [
-    "정말 재미있는 영화였어요, 또 보고 싶네요",
-    "시간 낭비. 최악의 영화",
-    "그럭저럭 볼만했다",
-    "배우들 연기는 좋은데 스토리가 너무 뻔하다...",
-    "ㅋㅋㅋ 대박",
-    "이 영화를 보고 나서 한참 동안 아무 말도 할 수 없었다. 음악, 연출, 연기 모두 완벽했다.",
-    "별로",
-    "기대 안 하고 봤는데 생각보다 괜찮네요!!",
-]
 ONNX_MAX_DIFF = 0.01
 
 

@@ -18,6 +18,7 @@ import transformers
 from transformers import BertConfig, BertForSequenceClassification
 
 from .config import KOBERT_HUB_ID, TINY
+from .errors import BackboneError
 from .tokenizer import CLS, MASK, PAD, SEP, UNK, KoBertTokenizer
 
 transformers.utils.logging.set_verbosity_error()
@@ -35,10 +36,6 @@ TINY_SHAPE = dict(
     max_position_embeddings=512,
 )
 TINY_VOCAB = 8000
-
-
-class BackboneError(RuntimeError):
-    """A backbone that cannot be found or loaded, as one sentence that names the remedy."""
 
 
 @dataclass
@@ -61,6 +58,8 @@ def describe_source(source: str) -> str:
 
 def resolve_folder(source: str) -> Path:
     """A local folder as is; a hub id downloaded (or taken from the local hub cache) to a folder."""
+    if not source.strip():
+        raise BackboneError(f"no model given: use {KOBERT_HUB_ID}, a model folder, or '{TINY}'.")
     path = Path(source).expanduser()
     if path.is_dir():
         return path

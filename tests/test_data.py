@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import DATA
 
 from kobert_demo.data import DataError, LabeledData, label_order, make_splits, read_table
 from kobert_demo.settings import Limits
-
-
-def shared_data() -> Path:
-    """The read-only data folder beside the repository (../shared/data)."""
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-DATA = shared_data()
 
 TEN = {str(rating): 3000 for rating in range(1, 11)}
 REAL_FILES = [

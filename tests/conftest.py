@@ -1,0 +1,209 @@
+"""Shared fixtures: the read-only KoBERT files and data beside the repo, tiny local model folders, one trained run.
+
+Everything here works offline: the hub is switched off before anything imports huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import torch
+
+# One intra-op thread: on a shared 2-core machine two spinning threads per process make the tiny trainings several
+# times slower (and their timings erratic); results are the same.
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATA = SHARED / "data"
+
+
+class KobertFiles(NamedTuple):
+    spm: Path
+    vocab: Path
+    vectors: Path
+
+
+KOBERT_FILES = KobertFiles(
+    spm=SHARED / "kobert" / "tokenizer_78b3253a26.model",
+    vocab=SHARED / "kobert" / "kobertvocab_f38b8a4d6d.json",
+    vectors=SHARED / "kobert" / "test_vectors.json",
+)
+# The published (text, mode, ids) vectors; a KoBERT tokenizer is right when it reproduces all of them.
+VECTORS: list[dict] = json.loads(KOBERT_FILES.vectors.read_text(encoding="utf-8"))["vectors"]
+
+TINY_SHAPE = dict(
+    vocab_size=8002, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    max_position_embeddings=128, pad_token_id=1,
+)  # fmt: skip
+KOBERT_SHAPE = dict(
+    vocab_size=8002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+    max_position_embeddings=512, type_vocab_size=2, pad_token_id=1,
+)  # fmt: skip
+
+# The trained run every predict/evaluate/CLI test reuses. fp32 so that the accuracy measured during training
+# (under autocast when the precision is bf16) is exactly what a later fp32 prediction measures.
+TRAINED_SEED = 7
+TRAINED_EPOCHS = 3
+
+
+def make_model_folder(folder: Path, shape: dict, seed: int = 0) -> Path:
+    """A folder like the hub's KoBERT: a random BertModel (safetensors) plus the real SP model and vocab JSON."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    BertModel(BertConfig(**shape)).save_pretrained(folder)
+    shutil.copy(KOBERT_FILES.spm, folder)
+    shutil.copy(KOBERT_FILES.vocab, folder)
+    return folder
+
+
+def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m kobert_demo ARGS` as a real process in cwd, offline, with the repo importable."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "kobert_demo", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+    )
+
+
+def sample_rows(relative: str, per_class: int) -> list[tuple[str, str]]:
+    """The first `per_class` (text, label) rows of each class of a shared data file, in file order."""
+    from kobert_demo.data import read_table
+
+    data = read_table(DATA / relative)
+    taken: dict[str, int] = {}
+    rows = []
+    for text, label in zip(data.texts, data.labels):
+        if taken.get(label, 0) < per_class:
+            taken[label] = taken.get(label, 0) + 1
+            rows.append((text, label))
+    return rows
+
+
+def write_tsv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("document\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+class TrainedRun(NamedTuple):
+    path: Path
+    events: list
+
+
+class CliRun(NamedTuple):
+    folder: Path  # the working directory of the CLI calls
+    run: Path
+    train_file: Path
+    test_file: Path
+    result: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def kobert_tokenizer():
+    """The original KoBERT tokenizer (vocab scheme, gluonnlp mode)."""
+    from kobert_demo.tokenizer import KoBertTokenizer
+
+    return KoBertTokenizer.from_files(KOBERT_FILES.spm, KOBERT_FILES.vocab)
+
+
+@pytest.fixture(scope="session")
+def tiny_kobert_folder(tmp_path_factory) -> Path:
+    """A local model folder shaped like the hub's KoBERT, but tiny (random weights)."""
+    return make_model_folder(tmp_path_factory.mktemp("tiny_kobert"), TINY_SHAPE)
+
+
+@pytest.fixture
+def model_folder_copy(tiny_kobert_folder, tmp_path) -> Path:
+    """A private copy of tiny_kobert_folder to break in one test."""
+    return Path(shutil.copytree(tiny_kobert_folder, tmp_path / "model"))
+
+
+@pytest.fixture(scope="session")
+def kobert_shape_folder(tmp_path_factory) -> Path:
+    """A local model folder with KoBERT's real shape (about 92M parameters, random weights)."""
+    return make_model_folder(tmp_path_factory.mktemp("kobert_shape"), KOBERT_SHAPE)
+
+
+@pytest.fixture(scope="session")
+def nsmc_test():
+    """nsmc/sample_test.tsv, 500 balanced rows."""
+    from kobert_demo.data import read_table
+
+    return read_table(DATA / "nsmc" / "sample_test.tsv")
+
+
+@pytest.fixture(scope="session")
+def small_splits():
+    """200 training rows and 100 test rows of NSMC (balanced), for quick training runs."""
+    from kobert_demo.data import Splits
+
+    train = sample_rows("nsmc/sample_train.tsv", 100)
+    test = sample_rows("nsmc/sample_test.tsv", 50)
+    return Splits(
+        train_texts=[t for t, _ in train],
+        train_labels=[int(y) for _, y in train],
+        test_texts=[t for t, _ in test],
+        test_labels=[int(y) for _, y in test],
+        label_names=["0", "1"],
+        test_source="file",
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> TrainedRun:
+    """`tiny` trained for 3 epochs on nsmc/sample_train.tsv, tested on sample_test.tsv; its run folder and events."""
+    from kobert_demo.config import TrainConfig
+    from kobert_demo.data import make_splits, read_table
+    from kobert_demo.train import train
+
+    splits = make_splits(read_table(DATA / "nsmc" / "sample_train.tsv"), read_table(DATA / "nsmc" / "sample_test.tsv"))
+    config = TrainConfig(model="tiny", epochs=TRAINED_EPOCHS, seed=TRAINED_SEED, precision="fp32", log_interval=10)
+    path = tmp_path_factory.mktemp("runs") / "nsmc-tiny"
+    events = list(train(config, splits, path, meta={"train_file": "sample_train.tsv"}))
+    assert events[-1].type == "done", asdict(events[-1])
+    return TrainedRun(path, events)
+
+
+@pytest.fixture(scope="session")
+def trained_predictor(trained_run):
+    from kobert_demo.predict import Predictor
+
+    return Predictor.load(trained_run.path)
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """`cli(*args)`: the CLI as a real process in tmp_path."""
+    return lambda *args: run_cli(*args, cwd=tmp_path)
+
+
+@pytest.fixture(scope="session")
+def cli_run(tmp_path_factory) -> CliRun:
+    """`python -m kobert_demo train --model tiny --epochs 1` on three Korean string classes (movie_ratings rows)."""
+    folder = tmp_path_factory.mktemp("cli")
+    train_file = write_tsv(folder / "ratings_train.tsv", sample_rows("movie_ratings/sample_train.tsv", 40))
+    test_file = write_tsv(folder / "ratings_test.tsv", sample_rows("movie_ratings/sample_test.tsv", 20))
+    result = run_cli(
+        "train", train_file.name, "--test", test_file.name, "--out", "run", "--model", "tiny", "--epochs", "1",
+        "--batch-size", "16", "--log-interval", "3", "--precision", "fp32", cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return CliRun(folder, folder / "run", train_file, test_file, result)

@@ -1,0 +1,279 @@
+"""Tests for kobert_demo.cli: `python -m kobert_demo` as real processes (validate, tokenize, train, evaluate,
+predict), every user error as exit status 2 with one `error: ` line; a few more error paths through main()."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DATA, KOBERT_FILES, VECTORS, CliRun, TrainedRun, run_cli, write_tsv
+
+from kobert_demo.cli import EXIT_USER_ERROR, main
+from kobert_demo.predict import Predictor
+from kobert_demo.runs import open_run
+
+
+def user_error(result: subprocess.CompletedProcess) -> str:
+    """The one `error: ...` line of a failed call (exit 2, no traceback, nothing on stdout)."""
+    assert result.returncode == EXIT_USER_ERROR == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert result.stdout == ""
+    return lines[0]
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# validate
+
+VALIDATE = [
+    ("nsmc/sample_train.tsv", "document", "label", "\t", ["id", "document", "label"], {"0": 1000, "1": 1000}),
+    (
+        "hate_speech/dev.tsv",
+        "comments",
+        "hate",
+        "\t",
+        ["comments", "contain_gender_bias", "bias", "hate"],
+        {"hate": 122, "none": 160, "offensive": 189},
+    ),
+    ("chatbot/ChatbotData.csv", "Q", "label", ",", ["Q", "A", "label"], {"0": 5290, "1": 3570, "2": 2963}),
+]
+
+
+@pytest.mark.parametrize(("relative", "text_col", "label_col", "separator", "columns", "classes"), VALIDATE)
+def test_validate(cli, relative, text_col, label_col, separator, columns, classes) -> None:
+    path = DATA / relative
+    rows = sum(classes.values())
+    report = json.loads(ok(cli("validate", path, "--json")))
+    assert report == {
+        "file": str(path),
+        "text_col": text_col,
+        "label_col": label_col,
+        "columns": columns,
+        "encoding": "utf-8",
+        "separator": separator,
+        "rows_read": rows,
+        "rows_kept": rows,
+        "dropped": {},
+        "classes": classes,
+    }
+    lines = ok(cli("validate", path)).splitlines()
+    assert lines[0] == f"{path.name}: utf-8, separator {separator!r}, columns {', '.join(columns)}"
+    assert lines[1] == f"text column: {text_col}   label column: {label_col}"
+    assert lines[2] == f"rows: {rows} read, {rows} kept, dropped: none"
+    assert lines[3] == f"classes ({len(classes)}):"
+    assert lines[4:] == [f"  {label}\t{n}" for label, n in classes.items()]
+
+
+# tokenize
+
+
+@pytest.mark.parametrize("mode", ["gluonnlp", "whole"])
+def test_tokenize_reproduces_vectors(cli, kobert_tokenizer, mode: str) -> None:
+    vectors = [v for v in VECTORS if v["mode"] == mode]
+    texts = [v["text"] for v in vectors]
+    args = ["--spm", KOBERT_FILES.spm, "--vocab", KOBERT_FILES.vocab, "--mode", mode, "--json"]
+    out = json.loads(ok(cli("tokenize", *texts, *args)))
+    assert out["ids"] == [v["ids"] for v in vectors]
+    assert out["mode"] == mode
+    assert [len(p) for p in out["pieces"]] == [len(v["ids"]) for v in vectors]
+    assert all(p[0] == "[CLS]" and p[-1] == "[SEP]" for p in out["pieces"])
+    assert out["pieces"] == [[kobert_tokenizer.idx_to_token[i] for i in v["ids"]] for v in vectors]
+    assert out["unknown"] == [[False] * len(v["ids"]) for v in vectors]
+
+
+def test_tokenize_with_run_model(cli, trained_run: TrainedRun, trained_predictor: Predictor) -> None:
+    text = "영화 ✈ 최고"
+    expected = trained_predictor.tokenizer.encode(text)
+    assert any(expected.unknown)
+    lines = ok(cli("tokenize", text, "--model", trained_run.path)).splitlines()
+    assert lines[0] == text
+    assert lines[1] == f"  mode gluonnlp, {len(expected.ids)} tokens, {sum(expected.unknown)} unknown"
+    assert lines[2].startswith("  pieces: [CLS] ") and "[UNK]<UNK!>" in lines[2]
+    assert lines[3] == "  ids:    " + " ".join(map(str, expected.ids))
+
+
+# User errors: exit 2, one line
+
+
+def test_error_missing_file(cli) -> None:
+    assert user_error(cli("validate", "missing.tsv")) == "error: missing.tsv does not exist or is not a file."
+
+
+def test_error_single_class(cli, tmp_path: Path) -> None:
+    write_tsv(tmp_path / "one.tsv", [("좋아요", "1"), ("최고", "1"), ("재밌다", "1")])
+    line = user_error(cli("train", "one.tsv", "--out", "run", "--model", "tiny"))
+    assert line.startswith("error: one.tsv has only one class ('1') in column 'label'")
+    assert not (tmp_path / "run").exists()
+
+
+def test_error_unknown_text_column(cli) -> None:
+    line = user_error(cli("validate", DATA / "hate_speech/dev.tsv", "--text-col", "document"))
+    assert line == (
+        "error: dev.tsv has no column 'document'; its columns are 'comments', 'contain_gender_bias', 'bias', 'hate'."
+    )
+
+
+def test_error_bad_epochs(cli, tmp_path: Path) -> None:
+    line = user_error(cli("train", DATA / "nsmc/sample_test.tsv", "--out", "run", "--model", "tiny", "--epochs", "0"))
+    assert line == "error: epochs must be at least 1"
+    assert not (tmp_path / "run").exists()
+
+
+def test_error_nonsense_model(cli, tmp_path: Path) -> None:
+    line = user_error(cli("train", DATA / "nsmc/sample_test.tsv", "--out", "run", "--model", "nonsense"))
+    assert line.startswith("error: model 'nonsense' is neither a folder on this machine")
+    assert open_run(tmp_path / "run").status()["state"] == "failed"
+
+
+def test_error_predict_without_input(cli, trained_run: TrainedRun) -> None:
+    line = user_error(cli("predict", trained_run.path))
+    assert line == "error: give either sentences or --file FILE (with --out CSV), not both or neither."
+
+
+# train, evaluate, predict
+
+
+def test_train_writes_a_run(cli_run: CliRun) -> None:
+    run = open_run(cli_run.run)
+    names = {p.name for p in run.path.iterdir()}
+    assert {"config.json", "labels.json", "status.json", "log.jsonl", "README.md", "model"} <= names
+    assert (run.model_dir / "model.safetensors").is_file()
+    assert run.status()["state"] == "done"
+    assert run.labels() == ["긍정", "부정", "중립"]
+    config = run.config()
+    assert (config["model"], config["epochs"], config["train_file"], config["test_file"]) == (
+        "tiny",
+        1,
+        "ratings_train.tsv",
+        "ratings_test.tsv",
+    )
+    events = run.events()
+    assert [e["type"] for e in events if e["type"] != "step"] == ["start", "epoch", "done"]
+    start = events[0]
+    assert (start["train_rows"], start["test_rows"], start["steps_per_epoch"]) == (120, 60, 8)
+
+    stdout = cli_run.result.stdout.splitlines()
+    logged = [line for line in stdout if line.startswith("epoch 1 batch id")]
+    assert [line.split()[4] for line in logged] == ["1", "4", "7"]
+    assert re.fullmatch(r"epoch 1 batch id 1 loss \d+\.\d{3} train acc [01]\.\d{3}", logged[0])
+    accuracy = events[-1]["test"]["accuracy"]
+    assert f"epoch 1 test acc {accuracy:.4f} macro-F1 {events[-1]['test']['macro_f1']:.4f}" in stdout
+    assert re.fullmatch(r"done in \d+ s, best epoch 1; run folder: run", stdout[-1])
+    assert "model tiny (a small randomly initialised BERT" in cli_run.result.stderr
+
+
+def test_evaluate_matches_the_run(cli_run: CliRun) -> None:
+    result = cli_run_call(cli_run, "evaluate", "run", cli_run.test_file.name, "--json")
+    metrics = json.loads(ok(result))
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels"} <= set(metrics)
+    assert metrics["labels"] == ["긍정", "부정", "중립"]
+    assert list(metrics["per_class"]) == ["긍정", "부정", "중립"]
+    assert metrics["n"] == 60
+    best = open_run(cli_run.run).final_metrics()
+    assert metrics["accuracy"] == best["accuracy"]
+    assert metrics["confusion_matrix"] == best["confusion_matrix"]
+
+
+def test_predict_sentences_json(cli_run: CliRun) -> None:
+    texts = ["정말 재미있는 영화였다", "시간 낭비, 최악"]
+    out = json.loads(ok(cli_run_call(cli_run, "predict", "run", *texts, "--json")))
+    assert out["labels"] == ["긍정", "부정", "중립"]
+    expected = Predictor.load(cli_run.run, backend="auto").predict(texts)  # the CLI's default backend
+    assert [row["text"] for row in out["predictions"]] == texts
+    for row, probs in zip(out["predictions"], expected):
+        assert list(row["probabilities"]) == out["labels"]
+        assert row["probabilities"] == pytest.approx(probs, abs=1e-5)
+        assert row["label"] == max(probs, key=probs.get)
+
+
+def test_predict_file_to_csv(cli_run: CliRun) -> None:
+    result = cli_run_call(
+        cli_run, "predict", "run", "--file", cli_run.test_file.name, "--out", "out.csv", "--backend", "torch"
+    )
+    ok(result)
+    table = pd.read_csv(cli_run.folder / "out.csv", keep_default_na=False)
+    assert list(table.columns) == ["text", "label", "p_긍정", "p_부정", "p_중립"]
+    texts = pd.read_csv(cli_run.test_file, sep="\t", keep_default_na=False)["document"].tolist()
+    assert len(table) == len(texts) == 60
+    assert table["text"].tolist() == texts
+    predictor = Predictor.load(cli_run.run)
+    probs = predictor.predict_proba(texts)
+    np.testing.assert_allclose(table[["p_긍정", "p_부정", "p_중립"]].to_numpy(), probs, atol=1e-5)
+    assert table["label"].tolist() == [predictor.label_names[i] for i in probs.argmax(1)]
+
+
+def cli_run_call(cli_run: CliRun, *args: str) -> subprocess.CompletedProcess:
+    """A CLI call in the folder of the CLI-trained run."""
+    return run_cli(*args, cwd=cli_run.folder)
+
+
+# More error paths, in process
+
+
+def in_process_error(capsys, argv: list) -> str:
+    assert main([str(a) for a in argv]) == EXIT_USER_ERROR
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    return lines[0]
+
+
+def test_tokenize_needs_one_source(capsys) -> None:
+    for argv in (["tokenize", "x"], ["tokenize", "x", "--model", "tiny", "--spm", KOBERT_FILES.spm]):
+        assert "give either --model" in in_process_error(capsys, argv)
+
+
+def test_tokenize_missing_spm(capsys, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.model"
+    assert in_process_error(capsys, ["tokenize", "x", "--spm", missing]) == f"error: {missing} does not exist."
+
+
+def test_tokenize_nonsense_model(capsys) -> None:
+    assert "is neither a folder" in in_process_error(capsys, ["tokenize", "x", "--model", "???"])
+
+
+def test_predict_argument_errors(capsys, trained_run: TrainedRun, tmp_path: Path) -> None:
+    both = ["predict", trained_run.path, "좋다", "--file", tmp_path / "f.txt", "--out", tmp_path / "o.csv"]
+    assert "not both or neither" in in_process_error(capsys, both)
+    no_out = ["predict", trained_run.path, "--file", tmp_path / "f.txt"]
+    assert in_process_error(capsys, no_out) == "error: --file needs --out CSV: where to write the probabilities."
+    assert "has no config.json" in in_process_error(capsys, ["predict", tmp_path, "좋다"])
+
+
+def test_predict_file_of_lines(capsys, trained_predictor: Predictor, trained_run: TrainedRun, tmp_path: Path) -> None:
+    lines = ["정말 좋았다", "별로였다", "그럭저럭"]
+    (tmp_path / "sentences.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    argv = ["predict", trained_run.path, "--file", tmp_path / "sentences.txt", "--out", out, "--backend", "torch"]
+    assert main([str(a) for a in argv]) == 0
+    table = pd.read_csv(out)
+    assert table["text"].tolist() == lines
+    np.testing.assert_allclose(table[["p_0", "p_1"]].to_numpy(), trained_predictor.predict_proba(lines), atol=1e-5)
+
+
+def test_evaluate_unknown_labels(capsys, trained_run: TrainedRun, tmp_path: Path) -> None:
+    write_tsv(tmp_path / "other.tsv", [("좋다", "1"), ("나쁘다", "0"), ("그냥", "2")])
+    line = in_process_error(capsys, ["evaluate", trained_run.path, tmp_path / "other.tsv"])
+    assert line == "error: other.tsv has labels the model was not trained on: '2' (it knows '0', '1')."
+
+
+def test_evaluate_text_report(capsys, trained_run: TrainedRun, nsmc_test) -> None:
+    assert main(["evaluate", str(trained_run.path), str(DATA / "nsmc/sample_test.tsv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    best = trained_run.events[-1].test
+    assert out[0] == f"sample_test.tsv: 500 rows, accuracy {best['accuracy']:.4f}, macro-F1 {best['macro_f1']:.4f}"
+    assert out[-3] == "confusion matrix (rows: true, columns: predicted):"
+    assert out[-2:] == [
+        f"{name}  " + " ".join(f"{v:6d}" for v in row) for name, row in zip("01", best["confusion_matrix"])
+    ]

@@ -1,0 +1,248 @@
+"""Tests for kobert_demo.model: backbone sources (folder, tiny, hub), every refusal, saving and loading classifiers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import KOBERT_FILES, VECTORS, sample_rows
+from safetensors.torch import load_file
+
+from kobert_demo.config import KOBERT_HUB_ID, TINY
+from kobert_demo.model import (
+    TINY_SHAPE,
+    BackboneError,
+    Classifier,
+    describe_source,
+    load_backbone,
+    load_classifier,
+    save_classifier,
+)
+from kobert_demo.tokenizer import KoBertTokenizer
+
+LABELS = ["긍정", "부정", "중립"]
+SENTENCES = ["아 더빙.. 진짜 짜증나네요 목소리", "굳 ㅋ", "한국어 모델을 공유합니다.", "정말 최고의 영화였다!!"]
+
+
+def backbone_error(source: str | Path, **kwargs) -> str:
+    """The one-line BackboneError message load_backbone raises for source."""
+    with pytest.raises(BackboneError) as caught:
+        load_backbone(str(source), ["0", "1"], 0.1, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def edit_config(folder: Path, **changes) -> None:
+    path = folder / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), **changes}), encoding="utf-8")
+
+
+def logits(classifier: Classifier, texts: list[str]) -> torch.Tensor:
+    classifier.model.eval()
+    with torch.no_grad():
+        return classifier.model(**classifier.tokenizer(texts)).logits
+
+
+# Local folders
+
+
+def test_load_backbone_from_folder(tiny_kobert_folder: Path) -> None:
+    classifier = load_backbone(str(tiny_kobert_folder), LABELS, dropout=0.3)
+    model = classifier.model
+    assert model.config.num_labels == 3
+    assert model.classifier.out_features == 3
+    assert model.dropout.p == 0.3 == model.config.classifier_dropout
+    assert model.config.id2label == {0: "긍정", 1: "부정", 2: "중립"}
+    assert model.config.label2id == {"긍정": 0, "부정": 1, "중립": 2}
+    assert classifier.label_names == LABELS
+    assert classifier.is_kobert and classifier.source == str(tiny_kobert_folder)
+    # The backbone's weights are the folder's, not a fresh initialisation.
+    saved = load_file(tiny_kobert_folder / "model.safetensors")
+    for name in ("embeddings.word_embeddings.weight", "encoder.layer.1.output.dense.weight"):
+        assert torch.equal(model.bert.state_dict()[name], saved[name])
+    # Its tokenizer is the original KoBERT one (vocab scheme), in the mode asked for.
+    assert classifier.tokenizer.vocab_size == 8002
+    whole = load_backbone(str(tiny_kobert_folder), LABELS, 0.3, tokenizer_mode="whole", max_len=16).tokenizer
+    assert (whole.mode, whole.max_len) == ("whole", 16)
+    for vector in VECTORS:
+        tokenizer = classifier.tokenizer if vector["mode"] == "gluonnlp" else whole
+        assert tokenizer.encode(vector["text"]).ids == vector["ids"]
+
+
+def test_load_backbone_head_follows_seed(tiny_kobert_folder: Path) -> None:
+    a = load_backbone(str(tiny_kobert_folder), LABELS, 0.1, seed=1).model.classifier.weight
+    b = load_backbone(str(tiny_kobert_folder), LABELS, 0.1, seed=1).model.classifier.weight
+    c = load_backbone(str(tiny_kobert_folder), LABELS, 0.1, seed=2).model.classifier.weight
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_folder_without_config(model_folder_copy: Path) -> None:
+    (model_folder_copy / "config.json").unlink()
+    assert "has no config.json, so it is not a model folder" in backbone_error(model_folder_copy)
+
+
+def test_folder_with_broken_config(model_folder_copy: Path) -> None:
+    (model_folder_copy / "config.json").write_text('{"model_type": "bert",', encoding="utf-8")
+    assert backbone_error(model_folder_copy).endswith("config.json is not valid JSON.")
+    (model_folder_copy / "config.json").write_text("[1, 2]", encoding="utf-8")
+    assert backbone_error(model_folder_copy).endswith("config.json holds no JSON object, so it is not a model config.")
+
+
+def test_folder_with_other_model_type(model_folder_copy: Path) -> None:
+    edit_config(model_folder_copy, model_type="gpt2")
+    assert "describes a 'gpt2' model; KoBERT Demo needs a BERT model" in backbone_error(model_folder_copy)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"hidden_size": 10**6}, "hidden_size=1000000; expected a whole number from 1 to 4096"),
+        ({"num_hidden_layers": 1000}, "num_hidden_layers=1000; expected a whole number from 1 to 48"),
+        ({"vocab_size": 0}, "vocab_size=0; expected a whole number from 1 to 250000"),
+        ({"max_position_embeddings": 10**7}, "max_position_embeddings=10000000"),
+        ({"hidden_size": "big"}, "config.json is not a usable BERT config: "),
+        ({"num_attention_heads": 3}, "hidden_size must be a multiple of num_attention_heads"),
+    ],
+)
+def test_folder_with_absurd_sizes(model_folder_copy: Path, changes: dict, expected: str) -> None:
+    edit_config(model_folder_copy, **changes)
+    assert expected in backbone_error(model_folder_copy)
+
+
+def test_tokenizer_larger_than_vocab(model_folder_copy: Path) -> None:
+    edit_config(model_folder_copy, vocab_size=100)
+    message = backbone_error(model_folder_copy)
+    assert "has 8002 tokens but the model only 100" in message
+
+
+def test_folder_without_tokenizer(model_folder_copy: Path) -> None:
+    (model_folder_copy / KOBERT_FILES.spm.name).unlink()
+    assert "cannot build the KoBERT tokenizer" in backbone_error(model_folder_copy)
+    (model_folder_copy / "a.model").write_bytes(KOBERT_FILES.spm.read_bytes())
+    (model_folder_copy / KOBERT_FILES.vocab.name).unlink()  # the SP model alone has no [PAD]/[CLS]/[SEP]
+    assert "needs the gluonnlp vocab JSON" in backbone_error(model_folder_copy)
+
+
+def test_folder_without_weights(model_folder_copy: Path) -> None:
+    (model_folder_copy / "model.safetensors").unlink()
+    message = backbone_error(model_folder_copy)
+    assert message.endswith("has no weights (model.safetensors or pytorch_model.bin).")
+
+
+def test_folder_with_corrupt_weights(model_folder_copy: Path) -> None:
+    (model_folder_copy / "model.safetensors").write_bytes(b"not a safetensors file at all")
+    assert "cannot load the weights in" in backbone_error(model_folder_copy)
+
+
+# tiny, hub ids, nonsense
+
+
+def test_tiny_needs_train_texts() -> None:
+    message = backbone_error(TINY)
+    assert "needs the training texts" in message
+    with pytest.raises(BackboneError):
+        load_backbone(TINY, ["0", "1"], 0.1, train_texts=[])
+
+
+def test_tiny_backbone() -> None:
+    texts = [text for text, _ in sample_rows("nsmc/sample_train.tsv", 100)]
+    classifier = load_backbone(TINY, ["0", "1"], 0.2, tokenizer_mode="whole", max_len=32, train_texts=texts)
+    config = classifier.model.config
+    assert not classifier.is_kobert
+    assert classifier.tokenizer._sp_to_kobert is None  # native scheme
+    assert (classifier.tokenizer.mode, classifier.tokenizer.max_len) == ("whole", 32)
+    assert config.vocab_size == classifier.tokenizer.vocab_size
+    assert config.pad_token_id == classifier.tokenizer.pad_id == 1
+    assert {k: getattr(config, k) for k in TINY_SHAPE} == TINY_SHAPE
+    assert classifier.model.dropout.p == 0.2
+    assert config.id2label == {0: "0", 1: "1"}
+    assert logits(classifier, texts[:3]).shape == (3, 2)
+    assert describe_source(TINY).startswith("tiny (")
+    assert describe_source(KOBERT_HUB_ID) == KOBERT_HUB_ID
+
+
+def test_hub_id_not_cached_offline() -> None:
+    message = backbone_error("nobody-here/not-a-kobert-model")
+    assert message.startswith("could not get 'nobody-here/not-a-kobert-model' from the Hugging Face hub")
+    assert "pass that folder" in message
+    assert "--model tiny" in message
+
+
+@pytest.mark.parametrize("source", ["nonsense", "???", "no/such/folder/here"])
+def test_nonsense_source(source: str) -> None:
+    message = backbone_error(source)
+    assert f"model '{source}' is neither a folder on this machine" in message
+    assert KOBERT_HUB_ID in message and "'tiny'" in message
+
+
+# Trained classifiers
+
+
+def test_save_and_load_classifier(tiny_kobert_folder: Path, tmp_path: Path) -> None:
+    classifier = load_backbone(str(tiny_kobert_folder), LABELS, 0.3, tokenizer_mode="whole", max_len=24)
+    torch.nn.init.normal_(classifier.model.classifier.weight)
+    save_classifier(classifier, tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = load_classifier(tmp_path)
+    assert loaded.label_names == LABELS
+    assert loaded.source == str(tiny_kobert_folder)
+    assert not loaded.model.training
+    assert (loaded.tokenizer.mode, loaded.tokenizer.max_len) == ("whole", 24)
+    assert loaded.tokenizer.encode_batch(SENTENCES) == classifier.tokenizer.encode_batch(SENTENCES)
+    assert torch.allclose(logits(loaded, SENTENCES), logits(classifier, SENTENCES), atol=1e-6)
+
+
+def test_untrusted_pickle_weights_refused(tiny_kobert_folder: Path, tmp_path: Path) -> None:
+    classifier = load_backbone(str(tiny_kobert_folder), ["0", "1"], 0.1)
+    save_classifier(classifier, tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(classifier.model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(BackboneError, match=r"has no weights \(model\.safetensors\)\.$"):
+        load_classifier(tmp_path, trusted=False)
+    trusted = load_classifier(tmp_path, trusted=True)
+    assert torch.allclose(logits(trusted, SENTENCES), logits(classifier, SENTENCES), atol=1e-6)
+
+
+def test_backbone_folder_is_not_a_classifier(tiny_kobert_folder: Path) -> None:
+    with pytest.raises(BackboneError, match="is not a trained classifier"):
+        load_classifier(tiny_kobert_folder)
+
+
+def test_classifier_with_one_class_refused(tiny_kobert_folder: Path, tmp_path: Path) -> None:
+    save_classifier(load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.1), tmp_path)
+    edit_config(tmp_path, id2label={"0": "a"}, label2id={"a": 0})
+    with pytest.raises(BackboneError, match="config names no classes"):
+        load_classifier(tmp_path)
+
+
+def test_load_classifier_errors(tmp_path: Path) -> None:
+    with pytest.raises(BackboneError, match="has no config.json"):
+        load_classifier(tmp_path)
+
+
+# KoBERT's real shape
+
+
+def test_kobert_shape_trains(kobert_shape_folder: Path) -> None:
+    classifier = load_backbone(str(kobert_shape_folder), ["0", "1"], dropout=0.5)
+    model = classifier.model
+    backbone = sum(p.numel() for p in model.bert.parameters())
+    assert round(backbone / 1e6, 2) == 92.19
+    assert sum(p.numel() for p in model.classifier.parameters()) == 768 * 2 + 2
+    texts = [text for text, _ in sample_rows("nsmc/sample_train.tsv", 2)]
+    assert len(texts) == 4
+    batch = classifier.tokenizer(texts)
+    assert isinstance(classifier.tokenizer, KoBertTokenizer)
+    model.train()
+    out = model(**batch, labels=torch.tensor([0, 0, 1, 1]))
+    assert out.logits.shape == (4, 2)
+    assert math.isfinite(out.loss.item())
+    out.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert model.classifier.weight.grad.abs().sum() > 0

@@ -1,0 +1,133 @@
+"""Tests for kobert_demo.predict: probabilities, order under length batching, loading, agreement with the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TrainedRun
+
+from kobert_demo.data import LabeledData
+from kobert_demo.metrics import classification_metrics
+from kobert_demo.model import BackboneError, load_classifier
+from kobert_demo.predict import Predictor, PredictorCache, model_folder
+
+TEXTS = [
+    "정말 재미있게 봤습니다. 배우들의 연기가 최고였고 다시 보고 싶어요",
+    "최악",
+    "",
+    "시간 아까운 영화... 돈 주고 볼 필요 없음",
+    "굳 ㅋ",
+    "그냥 그랬다",
+    "감동적인 스토리, 훌륭한 음악, 완벽한 연출! 올해 최고의 영화입니다 " * 3,
+]
+
+
+def test_probabilities(trained_predictor: Predictor) -> None:
+    probs = trained_predictor.predict_proba(TEXTS)
+    assert probs.shape == (len(TEXTS), 2)
+    assert probs.dtype == np.float32
+    assert np.all((probs >= 0) & (probs <= 1))
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-6)
+    assert trained_predictor.label_names == ["0", "1"]
+    assert trained_predictor.predict_proba([]).shape == (0, 2)
+
+
+def test_order_kept_although_batched_by_length(trained_run: TrainedRun) -> None:
+    predictor = Predictor.load(trained_run.path)
+    predictor.batch_size = 3  # several batches, each sorted by length, none in input order
+    lengths = [len(ids) for ids in predictor.tokenizer.encode_batch(TEXTS)]
+    assert lengths != sorted(lengths)
+    together = predictor.predict_proba(TEXTS)
+    one_by_one = np.concatenate([predictor.predict_proba([text]) for text in TEXTS])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    assert len({tuple(row.round(4)) for row in together}) > 1  # the texts do get different answers
+
+
+def test_predict_gives_label_dicts(trained_predictor: Predictor) -> None:
+    rows = trained_predictor.predict(TEXTS[:2])
+    probs = trained_predictor.predict_proba(TEXTS[:2])
+    assert [list(row) for row in rows] == [["0", "1"]] * 2
+    np.testing.assert_allclose([list(row.values()) for row in rows], probs, atol=1e-7)
+
+
+def test_load_from_run_or_model_folder(trained_run: TrainedRun, trained_predictor: Predictor) -> None:
+    assert model_folder(trained_run.path) == trained_run.path / "model"
+    assert model_folder(trained_run.path / "model") == trained_run.path / "model"
+    from_model = Predictor.load(trained_run.path / "model")
+    np.testing.assert_array_equal(from_model.predict_proba(TEXTS), trained_predictor.predict_proba(TEXTS))
+    direct = Predictor(load_classifier(trained_run.path / "model"))
+    np.testing.assert_array_equal(direct.predict_proba(TEXTS), trained_predictor.predict_proba(TEXTS))
+
+
+def test_load_errors(tmp_path: Path, tiny_kobert_folder: Path) -> None:
+    with pytest.raises(BackboneError, match="has no config.json"):
+        Predictor.load(tmp_path)
+    with pytest.raises(BackboneError, match="is not a trained classifier"):
+        Predictor.load(tiny_kobert_folder)
+
+
+def test_pieces(trained_predictor: Predictor) -> None:
+    encoded = trained_predictor.pieces("굳 ㅋ")
+    assert encoded.ids == trained_predictor.tokenizer.encode("굳 ㅋ").ids
+    assert encoded.pieces[0] == "[CLS]" and encoded.pieces[-1] == "[SEP]"
+
+
+def test_predictions_match_the_run(trained_run: TrainedRun, trained_predictor: Predictor, nsmc_test: LabeledData):
+    """Evaluating the saved model on sample_test gives exactly the best epoch's reported metrics."""
+    best = trained_run.events[-1].test
+    names = trained_predictor.label_names
+    predicted = trained_predictor.predict_proba(nsmc_test.texts).argmax(1).tolist()
+    metrics = classification_metrics([names.index(y) for y in nsmc_test.labels], predicted, names)
+    assert metrics["accuracy"] == best["accuracy"]
+    assert metrics["confusion_matrix"] == best["confusion_matrix"]
+    assert metrics["macro_f1"] == pytest.approx(best["macro_f1"])
+
+
+def test_backends(trained_run: TrainedRun, trained_predictor: Predictor) -> None:
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Predictor.load(trained_run.path, backend="onnx")
+    assert trained_predictor.backend == "torch"
+    int8 = Predictor.load(trained_run.path, backend="int8")
+    assert int8.backend == "int8"
+    quantized = int8.predict_proba(TEXTS)
+    np.testing.assert_allclose(quantized.sum(1), 1, atol=1e-5)
+    # Close to the float model, not equal (on this small model: within a few hundredths).
+    np.testing.assert_allclose(quantized, trained_predictor.predict_proba(TEXTS), atol=0.05)
+    assert not np.array_equal(quantized, trained_predictor.predict_proba(TEXTS))
+
+
+def test_auto_backend_keeps_int8_only_within_0_01(trained_run: TrainedRun, trained_predictor: Predictor) -> None:
+    """On a CPU, auto takes int8 only when it stays within 0.01 of fp32 on the check sentences."""
+    from kobert_demo.predict import CHECK_SENTENCES, INT8_MAX_DIFF
+
+    auto = Predictor.load(trained_run.path, backend="auto")
+    diff = np.abs(
+        Predictor.load(trained_run.path, backend="int8").predict_proba(CHECK_SENTENCES)
+        - trained_predictor.predict_proba(CHECK_SENTENCES)
+    ).max()
+    assert auto.backend == ("int8" if diff <= INT8_MAX_DIFF else "torch")
+    if auto.backend == "torch":
+        np.testing.assert_array_equal(auto.predict_proba(TEXTS), trained_predictor.predict_proba(TEXTS))
+
+
+def test_predictor_cache() -> None:
+    cache = PredictorCache(size=2)
+    loads: list[str] = []
+
+    def loader(key: str):
+        def load():
+            loads.append(key)
+            return f"predictor {key}"
+
+        return load
+
+    assert cache.get("a", loader("a")) == "predictor a"
+    assert cache.get("a", loader("a")) == "predictor a"
+    cache.get("b", loader("b"))
+    cache.get("a", loader("a"))  # a is now the most recently used
+    cache.get("c", loader("c"))  # drops b
+    cache.get("a", loader("a"))
+    cache.get("b", loader("b"))
+    assert loads == ["a", "b", "c", "b"]

@@ -1,0 +1,392 @@
+"""Tests for kobert_demo.train: the event stream, logging cadence, stopping, failures, batching, best-epoch saving."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TRAINED_EPOCHS, TrainedRun
+
+from kobert_demo import train as train_module
+from kobert_demo.config import TINY_LR, TrainConfig
+from kobert_demo.data import Splits
+from kobert_demo.metrics import classification_metrics
+from kobert_demo.model import describe_source, load_backbone
+from kobert_demo.predict import Predictor
+from kobert_demo.runs import Run, open_run
+from kobert_demo.train import (
+    MISTAKES_KEPT,
+    DoneEvent,
+    EpochEvent,
+    ErrorEvent,
+    StartEvent,
+    StepEvent,
+    cpu_has_bf16,
+    decay_groups,
+    length_grouped_batches,
+    resolve_precision,
+    train,
+)
+
+
+def quick(**changes) -> TrainConfig:
+    """tiny, fp32, batches of 16: 13 steps per epoch on small_splits."""
+    settings = dict(model="tiny", epochs=1, batch_size=16, precision="fp32", seed=3, log_interval=4)
+    return TrainConfig(**{**settings, **changes})
+
+
+def stop_after(calls: int):
+    """A should_stop that says stop from its (calls + 1)-th call on."""
+    count = 0
+
+    def should_stop() -> bool:
+        nonlocal count
+        count += 1
+        return count > calls
+
+    return should_stop
+
+
+def types(events: list) -> list[str]:
+    return [event.type for event in events]
+
+
+def as_json(events: list) -> list[dict]:
+    return json.loads(json.dumps([asdict(event) for event in events]))
+
+
+# The trained run (tiny, 3 epochs on NSMC samples)
+
+
+def test_event_sequence(trained_run: TrainedRun) -> None:
+    events = trained_run.events
+    start, done = events[0], events[-1]
+    assert isinstance(start, StartEvent) and isinstance(done, DoneEvent)
+    spe = start.steps_per_epoch
+    assert spe == math.ceil(2000 / 64)
+    assert start.total_steps == spe * TRAINED_EPOCHS
+    expected = ["start"] + (["step"] * spe + ["epoch"]) * TRAINED_EPOCHS + ["done"]
+    assert types(events) == expected
+    assert start.model == describe_source("tiny")
+    assert (start.precision, start.processes) == ("fp32", 1)
+    assert (start.train_rows, start.test_rows, start.labels) == (2000, 500, ["0", "1"])
+    model = Predictor.load(trained_run.path).model
+    assert start.parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_step_events(trained_run: TrainedRun) -> None:
+    steps = [e for e in trained_run.events if isinstance(e, StepEvent)]
+    spe = steps[0].steps_per_epoch
+    assert [s.step for s in steps] == list(range(1, len(steps) + 1))
+    assert [s.batch for s in steps] == list(range(1, spe + 1)) * TRAINED_EPOCHS
+    assert [s.epoch for s in steps] == [e for e in range(1, TRAINED_EPOCHS + 1) for _ in range(spe)]
+    assert all(s.total_steps == len(steps) and s.steps_per_epoch == spe for s in steps)
+    assert all(math.isfinite(s.loss) and s.loss > 0 for s in steps)
+    assert all(0 <= s.train_acc <= 1 for s in steps)
+    assert all(s.sentences_per_s > 0 for s in steps)
+    elapsed = [s.elapsed for s in steps]
+    assert elapsed == sorted(elapsed)
+    assert steps[-1].eta == 0
+    # Warmup (10% of the steps) up to the tiny learning rate, then cosine decay to zero.
+    lrs = [s.lr for s in steps]
+    warmup = int(len(steps) * 0.1)
+    peak = lrs.index(max(lrs))
+    assert peak == warmup - 1
+    assert max(lrs) == pytest.approx(TINY_LR)
+    assert lrs[:peak] == sorted(lrs[:peak])
+    assert lrs[peak:] == sorted(lrs[peak:], reverse=True)
+    assert lrs[-1] == pytest.approx(0, abs=1e-9)
+    # Logged every log_interval (10) batches of each epoch: 1, 11, 21, 31.
+    assert [s.batch for s in steps if s.logged] == [1, 11, 21, 31] * TRAINED_EPOCHS
+
+
+def test_epoch_and_done_events(trained_run: TrainedRun) -> None:
+    events = trained_run.events
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    assert [e.epoch for e in epochs] == list(range(1, TRAINED_EPOCHS + 1))
+    best_so_far = -1.0
+    for epoch in epochs:
+        last_step = [e for e in events if isinstance(e, StepEvent) and e.epoch == epoch.epoch][-1]
+        assert epoch.train_acc == last_step.train_acc
+        assert math.isfinite(epoch.train_loss)
+        test = epoch.test
+        assert test["n"] == 500 and test["labels"] == ["0", "1"]
+        assert sum(map(sum, test["confusion_matrix"])) == 500
+        assert epoch.best == (test["accuracy"] > best_so_far)
+        best_so_far = max(best_so_far, test["accuracy"])
+        wrong = 500 - sum(test["confusion_matrix"][i][i] for i in range(2))
+        assert len(epoch.mistakes) == min(MISTAKES_KEPT, wrong)
+        confidences = [m["confidence"] for m in epoch.mistakes]
+        assert confidences == sorted(confidences, reverse=True)
+        for mistake in epoch.mistakes:
+            assert mistake["label"] != mistake["predicted"]
+            assert {mistake["label"], mistake["predicted"]} == {"0", "1"}
+            assert 0.5 <= mistake["confidence"] <= 1
+    done = events[-1]
+    best = max(epochs, key=lambda e: (e.test["accuracy"], -e.epoch))
+    assert (done.state, done.best_epoch, done.test) == ("done", best.epoch, best.test)
+    assert done.run == str(trained_run.path)
+
+
+def test_run_folder_of_trained_run(trained_run: TrainedRun) -> None:
+    run = open_run(trained_run.path)
+    assert run.events() == as_json(trained_run.events)
+    status = run.status()
+    assert (status["state"], status["reason"]) == ("done", None)
+    assert run.labels() == ["0", "1"]
+    config = run.config()
+    assert (config["model"], config["epochs"], config["processes"]) == ("tiny", TRAINED_EPOCHS, 1)
+    assert config["train_file"] == "sample_train.tsv"
+    assert run.has_model
+    done = trained_run.events[-1]
+    assert run.final_metrics() == json.loads(json.dumps(done.test))
+    card = (run.path / "README.md").read_text(encoding="utf-8")
+    assert f"Test accuracy: {done.test['accuracy']:.4f}" in card
+    assert f"best epoch: {done.best_epoch}" in card
+    assert "Training rows: 2000; test rows: 500 (file)" in card
+
+
+def test_tiny_learns_nsmc(trained_run: TrainedRun) -> None:
+    """End to end: clearly better than the majority class (0.5 on the balanced sample_test)."""
+    done = trained_run.events[-1]
+    assert done.test["accuracy"] >= 0.6
+    assert done.test["macro_f1"] >= 0.55
+
+
+# Logging and stopping
+
+
+def test_logged_every_interval(small_splits: Splits) -> None:
+    events = list(train(quick(epochs=2), small_splits))
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert steps[0].steps_per_epoch == 13
+    assert [(s.epoch, s.batch) for s in steps if s.logged] == [(e, b) for e in (1, 2) for b in (1, 5, 9, 13)]
+    assert events[-1].run is None  # no run folder asked for
+
+
+def test_stop_before_first_epoch_ends(small_splits: Splits, tmp_path: Path) -> None:
+    events = list(train(quick(epochs=2), small_splits, tmp_path / "run", should_stop=stop_after(5)))
+    assert types(events) == ["start"] + ["step"] * 5 + ["done"]
+    done = events[-1]
+    assert (done.state, done.best_epoch, done.test) == ("stopped", None, None)
+    run = open_run(tmp_path / "run")
+    assert not run.has_model
+    assert not run.model_dir.exists()
+    status = run.status()
+    assert status["state"] == "stopped"
+    assert status["reason"] == "stopped before the first epoch ended; no model was kept"
+    assert run.events() == as_json(events)
+
+
+def test_stop_after_first_epoch_keeps_it(small_splits: Splits, tmp_path: Path) -> None:
+    events = list(train(quick(epochs=3), small_splits, tmp_path / "run", should_stop=stop_after(13 + 4)))
+    assert types(events) == ["start"] + ["step"] * 13 + ["epoch"] + ["step"] * 4 + ["done"]
+    done = events[-1]
+    assert (done.state, done.best_epoch) == ("stopped", 1)
+    assert done.test == events[14].test
+    run = open_run(tmp_path / "run")
+    assert run.has_model
+    assert (run.status()["state"], run.status()["reason"]) == ("stopped", None)
+    assert Predictor.load(run.path).label_names == ["0", "1"]
+
+
+def test_stop_at_once(small_splits: Splits) -> None:
+    events = list(train(quick(), small_splits, should_stop=lambda: True))
+    assert types(events) == ["start", "done"]
+    assert events[-1].state == "stopped"
+
+
+# Failures become error events
+
+
+def test_nan_loss_fails_the_run(small_splits: Splits, tmp_path: Path) -> None:
+    config = quick(lr=1e30, warmup_ratio=0.0)
+    events = list(train(config, small_splits, tmp_path / "run"))
+    assert types(events)[0] == "start"
+    assert types(events)[-1] == "error"
+    assert "done" not in types(events)
+    message = events[-1].message
+    assert re.fullmatch(
+        r"the loss became (nan|inf|-inf) at epoch 1 batch \d+: lower the learning rate or use fp32\.", message
+    )
+    run = open_run(tmp_path / "run")
+    assert run.status()["state"] == "failed"
+    assert run.status()["reason"] == message
+    assert run.events()[-1] == {"message": message, "type": "error"}
+
+
+def test_bad_model_source_is_an_error_event(small_splits: Splits, tmp_path: Path) -> None:
+    events = list(train(quick(model="nonsense"), small_splits, tmp_path / "run"))
+    assert len(events) == 1 and isinstance(events[0], ErrorEvent)
+    assert "model 'nonsense' is neither a folder" in events[0].message
+    status = open_run(tmp_path / "run").status()
+    assert (status["state"], status["reason"]) == ("failed", events[0].message)
+
+
+def test_bad_config_is_an_error_event_and_makes_no_run(small_splits: Splits, tmp_path: Path) -> None:
+    events = list(train(quick(epochs=0), small_splits, tmp_path / "run"))
+    assert as_json(events) == [{"message": "epochs must be at least 1", "type": "error"}]
+    assert not (tmp_path / "run").exists()
+
+
+def test_unexpected_exception_keeps_traceback(small_splits: Splits, tmp_path: Path, monkeypatch) -> None:
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(train_module, "classification_metrics", broken)
+    events = list(train(quick(), small_splits, tmp_path / "run"))
+    assert events[-1] == ErrorEvent("training failed unexpectedly (RuntimeError: boom)")
+    traceback = (tmp_path / "run" / "error.txt").read_text(encoding="utf-8")
+    assert traceback.startswith("Traceback") and "RuntimeError: boom" in traceback
+    assert open_run(tmp_path / "run").status()["state"] == "failed"
+
+
+def test_existing_run_is_not_overwritten(small_splits: Splits, tmp_path: Path) -> None:
+    path = tmp_path / "run"
+    Run.create(path, quick(), ["0", "1"], {})
+    Run(path).set_status("done")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    events = list(train(quick(), small_splits, path))
+    assert len(events) == 1 and isinstance(events[0], ErrorEvent)
+    assert "already holds a run" in events[0].message
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
+# The best epoch is the one kept
+
+
+def test_best_epoch_is_the_saved_model(small_splits: Splits, tmp_path: Path, monkeypatch) -> None:
+    """Epochs after the first are reported worse than they are, so the first must stay the saved model."""
+    measured: list[dict] = []
+    saves: list[int] = []
+
+    def first_epoch_best(truth, predicted, names):
+        metrics = classification_metrics(truth, predicted, names)
+        measured.append(metrics)
+        return metrics if len(measured) == 1 else {**metrics, "accuracy": metrics["accuracy"] - 1}
+
+    real_save = train_module.save_classifier
+
+    def counting_save(classifier, folder):
+        saves.append(len(measured))
+        real_save(classifier, folder)
+
+    monkeypatch.setattr(train_module, "classification_metrics", first_epoch_best)
+    monkeypatch.setattr(train_module, "save_classifier", counting_save)
+    events = list(train(quick(epochs=3), small_splits, tmp_path / "run"))
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    assert [e.best for e in epochs] == [True, False, False]
+    assert events[-1].best_epoch == 1
+    assert saves == [1]
+
+    predictor = Predictor.load(tmp_path / "run")
+    probs = predictor.predict_proba(small_splits.test_texts)
+    metrics = classification_metrics(small_splits.test_labels, probs.argmax(1).tolist(), ["0", "1"])
+    assert metrics["accuracy"] == measured[0]["accuracy"]
+    assert metrics["confusion_matrix"] == measured[0]["confusion_matrix"]
+
+    # The most confident mistakes of epoch 1 are exactly what the saved model says; those of epoch 3 are not.
+    def matches(mistakes: list[dict]) -> bool:
+        p = predictor.predict([m["text"] for m in mistakes])
+        return all(
+            abs(max(row.values()) - m["confidence"]) < 1e-3 and max(row, key=row.get) == m["predicted"]
+            for row, m in zip(p, mistakes)
+        )
+
+    assert epochs[0].mistakes and epochs[-1].mistakes
+    assert matches(epochs[0].mistakes)
+    assert not matches(epochs[-1].mistakes)
+
+
+# Local backbone folders
+
+
+def test_local_folder_trains(tiny_kobert_folder: Path, small_splits: Splits, tmp_path: Path) -> None:
+    config = quick(model=str(tiny_kobert_folder), lr=1e-3)
+    events = list(train(config, small_splits, tmp_path / "run"))
+    assert types(events)[-1] == "done", as_json(events[-1:])
+    assert events[0].model == str(tiny_kobert_folder)
+    assert (events[0].train_rows, events[0].test_rows) == (200, 100)
+    assert events[-1].best_epoch == 1
+    predictor = Predictor.load(tmp_path / "run")
+    assert predictor.classifier.source == str(tiny_kobert_folder)
+    assert predictor.tokenizer.vocab_size == 8002  # the folder's KoBERT tokenizer, not a tiny one
+    assert predictor.predict_proba(small_splits.test_texts).shape == (100, 2)
+
+
+# Batching and optimizer groups
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(1, 4), (37, 4), (1000, 3), (250, 64)])
+def test_length_grouped_batches_cover_every_index_once(n: int, batch_size: int) -> None:
+    rng = random.Random(n)
+    lengths = [rng.randint(3, 64) for _ in range(n)]
+    pools = math.ceil(n / (batch_size * 50))
+    for shuffle in (True, False):
+        batches = length_grouped_batches(lengths, batch_size, seed=1, shuffle=shuffle)
+        flat = [i for batch in batches for i in batch]
+        assert sorted(flat) == list(range(n))
+        assert all(1 <= len(batch) <= batch_size for batch in batches)
+        assert sum(len(batch) < batch_size for batch in batches) <= (pools if shuffle else 1)
+        for batch in batches:
+            assert [lengths[i] for i in batch] == sorted(lengths[i] for i in batch)
+
+
+def test_length_grouped_batches_order() -> None:
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 64) for _ in range(120)]
+    ordered = length_grouped_batches(lengths, 8, seed=1, shuffle=False)
+    assert [lengths[i] for b in ordered for i in b] == sorted(lengths)
+    # One pool (fewer than 50 batches): its batches tile the length order, but come in random order.
+    shuffled = length_grouped_batches(lengths, 8, seed=1, shuffle=True)
+    by_start = sorted(shuffled, key=lambda b: (lengths[b[0]], lengths[b[-1]]))
+    tiled = [lengths[i] for b in by_start for i in b]
+    assert tiled == sorted(lengths)
+    assert shuffled != by_start
+    assert length_grouped_batches(lengths, 8, seed=1, shuffle=True) == shuffled
+    assert length_grouped_batches(lengths, 8, seed=2, shuffle=True) != shuffled
+
+
+def test_length_grouped_batches_pad_less_than_random() -> None:
+    rng = random.Random(1)
+    lengths = [rng.randint(3, 128) for _ in range(2000)]
+
+    def padding(batches: list[list[int]]) -> int:
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+    order = list(range(2000))
+    rng.shuffle(order)
+    random_batches = [order[i : i + 16] for i in range(0, 2000, 16)]
+    assert padding(length_grouped_batches(lengths, 16, seed=1, shuffle=True)) < padding(random_batches) / 5
+
+
+def test_decay_groups(tiny_kobert_folder: Path) -> None:
+    model = load_backbone(str(tiny_kobert_folder), ["0", "1"], 0.1).model
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    decay, no_decay = decay_groups(model, 0.01)
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.01, 0.0)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay_names = {names[id(p)] for p in decay["params"]}
+    no_decay_names = {names[id(p)] for p in no_decay["params"]}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert decay_names | no_decay_names == trainable
+    assert not decay_names & no_decay_names
+    assert "bert.embeddings.word_embeddings.weight" not in trainable
+    assert no_decay_names == {n for n in trainable if n.endswith(".bias") or "LayerNorm.weight" in n}
+    assert "bert.embeddings.LayerNorm.weight" in no_decay_names
+    assert "bert.encoder.layer.0.output.LayerNorm.weight" in no_decay_names
+    assert "classifier.bias" in no_decay_names
+    assert {"classifier.weight", "bert.encoder.layer.1.attention.self.query.weight"} <= decay_names
+
+
+def test_resolve_precision() -> None:
+    cpu = torch.device("cpu")
+    for precision in ("bf16", "fp16", "fp32"):
+        assert resolve_precision(precision, cpu) == precision
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_bf16() else "fp32")
