@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from kobert_demo.settings import Limits
 from kobert_demo.settings import limits as current_limits
@@ -209,6 +208,8 @@ def make_splits(
             f"{len(counts)} classes (smallest class '{smallest}' has {counts[smallest]} rows): "
             "add rows or give a test file."
         )
+    from sklearn.model_selection import train_test_split  # here, not at the top: the web app starts ~1 s sooner
+
     train_texts, test_texts, train_labels, test_labels = train_test_split(
         train.texts,
         train_ids,

@@ -165,6 +165,8 @@ class JobQueue:
                 stdin=subprocess.DEVNULL,
             )
             code = self._process.wait()
+        if not (run.path / "status.json").is_file():
+            return  # deleted as soon as it stopped
         state = json.loads((run.path / "status.json").read_text(encoding="utf-8"))["state"]
         if state in ("queued", "running", "interrupted"):  # a reader may have seen the dead pid first
             why = "it was killed, most likely for lack of memory" if code in (-9, 137) else f"exit code {code}"

@@ -1,0 +1,141 @@
+"""`python -m kobert_demo.loadtest`: many gradio_client visitors predicting while a job trains.
+
+Bounded and local: the app is served on 127.0.0.1 only, every visitor sends a fixed number of requests, and the
+whole test stops by itself. Prints requests/s, p50/p95 latency and the failures (there should be none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+SENTENCES = ["정말 재미있어요", "최악의 영화, 시간 아깝다", "그냥 그랬어요", "배우 연기가 좋았다", "지루하고 뻔함"]
+STATES_DONE = ("done", "stopped", "failed", "interrupted")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait(client, run: str, visitor: str, states: tuple[str, ...], timeout: float) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = client.predict(run, visitor, api_name="/status")["state"]
+        if state in states:
+            return state
+        time.sleep(0.5)
+    raise TimeoutError(f"run {run} did not reach {states} within {timeout:.0f} s")
+
+
+def load(url: str, model: str, visitors: int, requests_each: int, deadline_s: float) -> dict:
+    """`visitors` threads, each its own gradio_client.Client, each sending `requests_each` /predict calls."""
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    start_line = threading.Barrier(visitors)
+    stop_at = time.time() + deadline_s
+
+    def visitor(number: int) -> None:
+        try:
+            client = Client(url, verbose=False)
+        except Exception as error:  # a refused connection is a failed request too
+            with lock:
+                failures.append(f"connect: {type(error).__name__}: {error}")
+            start_line.abort()
+            return
+        with contextlib.suppress(threading.BrokenBarrierError):
+            start_line.wait(timeout=120)
+        for i in range(requests_each):
+            if time.time() > stop_at:
+                with lock:
+                    failures.append("deadline reached before all requests were sent")
+                return
+            sent = time.perf_counter()
+            try:
+                result = client.predict(model, SENTENCES[(number + i) % len(SENTENCES)], api_name="/predict")
+                assert abs(sum(result["confidences"].values()) - 1) < 1e-3, result
+            except Exception as error:
+                with lock:
+                    failures.append(f"{type(error).__name__}: {error}")
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - sent)
+
+    threads = [threading.Thread(target=visitor, args=(n,), daemon=True) for n in range(visitors)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(deadline_s + 120)
+    wall = time.perf_counter() - began
+    ms = np.array(latencies) * 1000
+    return {
+        "visitors": visitors,
+        "requests": visitors * requests_each,
+        "ok": len(latencies),
+        "failed": len(failures),
+        "failures": failures[:5],
+        "requests_per_s": round(len(latencies) / wall, 2),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
+        "p95_ms": round(float(np.percentile(ms, 95)), 1) if len(ms) else None,
+        "wall_s": round(wall, 1),
+    }
+
+
+def run(data_dir: Path, visitors: int = 50, requests_each: int = 4, home: Path | None = None) -> dict:
+    """Serve the app, train a model to predict with, start a second job, and load the app while it trains."""
+    from gradio_client import Client, handle_file
+
+    from .ui import build_app
+
+    home = home or Path(tempfile.mkdtemp(prefix="kobert-load-"))
+    demo = build_app(home)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        visitor = "load-test-visitor-0123456789abcdef"
+        sample = handle_file(str(data_dir / "nsmc" / "sample_train.tsv"))
+        model = client.predict(sample, None, "tiny", {"epochs": 1}, visitor, api_name="/train")
+        _wait(client, model, visitor, STATES_DONE, timeout=600)
+        busy = client.predict(
+            handle_file(str(data_dir / "nsmc" / "sample_train.tsv")), None, "tiny",
+            {"epochs": 50, "batch_size": 8}, visitor, api_name="/train",
+        )  # fmt: skip
+        _wait(client, busy, visitor, ("running",), timeout=300)
+        client.predict(model, SENTENCES[0], api_name="/predict")  # the model loads once, before the clock starts
+        result = load(url, model, visitors, requests_each, deadline_s=600)
+        result["job_state_after"] = client.predict(busy, visitor, api_name="/status")["state"]
+        client.predict(busy, visitor, api_name="/stop")
+        _wait(client, busy, visitor, STATES_DONE, timeout=120)
+        result["cpu_cores"] = os.cpu_count()
+        return result
+    finally:
+        demo.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kobert_demo.loadtest", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data", help="the shared data folder (NSMC samples)")
+    parser.add_argument("--visitors", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=4, help="requests per visitor")
+    args = parser.parse_args(argv)
+    result = run(Path(args.data), args.visitors, args.requests)
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0 if result["failed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

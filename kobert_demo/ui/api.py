@@ -1,0 +1,184 @@
+"""The stable API for gradio_client: named endpoints with plain inputs and JSON outputs, apart from the UI's events.
+
+Endpoints that take or give files use real (hidden) components, so uploads are checked like the UI's; the rest
+are typed functions (gr.api). Every failure reaches the client as one sentence (gr.Error). No
+`from __future__ import annotations` here: gr.api reads the type hints at runtime.
+"""
+
+import json
+from typing import Any
+
+import gradio as gr
+
+from kobert_demo.config import KOBERT_HUB_ID, TINY
+from kobert_demo.jobs import is_owner, request_stop
+from kobert_demo.runs import Run, delete_run
+
+from .logs_tab import export_run
+from .predict_tab import predict_file, predict_one, predict_table
+from .state import AppState, UserError, api_errors
+from .train_tab import CUSTOM, make_config, submit
+
+
+def validate_report(path: str | None, text_col: str | None, label_col: str | None) -> dict:
+    """What `python -m kobert_demo validate --json` prints, plus the first rows."""
+    from kobert_demo.data import read_table
+
+    if not path:
+        raise UserError("err_no_train_file")
+    data = read_table(path, text_col or None, label_col or None)
+    return {
+        "file": data.name,
+        "text_col": data.text_col,
+        "label_col": data.label_col,
+        "columns": data.columns,
+        "encoding": data.encoding,
+        "separator": data.separator,
+        "rows_read": data.rows_read,
+        "rows_kept": len(data.texts),
+        "dropped": data.dropped,
+        "classes": data.class_counts(),
+        "head": json.loads(data.head.to_json(orient="records", force_ascii=False)),
+    }
+
+
+def run_summary(state: AppState, run: Run, visitor: str) -> dict:
+    """A run's state, queue place, progress and (once an epoch is done) best test metrics."""
+    status = run.status()
+    config = run.config()
+    steps = [e for e in run.events() if e["type"] == "step"]
+    last = steps[-1] if steps else None
+    position = state.queue.position(run) if status["state"] == "queued" else None
+    return {
+        "run": run.name,
+        "state": status["state"],
+        "reason": status.get("reason"),
+        "owner": is_owner(run, visitor),
+        "model": config.get("model"),
+        "labels": config.get("label_names"),
+        "train_file": config.get("train_file"),
+        "created": config.get("created"),
+        "queue_position": position,
+        "wait_s": state.queue.wait_estimate(run) if position else None,
+        "progress": {k: last[k] for k in ("epoch", "step", "total_steps", "loss", "train_acc", "elapsed", "eta")}
+        if last
+        else None,
+        "metrics": run.final_metrics(),
+        "has_model": run.has_model,
+    }
+
+
+def build(state: AppState) -> None:
+    """Declare the API endpoints (call inside the app's Blocks)."""
+
+    @api_errors
+    def predict(model: str, text: str) -> dict:
+        """Class probabilities for one sentence. model: a run name, a `zip:<id>` from /load_model_zip, a local
+        model folder or a hub id. Returns {"label": top class, "confidences": {class: probability}}."""
+        probs = predict_one(state, model, text)
+        return {"label": max(probs, key=probs.__getitem__), "confidences": probs}
+
+    @api_errors
+    def predict_lines(model: str, texts: list[str]) -> list[dict]:
+        """Class probabilities for several sentences: one {"text", "label", "p_<class>"...} row per sentence."""
+        return predict_table(state, model, texts).to_dict(orient="records")
+
+    @api_errors
+    def pieces(model: str, text: str) -> dict:
+        """How the model's KoBERT tokenizer splits a sentence: pieces, ids and which pieces are [UNK]."""
+        encoded = state.predictor(model).pieces(text)
+        return {"pieces": encoded.pieces, "ids": encoded.ids, "unknown": encoded.unknown}
+
+    @api_errors
+    def status(run: str, visitor: str = "") -> dict:
+        """A run's state (queued|running|done|stopped|failed|interrupted), queue position, progress and metrics."""
+        return run_summary(state, state.run(run), visitor)
+
+    @api_errors
+    def logs(run: str, offset: int = 0) -> dict:
+        """The run's events logged after byte `offset`: {"events": [...], "offset": next offset, "state": ...}."""
+        found = state.run(run)
+        events, offset = found.read_events(max(0, int(offset)))
+        return {"events": events, "offset": offset, "state": found.status()["state"]}
+
+    @api_errors
+    def runs(visitor: str) -> list[dict]:
+        """This visitor's runs, newest first."""
+        return [run_summary(state, run, visitor) for run in state.visitor_runs(visitor)]
+
+    @api_errors
+    def stop(run: str, visitor: str) -> dict:
+        """Stop the visitor's run (within seconds; the best completed epoch is kept). Returns its status."""
+        found = state.owned_run(run, visitor)
+        request_stop(found)
+        return found.status()
+
+    @api_errors
+    def delete(run: str, visitor: str) -> str:
+        """Delete the visitor's finished run; returns its name."""
+        delete_run(state.owned_run(run, visitor))
+        return run
+
+    for fn in (predict, predict_lines, pieces):
+        gr.api(fn, api_name=fn.__name__, concurrency_id="predict", concurrency_limit=4)
+    for fn in (status, logs, runs, stop, delete):
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+
+    with gr.Column(visible=False):
+        file = gr.File(label="file")
+        train_file = gr.File(label="train_file")
+        test_file = gr.File(label="test_file")
+        text_col = gr.Textbox(label="text_col")
+        label_col = gr.Textbox(label="label_col")
+        model = gr.Textbox(KOBERT_HUB_ID, label="model")
+        options = gr.JSON({}, label="options")
+        visitor = gr.Textbox(label="visitor")
+        run = gr.Textbox(label="run")
+        model_zip = gr.File(label="model_zip")
+        predict_model = gr.Textbox(label="model")
+        report = gr.JSON(label="report")
+        run_name = gr.Textbox(label="run_name")
+        model_ref = gr.Textbox(label="model_ref")
+        out_file = gr.File(label="out_file")
+        buttons = [gr.Button() for _ in range(5)]
+
+    @api_errors
+    def validate(file: str | None, text_col: str | None, label_col: str | None) -> dict:
+        """Read a data file: detected columns, rows kept and dropped, classes, first rows."""
+        return validate_report(file, text_col, label_col)
+
+    @api_errors
+    def train(train_file: str | None, test_file: str | None, model: str, options: Any, visitor: str) -> str:
+        """Queue a run; returns its name at once."""
+        model = (model or KOBERT_HUB_ID).strip()
+        backbone = model if model in (KOBERT_HUB_ID, TINY) else CUSTOM
+        if not isinstance(options or {}, dict):
+            raise UserError("err_options_not_object")
+        config = make_config(backbone, model, dict(options or {}))
+        return submit(state, config, train_file, test_file, visitor).name
+
+    @api_errors
+    def export(run: str, visitor: str) -> str:
+        """The visitor's finished run as a model zip."""
+        return export_run(state, run, visitor)
+
+    @api_errors
+    def load_model_zip(model_zip: str | None) -> str:
+        """Check and keep an exported model zip; returns the `zip:<id>` model name for /predict."""
+        if not model_zip:
+            raise UserError("err_no_model")
+        return state.save_zip(model_zip)
+
+    @api_errors
+    def predict_csv(model: str, file: str | None) -> str:
+        """Predictions for a file of sentences, as a CSV file (text, label, p_<class>...)."""
+        return predict_file(state, model, file)
+
+    api = {"api_visibility": "public"}
+    buttons[0].click(validate, [file, text_col, label_col], report, api_name="validate", **api)
+    buttons[1].click(train, [train_file, test_file, model, options, visitor], run_name, api_name="train", **api)
+    buttons[2].click(export, [run, visitor], out_file, api_name="export", concurrency_limit=1, **api)
+    buttons[3].click(load_model_zip, [model_zip], model_ref, api_name="load_model_zip", **api)
+    buttons[4].click(
+        predict_csv, [predict_model, file], out_file, api_name="predict_file", concurrency_id="predict", **api
+    )

@@ -1,0 +1,210 @@
+"""What every tab shares: the runs home, the job queue, the predictor cache, ownership checks and user errors."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from kobert_demo.errors import BackboneError
+from kobert_demo.jobs import JobQueue, is_owner, owner_id
+from kobert_demo.runs import Run, list_runs
+
+from .i18n import t
+
+if TYPE_CHECKING:
+    from kobert_demo.predict import Predictor, PredictorCache
+
+log = logging.getLogger("kobert_demo.ui")
+
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ZIP_PREFIX = "zip:"
+_ZIP_ID = re.compile(r"^zip:([0-9a-f]{24})$")
+WORK_MAX_AGE_S = 3600.0
+
+
+class UserError(Exception):
+    """Something the visitor can fix, as one sentence in their language (English in logs and the API)."""
+
+    def __init__(self, key: str, **values: Any) -> None:
+        self.key, self.values = key, values
+        super().__init__(t("en", key, **values))
+
+    def text(self, lang: str) -> str:
+        """The sentence in lang."""
+        return t(lang, self.key, **self.values)
+
+
+def is_user_error(error: Exception) -> bool:
+    """Whether the error's message is meant for the user: ours, the engine's data/run/zip/config errors, backbones."""
+    return isinstance(error, (UserError, ValueError, BackboneError))  # ValueError: data, run, zip, config errors
+
+
+def message(error: Exception, lang: str) -> str:
+    """The one sentence to show for an error; a bug is logged with its traceback and named only."""
+    if isinstance(error, UserError):
+        return error.text(lang)
+    if is_user_error(error):
+        return str(error)
+    log.error("unexpected error in the web app:\n%s", "".join(traceback.format_exception(error)))
+    return t(lang, "err_unexpected", kind=type(error).__name__)
+
+
+def api_errors(fn: Callable) -> Callable:
+    """For API endpoints: any failure becomes gr.Error with one English sentence (the client raises it)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as error:
+            raise gr.Error(message(error, "en"), print_exception=False) from None
+
+    return wrapper
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """`1:05`, `1:02:03`; `-` when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass
+class AppState:
+    """The server side of the app: one per process, shared by every visitor."""
+
+    home: Path
+    queue: JobQueue
+    work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kobert-demo-")))
+    _cache: PredictorCache | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # --- runs and owners --------------------------------------------------------------------------------------
+    def run(self, name: str | None) -> Run:
+        """The run called name in the runs home; UserError if there is none (names never leave the home)."""
+        name = (name or "").strip()
+        if not name:
+            raise UserError("err_no_run_chosen")
+        if not _RUN_NAME.match(name) or not (self.home / name / "status.json").is_file():
+            raise UserError("err_no_such_run", run=name[:80])
+        return Run(self.home / name)
+
+    def owned_run(self, name: str | None, visitor: str | None) -> Run:
+        """The run, if this visitor owns it; UserError otherwise."""
+        run = self.run(name)
+        if not is_owner(run, visitor or ""):
+            raise UserError("err_not_owner", run=run.name)
+        return run
+
+    def visitor_runs(self, visitor: str | None) -> list[Run]:
+        """This visitor's runs, newest first."""
+        if not visitor:
+            return []
+        owner = owner_id(visitor)
+        return [run for run in list_runs(self.home) if run.config().get("owner") == owner]
+
+    def browser_secret(self) -> str:
+        """The key that encrypts visitor tokens in browsers; kept in the runs home so it survives restarts."""
+        path = self.home / ".browser_secret"
+        with self._lock:
+            if not path.is_file():
+                self.home.mkdir(parents=True, exist_ok=True)
+                path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
+                path.chmod(0o600)
+            return path.read_text(encoding="utf-8").strip()
+
+    # --- prediction -------------------------------------------------------------------------------------------
+    @property
+    def cache(self) -> PredictorCache:
+        """The predictors shared by all visitors (created on first use: predict.py imports torch)."""
+        with self._lock:
+            if self._cache is None:
+                from kobert_demo.predict import PredictorCache
+
+                self._cache = PredictorCache()
+            return self._cache
+
+    def save_zip(self, upload: str | Path) -> str:
+        """Keep an uploaded model zip under its content hash and check that it loads; its model reference."""
+        digest = hashlib.sha256(Path(upload).read_bytes()).hexdigest()[:24]
+        target = self.folder("zips") / f"{digest}.zip"
+        if not target.is_file():
+            shutil.copyfile(upload, target)
+        ref = f"{ZIP_PREFIX}{digest}"
+        try:
+            self.predictor(ref)
+        except Exception:
+            target.unlink(missing_ok=True)
+            raise
+        return ref
+
+    def predictor(self, ref: str | None) -> Predictor:
+        """The shared predictor for a model reference: a run name, `zip:<id>`, a local folder or a hub id."""
+        from kobert_demo.export import load_zip
+        from kobert_demo.model import resolve_folder
+        from kobert_demo.predict import Predictor
+
+        ref = (ref or "").strip()
+        if not ref:
+            raise UserError("err_no_model")
+        if ref.startswith(ZIP_PREFIX):
+            match = _ZIP_ID.match(ref)
+            path = self.work / "zips" / f"{match[1]}.zip" if match else None
+            if path is None or not path.is_file():
+                raise UserError("err_no_zip", ref=ref[:80])
+            path.touch()  # in use: not pruned
+
+            def load_from_zip() -> Predictor:
+                """Unpack into a temporary folder, load, and remove the folder."""
+                with tempfile.TemporaryDirectory(dir=self.folder("unpacked")) as folder:
+                    return Predictor(load_zip(path, folder), backend="auto")
+
+            return self.cache.get(ref, load_from_zip)
+        if _RUN_NAME.match(ref) and (self.home / ref / "status.json").is_file():
+            run = Run(self.home / ref)
+            if not run.has_model:
+                raise UserError("err_run_no_model", run=run.name)
+            stamp = (run.model_dir / "model.safetensors").stat().st_mtime_ns
+            return self.cache.get(f"run:{run.name}:{stamp}", lambda: Predictor.load(run.path, backend="auto"))
+        return self.cache.get(f"path:{ref}", lambda: Predictor.load(resolve_folder(ref), trusted=False, backend="auto"))
+
+    # --- scratch files ----------------------------------------------------------------------------------------
+    def folder(self, name: str) -> Path:
+        """A scratch folder under the work directory, with what has not been used for an hour removed."""
+        folder = self.work / name
+        folder.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - WORK_MAX_AGE_S
+        for item in folder.iterdir():
+            try:
+                if item.stat().st_mtime >= cutoff:
+                    continue
+                if item.is_dir():
+                    shutil.rmtree(item, ignore_errors=True)
+                else:
+                    item.unlink(missing_ok=True)
+            except FileNotFoundError:  # another request pruned it first
+                continue
+        return folder
+
+    def scratch(self, name: str) -> Path:
+        """A fresh, unique folder under `folder(name)` for one output file."""
+        return Path(tempfile.mkdtemp(dir=self.folder(name)))

@@ -1,0 +1,265 @@
+"""The web app end to end: the real server in-process on a free port, driven with gradio_client like any API user,
+plus the UI's own handlers (file checks, log following) called directly."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pandas as pd
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from kobert_demo.ui import build_app
+from kobert_demo.ui.i18n import EN, KO, pick_lang
+from kobert_demo.ui.logs_tab import Follow, poll
+from kobert_demo.ui.train_tab import check_files
+
+pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ALICE = "alice-visitor-token-0123456789"
+BOB = "bob-visitor-token-9876543210ab"
+API = {
+    "/validate", "/train", "/status", "/logs", "/runs", "/stop", "/delete", "/export", "/load_model_zip",
+    "/predict", "/predict_lines", "/predict_file", "/pieces",
+}  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(client: Client, run: str, states: tuple[str, ...], timeout: float = 300) -> dict:
+    """Poll /status until the run reaches one of states."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = client.predict(run, ALICE, api_name="/status")
+        if status["state"] in states:
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"run {run} did not reach {states} in {timeout} s: {status}")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory):
+    """The app on a temporary runs home, and a client for it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        home = tmp_path_factory.mktemp("runs")
+        demo = build_app(home)
+        _, url, _ = demo.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        try:
+            yield SimpleNamespace(demo=demo, url=url, home=home, client=Client(url, verbose=False))
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def trained(app: SimpleNamespace) -> SimpleNamespace:
+    """A finished tiny run on the 3-class movie ratings sample (string labels), and the events it logged."""
+    train = DATA / "movie_ratings" / "sample_train.tsv"
+    test = DATA / "movie_ratings" / "sample_test.tsv"
+    options = {"epochs": 2, "batch_size": 32, "log_interval": 5}
+    name = app.client.predict(handle_file(train), handle_file(test), "tiny", options, ALICE, api_name="/train")
+    events, offset = [], 0
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        answer = app.client.predict(name, offset, api_name="/logs")
+        events += answer["events"]
+        offset = answer["offset"]
+        if answer["state"] not in ("queued", "running") and not answer["events"]:
+            break
+        time.sleep(0.5)
+    return SimpleNamespace(name=name, events=events)
+
+
+def test_api_names_are_stable(app: SimpleNamespace) -> None:
+    endpoints = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(endpoints) >= API
+    params = {p["parameter_name"] for p in endpoints["/train"]["parameters"]}
+    assert params == {"train_file", "test_file", "model", "options", "visitor"}
+    assert [p["parameter_name"] for p in endpoints["/predict"]["parameters"]] == ["model", "text"]
+
+
+def test_validate_detects_columns_and_classes(app: SimpleNamespace) -> None:
+    nsmc = app.client.predict(handle_file(DATA / "nsmc" / "sample_train.tsv"), "", "", api_name="/validate")
+    assert (nsmc["text_col"], nsmc["label_col"]) == ("document", "label")
+    assert nsmc["classes"] == {"0": 1000, "1": 1000} and nsmc["rows_kept"] == 2000
+    hate = app.client.predict(handle_file(DATA / "hate_speech" / "dev.tsv"), "", "", api_name="/validate")
+    assert (hate["text_col"], hate["label_col"]) == ("comments", "hate")
+    assert set(hate["classes"]) == {"hate", "offensive", "none"}
+    bias = app.client.predict(handle_file(DATA / "hate_speech" / "dev.tsv"), "", "bias", api_name="/validate")
+    assert set(bias["classes"]) == {"gender", "others", "none"}
+
+
+def test_validate_reads_cp949(app: SimpleNamespace, tmp_path: Path) -> None:
+    lines = (DATA / "movie_ratings" / "sample_train.tsv").read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line.encode("cp949", errors="replace").decode("cp949") == line]
+    path = tmp_path / "excel_export.tsv"  # what Korean Excel writes: CP949
+    path.write_bytes("\n".join(kept).encode("cp949"))
+    report = app.client.predict(handle_file(path), "", "", api_name="/validate")
+    assert report["encoding"] == "cp949"
+    assert set(report["classes"]) == {"긍정", "부정", "중립"}
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "looks like a PNG image"),
+        ("문장 하나뿐\n두 번째 문장\n".encode(), "single column"),
+        (b"text\tlabel\n", "no data rows"),
+    ],
+)
+def test_bad_file_is_one_sentence(app: SimpleNamespace, tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(AppError) as error:
+        app.client.predict(handle_file(path), "", "", api_name="/validate")
+    assert expected in str(error.value) and "Traceback" not in str(error.value)
+    note = check_files(str(path), None, None, None, "ko")[3]  # the Train tab shows the sentence instead
+    assert note["visible"] is True and expected in note["value"]
+
+
+def test_train_rejects_bad_requests(app: SimpleNamespace) -> None:
+    before = app.client.predict(ALICE, api_name="/runs")
+    train = handle_file(DATA / "nsmc" / "sample_train.tsv")
+    with pytest.raises(AppError, match="visitor"):
+        app.client.predict(train, None, "tiny", {}, "", api_name="/train")
+    with pytest.raises(AppError, match="Unknown settings: colour"):
+        app.client.predict(train, None, "tiny", {"colour": "red"}, ALICE, api_name="/train")
+    with pytest.raises(AppError, match="epochs must be at least 1"):
+        app.client.predict(train, None, "tiny", {"epochs": 0}, ALICE, api_name="/train")
+    with pytest.raises(AppError, match="labels the training file lacks"):
+        test = handle_file(DATA / "movie_ratings" / "sample_test.tsv")
+        app.client.predict(train, test, "tiny", {}, ALICE, api_name="/train")
+    assert app.client.predict(ALICE, api_name="/runs") == before  # nothing was queued
+
+
+def test_training_logs_follow_to_done(app: SimpleNamespace, trained: SimpleNamespace) -> None:
+    kinds = [event["type"] for event in trained.events]
+    assert kinds[0] == "start" and kinds[-1] == "done", kinds[-3:]
+    assert kinds.count("epoch") == 2 and kinds.count("step") == 2 * trained.events[0]["steps_per_epoch"]
+    status = app.client.predict(trained.name, ALICE, api_name="/status")
+    assert status["state"] == "done" and status["owner"] and status["has_model"]
+    assert status["labels"] == ["긍정", "부정", "중립"]
+    assert 0 <= status["metrics"]["accuracy"] <= 1 and len(status["metrics"]["confusion_matrix"]) == 3
+    assert [r["run"] for r in app.client.predict(ALICE, api_name="/runs")][0] == trained.name
+
+
+def test_logs_tab_redraws_a_finished_run(app: SimpleNamespace, trained: SimpleNamespace) -> None:
+    """A fresh page (reload, second tab) reattaches: everything logged so far comes back at once."""
+    out = poll(app.demo.state, Follow(run=trained.name), ALICE, "en", refresh=True)
+    follow, status, progress, steps, epochs, log = out[:6]
+    assert "done" in status and "100" in progress
+    assert set(steps["series"]) == {"loss", "train accuracy"} and steps["step"].max() == follow.steps[-1][0]
+    assert sorted(epochs["bar"]) == ["1 test", "1 train", "2 test", "2 train"]
+    assert "epoch 1 batch id 1 loss " in log and "epoch 2 test acc " in log
+    assert out[6]["visible"] is True and "Accuracy" in out[7]
+    assert list(out[8].columns) == ["class", "precision", "recall", "F1", "sentences"]
+    assert out[11]["interactive"] is False and out[12]["interactive"] is True  # stop off, export on
+    again = poll(app.demo.state, follow, ALICE, "en")
+    assert all(type(value).__name__ == "dict" and value.get("__type__") == "update" for value in again[1:14])
+    shared = poll(app.demo.state, Follow(run=trained.name), BOB, "ko", refresh=True)
+    assert "읽기 전용" in shared[1] and shared[12]["interactive"] is False
+
+
+def test_predict_sentence_lines_and_file(app: SimpleNamespace, trained: SimpleNamespace) -> None:
+    answer = app.client.predict(trained.name, "배우들 연기가 정말 최고였어요", api_name="/predict")
+    assert set(answer["confidences"]) == {"긍정", "부정", "중립"}
+    assert answer["label"] == max(answer["confidences"], key=answer["confidences"].get)
+    assert sum(answer["confidences"].values()) == pytest.approx(1, abs=1e-4)
+    rows = app.client.predict(trained.name, ["시간 낭비였다", "인생 영화"], api_name="/predict_lines")
+    assert [r["text"] for r in rows] == ["시간 낭비였다", "인생 영화"] and "p_중립" in rows[0]
+    pieces = app.client.predict(trained.name, "굳 ㅋ", api_name="/pieces")
+    assert pieces["pieces"][0] == "[CLS]" and pieces["pieces"][-1] == "[SEP]" and len(pieces["unknown"]) > 2
+    sentences = handle_file(DATA / "movie_ratings" / "sample_test.tsv")
+    csv = app.client.predict(trained.name, sentences, api_name="/predict_file")
+    table = pd.read_csv(csv)
+    assert len(table) == 300 and list(table.columns) == ["text", "label", "p_긍정", "p_부정", "p_중립"]
+    with pytest.raises(AppError, match="Enter a sentence"):
+        app.client.predict(trained.name, "   ", api_name="/predict")
+    with pytest.raises(AppError, match="Choose a model"):
+        app.client.predict("", "좋아요", api_name="/predict")
+
+
+def test_export_zip_loads_in_predict_and_python(app: SimpleNamespace, trained: SimpleNamespace, tmp_path: Path) -> None:
+    from kobert_demo.export import load_zip
+    from kobert_demo.predict import Predictor
+
+    text = "스토리가 너무 지루함"
+    expected = app.client.predict(trained.name, text, api_name="/predict")["confidences"]
+    path = app.client.predict(trained.name, ALICE, api_name="/export")
+    assert Path(path).name == f"{trained.name}.zip"
+    ref = app.client.predict(handle_file(path), api_name="/load_model_zip")
+    assert ref.startswith("zip:")
+    via_zip = app.client.predict(ref, text, api_name="/predict")["confidences"]
+    local = Predictor(load_zip(path, tmp_path)).predict([text])[0]
+    for label, probability in expected.items():
+        assert via_zip[label] == pytest.approx(probability, abs=1e-4)
+        assert local[label] == pytest.approx(probability, abs=1e-4)
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(AppError, match="not a readable zip"):
+        app.client.predict(handle_file(junk), api_name="/load_model_zip")
+
+
+def test_visitors_cannot_touch_each_others_runs(app: SimpleNamespace, trained: SimpleNamespace) -> None:
+    assert trained.name not in [r["run"] for r in app.client.predict(BOB, api_name="/runs")]
+    assert app.client.predict(trained.name, BOB, api_name="/status")["owner"] is False
+    for endpoint in ("/stop", "/export", "/delete"):
+        with pytest.raises(AppError, match="belongs to another visitor"):
+            app.client.predict(trained.name, BOB, api_name=endpoint)
+    with pytest.raises(AppError, match="There is no run"):
+        app.client.predict("../../etc", ALICE, api_name="/status")
+    # A shared link is read-only: anyone with the name may follow the run and predict with it.
+    assert app.client.predict(trained.name, 0, api_name="/logs")["events"]
+    assert app.client.predict(trained.name, "재밌다", api_name="/predict")["label"]
+
+
+def test_run_folders_are_not_served(app: SimpleNamespace, trained: SimpleNamespace) -> None:
+    for path in (app.home / trained.name / "config.json", app.home / trained.name / "data" / "train.tsv"):
+        response = httpx.get(f"{app.url}gradio_api/file={path}")
+        assert response.status_code in (403, 404), response.status_code
+
+
+def test_stop_queue_position_and_delete(app: SimpleNamespace, trained: SimpleNamespace) -> None:
+    train = handle_file(DATA / "nsmc" / "sample_train.tsv")
+    long = {"epochs": 50, "batch_size": 16, "log_interval": 10}
+    first = app.client.predict(train, None, "tiny", long, ALICE, api_name="/train")
+    second = app.client.predict(train, None, "tiny", {"epochs": 1}, ALICE, api_name="/train")
+    status = wait_for(app.client, first, ("running",), timeout=120)
+    waiting = app.client.predict(second, ALICE, api_name="/status")
+    assert waiting["state"] == "queued" and waiting["queue_position"] == 1
+    with pytest.raises(AppError, match="still queued"):
+        app.client.predict(second, ALICE, api_name="/delete")
+    assert app.client.predict(second, ALICE, api_name="/stop")["state"] == "stopped"
+    deadline = time.time() + 120
+    while not status["progress"] and time.time() < deadline:
+        status = app.client.predict(first, ALICE, api_name="/status")
+        time.sleep(0.5)
+    asked = time.time()
+    app.client.predict(first, ALICE, api_name="/stop")
+    stopped = wait_for(app.client, first, ("stopped", "done", "failed"), timeout=60)
+    assert stopped["state"] == "stopped" and time.time() - asked < 30
+    assert app.client.predict(first, ALICE, api_name="/delete") == first
+    assert first not in [r["run"] for r in app.client.predict(ALICE, api_name="/runs")]
+    with pytest.raises(AppError, match="There is no run"):
+        app.client.predict(first, ALICE, api_name="/status")
+
+
+def test_messages_exist_in_both_languages() -> None:
+    assert set(KO) == set(EN)
+    assert pick_lang("en-US,en;q=0.9") == "en" and pick_lang("ko-KR,ko;q=0.9,en;q=0.8") == "ko"
+    assert pick_lang("ja") == "ko" and pick_lang("") == "ko" and pick_lang("xx-YY") == "en"
+
+
+def test_app_page_answers(app: SimpleNamespace) -> None:
+    page = httpx.get(app.url, timeout=10)
+    assert page.status_code == 200 and "KoBERT Demo" in page.text

@@ -1,0 +1,133 @@
+"""The web app in a real browser: headless Chromium (Debian's /usr/bin/chromium) through Playwright against the live
+server. Skipped where Chromium or Playwright is missing (`.ci/run` installs both)."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium: apt-get install chromium fonts-nanum"),
+    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),  # raised inside gradio's queue
+]
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+LABEL = "[data-testid='label-output-value']"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The app on a temporary runs home."""
+    from kobert_demo.ui import build_app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        demo = build_app(tmp_path_factory.mktemp("runs"))
+        _, url, _ = demo.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        try:
+            yield SimpleNamespace(url=url)
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Headless Chromium."""
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def log_lines(page) -> int:
+    """How many lines the Logs tab's log shows."""
+    return len(page.locator("#run-log textarea").input_value().splitlines())
+
+
+def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
+    expect = playwright.expect
+    page = browser.new_page(locale="ko-KR", viewport={"width": 1280, "height": 900})
+    page.goto(server.url)
+
+    # Tabs switch; nothing to follow yet
+    page.get_by_role("tab", name="로그").click()
+    expect(page.locator("#run-status")).to_contain_text("아직 따라갈 실행이 없습니다")
+    page.get_by_role("tab", name="학습").click()
+
+    # Upload: summary, detected columns, class plot
+    page.locator("#train-file input[type=file]").set_input_files(str(DATA / "movie_ratings" / "sample_train.tsv"))
+    expect(page.locator("#train-summary")).to_contain_text("1,000행 읽음", timeout=30_000)
+    expect(page.locator("#train-summary")).to_contain_text("클래스 3개")
+    expect(page.locator("#class-plot")).to_contain_text("중립")
+
+    # tiny, with its own learning rate; long enough to watch and stop
+    page.get_by_text("tiny (오프라인").click()
+    expect(page.locator("#lr input")).to_have_value("0.001")
+    page.locator("#epochs input").fill("40")
+    page.locator("#batch-size input").fill("16")
+    page.get_by_text("고급 설정").click()
+    page.get_by_label("로그 간격 (배치)").fill("5")
+    page.locator("#start").click()
+
+    # Start opens the Logs tab, the log grows, the plots are drawn, an epoch completes
+    expect(page.get_by_role("tab", name="로그")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#run-status")).to_contain_text("학습 중", timeout=60_000)
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 6 loss"), timeout=60_000)
+    before = log_lines(page)
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 21 "), timeout=60_000)
+    assert log_lines(page) > before
+    expect(page.locator("#step-plot")).to_contain_text("손실", timeout=30_000)  # the plot's legend
+    expect(page.locator("#run-progress")).to_contain_text("에폭 1/40")
+    expect(page.locator("#run-metrics")).to_contain_text("정확도", timeout=120_000)
+    expect(page.locator("#epoch-plot")).to_contain_text("테스트")
+
+    # Stop: within seconds, the best completed epoch is kept
+    page.locator("#stop").click()
+    expect(page.locator("#run-status")).to_contain_text("중지됨", timeout=30_000)
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile("stopped in"), timeout=15_000)
+
+    # Predict with that run: the newest trained run is picked when the tab opens
+    page.get_by_role("tab", name="예측").click()
+    expect(page.locator("#model-ref input")).not_to_have_value("", timeout=15_000)
+    page.locator("#sentence textarea").fill("배우들 연기가 정말 최고였어요")
+    expect(page.locator(LABEL)).to_have_text(re.compile("^(긍정|부정|중립)$"), timeout=60_000)
+    expect(page.locator("#pieces")).to_contain_text("[CLS]")
+
+    # A reload reattaches to the same run with everything logged so far
+    page.reload()
+    page.get_by_role("tab", name="로그").click()
+    expect(page.locator("#run-status")).to_contain_text("중지됨", timeout=30_000)
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 1 loss"))
+    page.close()
+
+
+def test_english_for_browsers_that_ask(server: SimpleNamespace, browser) -> None:
+    page = browser.new_page(locale="en-US")
+    page.goto(server.url)
+    expect = playwright.expect
+    expect(page.get_by_role("tab", name="Train")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("tab", name="Predict")).to_be_visible()
+    expect(page.locator("#start")).to_have_text("Start training")
+    page.get_by_role("tab", name="Logs").click()
+    expect(page.locator("#run-status")).to_contain_text("No run to follow yet")
+    page.close()
