@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kobert-dir", default="../shared/kobert", help="the KoBERT tokenizer files")
     parser.add_argument("--data", default="../shared/data/nsmc/train.tsv", help="NSMC rows to use")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--train-rows", type=int, default=256, help="rows per training path (first batch is warm-up)")
+    parser.add_argument("--train-rows", type=int, default=512, help="rows per training path (first batch is warm-up)")
     parser.add_argument("--latency-sentences", type=int, default=30)
     parser.add_argument("--predict-rows", type=int, default=256)
     parser.add_argument("--paths", default=",".join(TRAIN_PATHS + PREDICT_PATHS))
