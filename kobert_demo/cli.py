@@ -24,20 +24,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     data = read_table(args.file, args.text_col, args.label_col)
     counts = data.class_counts()
-    report = {
-        "file": data.path,
-        "text_col": data.text_col,
-        "label_col": data.label_col,
-        "columns": data.columns,
-        "encoding": data.encoding,
-        "separator": data.separator,
-        "rows_read": data.rows_read,
-        "rows_kept": len(data.texts),
-        "dropped": data.dropped,
-        "classes": counts,
-    }
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps(data.report(), ensure_ascii=False))
         return 0
     dropped = ", ".join(f"{n} {why}" for why, n in data.dropped.items()) or "none"
     print(f"{data.name}: {data.encoding}, separator {data.separator!r}, columns {', '.join(data.columns)}")

@@ -69,6 +69,21 @@ class LabeledData:
         counts = Counter(self.labels)
         return {label: counts[label] for label in label_order(counts)}
 
+    def report(self) -> dict:
+        """What was read, as JSON-ready data (`validate --json`, the web API)."""
+        return {
+            "file": self.path,
+            "text_col": self.text_col,
+            "label_col": self.label_col,
+            "columns": self.columns,
+            "encoding": self.encoding,
+            "separator": self.separator,
+            "rows_read": self.rows_read,
+            "rows_kept": len(self.texts),
+            "dropped": self.dropped,
+            "classes": self.class_counts(),
+        }
+
 
 @dataclass
 class Splits:

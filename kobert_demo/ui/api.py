@@ -28,16 +28,8 @@ def validate_report(path: str | None, text_col: str | None, label_col: str | Non
         raise UserError("err_no_train_file")
     data = read_table(path, text_col or None, label_col or None)
     return {
+        **data.report(),
         "file": data.name,
-        "text_col": data.text_col,
-        "label_col": data.label_col,
-        "columns": data.columns,
-        "encoding": data.encoding,
-        "separator": data.separator,
-        "rows_read": data.rows_read,
-        "rows_kept": len(data.texts),
-        "dropped": data.dropped,
-        "classes": data.class_counts(),
         "head": json.loads(data.head.to_json(orient="records", force_ascii=False)),
     }
 
