@@ -1,20 +1,25 @@
 """The web app in a real browser: headless Chromium (Debian's /usr/bin/chromium) through Playwright against the live
-server. Skipped where Chromium or Playwright is missing (`.ci/run` installs both)."""
+server. Skipped outside CI where Chromium is missing (`.ci/run` installs it)."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import playwright.sync_api as playwright
 import pytest
 
-playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium: apt-get install chromium fonts-nanum"),
+    # Outside CI a machine without Chromium skips these; in CI (.ci/run installs it) a missing browser fails.
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs Chromium: apt-get install chromium"
+    ),
     pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),  # raised inside gradio's queue
 ]
 
@@ -59,6 +64,14 @@ def browser() -> Iterator:
             chromium.close()
 
 
+def wait_until(condition, timeout: float) -> None:
+    """Poll condition every 0.2 s; fail when it is still false after timeout seconds."""
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.2)
+
+
 def log_lines(page) -> int:
     """How many lines the Logs tab's log shows."""
     return len(page.locator("#run-log textarea").input_value().splitlines())
@@ -95,7 +108,7 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
     expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 6 loss"), timeout=60_000)
     before = log_lines(page)
     expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 21 "), timeout=60_000)
-    assert log_lines(page) > before
+    wait_until(lambda: log_lines(page) > before, timeout=60)  # the log grows while we watch
     expect(page.locator("#step-plot")).to_contain_text("손실", timeout=30_000)  # the plot's legend
     expect(page.locator("#run-progress")).to_contain_text("에폭 1/40")
     expect(page.locator("#run-metrics")).to_contain_text("정확도", timeout=120_000)
