@@ -37,7 +37,7 @@ def _encoding(path: Path) -> str:
         except UnicodeDecodeError as error:
             if error.start >= len(head) - 3:
                 return encoding
-    raise DataError(f"{path.name} is neither UTF-8 nor CP949/EUC-KR text; save it as UTF-8.")
+    raise DataError("data_bad_encoding", name=path.name)
 
 
 def _first_line(path: Path, encoding: str) -> str:
@@ -49,7 +49,7 @@ def text_chunks(path: str | Path, text_col: str | None = None, chunk_rows: int =
     """The file's texts, chunk by chunk: a table's text column, or one sentence per line for plain text."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file.")
+        raise DataError("data_not_a_file", path=path)
     encoding = _encoding(path)
     first = _first_line(path, encoding)
     separator = next((s for s in SEPARATORS if s in first), None)
@@ -67,7 +67,7 @@ def text_chunks(path: str | Path, text_col: str | None = None, chunk_rows: int =
                 column = _text_column(frame, text_col, path.name)
             yield frame[column].str.strip().tolist()
     except pd.errors.ParserError as error:
-        raise DataError(f"{path.name} could not be read as a table: {str(error).split('C error: ')[-1]}") from None
+        raise DataError("data_unreadable", name=path.name, reason=str(error).split("C error: ")[-1]) from None
 
 
 def _text_column(frame: pd.DataFrame, text_col: str | None, name: str) -> str:
@@ -75,14 +75,14 @@ def _text_column(frame: pd.DataFrame, text_col: str | None, name: str) -> str:
     if text_col is not None:
         match = next((c for c in columns if c.strip().casefold() == text_col.strip().casefold()), None)
         if match is None:
-            raise DataError(f"{name} has no column '{text_col}'; its columns are {', '.join(columns)}.")
+            raise DataError("data_no_column", name=name, column=text_col, columns=", ".join(columns))
         return match
     by_name = next((c for c in columns if c.strip().lower() in TEXT_NAMES), None)
     if by_name:
         return by_name
     lengths = {c: frame[c].str.len().mean() for c in columns if pd.to_numeric(frame[c], errors="coerce").isna().all()}
     if not lengths:
-        raise DataError(f"{name} has no column that looks like text; name it with --text-col.")
+        raise DataError("data_no_text_column_flag", name=name)
     return max(lengths, key=lengths.get)
 
 
@@ -145,11 +145,11 @@ def predict_file(
     header = _header(names)
     part = out if world == 1 else out.with_name(f"{out.name}.part{rank}of{world}")
     if out.exists() and world == 1 and not resume:
-        raise DataError(f"{out} exists; pass --resume to continue it, or choose another --out.")
+        raise DataError("data_out_exists", out=out)
     chunks = text_chunks(path, text_col, chunk_rows)
     first = next(chunks, None)  # reads the header: a wrong column fails here, before any output
     if first is None:
-        raise DataError(f"{Path(path).name} has no sentences to classify.")
+        raise DataError("data_no_sentences", name=Path(path).name)
     rows = count_lines(path) - (Path(path).suffix.lower() in (".tsv", ".csv"))  # less the header
     bar = tqdm(total=rows, unit="row", disable=not progress or rank != 0, dynamic_ncols=True)
     done_rows = _complete_rows(part, chunk_rows, header=world == 1) if resume else 0

@@ -118,8 +118,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     unknown = sorted(set(data.labels) - set(names))
     if unknown:
         raise DataError(
-            f"{data.name} has labels the model was not trained on: {', '.join(repr(u) for u in unknown)} "
-            f"(it knows {', '.join(repr(n) for n in names)})."
+            "data_unknown_model_labels",
+            name=data.name,
+            labels=", ".join(repr(u) for u in unknown),
+            known=", ".join(repr(n) for n in names),
         )
     predicted = predictor.predict_proba(data.texts).argmax(1).tolist()
     metrics = classification_metrics([names.index(label) for label in data.labels], predicted, names)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from kobert_demo.errors import UserFacingError
+from kobert_demo.messages import Term
 from kobert_demo.settings import Limits
 from kobert_demo.settings import limits as current_limits
 
@@ -39,7 +41,7 @@ _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
 
 
-class DataError(ValueError):
+class DataError(UserFacingError, ValueError):
     """A problem with an input file, as one sentence a user can act on (names the file, row or column)."""
 
 
@@ -126,12 +128,9 @@ def read_table(
     header = [str(cell) for cell in raw.iloc[0]]
     body = raw.iloc[1:]
     if body.empty:
-        raise DataError(f"{name} has a header but no data rows.")
+        raise DataError("data_no_rows", name=name)
     if len(body) > limits.max_rows:
-        raise DataError(
-            f"{name} has {len(body):,} data rows, over the limit of {limits.max_rows:,} "
-            "(set KOBERT_DEMO_MAX_ROWS to change it)."
-        )
+        raise DataError("data_too_many_rows", name=name, rows=len(body), limit=limits.max_rows)
 
     columns = _column_names(header)
     generic = [f"column {i + 1}" for i in range(len(columns))]
@@ -153,8 +152,12 @@ def read_table(
         row = int(too_long.to_numpy().argmax())
         line = row + (1 if headerless else 2)
         raise DataError(
-            f"{name} line {line} has a text of {lengths.iloc[row]:,} characters in column '{text_col}', "
-            f"over the limit of {limits.max_text_chars:,} (set KOBERT_DEMO_MAX_TEXT_CHARS to change it)."
+            "data_text_too_long",
+            name=name,
+            line=line,
+            chars=int(lengths.iloc[row]),
+            column=text_col,
+            limit=limits.max_text_chars,
         )
     no_text = texts == ""
     no_label = ~no_text & ((labels == "") | labels.isin(EMPTY_LABELS))
@@ -163,9 +166,7 @@ def read_table(
     }
     keep = ~(no_text | no_label)
     if not keep.any():
-        raise DataError(
-            f"{name} has no rows with both a text in column '{text_col}' and a label in column '{label_col}'."
-        )
+        raise DataError("data_no_labeled_rows", name=name, text_col=text_col, label_col=label_col)
     result = LabeledData(
         path=path,
         texts=texts[keep].tolist(),
@@ -181,10 +182,7 @@ def read_table(
     )
     classes = result.class_counts()
     if len(classes) < 2:
-        raise DataError(
-            f"{name} has only one class ('{next(iter(classes))}') in column '{label_col}'; "
-            "classification needs at least two."
-        )
+        raise DataError("data_one_class", name=name, label=next(iter(classes)), label_col=label_col)
     return result
 
 
@@ -201,7 +199,7 @@ def make_splits(
     if test is not None:
         unknown = label_order(set(test.labels) - ids.keys())
         if unknown:
-            raise DataError(f"{test.name} has labels the training file lacks: {_quoted(unknown)}.")
+            raise DataError("data_unknown_test_labels", name=test.name, labels=_quoted(unknown))
         return Splits(
             train.texts,
             train_ids,
@@ -219,9 +217,12 @@ def make_splits(
     n_train = len(train_ids) - n_test
     if counts[smallest] < 2 or min(n_test, n_train) < len(counts):
         raise DataError(
-            f"{train.name} is too small to hold out a stratified {test_size:g} test share for "
-            f"{len(counts)} classes (smallest class '{smallest}' has {counts[smallest]} rows): "
-            "add rows or give a test file."
+            "data_too_small_to_split",
+            name=train.name,
+            share=test_size,
+            classes=len(counts),
+            smallest=smallest,
+            count=counts[smallest],
         )
     from sklearn.model_selection import train_test_split  # here, not at the top: the web app starts ~1 s sooner
 
@@ -258,40 +259,32 @@ def read_texts(path: str | os.PathLike, text_col: str | None = None, limits: Lim
         if text_col is not None:
             chosen = _match(columns, text_col)
             if chosen is None:
-                raise DataError(f"{name} has no column '{text_col}'; its columns are {_quoted(columns)}.")
+                raise DataError("data_no_column", name=name, column=text_col, columns=_quoted(columns))
         else:
             chosen = _by_name(columns, TEXT_NAMES) or _text_by_content(body)
             if chosen is None:
-                raise DataError(
-                    f"{name} has no column that looks like text (columns: {_quoted(columns)}); name it explicitly."
-                )
+                raise DataError("data_no_text_column", name=name, columns=_quoted(columns))
         texts = body[chosen].str.strip().tolist()
     if not texts:
-        raise DataError(f"{name} has no sentences to classify.")
+        raise DataError("data_no_sentences", name=name)
     if len(texts) > limits.max_rows:
-        raise DataError(
-            f"{name} has {len(texts):,} sentences, over the limit of {limits.max_rows:,} "
-            "(set KOBERT_DEMO_MAX_ROWS to change it)."
-        )
+        raise DataError("data_too_many_sentences", name=name, n=len(texts), limit=limits.max_rows)
     return texts
 
 
 def _read_bytes(path: Path, name: str, limits: Limits) -> bytes:
     """The file's bytes, after checking it exists, fits the size limit and is a text table."""
     if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file.")
+        raise DataError("data_not_a_file", path=path)
     size = path.stat().st_size
     if size > limits.max_file_bytes:
-        raise DataError(
-            f"{name} is {size / 2**20:.1f} MB, over the {limits.max_file_mb} MB limit "
-            "(set KOBERT_DEMO_MAX_FILE_MB to change it)."
-        )
+        raise DataError("data_file_too_big", name=name, size_mb=size / 2**20, limit_mb=limits.max_file_mb)
     data = path.read_bytes()
     if not data.strip():
-        raise DataError(f"{name} is empty.")
+        raise DataError("data_empty", name=name)
     kind = _binary_kind(data)
     if kind:
-        raise DataError(f"{name} looks like {kind}, not a text table: save it as CSV (UTF-8) or TSV and use that file.")
+        raise DataError("data_binary", name=name, kind=Term(kind))
     return data
 
 
@@ -316,9 +309,9 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
         if not text.strip():
-            raise DataError(f"{name} is empty.")
+            raise DataError("data_empty", name=name)
         return text, encoding
-    raise DataError(f"{name} is neither UTF-8 nor CP949/EUC-KR text; save it as UTF-8.")
+    raise DataError("data_bad_encoding", name=name)
 
 
 def _separator(text: str, name: str) -> str:
@@ -327,10 +320,7 @@ def _separator(text: str, name: str) -> str:
     for separator in SEPARATORS:
         if separator in first:
             return separator
-    raise DataError(
-        f"{name} has a single column (no tab, comma, ';' or '|' in its first line), "
-        "but it needs a text column and a label column."
-    )
+    raise DataError("data_no_separator", name=name)
 
 
 def _parse(text: str, separator: str, name: str, min_columns: int = 2) -> pd.DataFrame:
@@ -348,17 +338,13 @@ def _parse(text: str, separator: str, name: str, min_columns: int = 2) -> pd.Dat
         if ragged := _RAGGED.search(message):
             expected, line, saw = ragged.groups()
             raise DataError(
-                f"{name} line {line} has {saw} fields but the header has {expected}: "
-                f"check for stray {SEPARATORS[separator]} characters in that row."
+                "data_ragged", name=name, line=line, saw=saw, expected=expected, separator=Term(SEPARATORS[separator])
             ) from None
         if quote := _OPEN_QUOTE.search(message):
-            raise DataError(
-                f"{name} has a double quote that is never closed, starting near line {int(quote[1]) + 1}: "
-                "double the quotes inside a quoted field or remove the stray one."
-            ) from None
-        raise DataError(f"{name} could not be read as a table: {message.split('C error: ')[-1]}") from None
+            raise DataError("data_open_quote", name=name, line=int(quote[1]) + 1) from None
+        raise DataError("data_unreadable", name=name, reason=message.split("C error: ")[-1]) from None
     if raw.shape[1] < min_columns:
-        raise DataError(f"{name} has a single column, but it needs a text column and a label column.")
+        raise DataError("data_single_column", name=name)
     return raw.fillna("")
 
 
@@ -393,7 +379,7 @@ def _explicit(
         headerless = all(_match(generic, wanted) for wanted in given)
         if not headerless:
             missing = next(wanted for wanted in given if _match(columns, wanted) is None)
-            raise DataError(f"{name} has no column '{missing}'; its columns are {_quoted(columns)}.")
+            raise DataError("data_no_column", name=name, column=missing, columns=_quoted(columns))
     names = generic if headerless else columns
     return headerless, *(None if wanted is None else _match(names, wanted) for wanted in (text_col, label_col))
 
@@ -424,7 +410,7 @@ def _detect(body: pd.DataFrame, text_col: str | None, label_col: str | None, nam
     """Fill in the text and label columns not named: text = longest mostly non-numeric, mostly distinct column
     (leftmost on ties); label = rightmost other column with 2 to min(1000, rows/2) distinct values."""
     if text_col is not None and text_col == label_col:
-        raise DataError(f"{name}: the text column and the label column must differ, not both be '{text_col}'.")
+        raise DataError("data_same_columns", name=name, column=text_col)
     rows = len(body)
     if text_col is None:
         text_col = _text_by_content(body, exclude=label_col)
@@ -440,10 +426,7 @@ def _detect(body: pd.DataFrame, text_col: str | None, label_col: str | None, nam
         )
     if text_col is None or label_col is None:
         missing = "text" if text_col is None else "label"
-        raise DataError(
-            f"{name} has no column that looks like the {missing} column "
-            f"(columns: {_quoted(list(body.columns))}); choose them with the text/label column options."
-        )
+        raise DataError("data_no_detected_column", name=name, role=Term(missing), columns=_quoted(list(body.columns)))
     return text_col, label_col
 
 

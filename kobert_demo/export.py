@@ -13,7 +13,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .errors import BackboneError
+from .errors import BackboneError, UserFacingError
 from .model import Classifier, load_classifier
 from .predict import CHECK_SENTENCES
 from .runs import Run, RunError
@@ -24,14 +24,14 @@ MAX_UNPACKED_BYTES = 2 * 1024**3
 MAX_RATIO = 200  # unpacked/packed; real models compress about 1.1x, zip bombs 1000x
 
 
-class ModelZipError(ValueError):
+class ModelZipError(UserFacingError, ValueError):
     """An uploaded model zip that is refused, as one sentence."""
 
 
 def export_zip(run: Run, dest: str | Path | None = None) -> Path:
     """`<run name>.zip` with the model folder's files and the run's model card and config."""
     if not run.has_model:
-        raise RunError(f"run {run.name} has no model to export (no epoch completed).")
+        raise RunError("run_no_model", run=run.name)
     dest = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="kobert-demo-export-"))
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / f"{run.name}.zip"
@@ -58,12 +58,12 @@ def export_model(run: Run, out: str | Path, fmt: str) -> tuple[Path, float | Non
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if not run.has_model:
-        raise RunError(f"run {run.name} has no model to export (no epoch completed).")
+        raise RunError("run_no_model", run=run.name)
     out = Path(out)
     if fmt == "zip":
         return export_zip(run, out), None
     if out.exists() and any(out.iterdir()):
-        raise RunError(f"{out} exists and is not empty; choose another --out.")
+        raise RunError("export_out_not_empty", out=out)
     out.mkdir(parents=True, exist_ok=True)
     for file in run.model_dir.iterdir():
         if file.is_file() and (fmt == "transformers" or file.suffix != ".safetensors"):
@@ -108,7 +108,7 @@ def _export_onnx(classifier: Classifier, target: Path) -> float:
     diff = float(np.abs(got - want).max())
     if diff > ONNX_MAX_DIFF:
         target.unlink()
-        raise RunError(f"the ONNX export differs from PyTorch by {diff:.4f} in probability (limit 0.01); not kept.")
+        raise RunError("export_onnx_diff", diff=diff)
     return diff
 
 
@@ -116,31 +116,26 @@ def _checked_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.
     """(entry, flat file name) for every file, after refusing anything unsafe; folders inside are flattened."""
     entries = [info for info in archive.infolist() if not info.is_dir()]
     if not entries:
-        raise ModelZipError(f"{name} is empty.")
+        raise ModelZipError("zip_empty", name=name)
     if len(entries) > MAX_FILES:
-        raise ModelZipError(f"{name} holds {len(entries)} files; a model zip holds at most {MAX_FILES}.")
+        raise ModelZipError("zip_too_many_files", name=name, files=len(entries), limit=MAX_FILES)
     total = sum(info.file_size for info in entries)
     packed = max(1, sum(info.compress_size for info in entries))
     if total > MAX_UNPACKED_BYTES or total / packed > MAX_RATIO:
-        raise ModelZipError(
-            f"{name} would unpack to {total / 2**20:.0f} MB from {packed / 2**20:.1f} MB; refused as a zip bomb."
-        )
+        raise ModelZipError("zip_bomb", name=name, unpacked_mb=total / 2**20, packed_mb=packed / 2**20)
     checked, seen = [], set()
     for info in entries:
         path = PurePosixPath(info.filename.replace("\\", "/"))
         if path.is_absolute() or ".." in path.parts or (info.filename[1:2] == ":"):
-            raise ModelZipError(f"{name} has an entry with an unsafe path ({info.filename}); refused.")
+            raise ModelZipError("zip_unsafe_path", name=name, entry=info.filename)
         if stat.S_ISLNK(info.external_attr >> 16):
-            raise ModelZipError(f"{name} contains a symbolic link ({info.filename}); refused.")
+            raise ModelZipError("zip_symlink", name=name, entry=info.filename)
         if path.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"):
-            raise ModelZipError(
-                f"{name} contains {path.name}, a pickle file that could run code when loaded; "
-                "only safetensors weights are accepted."
-            )
+            raise ModelZipError("zip_pickle", name=name, file=path.name)
         if path.suffix not in ALLOWED_SUFFIXES:
             continue  # neither read nor unpacked
         if path.name in seen:
-            raise ModelZipError(f"{name} holds two files called {path.name}; keep one model per zip.")
+            raise ModelZipError("zip_duplicate", name=name, file=path.name)
         seen.add(path.name)
         checked.append((info, path.name))
     return checked
@@ -153,14 +148,12 @@ def import_zip(zip_path: str | Path, dest_root: str | Path | None = None) -> Pat
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError):
-        raise ModelZipError(f"{name} is not a readable zip file.") from None
+        raise ModelZipError("zip_unreadable", name=name) from None
     with archive:
         members = _checked_members(archive, name)
         names = {flat for _, flat in members}
         if "config.json" not in names or "model.safetensors" not in names:
-            raise ModelZipError(
-                f"{name} is not a model exported by KoBERT Demo (it needs config.json and model.safetensors)."
-            )
+            raise ModelZipError("zip_not_model", name=name)
         root = Path(dest_root) if dest_root else Path(tempfile.gettempdir())
         root.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="model-", dir=root))
@@ -170,7 +163,7 @@ def import_zip(zip_path: str | Path, dest_root: str | Path | None = None) -> Pat
                     shutil.copyfileobj(source, target, 1024 * 1024)
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             shutil.rmtree(folder, ignore_errors=True)
-            raise ModelZipError(f"{name} is damaged and could not be unpacked ({error}).") from None
+            raise ModelZipError("zip_damaged", name=name, reason=str(error)) from None
     return folder
 
 
@@ -181,4 +174,4 @@ def load_zip(zip_path: str | Path, dest_root: str | Path | None = None) -> Class
         return load_classifier(folder, trusted=False)
     except BackboneError as error:
         shutil.rmtree(folder, ignore_errors=True)
-        raise ModelZipError(f"{Path(zip_path).name}: {error}") from None
+        raise ModelZipError("zip_bad_model", name=Path(zip_path).name, error=error) from None

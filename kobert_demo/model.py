@@ -59,24 +59,18 @@ def describe_source(source: str) -> str:
 def resolve_folder(source: str) -> Path:
     """A local folder as is; a hub id downloaded (or taken from the local hub cache) to a folder."""
     if not source.strip():
-        raise BackboneError(f"no model given: use {KOBERT_HUB_ID}, a model folder, or '{TINY}'.")
+        raise BackboneError("model_none_given", hub_id=KOBERT_HUB_ID, tiny=TINY)
     path = Path(source).expanduser()
     if path.is_dir():
         return path
     if not _HUB_ID.match(source):
-        raise BackboneError(
-            f"model '{source}' is neither a folder on this machine, a hub id such as {KOBERT_HUB_ID}, nor '{TINY}'."
-        )
+        raise BackboneError("model_unknown_source", source=source, hub_id=KOBERT_HUB_ID, tiny=TINY)
     from huggingface_hub import snapshot_download
 
     try:
         return Path(snapshot_download(repo_id=source, allow_patterns=HUB_FILES))
     except Exception as error:  # network, auth, missing repo: all end the same way for the user
-        raise BackboneError(
-            f"could not get '{source}' from the Hugging Face hub ({type(error).__name__}): check the network "
-            f"(or set HF_ENDPOINT to a mirror), download it once with `huggingface-cli download {source}` "
-            f"and pass that folder, or use --model {TINY} to work offline."
-        ) from None
+        raise BackboneError("model_hub_failed", source=source, kind=type(error).__name__, tiny=TINY) from None
 
 
 def _one_line(error: Exception) -> str:
@@ -87,19 +81,19 @@ def _one_line(error: Exception) -> str:
 def _read_config(folder: Path) -> BertConfig:
     path = folder / "config.json"
     if not path.is_file():
-        raise BackboneError(f"{folder} has no config.json, so it is not a model folder.")
+        raise BackboneError("model_no_config", folder=folder)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise BackboneError(f"{path} is not valid JSON.") from None
+        raise BackboneError("model_config_not_json", path=path) from None
     if not isinstance(raw, dict):
-        raise BackboneError(f"{path} holds no JSON object, so it is not a model config.")
+        raise BackboneError("model_config_not_object", path=path)
     if raw.get("model_type", "bert") != "bert":
-        raise BackboneError(f"{path} describes a '{raw.get('model_type')}' model; KoBERT Demo needs a BERT model.")
+        raise BackboneError("model_not_bert", path=path, model_type=raw.get("model_type"))
     try:
         config = BertConfig.from_dict(raw)
     except Exception as error:
-        raise BackboneError(f"{path} is not a usable BERT config: {_one_line(error)}") from None
+        raise BackboneError("model_bad_config", path=path, reason=_one_line(error)) from None
     limits = {
         "vocab_size": 250_000,
         "hidden_size": 4096,
@@ -109,9 +103,9 @@ def _read_config(folder: Path) -> BertConfig:
     for key, high in limits.items():
         value = getattr(config, key)
         if not isinstance(value, int) or not 0 < value <= high:
-            raise BackboneError(f"{path} has {key}={value!r}; expected a whole number from 1 to {high}.")
+            raise BackboneError("model_config_out_of_range", path=path, setting=key, value=value, high=high)
     if config.hidden_size % config.num_attention_heads:
-        raise BackboneError(f"{path}: hidden_size must be a multiple of num_attention_heads.")
+        raise BackboneError("model_heads", path=path)
     return config
 
 
@@ -119,11 +113,10 @@ def _tokenizer(folder: Path, config: BertConfig, mode: str | None, max_len: int 
     try:
         tokenizer = KoBertTokenizer.from_folder(folder, mode=mode, max_len=max_len)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise BackboneError(f"cannot build the KoBERT tokenizer from {folder}: {error}") from None
+        raise BackboneError("model_tokenizer_failed", folder=folder, reason=str(error)) from None
     if tokenizer.vocab_size > config.vocab_size:
         raise BackboneError(
-            f"the tokenizer in {folder} has {tokenizer.vocab_size} tokens but the model only {config.vocab_size}: "
-            "they do not belong together."
+            "model_tokenizer_mismatch", folder=folder, tokens=tokenizer.vocab_size, model_tokens=config.vocab_size
         )
     return tokenizer
 
@@ -133,8 +126,7 @@ def _weights_kwargs(folder: Path, trusted: bool) -> dict:
         return {"use_safetensors": True}
     if trusted and (folder / "pytorch_model.bin").is_file():
         return {"use_safetensors": False}
-    wanted = "model.safetensors" if not trusted else "model.safetensors or pytorch_model.bin"
-    raise BackboneError(f"{folder} has no weights ({wanted}).")
+    raise BackboneError("model_no_weights_trusted" if trusted else "model_no_weights", folder=folder)
 
 
 def load_backbone(
@@ -151,7 +143,7 @@ def load_backbone(
     labels = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}
     if source == TINY:
         if not train_texts:
-            raise BackboneError("the tiny backbone needs the training texts to learn its vocabulary from.")
+            raise BackboneError("model_tiny_needs_texts")
         tokenizer = train_tiny_tokenizer(train_texts, tokenizer_mode or "gluonnlp", max_len or 64, seed)
         config = BertConfig(
             vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id, classifier_dropout=dropout,
@@ -173,7 +165,7 @@ def load_backbone(
     except BackboneError:
         raise
     except Exception as error:
-        raise BackboneError(f"cannot load the weights in {folder}: {_one_line(error)}") from None
+        raise BackboneError("model_weights_failed", folder=folder, reason=_one_line(error)) from None
     return Classifier(model, tokenizer, label_names, source)
 
 
@@ -182,7 +174,7 @@ def load_classifier(folder: str | Path, trusted: bool = True) -> Classifier:
     folder = Path(folder)
     config = _read_config(folder)
     if not config.id2label or len(config.id2label) < 2:
-        raise BackboneError(f"{folder} is not a trained classifier: its config names no classes.")
+        raise BackboneError("model_no_classes", folder=folder)
     tokenizer = _tokenizer(folder, config, None, None)
     try:
         model, info = BertForSequenceClassification.from_pretrained(
@@ -191,10 +183,10 @@ def load_classifier(folder: str | Path, trusted: bool = True) -> Classifier:
     except BackboneError:
         raise
     except Exception as error:
-        raise BackboneError(f"cannot load the weights in {folder}: {_one_line(error)}") from None
+        raise BackboneError("model_weights_failed", folder=folder, reason=_one_line(error)) from None
     # A plain backbone (BertModel) loads too, with a random head and BertConfig's default LABEL_0/LABEL_1.
     if any(key.startswith("classifier.") for key in info["missing_keys"]):
-        raise BackboneError(f"{folder} is not a trained classifier: its weights have no classification head.")
+        raise BackboneError("model_no_head", folder=folder)
     model.eval()
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     source = getattr(model.config, "kobert_demo_source", str(folder))

@@ -18,12 +18,14 @@ import time
 from pathlib import Path
 
 from .config import TrainConfig
+from .errors import UserFacingError
+from .messages import Term
 
 STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
 FINISHED = ("done", "stopped", "failed", "interrupted")
 
 
-class RunError(ValueError):
+class RunError(UserFacingError, ValueError):
     """A folder that is not a run, or a run that lacks what was asked of it."""
 
 
@@ -69,7 +71,7 @@ class Run:
         run = cls(path)
         status_file = run.path / "status.json"
         if status_file.exists() and json.loads(status_file.read_text(encoding="utf-8"))["state"] != "queued":
-            raise RunError(f"{run.path} already holds a run; choose another --out folder or delete that run.")
+            raise RunError("run_folder_taken", path=run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         previous = _read_json(run.path / "config.json") if (run.path / "config.json").is_file() else {}
         created = previous.get("created", time.time())
@@ -144,7 +146,7 @@ class Run:
 def open_run(path: str | Path) -> Run:
     run = Run(path)
     if not (run.path / "status.json").is_file() or not (run.path / "config.json").is_file():
-        raise RunError(f"{run.path} is not a run folder (it has no status.json and config.json).")
+        raise RunError("run_not_a_run", path=run.path)
     return run
 
 
@@ -159,7 +161,7 @@ def list_runs(home: str | Path) -> list[Run]:
 
 def delete_run(run: Run) -> None:
     if run.status()["state"] in ("running", "queued"):
-        raise RunError(f"run {run.name} is still {run.status()['state']}; stop it first.")
+        raise RunError("run_still_active", run=run.name, state=Term(run.status()["state"]))
     shutil.rmtree(run.path)
 
 
@@ -174,4 +176,4 @@ def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RunError(f"{path.parent} has no {path.name}.") from None
+        raise RunError("run_missing_file", folder=path.parent, file=path.name) from None

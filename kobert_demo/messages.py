@@ -1,0 +1,319 @@
+"""The engine's user-facing sentences in English and Korean: key -> (English template, Korean template).
+
+Errors (see `errors.UserFacingError`) keep a key and parameters; `str(error)` is the English sentence, and the
+web app shows `error.text("ko")` to Korean visitors. Templates use str.format fields; both languages of a key
+use the same fields. File names, column names, numbers, env vars and CLI flags stay as they are in Korean.
+No Gradio, no torch: the CLI imports this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # --- data files (data.py, bulk.py, cli.py) ------------------------------------------------------------------
+    "data_no_rows": (
+        "{name} has a header but no data rows.",
+        "{name} 에 머리글만 있고 데이터 행이 없습니다.",
+    ),
+    "data_too_many_rows": (
+        "{name} has {rows:,} data rows, over the limit of {limit:,} (set KOBERT_DEMO_MAX_ROWS to change it).",
+        "{name} 의 데이터 행이 {rows:,}개로 한도 {limit:,}개를 넘습니다 "
+        "(한도는 KOBERT_DEMO_MAX_ROWS로 바꿀 수 있습니다).",
+    ),
+    "data_text_too_long": (
+        "{name} line {line} has a text of {chars:,} characters in column '{column}', over the limit of {limit:,} "
+        "(set KOBERT_DEMO_MAX_TEXT_CHARS to change it).",
+        "{name} {line}행의 '{column}' 열 텍스트가 {chars:,}자로 한도 {limit:,}자를 넘습니다 "
+        "(한도는 KOBERT_DEMO_MAX_TEXT_CHARS로 바꿀 수 있습니다).",
+    ),
+    "data_no_labeled_rows": (
+        "{name} has no rows with both a text in column '{text_col}' and a label in column '{label_col}'.",
+        "{name} 에는 '{text_col}' 열의 텍스트와 '{label_col}' 열의 라벨이 모두 있는 행이 없습니다.",
+    ),
+    "data_one_class": (
+        "{name} has only one class ('{label}') in column '{label_col}'; classification needs at least two.",
+        "{name} 의 '{label_col}' 열에는 클래스가 하나('{label}')뿐입니다. "
+        "분류하려면 클래스가 두 개 이상 있어야 합니다.",
+    ),
+    "data_unknown_test_labels": (
+        "{name} has labels the training file lacks: {labels}.",
+        "{name} 에 학습 파일에 없는 라벨이 있습니다: {labels}.",
+    ),
+    "data_too_small_to_split": (
+        "{name} is too small to hold out a stratified {share:g} test share for {classes} classes "
+        "(smallest class '{smallest}' has {count} rows): add rows or give a test file.",
+        "{name} 은(는) 너무 작아서 클래스 {classes}개에 대해 테스트 비율 {share:g}만큼 층화 추출할 수 없습니다 "
+        "(가장 작은 클래스 '{smallest}' 는 {count}행): 행을 더 넣거나 테스트 파일을 주세요.",
+    ),
+    "data_no_column": (
+        "{name} has no column '{column}'; its columns are {columns}.",
+        "{name} 에 '{column}' 열이 없습니다. 있는 열: {columns}.",
+    ),
+    "data_no_text_column": (
+        "{name} has no column that looks like text (columns: {columns}); name it explicitly.",
+        "{name} 에 텍스트로 보이는 열이 없습니다 (열: {columns}). 텍스트 열을 직접 지정하세요.",
+    ),
+    "data_no_text_column_flag": (
+        "{name} has no column that looks like text; name it with --text-col.",
+        "{name} 에 텍스트로 보이는 열이 없습니다. --text-col로 지정하세요.",
+    ),
+    "data_no_detected_column": (
+        "{name} has no column that looks like the {role} column (columns: {columns}); "
+        "choose them with the text/label column options.",
+        "{name} 에 {role} 열로 보이는 열이 없습니다 (열: {columns}). 텍스트 열/라벨 열 옵션으로 고르세요.",
+    ),
+    "data_no_sentences": (
+        "{name} has no sentences to classify.",
+        "{name} 에 분류할 문장이 없습니다.",
+    ),
+    "data_too_many_sentences": (
+        "{name} has {n:,} sentences, over the limit of {limit:,} (set KOBERT_DEMO_MAX_ROWS to change it).",
+        "{name} 의 문장이 {n:,}개로 한도 {limit:,}개를 넘습니다 (한도는 KOBERT_DEMO_MAX_ROWS로 바꿀 수 있습니다).",
+    ),
+    "data_not_a_file": (
+        "{path} does not exist or is not a file.",
+        "{path} 이(가) 없거나 파일이 아닙니다.",
+    ),
+    "data_file_too_big": (
+        "{name} is {size_mb:.1f} MB, over the {limit_mb} MB limit (set KOBERT_DEMO_MAX_FILE_MB to change it).",
+        "{name} 은(는) {size_mb:.1f} MB로 한도 {limit_mb} MB를 넘습니다 "
+        "(한도는 KOBERT_DEMO_MAX_FILE_MB로 바꿀 수 있습니다).",
+    ),
+    "data_empty": (
+        "{name} is empty.",
+        "{name} 이(가) 비어 있습니다.",
+    ),
+    "data_binary": (
+        "{name} looks like {kind}, not a text table: save it as CSV (UTF-8) or TSV and use that file.",
+        "{name} 은(는) 텍스트 표가 아니라 {kind} 같습니다. CSV(UTF-8)나 TSV로 저장한 파일을 쓰세요.",
+    ),
+    "data_bad_encoding": (
+        "{name} is neither UTF-8 nor CP949/EUC-KR text; save it as UTF-8.",
+        "{name} 은(는) UTF-8도 CP949/EUC-KR도 아닌 텍스트입니다. UTF-8로 저장하세요.",
+    ),
+    "data_no_separator": (
+        "{name} has a single column (no tab, comma, ';' or '|' in its first line), "
+        "but it needs a text column and a label column.",
+        "{name} 에 열이 하나뿐입니다 (첫 줄에 탭, 쉼표, ';', '|' 가 없음). 텍스트 열과 라벨 열이 모두 있어야 합니다.",
+    ),
+    "data_ragged": (
+        "{name} line {line} has {saw} fields but the header has {expected}: "
+        "check for stray {separator} characters in that row.",
+        "{name} {line}행의 필드는 {saw}개인데 머리글은 {expected}개입니다. "
+        "그 행에 잘못 들어간 {separator} 문자가 있는지 확인하세요.",
+    ),
+    "data_open_quote": (
+        "{name} has a double quote that is never closed, starting near line {line}: "
+        "double the quotes inside a quoted field or remove the stray one.",
+        "{name} 의 {line}행 근처에서 시작한 큰따옴표가 닫히지 않았습니다. "
+        "따옴표로 묶은 필드 안의 따옴표는 두 번 쓰거나, 잘못 들어간 따옴표를 지우세요.",
+    ),
+    "data_unreadable": (
+        "{name} could not be read as a table: {reason}",
+        "{name} 을(를) 표로 읽을 수 없습니다: {reason}",
+    ),
+    "data_single_column": (
+        "{name} has a single column, but it needs a text column and a label column.",
+        "{name} 에 열이 하나뿐입니다. 텍스트 열과 라벨 열이 모두 있어야 합니다.",
+    ),
+    "data_same_columns": (
+        "{name}: the text column and the label column must differ, not both be '{column}'.",
+        "{name}: 텍스트 열과 라벨 열은 서로 달라야 합니다 (둘 다 '{column}' 입니다).",
+    ),
+    "data_out_exists": (
+        "{out} exists; pass --resume to continue it, or choose another --out.",
+        "{out} 이(가) 이미 있습니다. 이어서 하려면 --resume 을 주고, 아니면 다른 --out 을 고르세요.",
+    ),
+    "data_unknown_model_labels": (
+        "{name} has labels the model was not trained on: {labels} (it knows {known}).",
+        "{name} 에 모델이 학습하지 않은 라벨이 있습니다: {labels} (모델이 아는 라벨: {known}).",
+    ),
+    # --- backbones and trained models (model.py) ----------------------------------------------------------------
+    "model_none_given": (
+        "no model given: use {hub_id}, a model folder, or '{tiny}'.",
+        "모델이 지정되지 않았습니다. {hub_id}, 모델 폴더, '{tiny}' 중 하나를 쓰세요.",
+    ),
+    "model_unknown_source": (
+        "model '{source}' is neither a folder on this machine, a hub id such as {hub_id}, nor '{tiny}'.",
+        "모델 '{source}' 은(는) 이 서버의 폴더도, {hub_id} 같은 허브 id도, '{tiny}' 도 아닙니다.",
+    ),
+    "model_hub_failed": (
+        "could not get '{source}' from the Hugging Face hub ({kind}): check the network "
+        "(or set HF_ENDPOINT to a mirror), download it once with `huggingface-cli download {source}` "
+        "and pass that folder, or use --model {tiny} to work offline.",
+        "Hugging Face 허브에서 '{source}' 을(를) 가져오지 못했습니다 ({kind}). 네트워크를 확인하거나 "
+        "(HF_ENDPOINT로 미러를 지정할 수도 있습니다), `huggingface-cli download {source}` 로 한 번 내려받아 "
+        "그 폴더를 지정하거나, 오프라인에서는 --model {tiny} 를 쓰세요.",
+    ),
+    "model_no_config": (
+        "{folder} has no config.json, so it is not a model folder.",
+        "{folder} 에 config.json이 없으므로 모델 폴더가 아닙니다.",
+    ),
+    "model_config_not_json": (
+        "{path} is not valid JSON.",
+        "{path} 은(는) 올바른 JSON이 아닙니다.",
+    ),
+    "model_config_not_object": (
+        "{path} holds no JSON object, so it is not a model config.",
+        "{path} 에 JSON 객체가 없으므로 모델 설정 파일이 아닙니다.",
+    ),
+    "model_not_bert": (
+        "{path} describes a '{model_type}' model; KoBERT Demo needs a BERT model.",
+        "{path} 은(는) '{model_type}' 모델의 설정입니다. KoBERT 데모에는 BERT 모델이 필요합니다.",
+    ),
+    "model_bad_config": (
+        "{path} is not a usable BERT config: {reason}",
+        "{path} 은(는) 쓸 수 있는 BERT 설정이 아닙니다: {reason}",
+    ),
+    "model_config_out_of_range": (
+        "{path} has {setting}={value!r}; expected a whole number from 1 to {high}.",
+        "{path} 의 {setting}={value!r} 이(가) 잘못되었습니다. 1부터 {high}까지의 정수여야 합니다.",
+    ),
+    "model_heads": (
+        "{path}: hidden_size must be a multiple of num_attention_heads.",
+        "{path}: hidden_size는 num_attention_heads의 배수여야 합니다.",
+    ),
+    "model_tokenizer_failed": (
+        "cannot build the KoBERT tokenizer from {folder}: {reason}",
+        "{folder} 에서 KoBERT 토크나이저를 만들 수 없습니다: {reason}",
+    ),
+    "model_tokenizer_mismatch": (
+        "the tokenizer in {folder} has {tokens} tokens but the model only {model_tokens}: they do not belong together.",
+        "{folder} 의 토크나이저는 토큰이 {tokens}개인데 모델은 {model_tokens}개뿐입니다. 서로 짝이 맞지 않습니다.",
+    ),
+    "model_no_weights": (
+        "{folder} has no weights (model.safetensors).",
+        "{folder} 에 가중치 파일(model.safetensors)이 없습니다.",
+    ),
+    "model_no_weights_trusted": (
+        "{folder} has no weights (model.safetensors or pytorch_model.bin).",
+        "{folder} 에 가중치 파일(model.safetensors 또는 pytorch_model.bin)이 없습니다.",
+    ),
+    "model_tiny_needs_texts": (
+        "the tiny backbone needs the training texts to learn its vocabulary from.",
+        "tiny 백본은 어휘를 배울 학습 문장이 필요합니다.",
+    ),
+    "model_weights_failed": (
+        "cannot load the weights in {folder}: {reason}",
+        "{folder} 의 가중치를 불러올 수 없습니다: {reason}",
+    ),
+    "model_no_classes": (
+        "{folder} is not a trained classifier: its config names no classes.",
+        "{folder} 은(는) 학습된 분류 모델이 아닙니다: 설정에 클래스가 없습니다.",
+    ),
+    "model_no_head": (
+        "{folder} is not a trained classifier: its weights have no classification head.",
+        "{folder} 은(는) 학습된 분류 모델이 아닙니다: 가중치에 분류 헤드가 없습니다.",
+    ),
+    # --- runs and exports (runs.py, export.py) -----------------------------------------------------------------
+    "run_folder_taken": (
+        "{path} already holds a run; choose another --out folder or delete that run.",
+        "{path} 에 이미 실행이 있습니다. 다른 --out 폴더를 고르거나 그 실행을 지우세요.",
+    ),
+    "run_not_a_run": (
+        "{path} is not a run folder (it has no status.json and config.json).",
+        "{path} 은(는) 실행 폴더가 아닙니다 (status.json과 config.json이 없습니다).",
+    ),
+    "run_still_active": (
+        "run {run} is still {state}; stop it first.",
+        "실행 {run} 이(가) 아직 {state}입니다. 먼저 멈추세요.",
+    ),
+    "run_missing_file": (
+        "{folder} has no {file}.",
+        "{folder} 에 {file} 이(가) 없습니다.",
+    ),
+    "run_no_model": (
+        "run {run} has no model to export (no epoch completed).",
+        "실행 {run} 에는 내보낼 모델이 없습니다 (완료된 에폭이 없음).",
+    ),
+    "export_out_not_empty": (
+        "{out} exists and is not empty; choose another --out.",
+        "{out} 이(가) 이미 있고 비어 있지 않습니다. 다른 --out 을 고르세요.",
+    ),
+    "export_onnx_diff": (
+        "the ONNX export differs from PyTorch by {diff:.4f} in probability (limit 0.01); not kept.",
+        "ONNX로 내보낸 모델의 확률이 PyTorch와 {diff:.4f} 만큼 달라 (한도 0.01) 저장하지 않았습니다.",
+    ),
+    # --- uploaded model zips (export.py) -----------------------------------------------------------------------
+    "zip_empty": (
+        "{name} is empty.",
+        "{name} 이(가) 비어 있습니다.",
+    ),
+    "zip_too_many_files": (
+        "{name} holds {files} files; a model zip holds at most {limit}.",
+        "{name} 에 파일이 {files}개 있습니다. 모델 zip에는 파일을 {limit}개까지만 넣을 수 있습니다.",
+    ),
+    "zip_bomb": (
+        "{name} would unpack to {unpacked_mb:.0f} MB from {packed_mb:.1f} MB; refused as a zip bomb.",
+        "{name} 은(는) {packed_mb:.1f} MB에서 {unpacked_mb:.0f} MB로 풀리므로 zip 폭탄으로 보고 거부했습니다.",
+    ),
+    "zip_unsafe_path": (
+        "{name} has an entry with an unsafe path ({entry}); refused.",
+        "{name} 에 안전하지 않은 경로의 항목({entry})이 있어 거부했습니다.",
+    ),
+    "zip_symlink": (
+        "{name} contains a symbolic link ({entry}); refused.",
+        "{name} 에 심볼릭 링크({entry})가 있어 거부했습니다.",
+    ),
+    "zip_pickle": (
+        "{name} contains {file}, a pickle file that could run code when loaded; only safetensors weights are accepted.",
+        "{name} 에 불러올 때 코드를 실행할 수 있는 pickle 파일 {file} 이(가) 있습니다. "
+        "가중치는 safetensors만 받습니다.",
+    ),
+    "zip_duplicate": (
+        "{name} holds two files called {file}; keep one model per zip.",
+        "{name} 에 {file} 파일이 두 개 있습니다. zip 하나에는 모델 하나만 넣으세요.",
+    ),
+    "zip_unreadable": (
+        "{name} is not a readable zip file.",
+        "{name} 은(는) 읽을 수 있는 zip 파일이 아닙니다.",
+    ),
+    "zip_not_model": (
+        "{name} is not a model exported by KoBERT Demo (it needs config.json and model.safetensors).",
+        "{name} 은(는) KoBERT 데모에서 내보낸 모델이 아닙니다 (config.json과 model.safetensors가 있어야 합니다).",
+    ),
+    "zip_damaged": (
+        "{name} is damaged and could not be unpacked ({reason}).",
+        "{name} 이(가) 손상되어 풀 수 없습니다 ({reason}).",
+    ),
+    "zip_bad_model": (
+        "{name}: {error}",
+        "{name}: {error}",
+    ),
+}
+
+# Words the engine puts into its sentences (a file kind, a separator, a column role, a run state), in Korean.
+TERMS_KO: dict[str, str] = {
+    "UTF-16 text (Excel's 'Unicode Text')": "UTF-16 텍스트(엑셀의 '유니코드 텍스트')",
+    "an Excel workbook": "엑셀 통합 문서",
+    "a ZIP archive": "ZIP 압축 파일",
+    "a PNG image": "PNG 이미지",
+    "a JPEG image": "JPEG 이미지",
+    "a GIF image": "GIF 이미지",
+    "a PDF document": "PDF 문서",
+    "an Excel (.xls) workbook": "엑셀(.xls) 통합 문서",
+    "a binary file": "바이너리 파일",
+    "tab": "탭",
+    "comma": "쉼표",
+    "semicolon": "세미콜론",
+    "text": "텍스트",
+    "label": "라벨",
+    "running": "실행 중",
+    "queued": "대기 중",
+}
+
+
+class Term(str):
+    """An English word or phrase inside an engine sentence, shown in Korean (TERMS_KO) where the sentence is."""
+
+    def text(self, lang: str) -> str:
+        return TERMS_KO.get(str(self), str(self)) if lang == "ko" else str(self)
+
+
+def render(key: str, lang: str, **params: Any) -> str:
+    """The sentence for key in lang ("ko" Korean, anything else English); an unknown key is the text itself."""
+    templates = MESSAGES.get(key)
+    if templates is None:
+        return key
+    return templates[1 if lang == "ko" else 0].format(**params)

@@ -1,0 +1,150 @@
+"""The engine's error sentences in English and Korean (messages.py): templates agree, real errors translate."""
+
+from __future__ import annotations
+
+import ast
+import pickle
+import re
+import string
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kobert_demo.data import DataError, read_table
+from kobert_demo.errors import BackboneError, UserFacingError
+from kobert_demo.messages import MESSAGES, TERMS_KO, Term
+from kobert_demo.runs import RunError, open_run
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+ROOT = Path(__file__).resolve().parents[1] / "kobert_demo"
+ERRORS = {"DataError", "BackboneError", "ModelZipError", "RunError", "UserFacingError"}
+
+
+def _fields(template: str) -> set[tuple[str, str | None, str]]:
+    """(name, conversion, format spec) of every field in a template."""
+    return {(name, conv, spec) for _, name, spec, conv in string.Formatter().parse(template) if name is not None}
+
+
+@pytest.mark.parametrize("key", sorted(MESSAGES))
+def test_every_key_has_both_languages_with_the_same_fields(key: str) -> None:
+    english, korean = MESSAGES[key]
+    assert english.strip() and korean.strip()
+    assert _fields(english) == _fields(korean)
+    assert HANGUL.search(korean) or english == korean  # "{name}: {error}" wraps another sentence as is
+    assert not HANGUL.search(english)
+
+
+def test_every_term_is_korean() -> None:
+    assert all(HANGUL.search(korean) for korean in TERMS_KO.values())
+
+
+def test_every_raise_in_the_engine_uses_a_known_key() -> None:
+    """Each `SomeError("key", ...)` in the package names a key in MESSAGES (not an English sentence)."""
+    keys = []
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ERRORS:
+                first = node.args[0] if node.args else None
+                options = [first.body, first.orelse] if isinstance(first, ast.IfExp) else [first]
+                for option in options:
+                    assert isinstance(option, ast.Constant), f"{path.name}:{node.lineno}"
+                    keys.append((path.name, node.lineno, option.value))
+    assert len(keys) > 50
+    unknown = [key for key in keys if key[2] not in MESSAGES]
+    assert not unknown
+
+
+def test_english_is_str_and_korean_is_text() -> None:
+    error = DataError("data_no_rows", name="a.tsv")
+    assert str(error) == "a.tsv has a header but no data rows." == error.text("en")
+    assert error.text("ko") == "a.tsv 에 머리글만 있고 데이터 행이 없습니다."
+    assert isinstance(error, ValueError) and isinstance(BackboneError("model_heads", path="x"), RuntimeError)
+
+
+def test_errors_survive_pickling_with_their_key() -> None:
+    inner = BackboneError("model_no_head", folder="/m")
+    from kobert_demo.export import ModelZipError
+
+    error = pickle.loads(pickle.dumps(ModelZipError("zip_bad_model", name="m.zip", error=inner)))
+    assert type(error) is ModelZipError and error.key == "zip_bad_model"
+    assert str(error) == "m.zip: /m is not a trained classifier: its weights have no classification head."
+    assert HANGUL.search(error.text("ko")) and "m.zip" in error.text("ko")
+
+
+def test_terms_follow_the_language() -> None:
+    error = DataError("data_binary", name="p.csv", kind=Term("a PNG image"))
+    assert "looks like a PNG image" in str(error)
+    assert "PNG 이미지" in error.text("ko")
+
+
+def test_unknown_key_is_the_text_itself() -> None:
+    assert str(UserFacingError("plain sentence.")) == "plain sentence." == UserFacingError("plain sentence.").text("ko")
+
+
+def _korean(error: UserFacingError, name: str, english: str) -> None:
+    assert str(error) == english
+    assert error.text("en") == english
+    korean = error.text("ko")
+    assert HANGUL.search(korean) and name in korean, korean
+
+
+def test_real_data_errors_in_korean(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("  \n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_table(empty)
+    _korean(caught.value, "empty.tsv", "empty.tsv is empty.")
+
+    single = tmp_path / "one_class.tsv"
+    single.write_text("text\tlabel\n좋아요\tpos\n최고예요\tpos\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_table(single)
+    _korean(
+        caught.value,
+        "one_class.tsv",
+        "one_class.tsv has only one class ('pos') in column 'label'; classification needs at least two.",
+    )
+
+    png = tmp_path / "picture.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    with pytest.raises(DataError) as caught:
+        read_table(png)
+    assert "PNG 이미지" in caught.value.text("ko") and "picture.csv" in caught.value.text("ko")
+
+    ragged = tmp_path / "ragged.tsv"
+    ragged.write_text("text\tlabel\n좋아요\tpos\n별로\tneg\textra\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_table(ragged)
+    assert "stray tab characters" in str(caught.value) and "탭" in caught.value.text("ko")
+
+
+def test_hostile_zip_in_korean(tmp_path: Path) -> None:
+    from kobert_demo.export import ModelZipError, import_zip
+
+    hostile = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(hostile, "w") as archive:
+        archive.writestr("../evil.json", b"{}")
+    with pytest.raises(ModelZipError) as caught:
+        import_zip(hostile, tmp_path / "out")
+    _korean(caught.value, "hostile.zip", "hostile.zip has an entry with an unsafe path (../evil.json); refused.")
+
+
+def test_missing_model_folder_in_korean(tmp_path: Path) -> None:
+    from kobert_demo.model import load_classifier
+
+    folder = tmp_path / "no_model"
+    folder.mkdir()
+    with pytest.raises(BackboneError) as caught:
+        load_classifier(folder)
+    _korean(caught.value, "no_model", f"{folder} has no config.json, so it is not a model folder.")
+
+
+def test_missing_run_in_korean(tmp_path: Path) -> None:
+    with pytest.raises(RunError) as caught:
+        open_run(tmp_path / "not_a_run")
+    _korean(
+        caught.value,
+        "not_a_run",
+        f"{tmp_path / 'not_a_run'} is not a run folder (it has no status.json and config.json).",
+    )
