@@ -3,6 +3,7 @@ plus the UI's own handlers (file checks, log following) called directly."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -123,8 +124,21 @@ def test_bad_file_is_one_sentence(app: SimpleNamespace, tmp_path: Path, content:
     with pytest.raises(AppError) as error:
         app.client.predict(handle_file(path), "", "", api_name="/validate")
     assert expected in str(error.value) and "Traceback" not in str(error.value)
-    note = check_files(str(path), None, None, None, "ko")[3]  # the Train tab shows the sentence instead
+    note = check_files(str(path), None, None, None, "en")[3]  # the Train tab shows the sentence instead
     assert note["visible"] is True and expected in note["value"]
+    korean = check_files(str(path), None, None, None, "ko")[3]["value"]  # in the visitor's language
+    assert "bad.csv" in korean and re.search("[가-힣]", korean) and expected not in korean
+
+
+def test_engine_errors_are_korean_in_the_ui(tmp_path: Path) -> None:
+    path = tmp_path / "one_class.tsv"
+    path.write_text("text\tlabel\n좋아요\tpos\n최고예요\tpos\n", encoding="utf-8")
+    note = check_files(str(path), None, None, None, "ko")[3]
+    assert note["visible"] is True
+    assert "one_class.tsv" in note["value"] and "클래스가 하나('pos')뿐입니다" in note["value"]
+    assert "classification needs" not in note["value"]
+    english = check_files(str(path), None, None, None, "en")[3]
+    assert "one_class.tsv has only one class ('pos') in column 'label'" in english["value"]
 
 
 def test_train_rejects_bad_requests(app: SimpleNamespace) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from kobert_demo.errors import BackboneError
+from kobert_demo.errors import BackboneError, UserFacingError
 from kobert_demo.jobs import JobQueue, is_owner, owner_id
 from kobert_demo.runs import Run, list_runs
 
@@ -50,12 +50,13 @@ class UserError(Exception):
 
 def is_user_error(error: Exception) -> bool:
     """Whether the error's message is meant for the user: ours, the engine's data/run/zip/config errors, backbones."""
-    return isinstance(error, (UserError, ValueError, BackboneError))  # ValueError: data, run, zip, config errors
+    # UserFacingError: the engine's data, run, zip and backbone errors; ValueError: config errors
+    return isinstance(error, (UserError, UserFacingError, ValueError, BackboneError))
 
 
 def message(error: Exception, lang: str) -> str:
     """The one sentence to show for an error; a bug is logged with its traceback and named only."""
-    if isinstance(error, UserError):
+    if isinstance(error, (UserError, UserFacingError)):  # the engine's errors carry Korean too (messages.py)
         return error.text(lang)
     if is_user_error(error):
         return str(error)
