@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .data import make_splits, read_table
+from .errors import UserFacingError
 from .runs import Run, list_runs, new_run_id, open_run
 
 JOB_FILE = "job.json"
@@ -185,7 +186,8 @@ def run_job(run_path: str | Path) -> int:
         test_data = read_table(job["test"], config.text_col, config.label_col) if job.get("test") else None
         splits = make_splits(train_data, test_data, config.test_size, config.seed)
     except Exception as error:  # checked when queued; this only guards against files changed since
-        run.set_status("failed", str(error))
+        korean = error.text("ko") if isinstance(error, UserFacingError) else None
+        run.set_status("failed", str(error), reason_ko=korean)
         return 1
     failed = False
     for event in train(config, splits, run.path, should_stop=lambda: stop_requested(run)):

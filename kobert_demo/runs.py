@@ -91,10 +91,15 @@ class Run:
         run.set_status("queued")
         return run
 
-    def set_status(self, state: str, reason: str | None = None, pid: int | None = None) -> None:
+    def set_status(
+        self, state: str, reason: str | None = None, pid: int | None = None, reason_ko: str | None = None
+    ) -> None:
+        """Store the state; reason_ko, the reason in Korean for the web app, is kept only when given."""
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
         status = {"state": state, "reason": reason, "pid": pid, "updated": time.time()}
+        if reason_ko:
+            status["reason_ko"] = reason_ko
         _write_json(self.path / "status.json", status)
 
     def append(self, event: dict) -> None:

@@ -22,6 +22,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from .config import CPU_MODE_LAYERS, TrainConfig
 from .data import Splits
+from .errors import UserFacingError
 from .metrics import classification_metrics
 from .model import BackboneError, Classifier, describe_source, freeze_lower_layers, load_backbone, save_classifier
 from .runs import Run
@@ -283,7 +284,7 @@ def train(
     except OSError as error:
         yield _fail(run, describe_os_error(error))
     except (TrainingError, BackboneError, ValueError) as error:
-        yield _fail(run, str(error))
+        yield _fail(run, str(error), error.text("ko") if isinstance(error, UserFacingError) else None)
     except Exception as error:  # a bug: keep the traceback beside the run, tell the user in one line
         if run:
             (run.path / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
@@ -300,12 +301,13 @@ def describe_os_error(error: OSError) -> str:
     return f"{error.strerror or error}{where}."
 
 
-def _fail(run: Run | None, message: str) -> ErrorEvent:
+def _fail(run: Run | None, message: str, message_ko: str | None = None) -> ErrorEvent:
+    """The error event, also logged and stored as the run's status (with the Korean sentence, if there is one)."""
     event = ErrorEvent(message)
     if run:
         try:
             run.append(asdict(event))
-            run.set_status("failed", message)
+            run.set_status("failed", message, reason_ko=message_ko)
         except OSError:  # the disk that failed the run may refuse these too; the event still reaches the user
             pass
     return event

@@ -103,7 +103,7 @@ def build(state: AppState) -> None:
         """Stop the visitor's run (within seconds; the best completed epoch is kept). Returns its status."""
         found = state.owned_run(run, visitor)
         request_stop(found)
-        return found.status()
+        return {k: v for k, v in found.status().items() if k != "reason_ko"}  # the API speaks English
 
     @api_errors
     def delete(run: str, visitor: str) -> str:

@@ -135,6 +135,8 @@ def status_text(state: AppState, run: Run, status: dict, follow: Follow, owner: 
             wait = fmt_duration(state.queue.wait_estimate(run))
             text += "\n\n" + t(lang, "queue_line", ahead=ahead, wait=wait)
     reason = follow.error or status.get("reason")
+    if lang == "ko" and status.get("reason_ko"):  # an engine error stored with its Korean sentence
+        reason = status["reason_ko"]
     if reason and status["state"] != "done":
         text += f"\n\n⚠️ {reason}"
     if not owner:
