@@ -170,8 +170,10 @@ class JobQueue:
             return  # deleted as soon as it stopped
         state = json.loads((run.path / "status.json").read_text(encoding="utf-8"))["state"]
         if state in ("queued", "running", "interrupted"):  # a reader may have seen the dead pid first
-            why = "it was killed, most likely for lack of memory" if code in (-9, 137) else f"exit code {code}"
-            run.set_status("failed", f"the training process ended without finishing ({why})")
+            ended = (
+                UserFacingError("process_killed") if code in (-9, 137) else UserFacingError("process_exit", code=code)
+            )
+            run.set_status("failed", str(ended), reason_ko=ended.text("ko"))
 
 
 def run_job(run_path: str | Path) -> int:

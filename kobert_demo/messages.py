@@ -11,6 +11,39 @@ from __future__ import annotations
 from typing import Any
 
 MESSAGES: dict[str, tuple[str, str]] = {
+    # training failures (train.py, jobs.py)
+    "loss_not_finite": (
+        "the loss became {value}",
+        "손실이 {value}이(가) 되었습니다",
+    ),
+    "loss_not_finite_at": (
+        "the loss became {value} at epoch {epoch} batch {batch}: lower the learning rate or use fp32.",
+        "에폭 {epoch} 배치 {batch}에서 손실이 {value}이(가) 되었습니다: 학습률을 낮추거나 fp32를 쓰세요.",
+    ),
+    "gpu_out_of_memory": (
+        "the GPU ran out of memory: lower the batch size or the max length, or use CPU mode.",
+        "GPU 메모리가 부족합니다: 배치 크기나 최대 길이를 줄이거나 CPU 모드를 쓰세요.",
+    ),
+    "disk_full_writing": (
+        "the disk is full while writing {file}: free some space, or point KOBERT_DEMO_RUNS (or --out) "
+        "at a bigger disk.",
+        "{file}을(를) 쓰는 중 디스크가 가득 찼습니다: 공간을 비우거나 KOBERT_DEMO_RUNS(또는 --out)를 더 큰 디스크로 "
+        "지정하세요.",
+    ),
+    "disk_full": (
+        "the disk is full: free some space, or point KOBERT_DEMO_RUNS (or --out) at a bigger disk.",
+        "디스크가 가득 찼습니다: 공간을 비우거나 KOBERT_DEMO_RUNS(또는 --out)를 더 큰 디스크로 지정하세요.",
+    ),
+    "os_error_writing": ("{reason} while writing {file}.", "{file}을(를) 쓰는 중 오류가 났습니다: {reason}."),
+    "os_error": ("{reason}.", "파일 오류: {reason}."),
+    "process_killed": (
+        "the training process ended without finishing (it was killed, most likely for lack of memory)",
+        "학습 프로세스가 끝나지 못하고 종료되었습니다(강제 종료됨, 메모리 부족일 가능성이 큽니다)",
+    ),
+    "process_exit": (
+        "the training process ended without finishing (exit code {code})",
+        "학습 프로세스가 끝나지 못하고 종료되었습니다(종료 코드 {code})",
+    ),
     # --- data files (data.py, bulk.py, cli.py) ------------------------------------------------------------------
     "data_no_rows": (
         "{name} has a header but no data rows.",

@@ -45,10 +45,6 @@ class Classifier:
     label_names: list[str]
     source: str
 
-    @property
-    def is_kobert(self) -> bool:
-        return self.source != TINY
-
 
 def describe_source(source: str) -> str:
     if source == TINY:

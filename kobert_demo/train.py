@@ -94,8 +94,8 @@ class ErrorEvent:
 Event = StartEvent | StepEvent | EpochEvent | DoneEvent | ErrorEvent
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (NaN loss, out of memory), as one sentence for the user."""
+class TrainingError(UserFacingError, RuntimeError):
+    """Training cannot go on (NaN loss, out of memory, a full disk), as one sentence for the user."""
 
 
 # --- devices and precision ----------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class Stepper:
             out = self.model(**batch)
         loss = out.loss
         if not torch.isfinite(loss):
-            raise TrainingError(f"the loss became {loss.item()}")
+            raise TrainingError("loss_not_finite", value=loss.item())
         if self.scaler.is_enabled():
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -280,9 +280,11 @@ def train(
                 run.append(asdict(event))
             yield event
     except torch.OutOfMemoryError:
-        yield _fail(run, "the GPU ran out of memory: lower the batch size or the max length, or use CPU mode.")
-    except OSError as error:
-        yield _fail(run, describe_os_error(error))
+        error = TrainingError("gpu_out_of_memory")
+        yield _fail(run, str(error), error.text("ko"))
+    except OSError as os_error:
+        error = describe_os_error(os_error)
+        yield _fail(run, str(error), error.text("ko"))
     except (TrainingError, BackboneError, ValueError) as error:
         yield _fail(run, str(error), error.text("ko") if isinstance(error, UserFacingError) else None)
     except Exception as error:  # a bug: keep the traceback beside the run, tell the user in one line
@@ -293,12 +295,13 @@ def train(
         accelerator.free_memory()
 
 
-def describe_os_error(error: OSError) -> str:
+def describe_os_error(error: OSError) -> TrainingError:
     """One sentence for a file-system failure; a full disk named as such."""
-    where = f" while writing {error.filename}" if error.filename else ""
-    if error.errno == errno.ENOSPC:
-        return f"the disk is full{where}: free some space, or point KOBERT_DEMO_RUNS (or --out) at a bigger disk."
-    return f"{error.strerror or error}{where}."
+    full = error.errno == errno.ENOSPC
+    if error.filename:
+        key = "disk_full_writing" if full else "os_error_writing"
+        return TrainingError(key, file=error.filename, reason=error.strerror or str(error))
+    return TrainingError("disk_full") if full else TrainingError("os_error", reason=error.strerror or str(error))
 
 
 def _fail(run: Run | None, message: str, message_ko: str | None = None) -> ErrorEvent:
@@ -374,7 +377,7 @@ def _train(
                 loss, logits = optimize(batch)
             except TrainingError as error:
                 raise TrainingError(
-                    f"{error} at epoch {epoch} batch {batch_no}: lower the learning rate or use fp32."
+                    "loss_not_finite_at", value=error.params["value"], epoch=epoch, batch=batch_no
                 ) from None
 
             step += 1

@@ -108,6 +108,7 @@ def test_killed_child_is_marked_failed(queue, tmp_path):
     wait_for(lambda: run.status()["state"] in FINISHED, timeout=60)
     assert run.status()["state"] == "failed"
     assert "killed" in run.status()["reason"]
+    assert "메모리" in run.status()["reason_ko"]  # what the Korean Logs tab shows
 
 
 def test_kill_9_mid_training_leaves_the_last_epoch_usable(tmp_path):
@@ -173,3 +174,4 @@ def test_full_disk_is_one_clear_sentence(tmp_path, monkeypatch, small_splits):
     assert events[-1].message.startswith("the disk is full while writing")
     assert "KOBERT_DEMO_RUNS" in events[-1].message
     assert Run(tmp_path / "run").status()["state"] == "failed"
+    assert "디스크가 가득 찼습니다" in Run(tmp_path / "run").status()["reason_ko"]
