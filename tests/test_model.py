@@ -59,7 +59,7 @@ def test_load_backbone_from_folder(tiny_kobert_folder: Path) -> None:
     assert model.config.id2label == {0: "긍정", 1: "부정", 2: "중립"}
     assert model.config.label2id == {"긍정": 0, "부정": 1, "중립": 2}
     assert classifier.label_names == LABELS
-    assert classifier.is_kobert and classifier.source == str(tiny_kobert_folder)
+    assert classifier.source == str(tiny_kobert_folder)
     # The backbone's weights are the folder's, not a fresh initialisation.
     saved = load_file(tiny_kobert_folder / "model.safetensors")
     for name in ("embeddings.word_embeddings.weight", "encoder.layer.1.output.dense.weight"):
@@ -153,7 +153,7 @@ def test_tiny_backbone() -> None:
     texts = [text for text, _ in sample_rows("nsmc/sample_train.tsv", 100)]
     classifier = load_backbone(TINY, ["0", "1"], 0.2, tokenizer_mode="whole", max_len=32, train_texts=texts)
     config = classifier.model.config
-    assert not classifier.is_kobert
+    assert classifier.source == "tiny"
     assert classifier.tokenizer._sp_to_kobert is None  # native scheme
     assert (classifier.tokenizer.mode, classifier.tokenizer.max_len) == ("whole", 32)
     assert config.vocab_size == classifier.tokenizer.vocab_size
