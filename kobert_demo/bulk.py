@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import SEPARATORS, TEXT_NAMES, DataError
+from .data import SEPARATORS, DataError, text_column
 from .predict import Predictor
 
 CHUNK_ROWS = 4096
@@ -64,26 +64,10 @@ def text_chunks(path: str | Path, text_col: str | None = None, chunk_rows: int =
     try:
         for frame in reader:
             if column is None:
-                column = _text_column(frame, text_col, path.name)
+                column = text_column(frame, text_col, path.name)
             yield frame[column].str.strip().tolist()
     except pd.errors.ParserError as error:
         raise DataError("data_unreadable", name=path.name, reason=str(error).split("C error: ")[-1]) from None
-
-
-def _text_column(frame: pd.DataFrame, text_col: str | None, name: str) -> str:
-    columns = [str(c) for c in frame.columns]
-    if text_col is not None:
-        match = next((c for c in columns if c.strip().casefold() == text_col.strip().casefold()), None)
-        if match is None:
-            raise DataError("data_no_column", name=name, column=text_col, columns=", ".join(columns))
-        return match
-    by_name = next((c for c in columns if c.strip().lower() in TEXT_NAMES), None)
-    if by_name:
-        return by_name
-    lengths = {c: frame[c].str.len().mean() for c in columns if pd.to_numeric(frame[c], errors="coerce").isna().all()}
-    if not lengths:
-        raise DataError("data_no_text_column_flag", name=name)
-    return max(lengths, key=lengths.get)
 
 
 def count_lines(path: str | Path) -> int:

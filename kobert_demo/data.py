@@ -256,20 +256,26 @@ def read_texts(path: str | os.PathLike, text_col: str | None = None, limits: Lim
         raw = _parse(text, _separator(text, name), name, min_columns=1)
         columns = _column_names([str(cell) for cell in raw.iloc[0]])
         body = raw.iloc[1:].set_axis(columns, axis=1).reset_index(drop=True)
-        if text_col is not None:
-            chosen = _match(columns, text_col)
-            if chosen is None:
-                raise DataError("data_no_column", name=name, column=text_col, columns=_quoted(columns))
-        else:
-            chosen = _by_name(columns, TEXT_NAMES) or _text_by_content(body)
-            if chosen is None:
-                raise DataError("data_no_text_column", name=name, columns=_quoted(columns))
-        texts = body[chosen].str.strip().tolist()
+        texts = body[text_column(body, text_col, name)].str.strip().tolist()
     if not texts:
         raise DataError("data_no_sentences", name=name)
     if len(texts) > limits.max_rows:
         raise DataError("data_too_many_sentences", name=name, n=len(texts), limit=limits.max_rows)
     return texts
+
+
+def text_column(body: pd.DataFrame, text_col: str | None, name: str) -> str:
+    """The column of sentences to classify: the one named (case-insensitive), else found by name or content."""
+    columns = [str(c) for c in body.columns]
+    if text_col is not None:
+        chosen = _match(columns, text_col)
+        if chosen is None:
+            raise DataError("data_no_column", name=name, column=text_col, columns=_quoted(columns))
+        return chosen
+    chosen = _by_name(columns, TEXT_NAMES) or _text_by_content(body)
+    if chosen is None:
+        raise DataError("data_no_text_column", name=name, columns=_quoted(columns))
+    return chosen
 
 
 def _read_bytes(path: Path, name: str, limits: Limits) -> bytes:

@@ -87,10 +87,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{name} has no column that looks like text (columns: {columns}); name it explicitly.",
         "{name} 에 텍스트로 보이는 열이 없습니다 (열: {columns}). 텍스트 열을 직접 지정하세요.",
     ),
-    "data_no_text_column_flag": (
-        "{name} has no column that looks like text; name it with --text-col.",
-        "{name} 에 텍스트로 보이는 열이 없습니다. --text-col로 지정하세요.",
-    ),
     "data_no_detected_column": (
         "{name} has no column that looks like the {role} column (columns: {columns}); "
         "choose them with the text/label column options.",
