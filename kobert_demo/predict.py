@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .cpu import has_vnni
 from .model import Classifier, load_classifier
 from .runs import Run
 from .tokenizer import Encoded
@@ -22,7 +24,7 @@ def model_folder(path: str | Path) -> Path:
 
 BACKENDS = ("auto", "torch", "int8")
 INT8_MAX_DIFF = 0.01
-# Sentences of varied length and tone on which `auto` checks that int8 keeps to the fp32 probabilities.
+# Sentences of varied length, register and topic on which `auto` checks that int8 keeps to the fp32 probabilities.
 CHECK_SENTENCES = [
     "정말 재미있는 영화였어요, 또 보고 싶네요",
     "시간 낭비. 최악의 영화",
@@ -32,25 +34,79 @@ CHECK_SENTENCES = [
     "이 영화를 보고 나서 한참 동안 아무 말도 할 수 없었다. 음악, 연출, 연기 모두 완벽했다.",
     "별로",
     "기대 안 하고 봤는데 생각보다 괜찮네요!!",
+    "배송이 빨라서 좋았어요",
+    "환불 요청했는데 일주일째 답이 없습니다. 다시는 이용 안 합니다.",
+    "오늘 날씨 어때?",
+    "내일 오전 9시에 회의실 예약해 줘",
+    "요즘 너무 우울하고 아무것도 하기 싫어",
+    "정부는 다음 달부터 전기 요금을 인상한다고 밝혔다.",
+    "한국은행이 기준금리를 동결했다",
+    "너 같은 사람은 인터넷 하지 마라",
+    "댓글 보니까 다들 생각이 비슷하네",
+    "이 가격에 이 품질이면 만족합니다 ^^",
+    "음... 잘 모르겠어요",
+    "1점도 아깝다",
+    "10점 만점에 10점!",
+    "OST가 너무 좋아서 계속 듣고 있어요 ㅠㅠ",
+    "The acting was great, 근데 결말이 아쉬움",
+    "주인공이 왜 그런 선택을 했는지 끝까지 이해가 안 됐다. 감독의 의도가 뭔지 궁금하다.",
+    "아이들과 함께 보기 좋은 가족 영화입니다",
+    "졸려서 중간에 나왔음",
+    "국내 연구진이 새로운 배터리 소재를 개발했다고 발표했다",
+    "고객센터 연결이 너무 오래 걸려요",
+    "ㅎㅎ 감사합니다~",
+    "이걸 돈 주고 봤다니 내 자신이 한심하다",
+    "원작 소설을 먼저 읽었는데, 영화는 원작의 분위기를 잘 살리지 못한 것 같아 아쉽다. 그래도 배우들의 연기만큼은"
+    " 인상적이었고 특히 마지막 장면의 여운이 오래 남았다.",
+    "?",
 ]
 
 
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantization of the linear layers (CPU): a copy, about 3-5x faster on one sentence."""
+def quantize_int8(model: torch.nn.Module, inplace: bool) -> torch.nn.Module:
+    """Dynamic int8 quantization of the encoder's linear layers (CPU), about 3-5x faster on one sentence.
+
+    Weights per output channel; on CPUs with VNNI, inputs over the full 8 bits rather than torch's default 7: on
+    KoBERT's shape that halves the error. The pooler and the classifier stay in float (they cost nothing).
+    In place, the float weights are freed as each layer is swapped; otherwise a quantized copy is made.
+    """
     import warnings
 
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    encoder_linears = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and ".encoder." in f".{name}"
+    }
+    mapping = {torch.nn.Linear: FullRangeDynamicLinear} if has_vnni() else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model, encoder_linears, dtype=torch.qint8, mapping=mapping, inplace=inplace)
+
+
+class FullRangeDynamicLinear(torch.ao.nn.quantized.dynamic.Linear):
+    """torch's dynamic int8 linear with its input quantized to 0..255 instead of 0..127 (safe only with VNNI)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packed = self._packed_params._packed_params
+        return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
 
 
 class Predictor:
+    """Serves one classifier. `reload` rebuilds it from disk, so that int8 can be tried in place (see `_use_int8`)."""
+
     def __init__(
-        self, classifier: Classifier, batch_size: int = 64, backend: str = "torch", device: str | None = None
+        self,
+        classifier: Classifier,
+        batch_size: int = 64,
+        backend: str = "torch",
+        device: str | None = None,
+        reload: Callable[[], Classifier] | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.classifier = classifier
+        self.reload = reload
         self.tokenizer = classifier.tokenizer
         self.batch_size = batch_size
         model = classifier.model.eval()
@@ -62,22 +118,34 @@ class Predictor:
             self._use_int8(checked=backend == "auto")
 
     def _use_int8(self, checked: bool) -> None:
-        """Switch to int8; when `checked`, only if its probabilities stay within 0.01 of fp32 on sample sentences."""
-        quantized = quantize_int8(self.model)
-        if checked:
-            reference = self.predict_proba(CHECK_SENTENCES)
-            self.model = quantized
-            if float(np.abs(self.predict_proba(CHECK_SENTENCES) - reference).max()) > INT8_MAX_DIFF:
-                self.model = self.classifier.model
-                return
-        self.model, self.backend = quantized, "int8"
+        """Switch to int8; when `checked`, only if its probabilities stay within 0.01 of fp32 on sample sentences.
+
+        The model is quantized in place, so serving never holds a float and an int8 model together, unless it is
+        checked and cannot be reloaded; a checked model that fails is reloaded from disk in float.
+        """
+        reference = self.predict_proba(CHECK_SENTENCES) if checked else None
+        inplace = not checked or self.reload is not None
+        float_model, self.model = self.model, quantize_int8(self.model, inplace)
+        if reference is not None and np.abs(self.predict_proba(CHECK_SENTENCES) - reference).max() > INT8_MAX_DIFF:
+            if inplace:  # the float weights are gone: read them again
+                self.classifier = self.reload()
+                float_model = self.classifier.model.eval()
+            self.model = float_model
+            return
+        self.backend = "int8"
 
     @classmethod
     def load(
         cls, path: str | Path, trusted: bool = True, backend: str = "torch", device: str | None = None
     ) -> Predictor:
         """From a run folder or a model folder (a run's `model/` or an unpacked export)."""
-        return cls(load_classifier(model_folder(path), trusted=trusted), backend=backend, device=device)
+        folder = model_folder(path)
+        return cls(
+            load_classifier(folder, trusted=trusted),
+            backend=backend,
+            device=device,
+            reload=lambda: load_classifier(folder, trusted=trusted),
+        )
 
     @property
     def label_names(self) -> list[str]:

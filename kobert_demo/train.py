@@ -21,6 +21,7 @@ from accelerate.utils import gather_object, set_seed
 from transformers import get_cosine_schedule_with_warmup
 
 from .config import CPU_MODE_LAYERS, TrainConfig
+from .cpu import has_bf16
 from .data import Splits
 from .errors import UserFacingError
 from .metrics import classification_metrics
@@ -99,22 +100,13 @@ class TrainingError(UserFacingError, RuntimeError):
 
 
 # --- devices and precision ----------------------------------------------------------------------------------------
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolve_precision(precision: str, device: torch.device) -> str:
     """`auto` -> bf16 on GPUs and CPUs that have it, fp16 on older GPUs, else fp32."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu" and cpu_has_bf16():
+    if device.type == "cpu" and has_bf16():
         return "bf16"
     return "fp32"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import TrainedRun
 
 from kobert_demo.data import LabeledData
@@ -131,3 +132,52 @@ def test_predictor_cache() -> None:
     cache.get("a", loader("a"))
     cache.get("b", loader("b"))
     assert loads == ["a", "b", "c", "b"]
+
+
+@pytest.mark.parametrize("max_diff", [-1.0, 1.0])
+def test_auto_backend_quantizes_in_place_and_reloads_float_when_int8_fails(
+    trained_run: TrainedRun, trained_predictor: Predictor, monkeypatch: pytest.MonkeyPatch, max_diff: float
+) -> None:
+    """With a check that int8 cannot pass, auto reloads the float model; with one it always passes, it keeps int8."""
+    monkeypatch.setattr("kobert_demo.predict.INT8_MAX_DIFF", max_diff)
+    reloads: list[int] = []
+    folder = trained_run.path / "model"
+
+    def reload():
+        reloads.append(1)
+        return load_classifier(folder)
+
+    auto = Predictor(load_classifier(folder), backend="auto", reload=reload)
+    float_linears = [m for m in auto.model.modules() if isinstance(m, torch.nn.Linear)]
+    if max_diff < 0:
+        assert (auto.backend, len(reloads)) == ("torch", 1)
+        assert len(float_linears) == 2 * 6 + 2  # tiny: 2 layers of 6 linear layers, the pooler and the classifier
+        np.testing.assert_array_equal(auto.predict_proba(TEXTS), trained_predictor.predict_proba(TEXTS))
+    else:
+        assert (auto.backend, len(reloads)) == ("int8", 0)
+        # Every encoder linear layer swapped for its int8 version, in place; the pooler and classifier stay float.
+        assert float_linears == [auto.model.bert.pooler.dense, auto.model.classifier]
+        assert auto.model is auto.classifier.model
+
+
+def test_int8_quantizes_encoder_linears_with_full_range_inputs_on_vnni() -> None:
+    """On VNNI CPUs the int8 layers take 8-bit inputs (torch's default keeps 7): closer to float, no overflow."""
+    import torch.ao.nn.quantized.dynamic as dynamic
+
+    from kobert_demo.cpu import has_vnni
+    from kobert_demo.predict import FullRangeDynamicLinear, quantize_int8
+
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict(
+        {"encoder": torch.nn.Sequential(torch.nn.Linear(768, 768)), "head": torch.nn.Linear(768, 2)}
+    )
+    x = torch.randn(64, 768)
+    reference = model["encoder"](x)
+    default = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    quantized = quantize_int8(model, inplace=False)
+    assert isinstance(quantized["head"], torch.nn.Linear)  # only the encoder is quantized
+    assert isinstance(quantized["encoder"][0], FullRangeDynamicLinear if has_vnni() else dynamic.Linear)
+    error = (quantized["encoder"](x) - reference).abs().mean()
+    assert error < 0.02 * reference.abs().mean()
+    if has_vnni():
+        assert error < 0.7 * (default["encoder"](x) - reference).abs().mean()

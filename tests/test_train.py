@@ -15,6 +15,7 @@ from conftest import TRAINED_EPOCHS, TrainedRun
 
 from kobert_demo import train as train_module
 from kobert_demo.config import TINY_LR, TrainConfig
+from kobert_demo.cpu import has_bf16
 from kobert_demo.data import Splits
 from kobert_demo.metrics import classification_metrics
 from kobert_demo.model import describe_source, load_backbone
@@ -27,7 +28,6 @@ from kobert_demo.train import (
     ErrorEvent,
     StartEvent,
     StepEvent,
-    cpu_has_bf16,
     decay_groups,
     length_grouped_batches,
     resolve_precision,
@@ -389,4 +389,4 @@ def test_resolve_precision() -> None:
     cpu = torch.device("cpu")
     for precision in ("bf16", "fp16", "fp32"):
         assert resolve_precision(precision, cpu) == precision
-    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_bf16() else "fp32")
+    assert resolve_precision("auto", cpu) == ("bf16" if has_bf16() else "fp32")

@@ -177,7 +177,7 @@ class AppState:
             def load_from_zip() -> Predictor:
                 """Unpack into a temporary folder, load, and remove the folder."""
                 with tempfile.TemporaryDirectory(dir=self.folder("unpacked")) as folder:
-                    return Predictor(load_zip(path, folder), backend="auto")
+                    return Predictor(load_zip(path, folder), backend="auto", reload=lambda: load_zip(path, folder))
 
             return self.cache.get(ref, load_from_zip)
         if _RUN_NAME.match(ref) and (self.home / ref / "status.json").is_file():

@@ -1,0 +1,26 @@
+"""What this CPU's instruction set offers the fast paths (read from /proc/cpuinfo; nothing assumed elsewhere)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith(("flags", "Features"))), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def has_bf16() -> bool:
+    """Native bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def has_vnni() -> bool:
+    """int8 dot products that accumulate in 32 bits (AVX512-VNNI, AVX-VNNI or AMX): no overflow on full-range input."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
