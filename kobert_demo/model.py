@@ -45,6 +45,24 @@ class Classifier:
     label_names: list[str]
     source: str
 
+    def __post_init__(self) -> None:
+        skip_unused_last_layer_rows(self.model)
+
+
+def skip_unused_last_layer_rows(model: BertForSequenceClassification) -> None:
+    """Compute the last layer past its attention for [CLS] alone: the classifier reads nothing else.
+
+    The [CLS] row still attends to every token, and the rest of a layer (attention output, feed-forward, LayerNorm)
+    works row by row, so the logits and gradients are unchanged; the last layer's largest matrix products shrink to
+    one row (about 6% of a training step on KoBERT, more in CPU mode, where the top layers are all that trains).
+    Idempotent: the hook is added once per model. `last_hidden_state` keeps only the [CLS] row.
+    """
+    attention_output = model.bert.encoder.layer[-1].attention.output
+    if getattr(attention_output, "_cls_only", False):
+        return
+    attention_output.register_forward_pre_hook(lambda _, args: tuple(arg[:, :1] for arg in args))
+    attention_output._cls_only = True
+
 
 def describe_source(source: str) -> str:
     if source == TINY:

@@ -20,6 +20,7 @@ from kobert_demo.model import (
     load_backbone,
     load_classifier,
     save_classifier,
+    skip_unused_last_layer_rows,
 )
 from kobert_demo.tokenizer import KoBertTokenizer
 
@@ -246,3 +247,27 @@ def test_kobert_shape_trains(kobert_shape_folder: Path) -> None:
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert model.classifier.weight.grad.abs().sum() > 0
+
+
+def test_last_layer_computes_cls_alone_without_changing_logits_or_gradients(tiny_kobert_folder: Path) -> None:
+    """The classifier reads only [CLS]: the last layer past attention runs for that row alone, with identical math."""
+    from transformers import BertForSequenceClassification
+
+    classifier = load_backbone(str(tiny_kobert_folder), ["a", "b", "c"], 0.5)
+    model = classifier.model.eval()
+    plain = BertForSequenceClassification(model.config).eval()
+    plain.load_state_dict(model.state_dict())
+    batch = classifier.tokenizer(["정말 재미있는 영화였어요", "별로", "배우들 연기는 좋은데 스토리가 너무 뻔하다"])
+    assert batch["attention_mask"].eq(0).any()  # padding is masked in the rows that need it
+
+    ours, reference = model(**batch).logits, plain(**batch).logits
+    torch.testing.assert_close(ours, reference)
+    ours.sum().backward()
+    reference.sum().backward()
+    for (name, p), q in zip(model.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    assert model.bert(**batch).last_hidden_state.shape[1] == 1  # only [CLS] left after the last layer
+    assert plain.bert(**batch).last_hidden_state.shape[1] == batch["input_ids"].shape[1]
+
+    skip_unused_last_layer_rows(model)  # a second call adds nothing
+    assert len(model.bert.encoder.layer[-1].attention.output._forward_pre_hooks) == 1
