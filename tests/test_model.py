@@ -271,3 +271,12 @@ def test_last_layer_computes_cls_alone_without_changing_logits_or_gradients(tiny
 
     skip_unused_last_layer_rows(model)  # a second call adds nothing
     assert len(model.bert.encoder.layer[-1].attention.output._forward_pre_hooks) == 1
+
+
+def test_new_head_is_initialised_like_the_tutorials_linear_layer(tiny_kobert_folder: Path) -> None:
+    """PyTorch's default uniform(+-1/sqrt(fan_in)) with a non-zero bias, as the tutorial's nn.Linear; not N(0, 0.02)."""
+    head = load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.5).model.classifier
+    bound = 1 / math.sqrt(head.in_features)
+    assert head.weight.abs().max() <= bound and head.bias.abs().max() <= bound
+    assert head.weight.std() > 0.8 * bound / math.sqrt(3)  # a uniform's spread; N(0, 0.02) is far narrower here
+    assert head.bias.abs().min() > 0
