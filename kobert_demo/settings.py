@@ -45,3 +45,17 @@ def limits() -> Limits:
 def runs_home() -> Path:
     """Where the app keeps its runs: `KOBERT_DEMO_RUNS` (a Space would use /data/runs), else ./runs."""
     return Path(os.environ.get("KOBERT_DEMO_RUNS", "runs")).expanduser()
+
+
+def custom_models_allowed() -> bool:
+    """Whether visitors may name any local folder or hub id as a model (`KOBERT_DEMO_CUSTOM_MODELS=1|0`).
+
+    On by default, except on a Hugging Face Space (`SPACE_ID` set), where it would let any visitor make the server
+    download hub models or probe its folders; KoBERT, `tiny`, runs and uploaded zips are always allowed.
+    """
+    value = os.environ.get("KOBERT_DEMO_CUSTOM_MODELS", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return "SPACE_ID" not in os.environ

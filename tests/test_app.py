@@ -78,7 +78,7 @@ def trained(app: SimpleNamespace) -> SimpleNamespace:
         if answer["state"] not in ("queued", "running") and not answer["events"]:
             break
         time.sleep(0.5)
-    return SimpleNamespace(name=name, events=events)
+    return SimpleNamespace(name=name, events=events, path_model=app.home / name / "model")
 
 
 def test_api_names_are_stable(app: SimpleNamespace) -> None:
@@ -277,3 +277,35 @@ def test_messages_exist_in_both_languages() -> None:
 def test_app_page_answers(app: SimpleNamespace) -> None:
     page = httpx.get(app.url, timeout=10)
     assert page.status_code == 200 and "KoBERT Demo" in page.text
+
+
+@pytest.mark.parametrize(
+    ("env", "allowed"),
+    [({}, True), ({"SPACE_ID": "someone/kobert"}, False), ({"SPACE_ID": "x", "KOBERT_DEMO_CUSTOM_MODELS": "1"}, True),
+     ({"KOBERT_DEMO_CUSTOM_MODELS": "0"}, False)],
+)  # fmt: skip
+def test_custom_models_are_off_on_a_space_unless_allowed(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], allowed: bool
+) -> None:
+    from kobert_demo.settings import custom_models_allowed
+
+    for name in ("SPACE_ID", "KOBERT_DEMO_CUSTOM_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert custom_models_allowed() is allowed
+
+
+def test_custom_models_off_refuses_folders_and_hub_ids(
+    app: SimpleNamespace, trained: SimpleNamespace, tiny_kobert_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With KOBERT_DEMO_CUSTOM_MODELS=0 a folder or hub id is refused in one sentence; runs and tiny still work."""
+    train = DATA / "movie_ratings" / "sample_train.tsv"
+    assert app.client.predict(str(trained.path_model), "재밌다", api_name="/predict")["label"]  # allowed locally
+    monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "0")
+    for model in (str(tiny_kobert_folder), "someone/some-model"):
+        with pytest.raises(AppError, match="does not accept model folders or hub ids"):
+            app.client.predict(handle_file(train), None, model, {"epochs": 1}, ALICE, api_name="/train")
+    with pytest.raises(AppError, match="does not accept model folders or hub ids"):
+        app.client.predict(str(trained.path_model), "재밌다", api_name="/predict")
+    assert app.client.predict(trained.name, "재밌다", api_name="/predict")["label"]

@@ -148,6 +148,8 @@ KO: dict[str, str] = {
     "err_same_columns": "텍스트 열과 라벨 열은 서로 달라야 합니다.",
     "err_test_labels": "{file} 에 학습 파일에 없는 라벨이 있습니다: {labels}.",
     "err_custom_model_empty": "모델 폴더나 허브 id를 입력하세요.",
+    "err_custom_models_off": "이 서버에서는 폴더나 허브 id로 모델을 지정할 수 없습니다. "
+    "KoBERT, tiny, 내 실행, 모델 zip 중에서 고르세요.",
     "err_unknown_options": "알 수 없는 설정입니다: {names}.",
     "err_options_not_object": "options는 설정 이름과 값의 JSON 객체여야 합니다.",
     "err_not_a_number": "설정 {name} 은(는) 숫자여야 합니다 ('{value}').",
@@ -303,6 +305,8 @@ EN: dict[str, str] = {
     "err_same_columns": "The text and label columns must differ.",
     "err_test_labels": "{file} has labels the training file lacks: {labels}.",
     "err_custom_model_empty": "Enter a model folder or hub id.",
+    "err_custom_models_off": "This server does not accept model folders or hub ids; "
+    "choose KoBERT, tiny, one of your runs or a model zip.",
     "err_unknown_options": "Unknown settings: {names}.",
     "err_options_not_object": "options must be a JSON object of setting names and values.",
     "err_not_a_number": "Setting {name} must be a number, not '{value}'.",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 import pandas as pd
 
-from kobert_demo.settings import limits
+from kobert_demo.settings import custom_models_allowed, limits
 
 from .i18n import I18N, lang_of, t
 from .state import AppState, UserError, message
@@ -114,8 +114,9 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     """Lay out the Predict tab and wire its events."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
+            sources = [(I18N("source_run"), "run"), (I18N("source_zip"), "zip"), (I18N("source_path"), "path")]
             source = gr.Radio(
-                [(I18N("source_run"), "run"), (I18N("source_zip"), "zip"), (I18N("source_path"), "path")],
+                sources if custom_models_allowed() else sources[:2],
                 value="run",
                 label=I18N("model_source"),
                 elem_id="model-source",

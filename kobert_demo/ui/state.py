@@ -22,6 +22,7 @@ import gradio as gr
 from kobert_demo.errors import BackboneError, UserFacingError
 from kobert_demo.jobs import JobQueue, is_owner, owner_id
 from kobert_demo.runs import Run, list_runs
+from kobert_demo.settings import custom_models_allowed
 
 from .i18n import t
 
@@ -186,6 +187,8 @@ class AppState:
                 raise UserError("err_run_no_model", run=run.name)
             stamp = (run.model_dir / "model.safetensors").stat().st_mtime_ns
             return self.cache.get(f"run:{run.name}:{stamp}", lambda: Predictor.load(run.path, backend="auto"))
+        if not custom_models_allowed():
+            raise UserError("err_custom_models_off")
         return self.cache.get(f"path:{ref}", lambda: Predictor.load(resolve_folder(ref), trusted=False, backend="auto"))
 
     # --- scratch files ----------------------------------------------------------------------------------------

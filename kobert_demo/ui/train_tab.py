@@ -11,6 +11,7 @@ import pandas as pd
 from kobert_demo.config import KOBERT_HUB_ID, PRECISIONS, TINY, TINY_LR, TrainConfig
 from kobert_demo.jobs import owner_id
 from kobert_demo.runs import Run
+from kobert_demo.settings import custom_models_allowed
 
 from .i18n import I18N, lang_of, t
 from .state import AppState, UserError, fmt_duration, message
@@ -113,6 +114,8 @@ def _file_line(data: Any, lang: str) -> str:
 def make_config(backbone: str, custom_model: str | None, options: dict[str, Any]) -> TrainConfig:
     """A TrainConfig from the backbone choice and the form's (or the API's) options."""
     if backbone == CUSTOM:
+        if not custom_models_allowed():
+            raise UserError("err_custom_models_off")
         model = (custom_model or "").strip()
         if not model:
             raise UserError("err_custom_model_empty")
@@ -191,7 +194,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
         backbone = gr.Radio(
             choices=[
                 (I18N("backbone_kobert"), KOBERT_HUB_ID),
-                (I18N("backbone_custom"), CUSTOM),
+                *([(I18N("backbone_custom"), CUSTOM)] if custom_models_allowed() else []),
                 (I18N("backbone_tiny"), TINY),
             ],
             value=KOBERT_HUB_ID,
