@@ -124,8 +124,10 @@ def test_bad_file_is_one_sentence(app: SimpleNamespace, tmp_path: Path, content:
     with pytest.raises(AppError) as error:
         app.client.predict(handle_file(path), "", "", api_name="/validate")
     assert expected in str(error.value) and "Traceback" not in str(error.value)
-    note = check_files(str(path), None, None, None, "en")[3]  # the Train tab shows the sentence instead
+    shown = check_files(str(path), None, None, None, "en")
+    note, grid = shown[3], shown[4]  # the Train tab shows the sentence instead, and no empty preview grid
     assert note["visible"] is True and expected in note["value"]
+    assert grid["visible"] is False and grid["value"] is None
     korean = check_files(str(path), None, None, None, "ko")[3]["value"]  # in the visitor's language
     assert "bad.csv" in korean and re.search("[가-힣]", korean) and expected not in korean
 
@@ -309,3 +311,9 @@ def test_custom_models_off_refuses_folders_and_hub_ids(
     with pytest.raises(AppError, match="does not accept model folders or hub ids"):
         app.client.predict(str(trained.path_model), "재밌다", api_name="/predict")
     assert app.client.predict(trained.name, "재밌다", api_name="/predict")["label"]
+
+
+def test_preview_grid_shows_only_with_a_readable_file() -> None:
+    good = check_files(str(DATA / "movie_ratings" / "sample_train.tsv"), None, None, None, "en")[4]
+    assert good["visible"] is True and len(good["value"]) > 0
+    assert check_files(None, None, None, None, "en")[4] == {"__type__": "update", "value": None, "visible": False}

@@ -51,9 +51,10 @@ def check_files(
     """Read both files with the chosen (or detected) columns: dropdowns, summary, error, preview and class plot."""
     from kobert_demo.data import read_table
 
+    no_preview = gr.update(value=None, visible=False)  # not an empty grid with placeholder headers
     if not train_file:
         hidden = gr.update(choices=[], value=None)
-        return hidden, hidden, "", gr.update(value="", visible=False), None, None
+        return hidden, hidden, "", gr.update(value="", visible=False), no_preview, None
     if text_col and text_col == label_col:
         error = t(lang, "err_same_columns")
         return gr.skip(), gr.skip(), gr.skip(), gr.update(value=f"⚠️ {error}", visible=True), gr.skip(), gr.skip()
@@ -63,9 +64,9 @@ def check_files(
     except Exception as error:
         note = gr.update(value=f"⚠️ {message(error, lang)}", visible=True)
         if text_col or label_col:  # keep the user's column choice on screen
-            return gr.skip(), gr.skip(), "", note, None, None
+            return gr.skip(), gr.skip(), "", note, no_preview, None
         hidden = gr.update(choices=[], value=None)
-        return hidden, hidden, "", note, None, None
+        return hidden, hidden, "", note, no_preview, None
     counts = train.class_counts()
     lines = [_file_line(train, lang), t(lang, "classes_line", n=len(counts))]
     error = ""
@@ -82,7 +83,7 @@ def check_files(
         gr.update(choices=train.columns, value=train.label_col),
         "\n\n".join(lines),
         gr.update(value=f"⚠️ {error}" if error else "", visible=bool(error)),
-        preview(train),
+        gr.update(value=preview(train), visible=True),
         plot,
     )
 
@@ -183,7 +184,9 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
         with gr.Column(scale=3, min_width=360):
             error = gr.Markdown(visible=False, elem_classes=["kd-error"], elem_id="train-error")
             summary = gr.Markdown(elem_id="train-summary")
-            preview = gr.Dataframe(label=I18N("preview"), interactive=False, max_height=260, elem_id="train-preview")
+            preview = gr.Dataframe(
+                label=I18N("preview"), interactive=False, max_height=260, visible=False, elem_id="train-preview"
+            )
             classes = gr.BarPlot(
                 None, x="class", y="rows", label=I18N("classes_plot"), height=220, y_lim=[0, None], sort="-y",
                 x_title=" ", y_title=" ", elem_id="class-plot",
