@@ -146,6 +146,7 @@ def _ours_train_timed(folder: Path, texts, labels, batch_size: int, cpu_mode: bo
         decay_groups,
         make_accelerator,
         make_loader,
+        micro_rows_for,
         resolve_precision,
         train_mode,
     )  # fmt: skip
@@ -155,8 +156,8 @@ def _ours_train_timed(folder: Path, texts, labels, batch_size: int, cpu_mode: bo
     model = classifier.model
     frozen = freeze_lower_layers(model, CPU_MODE_LAYERS) if cpu_mode else []
     ids = classifier.tokenizer.encode_batch(texts, TUTORIAL_MAX_LEN)
-    loader = make_loader(ids, labels, batch_size, 0, True, Collator(classifier))
     device = accelerator.device
+    loader = make_loader(ids, labels, batch_size, 0, True, Collator(classifier, micro_rows_for(device)))
     optimizer = torch.optim.AdamW(decay_groups(model, 0.01), lr=5e-5, fused=device.type in ("cpu", "cuda"))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(len(loader) * 0.1), len(loader))

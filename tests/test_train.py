@@ -23,13 +23,15 @@ from kobert_demo.predict import Predictor
 from kobert_demo.runs import Run, open_run
 from kobert_demo.train import (
     MISTAKES_KEPT,
+    Collator,
     DoneEvent,
     EpochEvent,
     ErrorEvent,
     StartEvent,
     StepEvent,
+    Stepper,
     decay_groups,
-    length_grouped_batches,
+    make_batches,
     resolve_precision,
     train,
 )
@@ -324,46 +326,67 @@ def test_local_folder_trains(tiny_kobert_folder: Path, small_splits: Splits, tmp
 
 
 @pytest.mark.parametrize(("n", "batch_size"), [(1, 4), (37, 4), (1000, 3), (250, 64)])
-def test_length_grouped_batches_cover_every_index_once(n: int, batch_size: int) -> None:
+def test_batches_cover_every_index_once(n: int, batch_size: int) -> None:
     rng = random.Random(n)
     lengths = [rng.randint(3, 64) for _ in range(n)]
-    pools = math.ceil(n / (batch_size * 50))
     for shuffle in (True, False):
-        batches = length_grouped_batches(lengths, batch_size, seed=1, shuffle=shuffle)
-        flat = [i for batch in batches for i in batch]
-        assert sorted(flat) == list(range(n))
-        assert all(1 <= len(batch) <= batch_size for batch in batches)
-        assert sum(len(batch) < batch_size for batch in batches) <= (pools if shuffle else 1)
-        for batch in batches:
-            assert [lengths[i] for i in batch] == sorted(lengths[i] for i in batch)
+        batches = make_batches(lengths, batch_size, seed=1, shuffle=shuffle)
+        assert sorted(i for batch in batches for i in batch) == list(range(n))
+        assert [len(batch) for batch in batches[:-1]] == [batch_size] * (len(batches) - 1)
 
 
-def test_length_grouped_batches_order() -> None:
+def test_training_batches_are_random_and_evaluation_batches_sorted() -> None:
     rng = random.Random(0)
     lengths = [rng.randint(3, 64) for _ in range(120)]
-    ordered = length_grouped_batches(lengths, 8, seed=1, shuffle=False)
+    ordered = make_batches(lengths, 8, seed=1, shuffle=False)
     assert [lengths[i] for b in ordered for i in b] == sorted(lengths)
-    # One pool (fewer than 50 batches): its batches tile the length order, but come in random order.
-    shuffled = length_grouped_batches(lengths, 8, seed=1, shuffle=True)
-    by_start = sorted(shuffled, key=lambda b: (lengths[b[0]], lengths[b[-1]]))
-    tiled = [lengths[i] for b in by_start for i in b]
-    assert tiled == sorted(lengths)
-    assert shuffled != by_start
-    assert length_grouped_batches(lengths, 8, seed=1, shuffle=True) == shuffled
-    assert length_grouped_batches(lengths, 8, seed=2, shuffle=True) != shuffled
+    shuffled = make_batches(lengths, 8, seed=1, shuffle=True)
+    assert make_batches(lengths, 8, seed=1, shuffle=True) == shuffled
+    assert make_batches(lengths, 8, seed=2, shuffle=True) != shuffled
+    # Not grouped by length: the rows of a batch are as spread as the data (grouping cost accuracy, see bench).
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in shuffled]
+    assert sum(spread) / len(spread) > 30
 
 
-def test_length_grouped_batches_pad_less_than_random() -> None:
-    rng = random.Random(1)
-    lengths = [rng.randint(3, 128) for _ in range(2000)]
+def test_collator_parts_sort_rows_and_pad_each_part_alone(tiny_kobert_folder: Path) -> None:
+    classifier = load_backbone(str(tiny_kobert_folder), ["0", "1"], 0.1)
+    ids = classifier.tokenizer.encode_batch(["아주 긴 문장입니다 " * 5, "짧다", "중간 길이의 문장", "별로"], 64)
+    rows = [(row, label, index) for index, (row, label) in enumerate(zip(ids, [1, 0, 1, 0]))]
+    batch = Collator(classifier, micro_rows=2)(rows)
+    order = sorted(range(4), key=lambda i: len(ids[i]))
+    assert batch["index"].tolist() == order and batch["labels"].tolist() == [[1, 0, 1, 0][i] for i in order]
+    assert [part["input_ids"].shape for part in batch["parts"]] == [
+        (2, len(ids[order[1]])),
+        (2, len(ids[order[3]])),
+    ]
+    whole = Collator(classifier)(rows)
+    assert whole["input_ids"].shape == (4, max(map(len, ids))) and whole["index"].tolist() == [0, 1, 2, 3]
 
-    def padding(batches: list[list[int]]) -> int:
-        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
 
-    order = list(range(2000))
-    rng.shuffle(order)
-    random_batches = [order[i : i + 16] for i in range(0, 2000, 16)]
-    assert padding(length_grouped_batches(lengths, 16, seed=1, shuffle=True)) < padding(random_batches) / 5
+def test_a_batch_in_parts_gives_the_whole_batchs_gradient(tiny_kobert_folder: Path) -> None:
+    """Parts change only the padding: the loss and every gradient equal those of the batch padded as one."""
+    from accelerate import Accelerator
+
+    class Recording(torch.optim.SGD):
+        def step(self, closure=None) -> None:  # keep the gradients the update would use; change nothing
+            self.grads = [p.grad.clone() for group in self.param_groups for p in group["params"]]
+
+    classifier = load_backbone(str(tiny_kobert_folder), ["0", "1"], 0.1)
+    texts = ["정말 재미있는 영화였어요, 또 보고 싶네요", "별로", "배우들 연기는 좋은데 스토리가 너무 뻔하다", "ㅋㅋ"]
+    rows = [(row, i % 2, i) for i, row in enumerate(classifier.tokenizer.encode_batch(texts * 2, 64))]
+    results = []
+    for collate in (Collator(classifier, micro_rows=3), Collator(classifier)):
+        model = classifier.model.eval()  # no dropout, so that the two computations can be compared exactly
+        optimizer = Recording(model.parameters(), lr=0.0)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        loss, logits = Stepper(model, optimizer, schedule, Accelerator(cpu=True), "fp32", 1e9)(collate(rows))
+        assert logits.shape == (8, 2)
+        results.append((loss, optimizer.grads))
+    (parts_loss, parts_grads), (whole_loss, whole_grads) = results
+    assert len(Collator(classifier, micro_rows=3)(rows)["parts"]) == 3
+    torch.testing.assert_close(parts_loss, whole_loss)
+    for name, (a, b) in zip([n for n, _ in classifier.model.named_parameters()], zip(parts_grads, whole_grads)):
+        torch.testing.assert_close(a, b, msg=name, atol=1e-6, rtol=1e-4)
 
 
 def test_decay_groups(tiny_kobert_folder: Path) -> None:
