@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from transformers import get_cosine_schedule_with_warmup
 
 from .config import CPU_MODE_LAYERS, TrainConfig
@@ -119,9 +119,14 @@ def autocast(device: torch.device, precision: str):
 
 
 def make_accelerator() -> Accelerator:
-    """One Accelerator per process (its state is global); CPU processes join a gloo group under torchrun."""
+    """One Accelerator per process (its state is global); CPU processes join a gloo group under torchrun.
+
+    DDP does not broadcast buffers at each forward: BERT's are constants, and processes may run different numbers
+    of forwards in a step (a batch's parts), which would leave that collective waiting forever.
+    """
     has_gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
-    return Accelerator(cpu=not has_gpu)
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    return Accelerator(cpu=not has_gpu, kwargs_handlers=[ddp])
 
 
 # --- batches ------------------------------------------------------------------------------------------------------
@@ -207,23 +212,26 @@ class Stepper:
         labels = batch["labels"]
         parts = batch.get("parts") or [{k: v for k, v in batch.items() if k not in ("labels", "index")}]
         loss_sum, logits, start = torch.zeros((), device=labels.device), [], 0
-        for number, part in enumerate(parts, start=1):
-            rows = len(part["input_ids"])
-            # Gradients are all-reduced across processes once, after the last part.
-            syncing = number == len(parts) or self.accelerator.num_processes == 1
-            with contextlib.nullcontext() if syncing else self.accelerator.no_sync(self.model):
-                with autocast(self.accelerator.device, self.precision):
+        # One autocast region for the whole step, so that each weight is cast to bf16/fp16 once, not once per part;
+        # backward runs with autocast off inside it (which keeps that cache).
+        with autocast(self.accelerator.device, self.precision):
+            for number, part in enumerate(parts, start=1):
+                rows = len(part["input_ids"])
+                # Across processes, gradients are all-reduced once, in the last part's backward.
+                syncing = number == len(parts) or self.accelerator.num_processes == 1
+                with contextlib.nullcontext() if syncing else self.accelerator.no_sync(self.model):
                     out = self.model(**part, labels=labels[start : start + rows])
-                if not torch.isfinite(out.loss):
-                    raise TrainingError("loss_not_finite", value=out.loss.item())
-                loss = out.loss * (rows / len(labels))  # each part's share of the batch's mean loss
-                if self.scaler.is_enabled():
-                    self.scaler.scale(loss).backward()
-                else:
-                    self.accelerator.backward(loss)
-            loss_sum += loss.detach()
-            logits.append(out.logits.detach())
-            start += rows
+                    if not torch.isfinite(out.loss):
+                        raise TrainingError("loss_not_finite", value=out.loss.item())
+                    loss = out.loss * (rows / len(labels))  # each part's share of the batch's mean loss
+                    with autocast(self.accelerator.device, "fp32"):
+                        if self.scaler.is_enabled():
+                            self.scaler.scale(loss).backward()
+                        else:
+                            self.accelerator.backward(loss)
+                loss_sum += loss.detach()
+                logits.append(out.logits.detach())
+                start += rows
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
         self.accelerator.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
