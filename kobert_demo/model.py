@@ -168,11 +168,12 @@ def load_backbone(
     config = _read_config(folder)
     tokenizer = _tokenizer(folder, config, tokenizer_mode, max_len)
     try:
-        model = BertForSequenceClassification.from_pretrained(
+        model, info = BertForSequenceClassification.from_pretrained(
             folder,
             num_labels=len(label_names),
             classifier_dropout=dropout,
             ignore_mismatched_sizes=True,
+            output_loading_info=True,
             **labels,
             **_weights_kwargs(folder, trusted=True),
         )
@@ -180,11 +181,14 @@ def load_backbone(
         raise
     except Exception as error:
         raise BackboneError("model_weights_failed", folder=folder, reason=_one_line(error)) from None
-    return Classifier(_tutorial_head(model), tokenizer, label_names, source)
+    fresh = [*info["missing_keys"], *(key for key, *_ in info["mismatched_keys"])]
+    if any(key.startswith("classifier.") for key in fresh):  # a head from the folder, with these classes, stays
+        _tutorial_head(model)
+    return Classifier(model, tokenizer, label_names, source)
 
 
 def _tutorial_head(model: BertForSequenceClassification) -> BertForSequenceClassification:
-    """The new classifier layer initialised as the tutorial's `nn.Linear` was (PyTorch's default), not N(0, 0.02).
+    """A new classifier layer initialised as the tutorial's `nn.Linear` was (PyTorch's default), not N(0, 0.02).
 
     Measured with `bench --accuracy` (tiny, NSMC, 6 seeds): BERT's initialisation cost about 0.7 points against
     the tutorial's loop; with this one the two loops agree.

@@ -280,3 +280,14 @@ def test_new_head_is_initialised_like_the_tutorials_linear_layer(tiny_kobert_fol
     assert head.weight.abs().max() <= bound and head.bias.abs().max() <= bound
     assert head.weight.std() > 0.8 * bound / math.sqrt(3)  # a uniform's spread; N(0, 0.02) is far narrower here
     assert head.bias.abs().min() > 0
+
+
+def test_a_trained_head_with_the_same_classes_is_kept(trained_run, tiny_kobert_folder: Path) -> None:
+    """Training on from a trained classifier keeps its head; only a missing or resized head starts afresh."""
+    folder = trained_run.path / "model"
+    trained = load_classifier(folder)
+    again = load_backbone(str(folder), trained.label_names, 0.5)
+    torch.testing.assert_close(again.model.classifier.weight, trained.model.classifier.weight)
+    resized = load_backbone(str(folder), [*trained.label_names, "extra"], 0.5)
+    assert resized.model.classifier.weight.shape[0] == len(trained.label_names) + 1
+    assert resized.model.classifier.bias.abs().min() > 0  # PyTorch's default init, not zeros
