@@ -138,26 +138,24 @@ def _ours_train_timed(folder: Path, texts, labels, batch_size: int, cpu_mode: bo
     """
     from transformers import get_cosine_schedule_with_warmup
 
-    from .config import CPU_MODE_LAYERS
-    from .model import freeze_lower_layers, load_backbone
+    from .model import load_backbone
     from .train import (
         Collator,
         Stepper,
         decay_groups,
         make_accelerator,
         make_loader,
-        micro_rows_for,
         resolve_precision,
         train_mode,
-    )  # fmt: skip
+        training_model,
+    )
 
     accelerator = make_accelerator()
     classifier = load_backbone(str(folder), ["0", "1"], 0.5, "gluonnlp", TUTORIAL_MAX_LEN)
-    model = classifier.model
-    frozen = freeze_lower_layers(model, CPU_MODE_LAYERS) if cpu_mode else []
+    model, frozen = training_model(classifier, cpu_mode)
     ids = classifier.tokenizer.encode_batch(texts, TUTORIAL_MAX_LEN)
     device = accelerator.device
-    loader = make_loader(ids, labels, batch_size, 0, True, Collator(classifier, micro_rows_for(device)))
+    loader = make_loader(ids, labels, batch_size, 0, True, Collator(classifier))
     optimizer = torch.optim.AdamW(decay_groups(model, 0.01), lr=5e-5, fused=device.type in ("cpu", "cuda"))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(len(loader) * 0.1), len(loader))

@@ -6,7 +6,6 @@ folder it also writes the event log, the status and the best epoch's model there
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import random
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
+from accelerate.utils import gather_object, set_seed
 from transformers import get_cosine_schedule_with_warmup
 
 from .config import CPU_MODE_LAYERS, TrainConfig
@@ -26,11 +25,18 @@ from .cpu import has_bf16
 from .data import Splits
 from .errors import UserFacingError
 from .metrics import classification_metrics
-from .model import BackboneError, Classifier, describe_source, freeze_lower_layers, load_backbone, save_classifier
+from .model import (
+    BackboneError,
+    Classifier,
+    PaddingFreeClassifier,
+    describe_source,
+    freeze_lower_layers,
+    load_backbone,
+    save_classifier,
+)
 from .runs import Run
 
 MISTAKES_KEPT = 20
-CPU_MICRO_ROWS = 16
 
 
 # --- events -------------------------------------------------------------------------------------------------------
@@ -119,14 +125,9 @@ def autocast(device: torch.device, precision: str):
 
 
 def make_accelerator() -> Accelerator:
-    """One Accelerator per process (its state is global); CPU processes join a gloo group under torchrun.
-
-    DDP does not broadcast buffers at each forward: BERT's are constants, and processes may run different numbers
-    of forwards in a step (a batch's parts), which would leave that collective waiting forever.
-    """
+    """One Accelerator per process (its state is global); CPU processes join a gloo group under torchrun."""
     has_gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
-    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
-    return Accelerator(cpu=not has_gpu, kwargs_handlers=[ddp])
+    return Accelerator(cpu=not has_gpu)
 
 
 # --- batches ------------------------------------------------------------------------------------------------------
@@ -140,32 +141,17 @@ def make_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bool) 
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def micro_rows_for(device: torch.device) -> int | None:
-    """Rows per micro-batch: on CPUs a batch is computed in length-sorted parts, on GPUs (cheap padding) at once."""
-    return None if device.type == "cuda" else CPU_MICRO_ROWS
-
-
 class Collator:
-    """Pads a batch of (ids, label, index) rows to its longest row.
+    """Pads a batch of (ids, label, index) rows to its longest row (the model then drops the padding again)."""
 
-    With `micro_rows`, the rows are sorted by length and cut into parts of that many rows, each padded to its own
-    longest: `{"parts": [...], "labels", "index"}`. The optimizer still sees the whole random batch (the gradient
-    of its mean loss), so training follows the tutorial's; only the padding goes. A random batch of 64 NSMC rows pads
-    to 64 tokens a row; in parts of 16, to 32.
-    """
-
-    def __init__(self, classifier: Classifier, micro_rows: int | None = None) -> None:
+    def __init__(self, classifier: Classifier) -> None:
         self.tokenizer = classifier.tokenizer
-        self.micro_rows = micro_rows
 
     def __call__(self, rows: list[tuple[list[int], int, int]]) -> dict:
-        if self.micro_rows:
-            rows = sorted(rows, key=lambda row: len(row[0]))
-        size = self.micro_rows or len(rows)
-        parts = [self.tokenizer.pad([ids for ids, _, _ in rows[i : i + size]]) for i in range(0, len(rows), size)]
-        batch = {"labels": torch.tensor([label for _, label, _ in rows])}
+        batch = self.tokenizer.pad([ids for ids, _, _ in rows])
+        batch["labels"] = torch.tensor([label for _, label, _ in rows])
         batch["index"] = torch.tensor([index for _, _, index in rows])
-        return {**batch, "parts": parts} if self.micro_rows else {**parts[0], **batch}
+        return batch
 
 
 def make_loader(
@@ -184,6 +170,12 @@ def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
         {"params": [p for n, p in params if not any(k in n for k in no_decay)], "weight_decay": weight_decay},
         {"params": [p for n, p in params if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
+
+
+def training_model(classifier: Classifier, cpu_mode: bool) -> tuple[PaddingFreeClassifier, list[torch.nn.Module]]:
+    """The classifier as it trains: padding-free, and in CPU mode with all but its top layers frozen."""
+    frozen = freeze_lower_layers(classifier.model, CPU_MODE_LAYERS) if cpu_mode else []
+    return PaddingFreeClassifier(classifier.model), frozen
 
 
 def train_mode(model: torch.nn.Module, frozen: list[torch.nn.Module]) -> None:
@@ -208,30 +200,15 @@ class Stepper:
         self.scaler = torch.amp.GradScaler(self.accelerator.device.type, enabled=self.precision == "fp16")
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, logits) of the batch, after the update; a batch in `parts` accumulates their gradients first."""
-        labels = batch["labels"]
-        parts = batch.get("parts") or [{k: v for k, v in batch.items() if k not in ("labels", "index")}]
-        loss_sum, logits, start = torch.zeros((), device=labels.device), [], 0
-        # One autocast region for the whole step, so that each weight is cast to bf16/fp16 once, not once per part;
-        # backward runs with autocast off inside it (which keeps that cache).
+        """(loss, logits) of the batch, after the update."""
         with autocast(self.accelerator.device, self.precision):
-            for number, part in enumerate(parts, start=1):
-                rows = len(part["input_ids"])
-                # Across processes, gradients are all-reduced once, in the last part's backward.
-                syncing = number == len(parts) or self.accelerator.num_processes == 1
-                with contextlib.nullcontext() if syncing else self.accelerator.no_sync(self.model):
-                    out = self.model(**part, labels=labels[start : start + rows])
-                    if not torch.isfinite(out.loss):
-                        raise TrainingError("loss_not_finite", value=out.loss.item())
-                    loss = out.loss * (rows / len(labels))  # each part's share of the batch's mean loss
-                    with autocast(self.accelerator.device, "fp32"):
-                        if self.scaler.is_enabled():
-                            self.scaler.scale(loss).backward()
-                        else:
-                            self.accelerator.backward(loss)
-                loss_sum += loss.detach()
-                logits.append(out.logits.detach())
-                start += rows
+            out = self.model(**batch)
+        if not torch.isfinite(out.loss):
+            raise TrainingError("loss_not_finite", value=out.loss.item())
+        if self.scaler.is_enabled():
+            self.scaler.scale(out.loss).backward()
+        else:
+            self.accelerator.backward(out.loss)
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
         self.accelerator.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
@@ -242,7 +219,7 @@ class Stepper:
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum, torch.cat(logits)
+        return out.loss.detach(), out.logits.detach()
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------
@@ -358,13 +335,11 @@ def _train(
     # Dataloaders, optimizer, schedule
     # The batch size is the global one, as in the tutorial: N processes take batch_size / N rows each.
     per_process = max(1, config.batch_size // accelerator.num_processes)
-    train_collate = Collator(classifier, micro_rows_for(device))
-    train_loader = make_loader(train_ids, splits.train_labels, per_process, config.seed, True, train_collate)
+    train_loader = make_loader(train_ids, splits.train_labels, per_process, config.seed, True, Collator(classifier))
     test_loader = make_loader(
         test_ids, splits.test_labels, config.batch_size * 2, config.seed, False, Collator(classifier)
     )
-    model = classifier.model
-    frozen = freeze_lower_layers(model, CPU_MODE_LAYERS) if config.cpu_mode else []
+    model, frozen = training_model(classifier, config.cpu_mode)
     optimizer = torch.optim.AdamW(
         decay_groups(model, config.weight_decay),
         lr=config.learning_rate,
@@ -428,7 +403,7 @@ def _train(
             best_acc, best_epoch, best_test = test["accuracy"], epoch, test
             if run:
                 save_classifier(
-                    Classifier(accelerator.unwrap_model(model), tokenizer, splits.label_names, config.model),
+                    Classifier(accelerator.unwrap_model(model).model, tokenizer, splits.label_names, config.model),
                     run.model_dir,
                 )
         yield EpochEvent(

@@ -16,6 +16,7 @@ from kobert_demo.model import (
     TINY_SHAPE,
     BackboneError,
     Classifier,
+    PaddingFreeClassifier,
     describe_source,
     load_backbone,
     load_classifier,
@@ -291,3 +292,70 @@ def test_a_trained_head_with_the_same_classes_is_kept(trained_run, tiny_kobert_f
     resized = load_backbone(str(folder), [*trained.label_names, "extra"], 0.5)
     assert resized.model.classifier.weight.shape[0] == len(trained.label_names) + 1
     assert resized.model.classifier.bias.abs().min() > 0  # PyTorch's default init, not zeros
+
+
+def _plain_copy(model):
+    """The same weights in a plain BertForSequenceClassification (no [CLS]-only hook), for reference."""
+    from transformers import BertForSequenceClassification
+
+    plain = BertForSequenceClassification(model.config).eval()
+    plain.load_state_dict(model.state_dict())
+    return plain
+
+
+TEXTS = ["정말 재미있는 영화였어요, 또 보고 싶네요", "별로", "배우들 연기는 좋은데 스토리가 너무 뻔하다", "ㅋㅋ 최고"]
+
+
+def test_padding_free_forward_equals_bert_for_sequence_classification(tiny_kobert_folder: Path) -> None:
+    """Same loss, logits and gradient for every weight as transformers' own padded forward (fp32, no dropout)."""
+    classifier = load_backbone(str(tiny_kobert_folder), ["a", "b", "c"], 0.5)
+    model, reference = classifier.model.eval(), _plain_copy(classifier.model)
+    batch = classifier.tokenizer(TEXTS)
+    assert batch["attention_mask"].eq(0).any()
+    labels = torch.tensor([0, 2, 1, 2])
+
+    ours = PaddingFreeClassifier(model).eval()(**batch, labels=labels)
+    theirs = reference(**batch, labels=labels)
+    torch.testing.assert_close(ours.logits, theirs.logits)
+    torch.testing.assert_close(ours.loss, theirs.loss)
+    ours.loss.backward()
+    theirs.loss.backward()
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        if q.grad is None:  # token type embeddings beyond type 0, never used
+            continue
+        assert p.grad.abs().sum() > 0, name
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_padding_free_forward_ignores_padding(tiny_kobert_folder: Path) -> None:
+    """More padding (a longer batch), or a row alone without any, gives the same logits: the padding is never seen."""
+    classifier = load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.5)
+    model = PaddingFreeClassifier(classifier.model).eval()
+    batch = classifier.tokenizer(TEXTS)
+    wider = {key: torch.nn.functional.pad(value, (0, 7)) for key, value in batch.items()}
+    wider["input_ids"][:, -7:] = classifier.tokenizer.pad_id
+    with torch.inference_mode():
+        logits = model(**batch).logits
+        torch.testing.assert_close(model(**wider).logits, logits)
+        alone = model(**classifier.tokenizer(TEXTS[1:2])).logits
+    torch.testing.assert_close(alone, logits[1:2])
+
+
+def test_padding_free_forward_in_bf16_stays_close(kobert_shape_folder: Path) -> None:
+    """Under bf16 autocast (the CPU training path) the logits stay near transformers' own bf16 forward."""
+    classifier = load_backbone(str(kobert_shape_folder), ["a", "b"], 0.5)
+    model, reference = classifier.model.eval(), _plain_copy(classifier.model)
+    batch = classifier.tokenizer(TEXTS)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = PaddingFreeClassifier(model)(**batch).logits.float()
+        theirs = reference(**batch).logits.float()
+    torch.testing.assert_close(ours, theirs, atol=0.05, rtol=0.05)
+
+
+def test_padding_free_forward_applies_dropout_in_training(tiny_kobert_folder: Path) -> None:
+    classifier = load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.5)
+    model = PaddingFreeClassifier(classifier.model).train()
+    batch = classifier.tokenizer(TEXTS)
+    assert not torch.equal(model(**batch).logits, model(**batch).logits)
+    model.eval()
+    torch.testing.assert_close(model(**batch).logits, model(**batch).logits)

@@ -322,6 +322,25 @@ def test_local_folder_trains(tiny_kobert_folder: Path, small_splits: Splits, tmp
     assert predictor.predict_proba(small_splits.test_texts).shape == (100, 2)
 
 
+def test_cpu_mode_trains_only_the_top_layers(small_splits: Splits, tmp_path: Path) -> None:
+    """The saved model keeps the backbone's embeddings and lower layers bit for bit; the top layers and head learn."""
+    from conftest import TINY_SHAPE, make_model_folder
+    from safetensors.torch import load_file
+
+    from kobert_demo.config import CPU_MODE_LAYERS
+
+    folder = make_model_folder(tmp_path / "backbone", {**TINY_SHAPE, "num_hidden_layers": 4})
+    events = list(train(quick(model=str(folder), lr=1e-3, cpu_mode=True), small_splits, tmp_path / "run"))
+    assert types(events)[-1] == "done", as_json(events[-1:])
+    before, after = load_file(folder / "model.safetensors"), load_file(tmp_path / "run" / "model" / "model.safetensors")
+    frozen_layers = [f"encoder.layer.{i}." for i in range(4 - CPU_MODE_LAYERS)]
+    for name, weight in before.items():
+        if "position_ids" in name or "token_type_ids" in name:
+            continue
+        frozen = name.startswith("embeddings.") or any(name.startswith(layer) for layer in frozen_layers)
+        assert torch.equal(after[f"bert.{name}"], weight) == frozen, name
+
+
 # Batching and optimizer groups
 
 
@@ -348,52 +367,34 @@ def test_training_batches_are_random_and_evaluation_batches_sorted() -> None:
     assert sum(spread) / len(spread) > 30
 
 
-def test_collator_parts_sort_rows_and_pad_each_part_alone(tiny_kobert_folder: Path) -> None:
+def test_collator_pads_the_batch_to_its_longest_row_in_order(tiny_kobert_folder: Path) -> None:
     classifier = load_backbone(str(tiny_kobert_folder), ["0", "1"], 0.1)
     ids = classifier.tokenizer.encode_batch(["아주 긴 문장입니다 " * 5, "짧다", "중간 길이의 문장", "별로"], 64)
     rows = [(row, label, index) for index, (row, label) in enumerate(zip(ids, [1, 0, 1, 0]))]
-    batch = Collator(classifier, micro_rows=2)(rows)
-    order = sorted(range(4), key=lambda i: len(ids[i]))
-    assert batch["index"].tolist() == order and batch["labels"].tolist() == [[1, 0, 1, 0][i] for i in order]
-    assert [part["input_ids"].shape for part in batch["parts"]] == [
-        (2, len(ids[order[1]])),
-        (2, len(ids[order[3]])),
-    ]
-    whole = Collator(classifier)(rows)
-    assert whole["input_ids"].shape == (4, max(map(len, ids))) and whole["index"].tolist() == [0, 1, 2, 3]
+    batch = Collator(classifier)(rows)
+    assert batch["input_ids"].shape == (4, max(map(len, ids)))
+    assert batch["attention_mask"].sum(1).tolist() == [len(row) for row in ids]
+    assert batch["index"].tolist() == [0, 1, 2, 3] and batch["labels"].tolist() == [1, 0, 1, 0]
 
 
-@pytest.mark.parametrize(("precision", "tolerance"), [("fp32", 1e-4), ("bf16", 5e-2)])
-def test_a_batch_in_parts_gives_the_whole_batchs_gradient(
-    tiny_kobert_folder: Path, precision: str, tolerance: float
-) -> None:
-    """Parts change only the padding: the loss and every gradient equal those of the batch padded as one.
-
-    In bf16 the parts share one autocast cache of cast weights; up to rounding, their gradients still add up.
-    """
+def test_a_step_updates_the_wrapped_models_weights(tiny_kobert_folder: Path) -> None:
+    """The Stepper trains the BertForSequenceClassification inside the padding-free wrapper (what gets saved)."""
     from accelerate import Accelerator
 
-    class Recording(torch.optim.SGD):
-        def step(self, closure=None) -> None:  # keep the gradients the update would use; change nothing
-            self.grads = [p.grad.clone() for group in self.param_groups for p in group["params"]]
-
     classifier = load_backbone(str(tiny_kobert_folder), ["0", "1"], 0.1)
+    model, frozen = train_module.training_model(classifier, cpu_mode=False)
+    assert model.model is classifier.model and frozen == []
+    before = {n: p.detach().clone() for n, p in classifier.model.named_parameters()}
+    optimizer = torch.optim.AdamW(decay_groups(model, 0.01), lr=1e-3)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     texts = ["정말 재미있는 영화였어요, 또 보고 싶네요", "별로", "배우들 연기는 좋은데 스토리가 너무 뻔하다", "ㅋㅋ"]
-    rows = [(row, i % 2, i) for i, row in enumerate(classifier.tokenizer.encode_batch(texts * 2, 64))]
-    results = []
-    for collate in (Collator(classifier, micro_rows=3), Collator(classifier)):
-        model = classifier.model.eval()  # no dropout, so that the two computations can be compared exactly
-        optimizer = Recording(model.parameters(), lr=0.0)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-        loss, logits = Stepper(model, optimizer, schedule, Accelerator(cpu=True), precision, 1e9)(collate(rows))
-        assert logits.shape == (8, 2)
-        results.append((loss, optimizer.grads))
-    (parts_loss, parts_grads), (whole_loss, whole_grads) = results
-    assert len(Collator(classifier, micro_rows=3)(rows)["parts"]) == 3
-    torch.testing.assert_close(parts_loss, whole_loss, rtol=tolerance, atol=1e-6)
-    for name, (a, b) in zip([n for n, _ in classifier.model.named_parameters()], zip(parts_grads, whole_grads)):
-        assert a.abs().sum() > 0, name
-        torch.testing.assert_close(a, b, msg=name, atol=tolerance * b.abs().max().item() + 1e-6, rtol=tolerance)
+    rows = [(row, i % 2, i) for i, row in enumerate(classifier.tokenizer.encode_batch(texts, 64))]
+    batch = Collator(classifier)(rows)
+    batch.pop("index")
+    loss, logits = Stepper(model.train(), optimizer, schedule, Accelerator(cpu=True), "fp32", 1.0)(batch)
+    assert logits.shape == (4, 2) and loss.item() > 0
+    changed = {n for n, p in classifier.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == set(before)
 
 
 def test_decay_groups(tiny_kobert_folder: Path) -> None:
