@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .errors import UserFacingError
+
 KOBERT_HUB_ID = "skt/kobert-base-v1"
 TINY = "tiny"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -15,6 +17,10 @@ TINY_LR = 1e-3
 # CPU mode trains only this many top encoder layers (plus pooler and classifier); the rest run frozen, without
 # autograd. See the README's speed section for what it costs and saves.
 CPU_MODE_LAYERS = 2
+
+
+class ConfigError(UserFacingError, ValueError):
+    """A training setting that cannot work, as one sentence (English and Korean)."""
 
 
 @dataclass
@@ -46,24 +52,24 @@ class TrainConfig:
         return TINY_LR if self.model == TINY else 5e-5
 
     def check(self) -> None:
-        """Raise ValueError with one sentence for a setting that cannot work."""
+        """Raise ConfigError (a ValueError) with one sentence for a setting that cannot work."""
         problems = {
-            "epochs must be at least 1": self.epochs < 1,
-            "batch size must be at least 1": self.batch_size < 1,
-            "max length must be between 8 and 512": not 8 <= self.max_len <= 512,
-            "learning rate must be positive": self.lr is not None and self.lr <= 0,
-            "warmup ratio must be between 0 and 1": not 0 <= self.warmup_ratio < 1,
-            "weight decay must not be negative": self.weight_decay < 0,
-            "dropout must be between 0 and 1": not 0 <= self.dropout < 1,
-            "max grad norm must be positive": self.max_grad_norm <= 0,
-            "log interval must be at least 1": self.log_interval < 1,
-            "test size must be between 0 and 1": not 0 < self.test_size < 1,
-            f"precision must be one of {', '.join(PRECISIONS)}": self.precision not in PRECISIONS,
-            "tokenizer mode must be gluonnlp or whole": self.tokenizer_mode not in ("gluonnlp", "whole"),
+            "config_epochs": self.epochs < 1,
+            "config_batch_size": self.batch_size < 1,
+            "config_max_len": not 8 <= self.max_len <= 512,
+            "config_lr": self.lr is not None and self.lr <= 0,
+            "config_warmup": not 0 <= self.warmup_ratio < 1,
+            "config_weight_decay": self.weight_decay < 0,
+            "config_dropout": not 0 <= self.dropout < 1,
+            "config_max_grad_norm": self.max_grad_norm <= 0,
+            "config_log_interval": self.log_interval < 1,
+            "config_test_size": not 0 < self.test_size < 1,
+            "config_precision": self.precision not in PRECISIONS,
+            "config_tokenizer_mode": self.tokenizer_mode not in ("gluonnlp", "whole"),
         }
-        for message, failed in problems.items():
+        for key, failed in problems.items():
             if failed:
-                raise ValueError(message)
+                raise ConfigError(key, choices=", ".join(PRECISIONS))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,6 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 MESSAGES: dict[str, tuple[str, str]] = {
+    # training settings (config.py)
+    "config_epochs": ("epochs must be at least 1", "에폭 수는 1 이상이어야 합니다"),
+    "config_batch_size": ("batch size must be at least 1", "배치 크기는 1 이상이어야 합니다"),
+    "config_max_len": ("max length must be between 8 and 512", "최대 길이는 8에서 512 사이여야 합니다"),
+    "config_lr": ("learning rate must be positive", "학습률은 0보다 커야 합니다"),
+    "config_warmup": ("warmup ratio must be between 0 and 1", "워밍업 비율은 0 이상 1 미만이어야 합니다"),
+    "config_weight_decay": ("weight decay must not be negative", "가중치 감쇠는 음수일 수 없습니다"),
+    "config_dropout": ("dropout must be between 0 and 1", "드롭아웃은 0 이상 1 미만이어야 합니다"),
+    "config_max_grad_norm": ("max grad norm must be positive", "그래디언트 클리핑 값은 0보다 커야 합니다"),
+    "config_log_interval": ("log interval must be at least 1", "로그 간격은 1 이상이어야 합니다"),
+    "config_test_size": ("test size must be between 0 and 1", "테스트 비율은 0과 1 사이여야 합니다"),
+    "config_precision": ("precision must be one of {choices}", "정밀도는 {choices} 중 하나여야 합니다"),
+    "config_tokenizer_mode": (
+        "tokenizer mode must be gluonnlp or whole",
+        "토크나이저 모드는 gluonnlp 또는 whole이어야 합니다",
+    ),
     # training failures (train.py, jobs.py)
     "loss_not_finite": (
         "the loss became {value}",

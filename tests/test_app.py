@@ -143,6 +143,16 @@ def test_engine_errors_are_korean_in_the_ui(tmp_path: Path) -> None:
     assert "one_class.tsv has only one class ('pos') in column 'label'" in english["value"]
 
 
+def test_a_bad_setting_is_shown_in_the_visitors_language() -> None:
+    from kobert_demo.config import TrainConfig
+    from kobert_demo.ui.state import message
+
+    with pytest.raises(ValueError) as caught:
+        TrainConfig(epochs=0).check()
+    assert message(caught.value, "ko") == "에폭 수는 1 이상이어야 합니다"
+    assert message(caught.value, "en") == "epochs must be at least 1"
+
+
 def test_train_rejects_bad_requests(app: SimpleNamespace) -> None:
     before = app.client.predict(ALICE, api_name="/runs")
     train = handle_file(DATA / "nsmc" / "sample_train.tsv")
