@@ -57,7 +57,7 @@ KO: dict[str, str] = {
     "cpu_mode": "CPU 모드: 위쪽 2개 층만 학습",
     "cpu_mode_help": "GPU가 없을 때 권장. 아래 층은 고정되어 역전파 없이 계산됩니다. "
     "KoBERT 크기에서 전체 미세 조정보다 약 3배 빠릅니다. 정확도 비용: 작은 사전학습 모델로 "
-    "NSMC에서 측정했을 때 -0.7%p(0.822 → 0.814). README의 속도 항목 참고.",
+    "NSMC에서 측정했을 때 -1.0%p(0.824 → 0.815). README의 속도 항목 참고.",
     "advanced": "고급 설정",
     "warmup": "워밍업 비율",
     "weight_decay": "가중치 감쇠",
@@ -216,7 +216,7 @@ EN: dict[str, str] = {
     "cpu_mode": "CPU mode: train only the top 2 layers",
     "cpu_mode_help": "Recommended without a GPU. The lower layers are frozen and run without backpropagation: about "
     "3x faster than full fine-tuning at KoBERT's size. Accuracy cost measured on NSMC with a small pretrained model: "
-    "-0.7 points (0.822 -> 0.814); see the README's speed section.",
+    "-1.0 point (0.824 -> 0.815); see the README's speed section.",
     "advanced": "Advanced settings",
     "warmup": "Warmup ratio",
     "weight_decay": "Weight decay",
