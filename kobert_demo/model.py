@@ -38,6 +38,7 @@ TINY_SHAPE = dict(
     max_position_embeddings=512,
 )
 TINY_VOCAB = 8000
+TOKEN_MULTIPLE = 64  # PaddingFreeClassifier's packed token count is a multiple of this
 
 
 @dataclass
@@ -94,9 +95,17 @@ class PaddingFreeClassifier(nn.Module):
         packed = real.flatten().nonzero().squeeze(1)  # each real token's place in the padded batch
         lengths = real.sum(1)
         cls = lengths.cumsum(0) - lengths  # each row's [CLS] in the packed tokens
+        tokens = input_ids[real]
         positions = torch.arange(length, device=input_ids.device).expand(rows, length)[real]
         types = token_type_ids[real] if token_type_ids is not None else torch.zeros_like(positions)
-        tokens = input_ids[real]
+        # Spare rows round the token count up to a multiple of TOKEN_MULTIPLE, so that batches come in a few shapes,
+        # not one each (a new shape builds and caches its own kernels: slower steps, and 400 MB more memory over
+        # `tiny`'s NSMC epoch). Attention never sees them, nothing reads them, and they get no gradient. `unpack`
+        # picks each packed row's attention output (the spare rows take the first row's).
+        spare = -len(tokens) % TOKEN_MULTIPLE
+        tokens, positions, types, unpack = (
+            nn.functional.pad(t, (0, spare)) for t in (tokens, positions, types, packed)
+        )
         x = bert.embeddings(input_ids=tokens[None], position_ids=positions[None], token_type_ids=types[None])[0]
         masked_keys = torch.zeros(real.shape, device=x.device).masked_fill(~real, float("-inf"))[:, None, None, :]
 
@@ -111,7 +120,7 @@ class PaddingFreeClassifier(nn.Module):
             scores = (q @ k.transpose(-1, -2)) * attention.scaling + masked_keys
             context = (attention.dropout(scores.softmax(-1)) @ v).transpose(1, 2).flatten(2).flatten(0, 1)
             if not last:
-                context = context[packed]
+                context = context[unpack]
             h = _add_and_norm(layer.attention.output, context, queries)
             x = _add_and_norm(layer.output, layer.intermediate(h), h)
 
@@ -124,7 +133,7 @@ class PaddingFreeClassifier(nn.Module):
 def _padded_heads(t: torch.Tensor, packed: torch.Tensor, shape: tuple[int, int], heads: int) -> torch.Tensor:
     """Packed [tokens, hidden] -> padded [rows, heads, length, head size], zeros where there was padding."""
     rows, length = shape
-    padded = t.new_zeros(rows * length, t.shape[-1]).index_copy(0, packed, t)
+    padded = t.new_zeros(rows * length, t.shape[-1]).index_copy(0, packed, t[: len(packed)])
     return padded.view(rows, length, heads, -1).transpose(1, 2)
 
 
