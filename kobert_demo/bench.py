@@ -314,6 +314,7 @@ def build_backbone(kobert_dir: Path, folder: Path) -> Path:
     """KoBERT's exact shape with random weights, and the real KoBERT tokenizer files."""
     from transformers import BertConfig, BertModel
 
+    from . import model  # noqa: F401  (quietens transformers: no "Writing model shards" bar on stderr)
     from .tokenizer import KoBertTokenizer
 
     torch.manual_seed(0)
