@@ -100,6 +100,7 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
     page.locator("#batch-size input").fill("16")
     page.get_by_text("고급 설정").click()
     page.get_by_label("로그 간격 (배치)").fill("5")
+    page.get_by_label("로그 간격 (배치)").press("Tab")  # leave the field, as a person would, before starting
     page.locator("#start").click()
 
     # Start opens the Logs tab, the log grows, the plots are drawn, an epoch completes
