@@ -133,10 +133,12 @@ class KoBertTokenizer:
         pieces = [self.idx_to_token[i] for i in ids]
         return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids])
 
-    def pad(self, batch: list[list[int]]) -> dict[str, torch.Tensor]:
-        """Pad id lists on the right to the longest one in the batch; token types 0; mask 1 for real tokens."""
+    def pad(self, batch: list[list[int]], multiple: int = 1) -> dict[str, torch.Tensor]:
+        """Pad id lists on the right to the longest one in the batch (rounded up to a multiple); token types 0; mask 1
+        for real tokens."""
         lengths = torch.tensor([len(ids) for ids in batch])
-        input_ids = torch.full((len(batch), int(lengths.max())), self.pad_id, dtype=torch.long)
+        width = -(-int(lengths.max()) // multiple) * multiple
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         for row, ids in enumerate(batch):
             input_ids[row, : len(ids)] = torch.tensor(ids)
         attention_mask = (torch.arange(input_ids.shape[1]) < lengths[:, None]).long()

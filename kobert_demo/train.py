@@ -142,13 +142,17 @@ def make_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bool) 
 
 
 class Collator:
-    """Pads a batch of (ids, label, index) rows to its longest row (the model then drops the padding again)."""
+    """Pads a batch of (ids, label, index) rows to its longest row, rounded up to a multiple of 16.
+
+    The model drops the padding again but for attention, where it is masked; rounding leaves attention four shapes
+    instead of one per length, and each shape builds and caches its own kernels (0.6 GB on `tiny`'s NSMC epoch).
+    """
 
     def __init__(self, classifier: Classifier) -> None:
         self.tokenizer = classifier.tokenizer
 
     def __call__(self, rows: list[tuple[list[int], int, int]]) -> dict:
-        batch = self.tokenizer.pad([ids for ids, _, _ in rows])
+        batch = self.tokenizer.pad([ids for ids, _, _ in rows], multiple=16)
         batch["labels"] = torch.tensor([label for _, label, _ in rows])
         batch["index"] = torch.tensor([index for _, _, index in rows])
         return batch

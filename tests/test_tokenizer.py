@@ -140,6 +140,14 @@ def test_pad_to_longest_in_batch(kobert_tokenizer: KoBertTokenizer) -> None:
     assert all(t.dtype == torch.long for t in out.values())
 
 
+def test_pad_to_a_multiple(kobert_tokenizer: KoBertTokenizer) -> None:
+    batch = [[2, 10, 11, 3], [2, 10, 3]]
+    out = kobert_tokenizer.pad(batch, multiple=8)
+    assert out["input_ids"].tolist() == [[2, 10, 11, 3] + [1] * 4, [2, 10, 3] + [1] * 5]
+    assert out["attention_mask"].sum(1).tolist() == [4, 3]
+    assert kobert_tokenizer.pad([[2] * 16], multiple=8)["input_ids"].shape == (1, 16)  # already a multiple
+
+
 def test_call_pads_encoded_texts(kobert_tokenizer: KoBertTokenizer) -> None:
     texts = ["굳 ㅋ", "아 더빙.. 진짜 짜증나네요 목소리"]
     out = kobert_tokenizer(texts)
