@@ -312,11 +312,12 @@ def _accuracy_once(splits, seed: int) -> dict:
 # --- the driver -----------------------------------------------------------------------------------------------------
 def build_backbone(kobert_dir: Path, folder: Path) -> Path:
     """KoBERT's exact shape with random weights, and the real KoBERT tokenizer files."""
+    import transformers
     from transformers import BertConfig, BertModel
 
-    from . import model  # noqa: F401  (quietens transformers: no "Writing model shards" bar on stderr)
     from .tokenizer import KoBertTokenizer
 
+    transformers.utils.logging.disable_progress_bar()  # no "Writing model shards" bar on stderr
     torch.manual_seed(0)
     BertModel(BertConfig(**KOBERT_SHAPE)).save_pretrained(folder)
     tokenizer = KoBertTokenizer.from_files(
