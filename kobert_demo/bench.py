@@ -310,8 +310,8 @@ def _accuracy_once(splits, seed: int) -> dict:
 
 
 # --- the driver -----------------------------------------------------------------------------------------------------
-def build_backbone(kobert_dir: Path, folder: Path) -> Path:
-    """KoBERT's exact shape with random weights, and the real KoBERT tokenizer files."""
+def build_backbone(folder: Path) -> Path:
+    """KoBERT's exact shape with random weights, and KoBERT's original tokenizer (carried with the package)."""
     import transformers
     from transformers import BertConfig, BertModel
 
@@ -320,10 +320,7 @@ def build_backbone(kobert_dir: Path, folder: Path) -> Path:
     transformers.utils.logging.disable_progress_bar()  # no "Writing model shards" bar on stderr
     torch.manual_seed(0)
     BertModel(BertConfig(**KOBERT_SHAPE)).save_pretrained(folder)
-    tokenizer = KoBertTokenizer.from_files(
-        kobert_dir / "tokenizer_78b3253a26.model", kobert_dir / "kobertvocab_f38b8a4d6d.json"
-    )
-    tokenizer.save(folder)
+    KoBertTokenizer.original().save(folder)
     return folder
 
 
@@ -401,7 +398,6 @@ def table(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kobert_demo bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--kobert-dir", default="../shared/kobert", help="the KoBERT tokenizer files")
     parser.add_argument("--data", default="../shared/data/nsmc/train.tsv", help="NSMC rows to use")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
@@ -435,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="kobert-bench-") as tmp:
-        folder = build_backbone(Path(args.kobert_dir), Path(tmp) / "backbone")
+        folder = build_backbone(Path(tmp) / "backbone")
         for path in args.paths.split(","):
             print(f"bench: {path} ...", file=sys.stderr, flush=True)
             command = [sys.executable, "-m", "kobert_demo", "bench", "--worker", path, "--folder", str(folder)]

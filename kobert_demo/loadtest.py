@@ -95,7 +95,7 @@ def load(url: str, model: str, visitors: int, requests_each: int, deadline_s: fl
     }
 
 
-def run(data_dir: Path, visitors: int = 50, requests_each: int = 4, home: Path | None = None) -> dict:
+def run(train_file: Path, visitors: int = 50, requests_each: int = 4, home: Path | None = None) -> dict:
     """Serve the app, train a model to predict with, start a second job, and load the app while it trains."""
     from gradio_client import Client, handle_file
 
@@ -107,11 +107,11 @@ def run(data_dir: Path, visitors: int = 50, requests_each: int = 4, home: Path |
     try:
         client = Client(url, verbose=False)
         visitor = "load-test-visitor-0123456789abcdef"
-        sample = handle_file(str(data_dir / "nsmc" / "sample_train.tsv"))
+        sample = handle_file(str(train_file))
         model = client.predict(sample, None, "tiny", {"epochs": 1}, visitor, api_name="/train")
         _wait(client, model, visitor, STATES_DONE, timeout=600)
         busy = client.predict(
-            handle_file(str(data_dir / "nsmc" / "sample_train.tsv")), None, "tiny",
+            handle_file(str(train_file)), None, "tiny",
             {"epochs": 50, "batch_size": 8}, visitor, api_name="/train",
         )  # fmt: skip
         _wait(client, busy, visitor, ("running",), timeout=300)
@@ -128,11 +128,13 @@ def run(data_dir: Path, visitors: int = 50, requests_each: int = 4, home: Path |
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kobert_demo.loadtest", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data", help="the shared data folder (NSMC samples)")
+    parser.add_argument(
+        "--train-file", default="tests/data/nsmc/train.tsv", help="labelled rows the two training jobs use"
+    )
     parser.add_argument("--visitors", type=int, default=50)
     parser.add_argument("--requests", type=int, default=4, help="requests per visitor")
     args = parser.parse_args(argv)
-    result = run(Path(args.data), args.visitors, args.requests)
+    result = run(Path(args.train_file), args.visitors, args.requests)
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0 if result["failed"] == 0 else 1
 

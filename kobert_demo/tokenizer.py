@@ -17,6 +17,12 @@ import torch
 UNK, PAD, CLS, SEP, MASK = "[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"
 MODES = ("gluonnlp", "whole")
 SETTINGS_FILE = "kobert_tokenizer.json"
+# KoBERT's original SentencePiece model, gluonnlp vocabulary and published id vectors, carried with the package
+# (Apache-2.0; provenance and sha256 in kobert_files/README.md).
+ORIGINAL_FILES = Path(__file__).resolve().parent / "kobert_files"
+ORIGINAL_SPM = ORIGINAL_FILES / "tokenizer_78b3253a26.model"
+ORIGINAL_VOCAB = ORIGINAL_FILES / "kobertvocab_f38b8a4d6d.json"
+ORIGINAL_VECTORS = ORIGINAL_FILES / "test_vectors.json"
 
 # BERT's basic tokenizer (gluonnlp BERTBasicTokenizer, lower=False): every punctuation character is a word of
 # its own, CJK ideographs too; ASCII symbols such as $ + < = > ^ ` | ~ count as punctuation.
@@ -102,6 +108,11 @@ class KoBertTokenizer:
         vocab = json.loads(Path(vocab_file).read_text(encoding="utf-8")) if vocab_file else None
         vocab_name = Path(vocab_file).name if vocab_file else "vocab.json"
         return cls(spm_file.read_bytes(), vocab, mode, max_len, spm_file.name, vocab_name)
+
+    @classmethod
+    def original(cls, mode: str = "gluonnlp", max_len: int = 64) -> KoBertTokenizer:
+        """KoBERT's original tokenizer, from the files carried with the package."""
+        return cls.from_files(ORIGINAL_SPM, ORIGINAL_VOCAB, mode, max_len)
 
     @property
     def vocab_size(self) -> int:

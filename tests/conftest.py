@@ -1,4 +1,4 @@
-"""Shared fixtures: the read-only KoBERT files and data beside the repo, tiny local model folders, one trained run.
+"""Shared fixtures: KoBERT's tokenizer files (package data), data slices (tests/data), tiny model folders, one trained run.
 
 Everything here works offline: the hub is switched off before anything imports huggingface_hub.
 """
@@ -20,13 +20,14 @@ from typing import NamedTuple
 import pytest
 import torch
 
+from kobert_demo.tokenizer import ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB
+
 # One intra-op thread: on a shared 2-core machine two spinning threads per process make the tiny trainings several
 # times slower (and their timings erratic); results are the same.
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-DATA = SHARED / "data"
+DATA = REPO / "tests" / "data"  # small slices of the public datasets (tests/data/README.md)
 
 
 class KobertFiles(NamedTuple):
@@ -35,11 +36,7 @@ class KobertFiles(NamedTuple):
     vectors: Path
 
 
-KOBERT_FILES = KobertFiles(
-    spm=SHARED / "kobert" / "tokenizer_78b3253a26.model",
-    vocab=SHARED / "kobert" / "kobertvocab_f38b8a4d6d.json",
-    vectors=SHARED / "kobert" / "test_vectors.json",
-)
+KOBERT_FILES = KobertFiles(spm=ORIGINAL_SPM, vocab=ORIGINAL_VOCAB, vectors=ORIGINAL_VECTORS)
 # The published (text, mode, ids) vectors; a KoBERT tokenizer is right when it reproduces all of them.
 VECTORS: list[dict] = json.loads(KOBERT_FILES.vectors.read_text(encoding="utf-8"))["vectors"]
 
@@ -144,10 +141,10 @@ def kobert_shape_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def nsmc_test():
-    """nsmc/sample_test.tsv, 500 balanced rows."""
+    """nsmc/test.tsv, 500 balanced rows."""
     from kobert_demo.data import read_table
 
-    return read_table(DATA / "nsmc" / "sample_test.tsv")
+    return read_table(DATA / "nsmc" / "test.tsv")
 
 
 @pytest.fixture(scope="session")
@@ -155,8 +152,8 @@ def small_splits():
     """200 training rows and 100 test rows of NSMC (balanced), for quick training runs."""
     from kobert_demo.data import Splits
 
-    train = sample_rows("nsmc/sample_train.tsv", 100)
-    test = sample_rows("nsmc/sample_test.tsv", 50)
+    train = sample_rows("nsmc/train.tsv", 100)
+    test = sample_rows("nsmc/test.tsv", 50)
     return Splits(
         train_texts=[t for t, _ in train],
         train_labels=[int(y) for _, y in train],
@@ -169,15 +166,15 @@ def small_splits():
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> TrainedRun:
-    """`tiny` trained for 3 epochs on nsmc/sample_train.tsv, tested on sample_test.tsv; its run folder and events."""
+    """`tiny` trained for 3 epochs on nsmc/train.tsv, tested on nsmc/test.tsv; its run folder and events."""
     from kobert_demo.config import TrainConfig
     from kobert_demo.data import make_splits, read_table
     from kobert_demo.train import train
 
-    splits = make_splits(read_table(DATA / "nsmc" / "sample_train.tsv"), read_table(DATA / "nsmc" / "sample_test.tsv"))
+    splits = make_splits(read_table(DATA / "nsmc" / "train.tsv"), read_table(DATA / "nsmc" / "test.tsv"))
     config = TrainConfig(model="tiny", epochs=TRAINED_EPOCHS, seed=TRAINED_SEED, precision="fp32", log_interval=10)
     path = tmp_path_factory.mktemp("runs") / "nsmc-tiny"
-    events = list(train(config, splits, path, meta={"train_file": "sample_train.tsv"}))
+    events = list(train(config, splits, path, meta={"train_file": "train.tsv"}))
     assert events[-1].type == "done", asdict(events[-1])
     return TrainedRun(path, events)
 
@@ -199,8 +196,8 @@ def cli(tmp_path):
 def cli_run(tmp_path_factory) -> CliRun:
     """`python -m kobert_demo train --model tiny --epochs 1` on three Korean string classes (movie_ratings rows)."""
     folder = tmp_path_factory.mktemp("cli")
-    train_file = write_tsv(folder / "ratings_train.tsv", sample_rows("movie_ratings/sample_train.tsv", 40))
-    test_file = write_tsv(folder / "ratings_test.tsv", sample_rows("movie_ratings/sample_test.tsv", 20))
+    train_file = write_tsv(folder / "ratings_train.tsv", sample_rows("movie_ratings/train.tsv", 40))
+    test_file = write_tsv(folder / "ratings_test.tsv", sample_rows("movie_ratings/test.tsv", 20))
     result = run_cli(
         "train", train_file.name, "--test", test_file.name, "--out", "run", "--model", "tiny", "--epochs", "1",
         "--batch-size", "16", "--log-interval", "3", "--precision", "fp32", cwd=folder,

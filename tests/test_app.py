@@ -21,7 +21,7 @@ from kobert_demo.ui.logs_tab import Follow, poll
 from kobert_demo.ui.train_tab import check_files
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 ALICE = "alice-visitor-token-0123456789"
 BOB = "bob-visitor-token-9876543210ab"
 API = {
@@ -65,8 +65,8 @@ def app(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def trained(app: SimpleNamespace) -> SimpleNamespace:
     """A finished tiny run on the 3-class movie ratings sample (string labels), and the events it logged."""
-    train = DATA / "movie_ratings" / "sample_train.tsv"
-    test = DATA / "movie_ratings" / "sample_test.tsv"
+    train = DATA / "movie_ratings" / "train.tsv"
+    test = DATA / "movie_ratings" / "test.tsv"
     options = {"epochs": 2, "batch_size": 32, "log_interval": 5}
     name = app.client.predict(handle_file(train), handle_file(test), "tiny", options, ALICE, api_name="/train")
     events, offset = [], 0
@@ -90,18 +90,18 @@ def test_api_names_are_stable(app: SimpleNamespace) -> None:
 
 
 def test_validate_detects_columns_and_classes(app: SimpleNamespace) -> None:
-    nsmc = app.client.predict(handle_file(DATA / "nsmc" / "sample_train.tsv"), "", "", api_name="/validate")
+    nsmc = app.client.predict(handle_file(DATA / "nsmc" / "train.tsv"), "", "", api_name="/validate")
     assert (nsmc["text_col"], nsmc["label_col"]) == ("document", "label")
     assert nsmc["classes"] == {"0": 1000, "1": 1000} and nsmc["rows_kept"] == 2000
-    hate = app.client.predict(handle_file(DATA / "hate_speech" / "dev.tsv"), "", "", api_name="/validate")
+    hate = app.client.predict(handle_file(DATA / "hate_speech" / "train.tsv"), "", "", api_name="/validate")
     assert (hate["text_col"], hate["label_col"]) == ("comments", "hate")
     assert set(hate["classes"]) == {"hate", "offensive", "none"}
-    bias = app.client.predict(handle_file(DATA / "hate_speech" / "dev.tsv"), "", "bias", api_name="/validate")
+    bias = app.client.predict(handle_file(DATA / "hate_speech" / "train.tsv"), "", "bias", api_name="/validate")
     assert set(bias["classes"]) == {"gender", "others", "none"}
 
 
 def test_validate_reads_cp949(app: SimpleNamespace, tmp_path: Path) -> None:
-    lines = (DATA / "movie_ratings" / "sample_train.tsv").read_text(encoding="utf-8").splitlines()
+    lines = (DATA / "movie_ratings" / "train.tsv").read_text(encoding="utf-8").splitlines()
     kept = [line for line in lines if line.encode("cp949", errors="replace").decode("cp949") == line]
     path = tmp_path / "excel_export.tsv"  # what Korean Excel writes: CP949
     path.write_bytes("\n".join(kept).encode("cp949"))
@@ -155,7 +155,7 @@ def test_a_bad_setting_is_shown_in_the_visitors_language() -> None:
 
 def test_train_rejects_bad_requests(app: SimpleNamespace) -> None:
     before = app.client.predict(ALICE, api_name="/runs")
-    train = handle_file(DATA / "nsmc" / "sample_train.tsv")
+    train = handle_file(DATA / "nsmc" / "train.tsv")
     with pytest.raises(AppError, match="visitor"):
         app.client.predict(train, None, "tiny", {}, "", api_name="/train")
     with pytest.raises(AppError, match="Unknown settings: colour"):
@@ -163,7 +163,7 @@ def test_train_rejects_bad_requests(app: SimpleNamespace) -> None:
     with pytest.raises(AppError, match="epochs must be at least 1"):
         app.client.predict(train, None, "tiny", {"epochs": 0}, ALICE, api_name="/train")
     with pytest.raises(AppError, match="labels the training file lacks"):
-        test = handle_file(DATA / "movie_ratings" / "sample_test.tsv")
+        test = handle_file(DATA / "movie_ratings" / "test.tsv")
         app.client.predict(train, test, "tiny", {}, ALICE, api_name="/train")
     assert app.client.predict(ALICE, api_name="/runs") == before  # nothing was queued
 
@@ -205,7 +205,7 @@ def test_predict_sentence_lines_and_file(app: SimpleNamespace, trained: SimpleNa
     assert [r["text"] for r in rows] == ["시간 낭비였다", "인생 영화"] and "p_중립" in rows[0]
     pieces = app.client.predict(trained.name, "굳 ㅋ", api_name="/pieces")
     assert pieces["pieces"][0] == "[CLS]" and pieces["pieces"][-1] == "[SEP]" and len(pieces["unknown"]) > 2
-    sentences = handle_file(DATA / "movie_ratings" / "sample_test.tsv")
+    sentences = handle_file(DATA / "movie_ratings" / "test.tsv")
     csv = app.client.predict(trained.name, sentences, api_name="/predict_file")
     table = pd.read_csv(csv)
     assert len(table) == 300 and list(table.columns) == ["text", "label", "p_긍정", "p_부정", "p_중립"]
@@ -256,7 +256,7 @@ def test_run_folders_are_not_served(app: SimpleNamespace, trained: SimpleNamespa
 
 
 def test_stop_queue_position_and_delete(app: SimpleNamespace, trained: SimpleNamespace) -> None:
-    train = handle_file(DATA / "nsmc" / "sample_train.tsv")
+    train = handle_file(DATA / "nsmc" / "train.tsv")
     long = {"epochs": 50, "batch_size": 16, "log_interval": 10}
     first = app.client.predict(train, None, "tiny", long, ALICE, api_name="/train")
     second = app.client.predict(train, None, "tiny", {"epochs": 1}, ALICE, api_name="/train")
@@ -312,7 +312,7 @@ def test_custom_models_off_refuses_folders_and_hub_ids(
     app: SimpleNamespace, trained: SimpleNamespace, tiny_kobert_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With KOBERT_DEMO_CUSTOM_MODELS=0 a folder or hub id is refused in one sentence; runs and tiny still work."""
-    train = DATA / "movie_ratings" / "sample_train.tsv"
+    train = DATA / "movie_ratings" / "train.tsv"
     assert app.client.predict(str(trained.path_model), "재밌다", api_name="/predict")["label"]  # allowed locally
     monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "0")
     for model in (str(tiny_kobert_folder), "someone/some-model"):
@@ -324,6 +324,6 @@ def test_custom_models_off_refuses_folders_and_hub_ids(
 
 
 def test_preview_grid_shows_only_with_a_readable_file() -> None:
-    good = check_files(str(DATA / "movie_ratings" / "sample_train.tsv"), None, None, None, "en")[4]
+    good = check_files(str(DATA / "movie_ratings" / "train.tsv"), None, None, None, "en")[4]
     assert good["visible"] is True and len(good["value"]) > 0
     assert check_files(None, None, None, None, "en")[4] == {"__type__": "update", "value": None, "visible": False}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DATA, SHARED, run_cli
+from conftest import DATA, run_cli
 
 from kobert_demo.bench import PREDICT_PATHS, TRAIN_PATHS, table
 
@@ -17,7 +17,7 @@ from kobert_demo.bench import PREDICT_PATHS, TRAIN_PATHS, table
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict:
     done = run_cli(
-        "bench", "--json", "--kobert-dir", SHARED / "kobert", "--data", DATA / "nsmc" / "train.tsv",
+        "bench", "--json", "--data", DATA / "nsmc" / "train.tsv",
         "--train-rows", "8", "--batch-size", "4", "--latency-sentences", "3", "--predict-rows", "8",
         cwd=tmp_path_factory.mktemp("bench"),
     )  # fmt: skip

@@ -23,7 +23,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),  # raised inside gradio's queue
 ]
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
@@ -88,7 +88,7 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
     page.get_by_role("tab", name="학습").click()
 
     # Upload: summary, detected columns, class plot
-    page.locator("#train-file input[type=file]").set_input_files(str(DATA / "movie_ratings" / "sample_train.tsv"))
+    page.locator("#train-file input[type=file]").set_input_files(str(DATA / "movie_ratings" / "train.tsv"))
     expect(page.locator("#train-summary")).to_contain_text("1,000행 읽음", timeout=30_000)
     expect(page.locator("#train-summary")).to_contain_text("클래스 3개")
     expect(page.locator("#class-plot")).to_contain_text("중립")

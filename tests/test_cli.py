@@ -37,9 +37,9 @@ def ok(result: subprocess.CompletedProcess) -> str:
 # validate
 
 VALIDATE = [
-    ("nsmc/sample_train.tsv", "document", "label", "\t", ["id", "document", "label"], {"0": 1000, "1": 1000}),
+    ("nsmc/train.tsv", "document", "label", "\t", ["id", "document", "label"], {"0": 1000, "1": 1000}),
     (
-        "hate_speech/dev.tsv",
+        "hate_speech/train.tsv",
         "comments",
         "hate",
         "\t",
@@ -118,20 +118,20 @@ def test_error_single_class(cli, tmp_path: Path) -> None:
 
 
 def test_error_unknown_text_column(cli) -> None:
-    line = user_error(cli("validate", DATA / "hate_speech/dev.tsv", "--text-col", "document"))
+    line = user_error(cli("validate", DATA / "hate_speech/train.tsv", "--text-col", "document"))
     assert line == (
         "error: dev.tsv has no column 'document'; its columns are 'comments', 'contain_gender_bias', 'bias', 'hate'."
     )
 
 
 def test_error_bad_epochs(cli, tmp_path: Path) -> None:
-    line = user_error(cli("train", DATA / "nsmc/sample_test.tsv", "--out", "run", "--model", "tiny", "--epochs", "0"))
+    line = user_error(cli("train", DATA / "nsmc/test.tsv", "--out", "run", "--model", "tiny", "--epochs", "0"))
     assert line == "error: epochs must be at least 1"
     assert not (tmp_path / "run").exists()
 
 
 def test_error_nonsense_model(cli, tmp_path: Path) -> None:
-    line = user_error(cli("train", DATA / "nsmc/sample_test.tsv", "--out", "run", "--model", "nonsense"))
+    line = user_error(cli("train", DATA / "nsmc/test.tsv", "--out", "run", "--model", "nonsense"))
     assert line.startswith("error: model 'nonsense' is neither a folder on this machine")
     assert open_run(tmp_path / "run").status()["state"] == "failed"
 
@@ -269,7 +269,7 @@ def test_evaluate_unknown_labels(capsys, trained_run: TrainedRun, tmp_path: Path
 
 
 def test_evaluate_text_report(capsys, trained_run: TrainedRun, nsmc_test) -> None:
-    assert main(["evaluate", str(trained_run.path), str(DATA / "nsmc/sample_test.tsv")]) == 0
+    assert main(["evaluate", str(trained_run.path), str(DATA / "nsmc/test.tsv")]) == 0
     out = capsys.readouterr().out.splitlines()
     best = trained_run.events[-1].test
     assert out[0] == f"sample_test.tsv: 500 rows, accuracy {best['accuracy']:.4f}, macro-F1 {best['macro_f1']:.4f}"

@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.data: every shared data file, every error path, encodings, detection, splits."""
+"""Tests for kobert_demo.data: every real data slice in tests/data, every error path, encodings, detection, splits."""
 
 from __future__ import annotations
 
@@ -13,23 +13,16 @@ from conftest import DATA
 from kobert_demo.data import DataError, LabeledData, label_order, make_splits, read_table
 from kobert_demo.settings import Limits
 
-TEN = {str(rating): 3000 for rating in range(1, 11)}
+TEN = [str(rating) for rating in range(1, 11)]
 REAL_FILES = [
-    ("nsmc/train.tsv", "document", "label", 145472, {"0": 72736, "1": 72736}),
-    ("nsmc/test.tsv", "document", "label", 48492, {"0": 24246, "1": 24246}),
-    ("nsmc/sample_train.tsv", "document", "label", 2000, {"0": 1000, "1": 1000}),
-    ("nsmc/sample_test.tsv", "document", "label", 500, {"0": 250, "1": 250}),
-    ("movie_ratings/train.tsv", "document", "label", 30000, {"긍정": 10000, "부정": 10000, "중립": 10000}),
-    ("movie_ratings/test.tsv", "document", "label", 6000, {"긍정": 2000, "부정": 2000, "중립": 2000}),
-    ("movie_ratings/sample_train.tsv", "document", "label", 1000, {"긍정": 334, "부정": 333, "중립": 333}),
-    ("movie_ratings/sample_test.tsv", "document", "label", 300, {"긍정": 100, "부정": 100, "중립": 100}),
-    ("movie_ratings/train_10class.tsv", "document", "label", 30000, TEN),
-    ("movie_ratings/test_10class.tsv", "document", "label", 6000, {k: 600 for k in TEN}),
-    ("movie_ratings/sample_train_10class.tsv", "document", "label", 1000, {k: 100 for k in TEN}),
-    ("movie_ratings/sample_test_10class.tsv", "document", "label", 300, {k: 30 for k in TEN}),
-    ("hate_speech/train.tsv", "comments", "hate", 7896, {"hate": 1911, "none": 3486, "offensive": 2499}),
-    ("hate_speech/dev.tsv", "comments", "hate", 471, {"hate": 122, "none": 160, "offensive": 189}),
-    ("chatbot/ChatbotData.csv", "Q", "label", 11823, {"0": 5290, "1": 3570, "2": 2962 + 1}),
+    ("nsmc/train.tsv", "document", "label", 1200, {"0": 600, "1": 600}),
+    ("nsmc/test.tsv", "document", "label", 300, {"0": 150, "1": 150}),
+    ("movie_ratings/train.tsv", "document", "label", 300, {"긍정": 100, "부정": 100, "중립": 100}),
+    ("movie_ratings/test.tsv", "document", "label", 150, {"긍정": 50, "부정": 50, "중립": 50}),
+    ("movie_ratings/train_10class.tsv", "document", "label", 200, {k: 20 for k in TEN}),
+    ("movie_ratings/test_10class.tsv", "document", "label", 100, {k: 10 for k in TEN}),
+    ("hate_speech/train.tsv", "comments", "hate", 160, {"hate": 53, "none": 54, "offensive": 53}),
+    ("chatbot/ChatbotData.csv", "Q", "label", 301, {"0": 100, "1": 100, "2": 100 + 1}),
 ]
 
 
@@ -93,14 +86,14 @@ def test_real_files(relative: str, text_col: str, label_col: str, rows: int, cou
 
 
 def test_real_columns() -> None:
-    assert read_table(DATA / "hate_speech/dev.tsv").columns == [
+    assert read_table(DATA / "hate_speech/train.tsv").columns == [
         "comments",
         "contain_gender_bias",
         "bias",
         "hate",
     ]
     assert read_table(DATA / "chatbot/ChatbotData.csv").columns == ["Q", "A", "label"]
-    assert read_table(DATA / "nsmc/sample_test.tsv").columns == ["id", "document", "label"]
+    assert read_table(DATA / "nsmc/test.tsv").columns == ["id", "document", "label"]
 
 
 def test_quoted_fields_come_out_unquoted() -> None:
@@ -120,30 +113,30 @@ def test_chatbot_label_with_trailing_spaces_is_stripped() -> None:
 
 
 def test_explicit_columns_override_detection() -> None:
-    data = read_table(DATA / "hate_speech/dev.tsv", text_col="COMMENTS", label_col="bias")
+    data = read_table(DATA / "hate_speech/train.tsv", text_col="COMMENTS", label_col="bias")
     assert (data.text_col, data.label_col) == ("comments", "bias")
     assert set(data.class_counts()) == {"gender", "none", "others"}
-    assert read_table(DATA / "hate_speech/dev.tsv", label_col="contain_gender_bias").text_col == "comments"
+    assert read_table(DATA / "hate_speech/train.tsv", label_col="contain_gender_bias").text_col == "comments"
 
 
 def test_real_test_file_and_unknown_labels() -> None:
-    train = read_table(DATA / "movie_ratings/sample_train.tsv")
-    splits = make_splits(train, read_table(DATA / "movie_ratings/sample_test.tsv"))
+    train = read_table(DATA / "movie_ratings/train.tsv")
+    splits = make_splits(train, read_table(DATA / "movie_ratings/test.tsv"))
     assert splits.test_source == "file"
     assert splits.label_names == ["긍정", "부정", "중립"]
-    assert Counter(splits.test_labels) == {0: 100, 1: 100, 2: 100}
-    assert len(splits.train_texts) == 1000
-    with pytest.raises(DataError, match=r"sample_test_10class\.tsv has labels the training file lacks: '1', '2'"):
-        make_splits(train, read_table(DATA / "movie_ratings/sample_test_10class.tsv"))
+    assert Counter(splits.test_labels) == {0: 50, 1: 50, 2: 50}
+    assert len(splits.train_texts) == 300
+    with pytest.raises(DataError, match=r"test_10class\.tsv has labels the training file lacks: '1', '2'"):
+        make_splits(train, read_table(DATA / "movie_ratings/test_10class.tsv"))
 
 
 def test_stratified_split_keeps_proportions_and_is_reproducible() -> None:
-    train = read_table(DATA / "movie_ratings/sample_train_10class.tsv")
+    train = read_table(DATA / "movie_ratings/train_10class.tsv")
     splits = make_splits(train, test_size=0.1, seed=7)
     assert splits.test_source == "split"
     assert splits.label_names == [str(rating) for rating in range(1, 11)]
-    assert Counter(splits.test_labels) == {i: 10 for i in range(10)}
-    assert Counter(splits.train_labels) == {i: 90 for i in range(10)}
+    assert Counter(splits.test_labels) == {i: 2 for i in range(10)}
+    assert Counter(splits.train_labels) == {i: 18 for i in range(10)}
     assert sorted(splits.train_texts + splits.test_texts) == sorted(train.texts)
     assert make_splits(train, test_size=0.1, seed=7) == splits
     assert make_splits(train, test_size=0.1, seed=8).test_texts != splits.test_texts

@@ -16,7 +16,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # what `torchrun` ru
 def train(tmp_path, name: str, launcher: list[str]) -> Run:
     out = tmp_path / name
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    args = ["train", str(DATA / "nsmc/sample_train.tsv"), "--test", str(DATA / "nsmc/sample_test.tsv")]
+    args = ["train", str(DATA / "nsmc/train.tsv"), "--test", str(DATA / "nsmc/test.tsv")]
     args += ["--model", "tiny", "--epochs", "3", "--seed", "7", "--quiet", "--out", str(out)]
     done = subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -33,7 +33,7 @@ def wait_for(predicate, timeout: float = 180, every: float = 0.3):
 
 @pytest.fixture
 def small_file(tmp_path) -> Path:
-    return write_tsv(tmp_path / "small.tsv", sample_rows("nsmc/sample_train.tsv", 60))
+    return write_tsv(tmp_path / "small.tsv", sample_rows("nsmc/train.tsv", 60))
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_stop_a_queued_job(tmp_path, small_file):
 
 
 def test_stop_a_running_job_keeps_a_clean_state(queue, tmp_path):
-    big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/sample_train.tsv", 1000))
+    big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/train.tsv", 1000))
     run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
     wait_for(lambda: any(e["type"] == "step" for e in run.events()))
     request_stop(run)
@@ -101,7 +101,7 @@ def test_stop_a_running_job_keeps_a_clean_state(queue, tmp_path):
 
 
 def test_killed_child_is_marked_failed(queue, tmp_path):
-    big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/sample_train.tsv", 1000))
+    big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/train.tsv", 1000))
     run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
     wait_for(lambda: any(e["type"] == "step" for e in run.events()))
     os.kill(run.status()["pid"], signal.SIGKILL)
@@ -113,7 +113,7 @@ def test_killed_child_is_marked_failed(queue, tmp_path):
 
 def test_kill_9_mid_training_leaves_the_last_epoch_usable(tmp_path):
     """A server-less training process killed after its first epoch: the run reads `interrupted`, model usable."""
-    data = write_tsv(tmp_path / "data.tsv", sample_rows("nsmc/sample_train.tsv", 400))
+    data = write_tsv(tmp_path / "data.tsv", sample_rows("nsmc/train.tsv", 400))
     out = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "kobert_demo", "train", str(data), "--model", "tiny", "--epochs", "50"]

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning") 
 
 
 def test_fifty_visitors_predict_while_a_job_trains(tmp_path, capsys):
-    result = run(DATA, visitors=50, requests_each=2, home=tmp_path / "runs")
+    result = run(DATA / "nsmc" / "train.tsv", visitors=50, requests_each=2, home=tmp_path / "runs")
     with capsys.disabled():
         print(f"\nload test: {result}")
     assert result["failed"] == 0, result["failures"]

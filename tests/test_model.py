@@ -152,7 +152,7 @@ def test_tiny_needs_train_texts() -> None:
 
 
 def test_tiny_backbone() -> None:
-    texts = [text for text, _ in sample_rows("nsmc/sample_train.tsv", 100)]
+    texts = [text for text, _ in sample_rows("nsmc/train.tsv", 100)]
     classifier = load_backbone(TINY, ["0", "1"], 0.2, tokenizer_mode="whole", max_len=32, train_texts=texts)
     config = classifier.model.config
     assert classifier.source == "tiny"
@@ -236,7 +236,7 @@ def test_kobert_shape_trains(kobert_shape_folder: Path) -> None:
     backbone = sum(p.numel() for p in model.bert.parameters())
     assert round(backbone / 1e6, 2) == 92.19
     assert sum(p.numel() for p in model.classifier.parameters()) == 768 * 2 + 2
-    texts = [text for text, _ in sample_rows("nsmc/sample_train.tsv", 2)]
+    texts = [text for text, _ in sample_rows("nsmc/train.tsv", 2)]
     assert len(texts) == 4
     batch = classifier.tokenizer(texts)
     assert isinstance(classifier.tokenizer, KoBertTokenizer)

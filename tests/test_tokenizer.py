@@ -26,7 +26,7 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def native_tokenizer() -> KoBertTokenizer:
     """An SP model whose own ids are KoBERT's ([PAD]=1 [CLS]=2 [SEP]=3), learnt from NSMC rows."""
-    texts = [text for text, _ in sample_rows("nsmc/sample_train.tsv", 200)]
+    texts = [text for text, _ in sample_rows("nsmc/train.tsv", 200)]
     return train_tiny_tokenizer(texts, "gluonnlp", 32)
 
 
@@ -102,7 +102,7 @@ def test_native_scheme_unknown(native_tokenizer: KoBertTokenizer) -> None:
 
 
 def test_native_whole_mode(native_tokenizer: KoBertTokenizer) -> None:
-    texts = [text for text, _ in sample_rows("nsmc/sample_train.tsv", 50)]
+    texts = [text for text, _ in sample_rows("nsmc/train.tsv", 50)]
     whole = train_tiny_tokenizer(texts, "whole", 16)
     assert whole.mode == "whole" and whole.max_len == 16
     ids = whole.encode("정말 재미있는 영화... 최고").ids
@@ -243,7 +243,7 @@ def test_from_folder_errors(tmp_path: Path) -> None:
 
 
 def test_real_data_has_few_unknowns(kobert_tokenizer: KoBertTokenizer) -> None:
-    texts = [text for text, _ in sample_rows("nsmc/sample_test.tsv", 50)]
+    texts = [text for text, _ in sample_rows("nsmc/test.tsv", 50)]
     ids = kobert_tokenizer.encode_batch(texts, max_len=512)
     tokens = sum(len(i) - 2 for i in ids)
     unknown = sum(i.count(0) for i in ids)

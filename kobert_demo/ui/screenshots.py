@@ -13,7 +13,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"  # in a clone of the repo
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
@@ -45,10 +45,10 @@ def capture(out: Path, locale: str, data: Path, epochs: int) -> list[Path]:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 page = browser.new_page(locale=locale, viewport={"width": 1280, "height": 900})
                 page.goto(f"http://127.0.0.1:{port}/")
-                page.locator("#train-file input[type=file]").set_input_files(str(data / "nsmc" / "sample_train.tsv"))
-                expect(page.locator("#train-summary")).to_contain_text("sample_train.tsv", timeout=30_000)
-                page.locator("#test-file input[type=file]").set_input_files(str(data / "nsmc" / "sample_test.tsv"))
-                expect(page.locator("#train-summary")).to_contain_text("sample_test.tsv", timeout=30_000)
+                page.locator("#train-file input[type=file]").set_input_files(str(data / "nsmc" / "train.tsv"))
+                expect(page.locator("#train-summary")).to_contain_text("train.tsv", timeout=30_000)
+                page.locator("#test-file input[type=file]").set_input_files(str(data / "nsmc" / "test.tsv"))
+                expect(page.locator("#train-summary")).to_contain_text("test.tsv", timeout=30_000)
                 page.locator("#backbone label").nth(2).click()
                 page.locator("#epochs input").fill(str(epochs))
                 page.locator("#batch-size input").fill("32")
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("assets"), help="folder for the PNG files")
     parser.add_argument("--locale", default="ko-KR", help="browser language (ko-KR, en-US)")
-    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (with nsmc/)")
+    parser.add_argument("--data", type=Path, default=DATA, help="a data folder with nsmc/train.tsv and nsmc/test.tsv")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
