@@ -1,4 +1,4 @@
-"""Shared fixtures: KoBERT's tokenizer files (package data), data slices (tests/data), tiny model folders, one trained run.
+"""Shared fixtures: KoBERT's tokenizer files (package data), data slices (tests/data), tiny models, one trained run.
 
 Everything here works offline: the hub is switched off before anything imports huggingface_hub.
 """
