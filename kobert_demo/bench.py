@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import ADAM_EPSILON
+
 KOBERT_SHAPE = dict(
     vocab_size=8002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
     max_position_embeddings=512, type_vocab_size=2, pad_token_id=1,
@@ -84,7 +86,7 @@ def tutorial_train_steps(model: TutorialClassifier, tokenizer, texts, labels, ba
         },
         {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=lr)
+    optimizer = torch.optim.AdamW(groups, lr=lr, eps=ADAM_EPSILON)
     loss_fn = nn.CrossEntropyLoss()
     total = (len(texts) + batch_size - 1) // batch_size
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(total * 0.1), total)
@@ -161,7 +163,9 @@ def _ours_train_timed(folder: Path, texts, labels, warmup: tuple[list, list], ba
         for x, y in (warmup, (texts, labels))
     ]
     device = accelerator.device
-    optimizer = torch.optim.AdamW(decay_groups(model, 0.01), lr=5e-5, fused=device.type in ("cpu", "cuda"))
+    optimizer = torch.optim.AdamW(
+        decay_groups(model, 0.01), lr=5e-5, eps=ADAM_EPSILON, fused=device.type in ("cpu", "cuda")
+    )
     model, optimizer, *loaders = accelerator.prepare(model, optimizer, *loaders)
     steps = sum(len(loader) for loader in loaders)
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(steps * 0.1), steps)

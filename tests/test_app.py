@@ -92,7 +92,7 @@ def test_api_names_are_stable(app: SimpleNamespace) -> None:
 def test_validate_detects_columns_and_classes(app: SimpleNamespace) -> None:
     nsmc = app.client.predict(handle_file(DATA / "nsmc" / "train.tsv"), "", "", api_name="/validate")
     assert (nsmc["text_col"], nsmc["label_col"]) == ("document", "label")
-    assert nsmc["classes"] == {"0": 1000, "1": 1000} and nsmc["rows_kept"] == 2000
+    assert nsmc["classes"] == {"0": 600, "1": 600} and nsmc["rows_kept"] == 1200
     hate = app.client.predict(handle_file(DATA / "hate_speech" / "train.tsv"), "", "", api_name="/validate")
     assert (hate["text_col"], hate["label_col"]) == ("comments", "hate")
     assert set(hate["classes"]) == {"hate", "offensive", "none"}
@@ -208,7 +208,7 @@ def test_predict_sentence_lines_and_file(app: SimpleNamespace, trained: SimpleNa
     sentences = handle_file(DATA / "movie_ratings" / "test.tsv")
     csv = app.client.predict(trained.name, sentences, api_name="/predict_file")
     table = pd.read_csv(csv)
-    assert len(table) == 300 and list(table.columns) == ["text", "label", "p_긍정", "p_부정", "p_중립"]
+    assert len(table) == 150 and list(table.columns) == ["text", "label", "p_긍정", "p_부정", "p_중립"]
     with pytest.raises(AppError, match="Enter a sentence"):
         app.client.predict(trained.name, "   ", api_name="/predict")
     with pytest.raises(AppError, match="Choose a model"):

@@ -63,6 +63,7 @@ def test_table_names_each_path_its_backend_and_the_machine(report: dict) -> None
     assert f"{report['machine']['cores']} cores" in text
 
 
+@pytest.mark.slow
 def test_accuracy_mode_trains_both_loops_per_seed(tmp_path) -> None:
     done = run_cli(
         "bench", "--accuracy", "--json", "--data", DATA / "nsmc" / "train.tsv",

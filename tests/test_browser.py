@@ -16,6 +16,7 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
+    pytest.mark.slow,
     # Outside CI a machine without Chromium skips these; in CI (.ci/run installs it) a missing browser fails.
     pytest.mark.skipif(
         not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs Chromium: apt-get install chromium"

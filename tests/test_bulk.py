@@ -29,7 +29,9 @@ def small_model(tiny_kobert_folder, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reviews() -> list[str]:
-    return pd.read_csv(DATA / "nsmc/train.tsv", sep="\t", dtype=str, keep_default_na=False)["document"].tolist()
+    """100,000 distinct reviews: the 1,200 of tests/data/nsmc/train.tsv, then numbered repeats of them."""
+    real = pd.read_csv(DATA / "nsmc/train.tsv", sep="\t", dtype=str, keep_default_na=False)["document"].tolist()
+    return real + [f"{real[i % len(real)]} {i}" for i in range(len(real), 100_000)]
 
 
 def write_table(path: Path, texts: list[str]) -> Path:
@@ -94,6 +96,7 @@ def test_resume_redoes_nothing_finished(small_model, reviews, tmp_path):
     assert (tmp_path / "cut.csv").read_text(encoding="utf-8") == full
 
 
+@pytest.mark.slow
 def test_cli_100k_rows_flat_memory(small_model, reviews, tmp_path):
     """10,000 and 100,000 rows: the same peak memory, every row predicted once, in order."""
     peaks = {}

@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import DATA, REPO
 
 from kobert_demo.runs import Run
+
+pytestmark = pytest.mark.slow
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # what `torchrun` runs
 

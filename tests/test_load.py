@@ -7,7 +7,10 @@ from conftest import DATA
 
 from kobert_demo.loadtest import run
 
-pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),  # raised inside gradio's queue
+]
 
 
 def test_fifty_visitors_predict_while_a_job_trains(tmp_path, capsys):
