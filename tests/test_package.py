@@ -1,0 +1,147 @@
+"""The package as a user installs it: `pip install .` builds a wheel with every module, the KoBERT files and the
+`kobert-demo` command, and declares the same dependencies as requirements.txt (what a Space installs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+import tomllib
+from conftest import REPO, VECTORS
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def requirement_lines(path: Path) -> list[str]:
+    """requirements.txt's requirements, comments and blanks dropped, spaces removed."""
+    lines = (line.split("#")[0].replace(" ", "") for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line]
+
+
+def normalized(requirement: str) -> tuple[str, str]:
+    """(name, specifiers) in one spelling: `gradio<7,>=6.31` and `gradio>=6.31,<7` are the same requirement."""
+    parsed = Requirement(requirement)
+    return parsed.name.lower().replace("_", "-"), str(SpecifierSet(str(parsed.specifier)))
+
+
+def test_requirements_txt_is_pyprojects_dependency_list() -> None:
+    assert requirement_lines(REPO / "requirements.txt") == PYPROJECT["project"]["dependencies"]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `pip install .` would install, built from a copy of the sources (the repo stays clean)."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md", "app.py"):
+        shutil.copy(REPO / name, source)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(REPO / "kobert_demo", source / "kobert_demo", ignore=ignore)
+    out = tmp_path_factory.mktemp("wheel")
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, source]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = out.glob("kobert_demo-*.whl")
+    return wheel
+
+
+def test_wheel_holds_every_module_and_the_kobert_files(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {str(p.relative_to(REPO).as_posix()) for p in (REPO / "kobert_demo").rglob("*.py")}
+    assert modules and modules <= names, sorted(modules - names)
+    assert "kobert_demo/ui/__init__.py" in names  # the web app, which `packages = ["kobert_demo"]` once left out
+    kobert_files = {f"kobert_demo/kobert_files/{p.name}" for p in (REPO / "kobert_demo" / "kobert_files").iterdir()}
+    assert (
+        {
+            "kobert_demo/kobert_files/tokenizer_78b3253a26.model",
+            "kobert_demo/kobert_files/kobertvocab_f38b8a4d6d.json",
+            "kobert_demo/kobert_files/test_vectors.json",
+            "kobert_demo/kobert_files/LICENSE",
+        }
+        <= kobert_files
+        <= names
+    )
+
+
+def test_wheel_declares_the_dependencies_and_the_command(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    info = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+    metadata = archive.read(info).decode()
+    requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    runtime = {normalized(r) for r in requires if "extra ==" not in r}
+    assert runtime == {normalized(r) for r in PYPROJECT["project"]["dependencies"]}
+    assert any(r.startswith("pytest") and 'extra == "dev"' in r for r in requires)
+    entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
+    assert re.search(r"^kobert-demo = kobert_demo\.cli:main$", entry_points, re.M)
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory) -> Path:
+    """A new venv with the wheel installed; its dependencies come from this environment (no network)."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return venv / "bin"
+
+
+def installed_env() -> dict[str, str]:
+    """No PYTHONPATH: the command must run from the installed wheel, not from this checkout."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**env, "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8"}
+
+
+def test_installed_command_tokenizes_offline_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    where = subprocess.run(
+        [installed / "python", "-c", "import kobert_demo; print(kobert_demo.__file__)"],
+        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert where.stdout.startswith(str(installed.parent)), where.stdout + where.stderr
+    vector = next(v for v in VECTORS if v["mode"] == "gluonnlp")
+    done = subprocess.run(
+        [installed / "kobert-demo", "tokenize", "--json", vector["text"]],
+        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["ids"] == [vector["ids"]]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_installed_command_serves_the_app(installed: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**installed_env(), "KOBERT_DEMO_RUNS": str(tmp_path / "runs")}
+    server = subprocess.Popen(
+        [installed / "kobert-demo", "app", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline, status = time.time() + 120, None
+        while time.time() < deadline and server.poll() is None:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert status == 200, server.stderr.read() if server.poll() is not None else "no answer"
+        assert "KoBERT" in httpx.get(f"http://127.0.0.1:{port}/config", timeout=10).text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
