@@ -1,5 +1,6 @@
-"""`python -m kobert_demo`: validate, train, evaluate, predict and tokenize from the command line.
+"""`kobert-demo` (or `python -m kobert_demo`): validate, train, evaluate, predict, tokenize, export, bench and app.
 
+Options and sentences may come in any order; `--` ends the options, so that `predict RUN -- "-_- 별로"` works.
 User errors exit with status 2 and one line `error: ...` on stderr.
 """
 
@@ -10,6 +11,7 @@ import json
 import sys
 
 from .config import CPU_MODE_LAYERS, KOBERT_HUB_ID, PRECISIONS, TINY, TrainConfig
+from .launch import add_arguments as add_app_arguments
 
 EXIT_USER_ERROR = 2
 
@@ -89,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif event.type == "done":
             if bar:
                 bar.close()
-            kept = f"best epoch {event.best_epoch}" if event.best_epoch else "no completed epoch, no model kept"
+            kept = f"kept epoch {event.kept_epoch}" if event.kept_epoch else "no completed epoch, no model kept"
             print(f"{event.state} in {event.elapsed:.0f} s, {kept}; run folder: {args.out}")
         elif event.type == "error":
             if bar:
@@ -208,13 +210,15 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     from .predict import model_folder
     from .tokenizer import KoBertTokenizer
 
-    if bool(args.model) == bool(args.spm):
-        raise UserError("give either --model (a folder, run or hub id) or --spm FILE [--vocab FILE].")
+    if args.model and args.spm:
+        raise UserError("give --model (a folder, run or hub id) or --spm FILE [--vocab FILE], not both.")
     if args.spm:
         tokenizer = KoBertTokenizer.from_files(args.spm, args.vocab, args.mode or "gluonnlp", args.max_len or 64)
-    else:
+    elif args.model:
         folder = model_folder(resolve_folder(args.model))
         tokenizer = KoBertTokenizer.from_folder(folder, mode=args.mode, max_len=args.max_len)
+    else:  # KoBERT's own files, carried with the package: works offline
+        tokenizer = KoBertTokenizer.original(args.mode or "gluonnlp", args.max_len or 64)
     encoded = [tokenizer.encode(text) for text in args.texts]
     if args.json:
         print(
@@ -237,6 +241,13 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- app ----------------------------------------------------------------------------------------------------------
+def cmd_app(args: argparse.Namespace) -> int:
+    from .launch import serve
+
+    return serve(args)
+
+
 # --- job (the web app's child process) ---------------------------------------------------------------------------
 def cmd_job(args: argparse.Namespace) -> int:
     from .jobs import run_job
@@ -245,9 +256,11 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 # --- parser -------------------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each sub-command's own parser, by name."""
     parser = argparse.ArgumentParser(
-        prog="python -m kobert_demo", description="Fine-tune KoBERT for Korean text classification."
+        prog="kobert-demo",
+        description="Fine-tune KoBERT for Korean text classification (also: python -m kobert_demo).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -322,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tokenize", help="show KoBERT pieces and ids, with [UNK] pieces flagged")
     p.add_argument("texts", nargs="+", metavar="TEXT")
-    p.add_argument("--model", help="a model folder, run folder or hub id")
+    p.add_argument("--model", help="a model folder, run folder or hub id (default: KoBERT's original tokenizer)")
     p.add_argument("--spm", help="a SentencePiece model file")
     p.add_argument("--vocab", help="the gluonnlp vocab JSON that goes with --spm")
     p.add_argument("--mode", choices=("gluonnlp", "whole"), help="default: the model's, else gluonnlp")
@@ -332,10 +345,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bench", help="speed benchmark: the tutorial's loop against ours (see bench --help)")
 
+    p = sub.add_parser("app", help="serve the web app (like python app.py)")
+    add_app_arguments(p)
+    p.set_defaults(func=cmd_app)
+
     p = sub.add_parser("job", help="(internal) run a queued web-app job in its run folder")
     p.add_argument("run")
     p.set_defaults(func=cmd_job)
-    return parser
+    return parser, dict(sub.choices)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Options and positionals intermixed within a sub-command (argparse cannot intermix across sub-parsers)."""
+    parser, commands = build_parser()
+    if argv and argv[0] in commands:
+        return commands[argv[0]].parse_intermixed_args(argv[1:])
+    return parser.parse_args(argv)  # --help, no command or an unknown one: argparse's own answer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         from .bench import main as bench
 
         return bench(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     from .data import DataError
     from .errors import BackboneError
     from .runs import RunError

@@ -37,16 +37,16 @@ def ok(result: subprocess.CompletedProcess) -> str:
 # validate
 
 VALIDATE = [
-    ("nsmc/train.tsv", "document", "label", "\t", ["id", "document", "label"], {"0": 1000, "1": 1000}),
+    ("nsmc/train.tsv", "document", "label", "\t", ["id", "document", "label"], {"0": 600, "1": 600}),
     (
         "hate_speech/train.tsv",
         "comments",
         "hate",
         "\t",
         ["comments", "contain_gender_bias", "bias", "hate"],
-        {"hate": 122, "none": 160, "offensive": 189},
+        {"hate": 53, "none": 54, "offensive": 53},
     ),
-    ("chatbot/ChatbotData.csv", "Q", "label", ",", ["Q", "A", "label"], {"0": 5290, "1": 3570, "2": 2963}),
+    ("chatbot/ChatbotData.csv", "Q", "label", ",", ["Q", "A", "label"], {"0": 100, "1": 100, "2": 101}),
 ]
 
 
@@ -120,7 +120,7 @@ def test_error_single_class(cli, tmp_path: Path) -> None:
 def test_error_unknown_text_column(cli) -> None:
     line = user_error(cli("validate", DATA / "hate_speech/train.tsv", "--text-col", "document"))
     assert line == (
-        "error: dev.tsv has no column 'document'; its columns are 'comments', 'contain_gender_bias', 'bias', 'hate'."
+        "error: train.tsv has no column 'document'; its columns are 'comments', 'contain_gender_bias', 'bias', 'hate'."
     )
 
 
@@ -169,7 +169,7 @@ def test_train_writes_a_run(cli_run: CliRun) -> None:
     assert re.fullmatch(r"epoch 1 batch id 1 loss \d+\.\d{3} train acc [01]\.\d{3}", logged[0])
     accuracy = events[-1]["test"]["accuracy"]
     assert f"epoch 1 test acc {accuracy:.4f} macro-F1 {events[-1]['test']['macro_f1']:.4f}" in stdout
-    assert re.fullmatch(r"done in \d+ s, best epoch 1; run folder: run", stdout[-1])
+    assert re.fullmatch(r"done in \d+ s, kept epoch 1; run folder: run", stdout[-1])
     assert "model tiny (a small randomly initialised BERT" in cli_run.result.stderr
 
 
@@ -195,6 +195,24 @@ def test_predict_sentences_json(cli_run: CliRun) -> None:
         assert list(row["probabilities"]) == out["labels"]
         assert row["probabilities"] == pytest.approx(probs, abs=1e-5)
         assert row["label"] == max(probs, key=probs.get)
+
+
+def test_predict_takes_options_and_sentences_in_any_order(cli_run: CliRun) -> None:
+    """Options before, between or after the sentences; `--` ends the options for sentences that start with -."""
+    texts = ["-_- 별로", "--최고--", "정말 좋다"]
+    expected = Predictor.load(cli_run.run, backend="torch").predict(texts)
+    for call in (
+        ["--json", "run", "--backend", "torch", "--", *texts],
+        ["run", "--backend", "torch", "--json", "--", *texts],
+    ):
+        out = json.loads(ok(cli_run_call(cli_run, "predict", *call)))
+        assert [row["text"] for row in out["predictions"]] == texts
+        for row, probs in zip(out["predictions"], expected):
+            assert row["probabilities"] == pytest.approx(probs, abs=1e-5)
+    after_dashes = json.loads(ok(cli_run_call(cli_run, "predict", "run", "--json", "--", "좋다", "--json")))
+    assert [row["text"] for row in after_dashes["predictions"]] == ["좋다", "--json"]
+    mixed = json.loads(ok(cli_run_call(cli_run, "predict", "run", "정말 좋다", "--json", "별로", "--backend", "torch")))
+    assert [row["text"] for row in mixed["predictions"]] == ["정말 좋다", "별로"]
 
 
 def test_predict_file_to_csv(cli_run: CliRun) -> None:
@@ -229,9 +247,16 @@ def in_process_error(capsys, argv: list) -> str:
     return lines[0]
 
 
-def test_tokenize_needs_one_source(capsys) -> None:
-    for argv in (["tokenize", "x"], ["tokenize", "x", "--model", "tiny", "--spm", KOBERT_FILES.spm]):
-        assert "give either --model" in in_process_error(capsys, argv)
+def test_tokenize_takes_one_source(capsys) -> None:
+    argv = ["tokenize", "x", "--model", "tiny", "--spm", KOBERT_FILES.spm]
+    assert "not both" in in_process_error(capsys, argv)
+
+
+def test_tokenize_without_a_source_is_kobert_offline(cli) -> None:
+    """No --model and no --spm: KoBERT's original tokenizer, from the files the package carries."""
+    vectors = [v for v in VECTORS if v["mode"] == "gluonnlp"]
+    out = json.loads(ok(cli("tokenize", "--json", "--", *(v["text"] for v in vectors))))
+    assert out["ids"] == [v["ids"] for v in vectors]
 
 
 def test_tokenize_missing_spm(capsys, tmp_path: Path) -> None:
@@ -272,7 +297,7 @@ def test_evaluate_text_report(capsys, trained_run: TrainedRun, nsmc_test) -> Non
     assert main(["evaluate", str(trained_run.path), str(DATA / "nsmc/test.tsv")]) == 0
     out = capsys.readouterr().out.splitlines()
     best = trained_run.events[-1].test
-    assert out[0] == f"sample_test.tsv: 500 rows, accuracy {best['accuracy']:.4f}, macro-F1 {best['macro_f1']:.4f}"
+    assert out[0] == f"test.tsv: 300 rows, accuracy {best['accuracy']:.4f}, macro-F1 {best['macro_f1']:.4f}"
     assert out[-3] == "confusion matrix (rows: true, columns: predicted):"
     assert out[-2:] == [
         f"{name}  " + " ".join(f"{v:6d}" for v in row) for name, row in zip("01", best["confusion_matrix"])
