@@ -14,6 +14,8 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 # A randomly initialised model learns nothing at KoBERT's fine-tuning rate; this is tiny's default instead.
 TINY_LR = 1e-3
+# The tutorial's optimizer was transformers.AdamW, whose epsilon defaulted to 1e-6 (torch.optim.AdamW's is 1e-8).
+ADAM_EPSILON = 1e-6
 # CPU mode trains only this many top encoder layers (plus pooler and classifier); the rest run frozen, without
 # autograd. See the README's speed section for what it costs and saves.
 CPU_MODE_LAYERS = 2

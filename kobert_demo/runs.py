@@ -1,4 +1,4 @@
-"""The run folder: config, labels, status, an append-only event log, the best model and its model card.
+"""The run folder: config, labels, status, an append-only event log, the kept model and its model card.
 
 ```
 RUN/
@@ -143,8 +143,8 @@ class Run:
         return self.read_events()[0]
 
     def final_metrics(self) -> dict | None:
-        """Test metrics of the kept (best) epoch, if any epoch completed."""
-        epochs = [e for e in self.events() if e["type"] == "epoch" and e.get("best")]
+        """Test metrics of the kept epoch (the last completed one), if any epoch completed."""
+        epochs = [e for e in self.events() if e["type"] == "epoch"]
         return epochs[-1]["test"] if epochs else None
 
 

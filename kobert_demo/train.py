@@ -1,7 +1,10 @@
 """Fine-tuning as a generator of typed events (start, step, epoch, done, error), cancellable between steps.
 
 No UI code here: the CLI, the web app's background jobs and the tests all consume `train()`. When given a run
-folder it also writes the event log, the status and the best epoch's model there.
+folder it also writes the event log, the status and the model there.
+
+The model kept, and the test figures reported for the run, are the last completed epoch's, as in the tutorial: the
+test file never chooses which model is kept (choosing the best epoch by its test accuracy would overstate it).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from transformers import get_cosine_schedule_with_warmup
 
-from .config import CPU_MODE_LAYERS, TrainConfig
+from .config import ADAM_EPSILON, CPU_MODE_LAYERS, TrainConfig
 from .cpu import has_bf16
 from .data import Splits
 from .errors import UserFacingError
@@ -78,7 +81,6 @@ class EpochEvent:
     train_loss: float
     train_acc: float
     test: dict  # classification_metrics of the test data
-    best: bool
     elapsed: float
     mistakes: list[dict] = field(default_factory=list)
     type: str = "epoch"
@@ -87,7 +89,7 @@ class EpochEvent:
 @dataclass
 class DoneEvent:
     state: str  # "done" or "stopped"
-    best_epoch: int | None
+    kept_epoch: int | None  # the last completed epoch, whose model the run keeps
     test: dict | None
     elapsed: float
     run: str | None
@@ -132,7 +134,11 @@ def make_accelerator() -> Accelerator:
 
 # --- batches ------------------------------------------------------------------------------------------------------
 def make_batches(lengths: list[int], batch_size: int, seed: int, shuffle: bool) -> list[list[int]]:
-    """Training: the tutorial's batches (random rows, a new order each seed). Evaluation: rows sorted by length."""
+    """Training: batches of rows in a seeded random order, the same every epoch. Evaluation: rows sorted by length.
+
+    The tutorial's DataLoader did not shuffle: it read NSMC's rows in file order, which is itself random. A seeded
+    order gives the same mix whatever order a user's file is in (sorted by label, say).
+    """
     order = list(range(len(lengths)))
     if shuffle:
         random.Random(seed).shuffle(order)
@@ -347,6 +353,7 @@ def _train(
     optimizer = torch.optim.AdamW(
         decay_groups(model, config.weight_decay),
         lr=config.learning_rate,
+        eps=ADAM_EPSILON,
         fused=device.type in ("cpu", "cuda"),
     )
     model, optimizer, train_loader, test_loader = accelerator.prepare(model, optimizer, train_loader, test_loader)
@@ -363,7 +370,7 @@ def _train(
     )  # fmt: skip
 
     # Train
-    start, step, best_acc, best_epoch, best_test = time.time(), 0, -1.0, None, None
+    start, step, kept_epoch, kept_test = time.time(), 0, None, None
     stopped = False
     for epoch in range(1, config.epochs + 1):
         train_mode(model, frozen)
@@ -396,32 +403,30 @@ def _train(
         if stopped:
             break
 
-        # Evaluate; keep the best epoch
+        # Evaluate; keep this epoch's model (the last completed one, as the tutorial does)
         loss_sum, correct, seen = accelerator.reduce(
             torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device), "sum"
         ).tolist()
         indices, truth, predicted, confidence = evaluate(model, test_loader, accelerator)
         test = classification_metrics(truth, predicted, splits.label_names)
-        best = test["accuracy"] > best_acc
-        if best:
-            best_acc, best_epoch, best_test = test["accuracy"], epoch, test
-            if run:
-                save_classifier(
-                    Classifier(accelerator.unwrap_model(model).model, tokenizer, splits.label_names, config.model),
-                    run.model_dir,
-                )
+        kept_epoch, kept_test = epoch, test
+        if run:
+            save_classifier(
+                Classifier(accelerator.unwrap_model(model).model, tokenizer, splits.label_names, config.model),
+                run.model_dir,
+            )
         yield EpochEvent(
             epoch=epoch, train_loss=round(loss_sum / max(seen, 1), 6), train_acc=round(correct / max(seen, 1), 6),
-            test=test, best=best, elapsed=round(time.time() - start, 3),
+            test=test, elapsed=round(time.time() - start, 3),
             mistakes=_mistakes(splits, indices, truth, predicted, confidence),
         )  # fmt: skip
 
     state = "stopped" if stopped else "done"
     elapsed = round(time.time() - start, 3)
-    done = DoneEvent(state, best_epoch, best_test, elapsed, str(run.path) if run else None)
+    done = DoneEvent(state, kept_epoch, kept_test, elapsed, str(run.path) if run else None)
     if run:
         run.write_card(model_card(config, splits, done, precision, accelerator.num_processes))
-        reason = None if best_epoch or not stopped else "stopped before the first epoch ended; no model was kept"
+        reason = None if kept_epoch or not stopped else "stopped before the first epoch ended; no model was kept"
         run.set_status(state, reason)
     yield done
 
@@ -434,7 +439,8 @@ def model_card(config: TrainConfig, splits: Splits, done: DoneEvent, precision: 
         f"- Backbone: {describe_source(config.model)}",
         f"- Classes ({len(splits.label_names)}): {', '.join(splits.label_names)}",
         f"- Training rows: {len(splits.train_texts)}; test rows: {len(splits.test_texts)} ({splits.test_source})",
-        f"- Finished: {done.state}; best epoch: {done.best_epoch}; time: {done.elapsed:.0f} s; "
+        f"- Finished: {done.state}; model kept: epoch {done.kept_epoch} (the last completed one; the test data "
+        f"never chose it); time: {done.elapsed:.0f} s; "
         f"precision: {precision}; processes: {processes}",
     ]
     if done.test:

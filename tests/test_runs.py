@@ -143,11 +143,12 @@ def test_read_events_without_log(tmp_path: Path) -> None:
     assert run.read_events(7) == ([], 7)
 
 
-def test_final_metrics_is_the_last_best_epoch(tmp_path: Path) -> None:
+def test_final_metrics_are_the_last_epochs(tmp_path: Path) -> None:
     run = create(tmp_path / "run")
-    for epoch, best, accuracy in ((1, True, 0.6), (2, True, 0.7), (3, False, 0.65)):
-        run.append({"type": "epoch", "epoch": epoch, "best": best, "test": {"accuracy": accuracy}})
-    assert run.final_metrics() == {"accuracy": 0.7}
+    assert run.final_metrics() is None
+    for epoch, accuracy in ((1, 0.6), (2, 0.7), (3, 0.65)):
+        run.append({"type": "epoch", "epoch": epoch, "test": {"accuracy": accuracy}})
+    assert run.final_metrics() == {"accuracy": 0.65}
 
 
 def test_running_with_dead_process_reads_as_interrupted(tmp_path: Path) -> None:

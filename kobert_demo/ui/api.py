@@ -35,7 +35,7 @@ def validate_report(path: str | None, text_col: str | None, label_col: str | Non
 
 
 def run_summary(state: AppState, run: Run, visitor: str) -> dict:
-    """A run's state, queue place, progress and (once an epoch is done) best test metrics."""
+    """A run's state, queue place, progress and (once an epoch is done) the kept epoch's test metrics."""
     status = run.status()
     config = run.config()
     steps = [e for e in run.events() if e["type"] == "step"]
@@ -100,7 +100,7 @@ def build(state: AppState) -> None:
 
     @api_errors
     def stop(run: str, visitor: str) -> dict:
-        """Stop the visitor's run (within seconds; the best completed epoch is kept). Returns its status."""
+        """Stop the visitor's run (within seconds; the last completed epoch is kept). Returns its status."""
         found = state.owned_run(run, visitor)
         request_stop(found)
         return {k: v for k, v in found.status().items() if k != "reason_ko"}  # the API speaks English

@@ -71,7 +71,7 @@ class Follow:
                 )
             elif kind == "done":
                 self.done = event
-                kept = f"best epoch {event['best_epoch']}" if event.get("best_epoch") else "no completed epoch"
+                kept = f"kept epoch {event['kept_epoch']}" if event.get("kept_epoch") else "no completed epoch"
                 self.lines.append(f"{event['state']} in {event['elapsed']:.0f} s, {kept}")
             elif kind == "error":
                 self.error = event["message"]
@@ -79,10 +79,9 @@ class Follow:
         del self.lines[:-MAX_LOG_LINES]
 
     @property
-    def best(self) -> dict | None:
-        """The kept epoch so far (the best test accuracy)."""
-        best = [e for e in self.epochs if e.get("best")]
-        return best[-1] if best else None
+    def kept(self) -> dict | None:
+        """The kept epoch so far: the last completed one."""
+        return self.epochs[-1] if self.epochs else None
 
 
 @dataclass
@@ -211,12 +210,12 @@ def epoch_frame(follow: Follow, lang: str) -> pd.DataFrame | None:
 
 def metrics_text(follow: Follow, lang: str) -> str:
     """Accuracy, macro-F1, the kept epoch and the test size in one line."""
-    best = follow.best
-    test = best["test"]
+    kept = follow.kept
+    test = kept["test"]
     epochs = len(follow.epochs)
     return t(
         lang, "metrics_line", accuracy=f"{test['accuracy']:.4f}", f1=f"{test['macro_f1']:.4f}",
-        epoch=best["epoch"], epochs=epochs, n=test.get("n", sum(m["support"] for m in test["per_class"].values())),
+        epoch=kept["epoch"], epochs=epochs, n=test.get("n", sum(m["support"] for m in test["per_class"].values())),
     )  # fmt: skip
 
 
@@ -251,9 +250,9 @@ def confusion_html(test: dict, lang: str) -> str:
     )
 
 
-def mistakes_frame(best: dict, lang: str) -> pd.DataFrame:
+def mistakes_frame(kept: dict, lang: str) -> pd.DataFrame:
     """The kept epoch's most confident mistakes on the test data."""
-    rows = [[m["text"], m["label"], m["predicted"], round(m["confidence"], 3)] for m in best["mistakes"][:MAX_MISTAKES]]
+    rows = [[m["text"], m["label"], m["predicted"], round(m["confidence"], 3)] for m in kept["mistakes"][:MAX_MISTAKES]]
     columns = [t(lang, k) for k in ("col_text", "col_true", "col_predicted", "col_confidence")]
     return pd.DataFrame(rows, columns=columns)
 
@@ -290,7 +289,7 @@ def poll(state: AppState, follow: Follow | None, visitor: str | None, lang: str,
     logged = refresh or bool(events)
     results = refresh or len(follow.epochs) != epochs_before
     owner = is_owner(run, visitor or "")
-    best = follow.best
+    kept = follow.kept
     return (
         follow,
         status_text(state, run, status, follow, owner, lang) if changed else skip,
@@ -298,11 +297,11 @@ def poll(state: AppState, follow: Follow | None, visitor: str | None, lang: str,
         step_frame(follow, lang) if logged else skip,
         epoch_frame(follow, lang) if results else skip,
         "\n".join(follow.lines) if logged else skip,
-        gr.update(visible=best is not None) if results else skip,
-        (metrics_text(follow, lang) if best else "") if results else skip,
-        (per_class_frame(best["test"], lang) if best else None) if results else skip,
-        (confusion_html(best["test"], lang) if best else "") if results else skip,
-        (mistakes_frame(best, lang) if best else None) if results else skip,
+        gr.update(visible=kept is not None) if results else skip,
+        (metrics_text(follow, lang) if kept else "") if results else skip,
+        (per_class_frame(kept["test"], lang) if kept else None) if results else skip,
+        (confusion_html(kept["test"], lang) if kept else "") if results else skip,
+        (mistakes_frame(kept, lang) if kept else None) if results else skip,
         gr.update(interactive=owner and not finished) if changed else skip,
         gr.update(interactive=owner and run.has_model and finished) if changed else skip,
         gr.update(interactive=owner and finished) if changed else skip,
