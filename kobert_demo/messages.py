@@ -248,8 +248,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{folder} 은(는) 학습된 분류 모델이 아닙니다: 설정에 클래스가 없습니다.",
     ),
     "model_no_head": (
-        "{folder} is not a trained classifier: its weights have no classification head.",
-        "{folder} 은(는) 학습된 분류 모델이 아닙니다: 가중치에 분류 헤드가 없습니다.",
+        "{folder} is not a trained classifier: its weights have no classification head ({keys}).",
+        "{folder} 은(는) 학습된 분류 모델이 아닙니다: 가중치에 분류 헤드({keys})가 없습니다.",
     ),
     "model_weights_missing": (
         "{name} lacks {count} weight(s) of the BERT encoder its config.json describes ({keys}); they would train "
@@ -266,9 +266,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "있어도 없어도 됩니다).",
     ),
     "model_weights_shape": (
-        "{name}: {count} weight(s) do not have the shape its config.json implies ({keys}); {key} is {shape} where "
+        "{name}: {count} weight(s) do not have the shape its config.json implies ({keys}); {first} is {shape} where "
         "the config needs {expected}, so config.json and the weights do not belong together.",
-        "{name}: 가중치 {count}개의 모양이 config.json과 맞지 않습니다({keys}). {key} 는 {shape} 인데 설정대로라면 "
+        "{name}: 가중치 {count}개의 모양이 config.json과 맞지 않습니다({keys}). {first} 는 {shape} 인데 설정대로라면 "
         "{expected} 여야 하므로 config.json과 가중치가 서로 짝이 맞지 않습니다.",
     ),
     "model_weights_extra": (

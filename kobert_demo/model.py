@@ -352,12 +352,13 @@ def check_weights(folder: Path, config: BertConfig, *, need_head: bool, trusted:
         first = found[wrong[0]]
         raise BackboneError(
             "model_weights_shape", name=name, count=len(wrong), keys=_first([found[key] for key in wrong]),
-            key=first, shape=_shape(shapes[first]), expected=_shape(expected[wrong[0]]),
+            first=first, shape=_shape(shapes[first]), expected=_shape(expected[wrong[0]]),
         )  # fmt: skip
     if extra:
         raise BackboneError("model_weights_extra", name=name, count=len(extra), keys=_first(extra))
-    if need_head and any(key.startswith(_HEAD) and key not in found for key in expected):
-        raise BackboneError("model_no_head", folder=folder)
+    head = [key for key in checked if key.startswith(_HEAD) and key not in found]
+    if head:
+        raise BackboneError("model_no_head", folder=folder, keys=_first(head))
 
 
 def _check_loaded(info: dict, need_head: bool, name: str) -> list[str]:
