@@ -283,9 +283,11 @@ def checkpoint_shapes(folder: Path, trusted: bool) -> dict[str, tuple[int, ...]]
 
 
 def expected_shapes(config: BertConfig) -> tuple[dict[str, tuple[int, ...]], set[str]]:
-    """BertForSequenceClassification(config)'s weights and shapes, and its buffer names; built on the meta device,
-    so even the largest config `_read_config` allows costs no memory. Buffers (position_ids, token_type_ids) are
-    rebuilt from the config, never loaded, so a checkpoint may hold them or not."""
+    """BertForSequenceClassification(config)'s weight names and shapes, and its buffer names.
+
+    Built on the meta device, so even the largest config `_read_config` allows costs no memory. Buffers
+    (position_ids, token_type_ids) are rebuilt from the config, never loaded: a checkpoint may hold them or not.
+    """
     with torch.device("meta"):
         model = BertForSequenceClassification(config)
     weights = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
@@ -293,9 +295,11 @@ def expected_shapes(config: BertConfig) -> tuple[dict[str, tuple[int, ...]], set
 
 
 def _model_key(key: str, expected: dict) -> str:
-    """A checkpoint key as transformers 5.24 loads it: legacy LayerNorm names renamed, then the `bert.` prefix
-    stripped or added wherever that names a weight of the model (a BertModel checkpoint has none, a
-    BertForPreTraining one has it), as core_model_loading.rename_source_key does."""
+    """A checkpoint key as transformers 5.24 loads it into BertForSequenceClassification.
+
+    As core_model_loading.rename_source_key does: legacy LayerNorm names renamed, then the `bert.` prefix stripped
+    or added wherever that names a weight of the model (a BertModel checkpoint has none, BertForPreTraining has it).
+    """
     for old, new in _LEGACY_NAMES.items():
         key = key.replace(old, new)
     if key.startswith("bert.") and key.removeprefix("bert.") in expected:
