@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -213,6 +214,12 @@ def _tokenizer(folder: Path, config: BertConfig, mode: str | None, max_len: int 
     return tokenizer
 
 
+# How many of our loads and saves are quietening transformers now (the web app's threads may overlap), and the
+# settings the first of them found, which the last one puts back.
+_quiet = {"depth": 0, "saved": (transformers_logging.WARNING, True)}
+_quiet_lock = threading.Lock()
+
+
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """transformers' warnings and progress bars off for one of our loads or saves, then back as they were.
@@ -220,15 +227,22 @@ def _quiet_transformers() -> Iterator[None]:
     `check_weights` has already refused what transformers' load report would warn about, and the report would list
     what we mean to ignore (a hub checkpoint's pre-training heads); the bars would clutter the CLI's stderr.
     """
-    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+    with _quiet_lock:
+        if not _quiet["depth"]:
+            _quiet["saved"] = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+            transformers_logging.set_verbosity_error()
+            transformers_logging.disable_progress_bar()
+        _quiet["depth"] += 1
     try:
         yield
     finally:
-        transformers_logging.set_verbosity(verbosity)
-        if bars:
-            transformers_logging.enable_progress_bar()
+        with _quiet_lock:
+            _quiet["depth"] -= 1
+            if not _quiet["depth"]:
+                verbosity, bars = _quiet["saved"]
+                transformers_logging.set_verbosity(verbosity)
+                if bars:
+                    transformers_logging.enable_progress_bar()
 
 
 # --- strict weights: every weight of the encoder and pooler comes from the checkpoint, in the shape config.json says --

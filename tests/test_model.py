@@ -618,5 +618,10 @@ def test_transformers_logging_is_ours_only_while_we_load(tiny_kobert_folder: Pat
         save_classifier(load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.1), tmp_path)
         load_classifier(tmp_path)
         assert logging.get_verbosity() == logging.INFO and logging.is_progress_bar_enabled()
+        with model_module._quiet_transformers():  # overlapping loads (the web app's threads): the last one restores
+            with model_module._quiet_transformers():
+                pass
+            assert logging.get_verbosity() == logging.ERROR and not logging.is_progress_bar_enabled()
+        assert logging.get_verbosity() == logging.INFO and logging.is_progress_bar_enabled()
     finally:
         logging.set_verbosity(verbosity)
