@@ -248,8 +248,34 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{folder} 은(는) 학습된 분류 모델이 아닙니다: 설정에 클래스가 없습니다.",
     ),
     "model_no_head": (
-        "{folder} is not a trained classifier: its weights have no classification head.",
-        "{folder} 은(는) 학습된 분류 모델이 아닙니다: 가중치에 분류 헤드가 없습니다.",
+        "{folder} is not a trained classifier: its weights have no classification head ({keys}).",
+        "{folder} 은(는) 학습된 분류 모델이 아닙니다: 가중치에 분류 헤드({keys})가 없습니다.",
+    ),
+    "model_weights_missing": (
+        "{name} lacks {count} weight(s) of the BERT encoder its config.json describes ({keys}); they would train "
+        "from random values, so it is not loaded.",
+        "{name} 에는 config.json이 설명하는 BERT 인코더의 가중치 {count}개가 없습니다({keys}). 무작위 값으로 "
+        "학습하게 되므로 불러오지 않습니다.",
+    ),
+    "model_weights_missing_unplaced": (
+        "{name} lacks {count} weight(s) of the BERT encoder its config.json describes ({keys}) and holds "
+        "{unplaced_count} it cannot place ({unplaced}): the keys need BertModel's names, with or without a bert. "
+        "prefix.",
+        "{name} 에는 config.json이 설명하는 BERT 인코더의 가중치 {count}개가 없고({keys}), 자리를 찾을 수 없는 "
+        "가중치 {unplaced_count}개가 있습니다({unplaced}). 키 이름은 BertModel의 이름이어야 합니다(bert. 접두사는 "
+        "있어도 없어도 됩니다).",
+    ),
+    "model_weights_shape": (
+        "{name}: {count} weight(s) do not have the shape its config.json implies ({keys}); {first} is {shape} where "
+        "the config needs {expected}, so config.json and the weights do not belong together.",
+        "{name}: 가중치 {count}개의 모양이 config.json과 맞지 않습니다({keys}). {first} 는 {shape} 인데 설정대로라면 "
+        "{expected} 여야 하므로 config.json과 가중치가 서로 짝이 맞지 않습니다.",
+    ),
+    "model_weights_extra": (
+        "{name} holds {count} encoder weight(s) its config.json does not describe ({keys}): config.json and the "
+        "weights do not belong together (compare num_hidden_layers with the layers in the weights).",
+        "{name} 에는 config.json이 설명하지 않는 인코더 가중치 {count}개가 있습니다({keys}). config.json과 가중치가 "
+        "서로 짝이 맞지 않습니다(num_hidden_layers와 가중치의 층 수를 비교하세요).",
     ),
     # --- runs and exports (runs.py, export.py) -----------------------------------------------------------------
     "run_folder_taken": (

@@ -9,22 +9,23 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import sentencepiece as spm
 import torch
-import transformers
+from safetensors import safe_open
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import logging as transformers_logging
 
 from .config import KOBERT_HUB_ID, TINY
 from .errors import BackboneError
 from .tokenizer import CLS, MASK, PAD, SEP, UNK, KoBertTokenizer
-
-transformers.utils.logging.set_verbosity_error()
-transformers.utils.logging.disable_progress_bar()
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HUB_FILES = ["config.json", "*.safetensors", "pytorch_model.bin", "*.model", "*.json"]
@@ -213,12 +214,182 @@ def _tokenizer(folder: Path, config: BertConfig, mode: str | None, max_len: int 
     return tokenizer
 
 
-def _weights_kwargs(folder: Path, trusted: bool) -> dict:
-    if (folder / "model.safetensors").is_file() or any(folder.glob("model-*.safetensors")):
-        return {"use_safetensors": True}
+# How many of our loads and saves are quietening transformers now (the web app's threads may overlap), and the
+# settings the first of them found, which the last one puts back.
+_quiet = {"depth": 0, "saved": (transformers_logging.WARNING, True)}
+_quiet_lock = threading.Lock()
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' warnings and progress bars off for one of our loads or saves, then back as they were.
+
+    `check_weights` has already refused what transformers' load report would warn about, and the report would list
+    what we mean to ignore (a hub checkpoint's pre-training heads); the bars would clutter the CLI's stderr.
+    """
+    with _quiet_lock:
+        if not _quiet["depth"]:
+            _quiet["saved"] = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+            transformers_logging.set_verbosity_error()
+            transformers_logging.disable_progress_bar()
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet["depth"] -= 1
+            if not _quiet["depth"]:
+                verbosity, bars = _quiet["saved"]
+                transformers_logging.set_verbosity(verbosity)
+                if bars:
+                    transformers_logging.enable_progress_bar()
+
+
+# --- strict weights: every weight of the encoder and pooler comes from the checkpoint, in the shape config.json says --
+# transformers 5.24 renames these anywhere in a checkpoint key when it loads (conversion_mapping.py, "legacy").
+_LEGACY_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
+_BACKBONE_PARTS = ("embeddings.", "encoder.", "pooler.")  # BertModel's weights, after the `bert.` prefix
+_HEAD = "classifier."
+_SHOWN_KEYS = 3
+
+
+def _weight_files(folder: Path, trusted: bool) -> list[Path]:
+    """The files from_pretrained reads the weights from, in its order of preference; a pickle only when trusted."""
+    if (folder / "model.safetensors").is_file():
+        return [folder / "model.safetensors"]
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            raise BackboneError("model_weights_failed", folder=folder, reason=f"{index.name} is unreadable") from None
+        return [folder / shard for shard in shards]
+    if any(folder.glob("model-*.safetensors")):
+        reason = "its model-*.safetensors shards have no model.safetensors.index.json"
+        raise BackboneError("model_weights_failed", folder=folder, reason=reason)
     if trusted and (folder / "pytorch_model.bin").is_file():
-        return {"use_safetensors": False}
+        return [folder / "pytorch_model.bin"]
     raise BackboneError("model_no_weights_trusted" if trusted else "model_no_weights", folder=folder)
+
+
+def _uses_safetensors(folder: Path, trusted: bool) -> bool:
+    return _weight_files(folder, trusted)[0].suffix == ".safetensors"
+
+
+def checkpoint_shapes(folder: Path, trusted: bool) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in folder's checkpoint, from the files' headers: no tensor is read."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for path in _weight_files(folder, trusted):
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(path, "pt") as file:
+                    names = file.keys()  # noqa: SIM118 (safe_open is not iterable)
+                    shapes.update((key, tuple(file.get_slice(key).get_shape())) for key in names)
+                continue
+            # On the meta device torch.load unpickles the structure and skips every tensor's bytes.
+            state = torch.load(path, map_location="meta", weights_only=True)
+        except Exception as error:  # a damaged file, a missing shard, a pickle weights_only refuses: all unusable
+            raise BackboneError("model_weights_failed", folder=folder, reason=_one_line(error)) from None
+        if not isinstance(state, dict):
+            raise BackboneError("model_weights_failed", folder=folder, reason=f"{path.name} holds no state dict")
+        shapes.update((key, tuple(value.shape)) for key, value in state.items() if isinstance(value, torch.Tensor))
+    return shapes
+
+
+def expected_shapes(config: BertConfig) -> tuple[dict[str, tuple[int, ...]], set[str]]:
+    """BertForSequenceClassification(config)'s weight names and shapes, and its buffer names.
+
+    Built on the meta device, so even the largest config `_read_config` allows costs no memory. Buffers
+    (position_ids, token_type_ids) are rebuilt from the config, never loaded: a checkpoint may hold them or not.
+    """
+    with torch.device("meta"):
+        model = BertForSequenceClassification(config)
+    weights = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    return weights, {name for name, _ in model.named_buffers()}
+
+
+def _model_key(key: str, expected: dict) -> str:
+    """A checkpoint key as transformers 5.24 loads it into BertForSequenceClassification.
+
+    As core_model_loading.rename_source_key does: legacy LayerNorm names renamed, then the `bert.` prefix stripped
+    or added wherever that names a weight of the model (a BertModel checkpoint has none, BertForPreTraining has it).
+    """
+    for old, new in _LEGACY_NAMES.items():
+        key = key.replace(old, new)
+    if key.startswith("bert.") and key.removeprefix("bert.") in expected:
+        return key.removeprefix("bert.")
+    return f"bert.{key}" if f"bert.{key}" in expected else key
+
+
+def _natural(key: str) -> list:
+    """Sort key that puts encoder.layer.2 before encoder.layer.10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+def _first(keys: list[str]) -> str:
+    return ", ".join(keys[:_SHOWN_KEYS])
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return str(list(shape))
+
+
+def check_weights(folder: Path, config: BertConfig, *, need_head: bool, trusted: bool = True, name: str = "") -> None:
+    """Refuse, before any tensor is read, a checkpoint that would leave a weight of the encoder or pooler random.
+
+    From config.json and the checkpoint's names and shapes alone: every weight of BertModel must be there in the
+    shape the config implies, and the checkpoint may hold no encoder weight the config lacks (a 13th layer, say).
+    Only the classification head may be absent or sized for other classes, unless need_head (a trained model).
+    Pre-training heads (cls.*) and buffers are ignored, as transformers ignores them. name: how errors call folder.
+    """
+    name = name or folder.name
+    shapes = checkpoint_shapes(folder, trusted)
+    expected, buffers = expected_shapes(config)
+    buffers = {buffer.removeprefix("bert.") for buffer in buffers}
+    found: dict[str, str] = {}  # model key -> checkpoint key
+    unplaced, extra = [], []
+    for key in sorted(shapes, key=_natural):
+        target = _model_key(key, expected)
+        if target in expected:
+            found[target] = key
+        elif target.removeprefix("bert.") not in buffers:
+            unplaced.append(key)
+            if target.removeprefix("bert.").startswith(_BACKBONE_PARTS):
+                extra.append(key)
+    checked = [key for key in expected if need_head or not key.startswith(_HEAD)]
+    missing = [key for key in checked if key not in found and not key.startswith(_HEAD)]
+    if missing and unplaced:  # the keys it has but cannot place usually show why (another prefix, another model)
+        raise BackboneError(
+            "model_weights_missing_unplaced", name=name, count=len(missing), keys=_first(missing),
+            unplaced_count=len(unplaced), unplaced=_first(unplaced),
+        )  # fmt: skip
+    if missing:
+        raise BackboneError("model_weights_missing", name=name, count=len(missing), keys=_first(missing))
+    wrong = [key for key in checked if key in found and shapes[found[key]] != expected[key]]
+    if wrong:
+        first = found[wrong[0]]
+        raise BackboneError(
+            "model_weights_shape", name=name, count=len(wrong), keys=_first([found[key] for key in wrong]),
+            first=first, shape=_shape(shapes[first]), expected=_shape(expected[wrong[0]]),
+        )  # fmt: skip
+    if extra:
+        raise BackboneError("model_weights_extra", name=name, count=len(extra), keys=_first(extra))
+    head = [key for key in checked if key.startswith(_HEAD) and key not in found]
+    if head:
+        raise BackboneError("model_no_head", folder=folder, keys=_first(head))
+
+
+def _check_loaded(info: dict, need_head: bool, name: str) -> list[str]:
+    """transformers' own account of the load, checked again: nothing but a new head may start random.
+
+    check_weights has refused such a folder already, so this only fires if the two ever disagree (a transformers
+    upgrade that loads differently). Returns the head's keys that start random.
+    """
+    fresh = sorted([*info["missing_keys"], *(key for key, *_ in info["mismatched_keys"])], key=_natural)
+    random = [key for key in fresh if need_head or not key.startswith(_HEAD)]
+    if random:
+        raise BackboneError("model_weights_missing", name=name, count=len(random), keys=_first(random))
+    return fresh
 
 
 def load_backbone(
@@ -243,24 +414,25 @@ def load_backbone(
         )  # fmt: skip
         return Classifier(_tutorial_head(BertForSequenceClassification(config)), tokenizer, label_names, source)
     folder = resolve_folder(source)
+    name = folder.name if folder == Path(source).expanduser() else source  # a hub id rather than a cache folder
     config = _read_config(folder)
     tokenizer = _tokenizer(folder, config, tokenizer_mode, max_len)
+    check_weights(folder, config, need_head=False, name=name)
+    use_safetensors = _uses_safetensors(folder, trusted=True)
     try:
-        model, info = BertForSequenceClassification.from_pretrained(
-            folder,
-            num_labels=len(label_names),
-            classifier_dropout=dropout,
-            ignore_mismatched_sizes=True,
-            output_loading_info=True,
-            **labels,
-            **_weights_kwargs(folder, trusted=True),
-        )
-    except BackboneError:
-        raise
+        with _quiet_transformers():
+            model, info = BertForSequenceClassification.from_pretrained(
+                folder,
+                num_labels=len(label_names),
+                classifier_dropout=dropout,
+                ignore_mismatched_sizes=True,
+                output_loading_info=True,
+                use_safetensors=use_safetensors,
+                **labels,
+            )
     except Exception as error:
         raise BackboneError("model_weights_failed", folder=folder, reason=_one_line(error)) from None
-    fresh = [*info["missing_keys"], *(key for key, *_ in info["mismatched_keys"])]
-    if any(key.startswith("classifier.") for key in fresh):  # a head from the folder, with these classes, stays
+    if _check_loaded(info, need_head=False, name=name):  # a head from the folder, with these classes, stays
         _tutorial_head(model)
     return Classifier(model, tokenizer, label_names, source)
 
@@ -282,17 +454,19 @@ def load_classifier(folder: str | Path, trusted: bool = True) -> Classifier:
     if not config.id2label or len(config.id2label) < 2:
         raise BackboneError("model_no_classes", folder=folder)
     tokenizer = _tokenizer(folder, config, None, None)
+    # A plain backbone (BertModel) would load too, with a random head and BertConfig's default LABEL_0/LABEL_1.
+    check_weights(folder, config, need_head=True, trusted=trusted)
+    use_safetensors = _uses_safetensors(folder, trusted)
     try:
-        model, info = BertForSequenceClassification.from_pretrained(
-            folder, output_loading_info=True, **_weights_kwargs(folder, trusted)
-        )
-    except BackboneError:
-        raise
+        with _quiet_transformers():
+            model, info = BertForSequenceClassification.from_pretrained(
+                folder,
+                output_loading_info=True,
+                use_safetensors=use_safetensors,
+            )
     except Exception as error:
         raise BackboneError("model_weights_failed", folder=folder, reason=_one_line(error)) from None
-    # A plain backbone (BertModel) loads too, with a random head and BertConfig's default LABEL_0/LABEL_1.
-    if any(key.startswith("classifier.") for key in info["missing_keys"]):
-        raise BackboneError("model_no_head", folder=folder)
+    _check_loaded(info, need_head=True, name=folder.name)
     model.eval()
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     source = getattr(model.config, "kobert_demo_source", str(folder))
@@ -312,7 +486,8 @@ def save_classifier(classifier: Classifier, folder: str | Path) -> None:
     """Weights as safetensors, config with the class names, and the tokenizer files."""
     folder = Path(folder)
     classifier.model.config.kobert_demo_source = classifier.source
-    classifier.model.save_pretrained(folder, safe_serialization=True)
+    with _quiet_transformers():  # no "Writing model shards" bar
+        classifier.model.save_pretrained(folder, safe_serialization=True)
     classifier.tokenizer.save(folder)
 
 

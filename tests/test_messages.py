@@ -63,12 +63,12 @@ def test_english_is_str_and_korean_is_text() -> None:
 
 
 def test_errors_survive_pickling_with_their_key() -> None:
-    inner = BackboneError("model_no_head", folder="/m")
+    inner = BackboneError("model_no_head", folder="/m", keys="c.w")
     from kobert_demo.export import ModelZipError
 
     error = pickle.loads(pickle.dumps(ModelZipError("zip_bad_model", name="m.zip", error=inner)))
     assert type(error) is ModelZipError and error.key == "zip_bad_model"
-    assert str(error) == "m.zip: /m is not a trained classifier: its weights have no classification head."
+    assert str(error) == "m.zip: /m is not a trained classifier: its weights have no classification head (c.w)."
     assert HANGUL.search(error.text("ko")) and "m.zip" in error.text("ko")
 
 

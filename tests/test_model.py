@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import json
 import math
+import resource
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import KOBERT_FILES, VECTORS, sample_rows
-from safetensors.torch import load_file
+from conftest import KOBERT_FILES, REPO, VECTORS, run_cli, sample_rows, write_tsv
+from conftest import TINY_SHAPE as FOLDER_SHAPE
+from safetensors.torch import load_file, save_file
+from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 
+from kobert_demo import model as model_module
 from kobert_demo.config import KOBERT_HUB_ID, TINY
 from kobert_demo.model import (
     TINY_SHAPE,
     BackboneError,
     Classifier,
     PaddingFreeClassifier,
+    _model_key,
     describe_source,
+    expected_shapes,
     load_backbone,
     load_classifier,
     save_classifier,
@@ -359,3 +369,259 @@ def test_padding_free_forward_applies_dropout_in_training(tiny_kobert_folder: Pa
     assert not torch.equal(model(**batch).logits, model(**batch).logits)
     model.eval()
     torch.testing.assert_close(model(**batch).logits, model(**batch).logits)
+
+
+# Strict weights (#11): hub-like layouts load exactly; anything that would leave the encoder or pooler random is refused
+
+# The hub's skt/kobert-base-v1 ships this beside its native spiece.model; KoBertTokenizer ignores it.
+XLNET_TOKENIZER_CONFIG = {
+    "tokenizer_class": "XLNetTokenizer", "do_lower_case": False, "remove_space": True, "keep_accents": False,
+    "bos_token": "[CLS]", "eos_token": "[SEP]", "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+    "cls_token": "[CLS]", "mask_token": "[MASK]", "sp_model_kwargs": {},
+}  # fmt: skip
+
+
+def bert_state(shape: dict = FOLDER_SHAPE, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random BertModel's weights under its own names (no `bert.` prefix), as a BertModel checkpoint holds them."""
+    torch.manual_seed(seed)
+    return BertModel(BertConfig(**shape)).state_dict()
+
+
+def hub_folder(folder: Path, state: dict, pickled: bool = False, shape: dict = FOLDER_SHAPE) -> Path:
+    """A folder laid out like the hub's KoBERT: config.json, the weights (pytorch_model.bin or model.safetensors),
+    KoBERT's SP model and vocab JSON, and an XLNet tokenizer_config.json."""
+    folder.mkdir(parents=True)
+    BertConfig(**shape).save_pretrained(folder)
+    if pickled:
+        torch.save(state, folder / "pytorch_model.bin")
+    else:  # safetensors wants each tensor on its own, dense storage (no tied or expanded ones)
+        save_file({key: value.clone().contiguous() for key, value in state.items()}, folder / "model.safetensors")
+    shutil.copy(KOBERT_FILES.spm, folder)
+    shutil.copy(KOBERT_FILES.vocab, folder)
+    (folder / "tokenizer_config.json").write_text(json.dumps(XLNET_TOKENIZER_CONFIG), encoding="utf-8")
+    return folder
+
+
+def with_pretraining_heads(state: dict) -> dict:
+    """A BertForPreTraining checkpoint: `bert.` before every key, and the MLM / NSP heads (cls.*) beside."""
+    heads = BertForPreTraining(BertConfig(**FOLDER_SHAPE)).state_dict()
+    return {
+        **{f"bert.{key}": value for key, value in state.items()},
+        **{k: v for k, v in heads.items() if k[:4] == "cls."},
+    }
+
+
+def legacy_names(state: dict) -> dict:
+    """An old TF-converted checkpoint: `bert.` prefix, LayerNorm.gamma/beta, and the position_ids buffer."""
+    renamed = {
+        "bert." + key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): value
+        for key, value in state.items()
+    }
+    return {**renamed, "bert.embeddings.position_ids": torch.arange(FOLDER_SHAPE["max_position_embeddings"])[None]}
+
+
+LAYOUTS = {
+    "BertModel pytorch_model.bin": (lambda state: state, True),
+    "BertForPreTraining pytorch_model.bin": (with_pretraining_heads, True),
+    "gamma/beta and position_ids, pytorch_model.bin": (legacy_names, True),
+    "gamma/beta and position_ids, model.safetensors": (legacy_names, False),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_hub_like_layouts_load_their_weights_exactly(tmp_path: Path, layout: str) -> None:
+    transform, pickled = LAYOUTS[layout]
+    state = bert_state()
+    classifier = load_backbone(str(hub_folder(tmp_path / "kobert", transform(state), pickled)), LABELS, 0.1)
+    loaded = classifier.model.bert.state_dict()
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
+    assert classifier.tokenizer.vocab_size == 8002  # the XLNet tokenizer_config.json is ignored
+
+
+def test_sharded_safetensors_load_their_weights_exactly(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(**FOLDER_SHAPE))
+    model.save_pretrained(tmp_path, max_shard_size="100KB")
+    assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
+    shutil.copy(KOBERT_FILES.spm, tmp_path)
+    shutil.copy(KOBERT_FILES.vocab, tmp_path)
+    loaded = load_backbone(str(tmp_path), LABELS, 0.1).model.bert.state_dict()
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded[key], value), key
+
+
+def test_key_names_are_read_as_transformers_loads_them() -> None:
+    """Our reading of checkpoint keys is transformers 5.24's own (core_model_loading.rename_source_key)."""
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+
+    config = BertConfig(**FOLDER_SHAPE)
+    with torch.device("meta"):
+        model = BertForSequenceClassification(config)
+    expected, _ = expected_shapes(config)
+    mapping = get_model_conversion_mapping(model)
+    renamings = [m for m in mapping if isinstance(m, WeightRenaming)]
+    converters = [m for m in mapping if isinstance(m, WeightConverter)]
+    state = bert_state()
+    keys = {*state, *with_pretraining_heads(state), *legacy_names(state), "classifier.weight", "bert.classifier.bias"}
+    keys |= {f"model.{key}" for key in state} | {"encoder.layer.2.output.dense.weight", "embeddings.position_ids"}
+    for key in sorted(keys):
+        theirs, _ = rename_source_key(key, renamings, converters, model.base_model_prefix, model.state_dict())
+        assert _model_key(key, expected) == theirs, key
+
+
+def test_a_hub_like_folder_trains_through_the_cli(tmp_path: Path) -> None:
+    folder = hub_folder(tmp_path / "kobert", legacy_names(bert_state()), pickled=True)
+    train_file = write_tsv(tmp_path / "train.tsv", sample_rows("nsmc/train.tsv", 40))
+    result = run_cli(
+        "train", train_file.name, "--model", folder.name, "--epochs", "1", "--batch-size", "16", "--out", "run",
+        "--precision", "fp32", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "\ndone in " in result.stdout
+    assert [line.split(" | ")[0] for line in result.stderr.splitlines()] == ["model kobert"]  # no warnings
+    assert load_classifier(tmp_path / "run" / "model").label_names == ["0", "1"]
+
+
+def renamed(prefix: str) -> Callable[[dict], dict]:
+    return lambda state: {prefix + key: value for key, value in state.items()}
+
+
+def without(prefix: str) -> Callable[[dict], dict]:
+    return lambda state: {key: value for key, value in state.items() if not key.startswith(prefix)}
+
+
+# (weights, config.json's shape, what the sentence says, a key it names)
+REFUSALS = {
+    "every key under model.": (
+        renamed("model.")(bert_state()), FOLDER_SHAPE,
+        "lacks 39 weight(s) of the BERT encoder its config.json", "holds 39 it cannot place (model.embeddings.",
+    ),
+    "no pooler": (without("pooler.")(bert_state()), FOLDER_SHAPE, "lacks 2 weight(s)", "bert.pooler.dense.weight"),
+    "a layer missing": (
+        without("encoder.layer.1.")(bert_state()), FOLDER_SHAPE,
+        "lacks 16 weight(s)", "bert.encoder.layer.1.attention.self.query.weight",
+    ),
+    "another hidden size": (
+        bert_state(), {**FOLDER_SHAPE, "hidden_size": 64},
+        "weight(s) do not have the shape its config.json implies",
+        "embeddings.word_embeddings.weight is [8002, 32] where the config needs [8002, 64]",
+    ),
+    "more layers than the config": (
+        bert_state({**FOLDER_SHAPE, "num_hidden_layers": 3}), FOLDER_SHAPE,
+        "holds 16 encoder weight(s) its config.json does not describe", "(encoder.layer.2.attention.",
+    ),
+}  # fmt: skip
+
+
+def refused_folder(tmp_path: Path, case: str) -> Path:
+    state, shape, _, _ = REFUSALS[case]
+    return hub_folder(tmp_path / "kobert", state, shape=shape)
+
+
+def one_error_line(result) -> str:
+    """The CLI's one `error: ` line for a refusal (exit status 2, no traceback)."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_weights_that_would_start_random_are_refused(tmp_path: Path, case: str) -> None:
+    _, _, sentence, key = REFUSALS[case]
+    message = backbone_error(refused_folder(tmp_path, case))
+    assert message.startswith("kobert")  # the folder's name, not its path on this machine
+    assert sentence in message and key in message
+    assert str(tmp_path) not in message
+
+
+@pytest.mark.parametrize("case", ["every key under model.", "another hidden size"])
+def test_pickled_weights_are_checked_alike(tmp_path: Path, case: str) -> None:
+    state, shape, sentence, key = REFUSALS[case]
+    message = backbone_error(hub_folder(tmp_path / "kobert", state, pickled=True, shape=shape))
+    assert sentence in message and key in message
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_the_cli_refuses_them_in_one_line(tmp_path: Path, case: str) -> None:
+    _, _, sentence, key = REFUSALS[case]
+    folder = refused_folder(tmp_path, case)
+    train_file = write_tsv(tmp_path / "train.tsv", sample_rows("nsmc/train.tsv", 10))
+    line = one_error_line(run_cli("train", train_file.name, "--model", folder.name, "--out", "run", cwd=tmp_path))
+    assert sentence in line and key in line
+
+
+def test_a_refusal_costs_no_memory(tiny_kobert_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """A config.json for a BERT of 10 billion parameters beside a tiny checkpoint is refused from names and shapes."""
+    folder = Path(shutil.copytree(tiny_kobert_folder, tmp_path / "huge"))
+    edit_config(
+        folder, vocab_size=250_000, hidden_size=4096, num_hidden_layers=48, num_attention_heads=64,
+        intermediate_size=16384, max_position_embeddings=8192,
+    )  # fmt: skip
+
+    def never(*args, **kwargs):
+        raise AssertionError("from_pretrained was called")
+
+    monkeypatch.setattr(BertForSequenceClassification, "from_pretrained", never)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    message = backbone_error(folder)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
+    assert "lacks 736 weight(s)" in message and "bert.encoder.layer.2." in message
+    with pytest.raises(BackboneError, match="lacks 736 weight"):
+        load_classifier(folder)
+
+
+def test_transformers_loading_info_is_checked_too(tmp_path: Path, monkeypatch) -> None:
+    """Belt and braces: were check_weights ever to let a gap through, transformers' own account still refuses it."""
+    monkeypatch.setattr(model_module, "check_weights", lambda *args, **kwargs: None)
+    message = backbone_error(refused_folder(tmp_path, "no pooler"))
+    assert "lacks 2 weight(s)" in message and "bert.pooler.dense.weight" in message
+
+
+def headless_classifier(tiny_kobert_folder: Path, folder: Path) -> Path:
+    """A trained model's folder whose weights lost the classification head."""
+    save_classifier(load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.1), folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("classifier.")}, folder / "model.safetensors")
+    return folder
+
+
+def test_a_trained_model_without_its_head_is_refused(tiny_kobert_folder: Path, tmp_path: Path) -> None:
+    folder = headless_classifier(tiny_kobert_folder, tmp_path / "model")
+    with pytest.raises(BackboneError, match=r"no classification head \(classifier\.weight, classifier\.bias\)"):
+        load_classifier(folder, trusted=False)
+    line = one_error_line(run_cli("predict", "model", "정말 재미있어요", cwd=tmp_path))
+    assert "is not a trained classifier" in line and "classifier.weight" in line
+
+
+def test_a_trained_model_needs_a_head_for_its_classes(tiny_kobert_folder: Path, tmp_path: Path) -> None:
+    save_classifier(load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.1), tmp_path)
+    edit_config(tmp_path, id2label={"0": "a", "1": "b", "2": "c"}, label2id={"a": 0, "b": 1, "c": 2})
+    with pytest.raises(BackboneError, match=r"classifier.weight is \[2, 32\] where the config needs \[3, 32\]"):
+        load_classifier(tmp_path)
+
+
+def test_transformers_logging_is_ours_only_while_we_load(tiny_kobert_folder: Path, tmp_path: Path) -> None:
+    """Importing model.py changes nothing (#13); a load or save quietens transformers and puts it back."""
+    from transformers.utils import logging
+
+    code = "from transformers.utils import logging as l; import kobert_demo.model; "
+    code += "print(l.get_verbosity(), l.is_progress_bar_enabled())"
+    imported = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert imported.stdout.split() == [str(logging.WARNING), "True"]
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_info()
+    try:
+        save_classifier(load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.1), tmp_path)
+        load_classifier(tmp_path)
+        assert logging.get_verbosity() == logging.INFO and logging.is_progress_bar_enabled()
+        with model_module._quiet_transformers():  # overlapping loads (the web app's threads): the last one restores
+            with model_module._quiet_transformers():
+                pass
+            assert logging.get_verbosity() == logging.ERROR and not logging.is_progress_bar_enabled()
+        assert logging.get_verbosity() == logging.INFO and logging.is_progress_bar_enabled()
+    finally:
+        logging.set_verbosity(verbosity)
