@@ -119,6 +119,22 @@ def test_installed_command_tokenizes_offline_from_the_wheel(installed: Path, tmp
     assert json.loads(done.stdout)["ids"] == [vector["ids"]]
 
 
+def test_installed_command_trains_and_predicts(installed: Path, tmp_path: Path) -> None:
+    train = REPO / "tests" / "data" / "movie_ratings" / "train.tsv"
+    test = REPO / "tests" / "data" / "movie_ratings" / "test.tsv"
+    command = [installed / "kobert-demo", "train", train, "--test", test, "--model", "tiny", "--epochs", "1", "--quiet"]
+    done = subprocess.run(
+        [*command, "--out", "run"], cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    predicted = subprocess.run(
+        [installed / "kobert-demo", "predict", "run", "--json", "--", "-_- 별로"],
+        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert json.loads(predicted.stdout)["labels"] == ["긍정", "부정", "중립"]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
