@@ -28,6 +28,7 @@ and equal-score segmentations inside one word (SP adds scores in float32, tokeni
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import unicodedata
 from pathlib import Path
@@ -48,7 +49,7 @@ _CUT = "\u0001"  # grapheme cutter: put before every extender, deleted by the ma
 _FENCE = "\u0002"  # NFC fence: put where SP does not compose, deleted after NFC
 _PROXY = "\ufdd0"  # stands for U+0001/U+0002 typed in whole-mode text, where SP keeps them
 _HANGUL_LV = range(0xAC00, 0xD7A4, 28)  # precomposed syllables without a final: NFC joins a following final jamo
-_EXTENDER = regex.compile(r"[\p{Grapheme_Cluster_Break=Extend}\p{Grapheme_Cluster_Break=ZWJ}\p{Grapheme_Cluster_Break=SpacingMark}]")
+_EXTENDER = regex.compile(r"\p{GCB=Extend}|\p{GCB=ZWJ}|\p{GCB=SpacingMark}")
 
 # Varied on purpose: each line once caught a wrong design (compatibility jamo, … and ㈜ through NFKC, fullwidth
 # forms, emoji with ZWJ and skin tones, odd spaces, literal special tokens, decomposed Hangul and Latin).
@@ -67,6 +68,9 @@ CHECK_SENTENCES = [
     "",
     "   ",
 ]
+
+
+_BUILT: dict[tuple, str] = {}  # the last tokenizer.json written, by tokenizer
 
 
 class NotExact(ValueError):
@@ -190,8 +194,10 @@ def _normalizer(proto: sp_pb.ModelProto, mode: str, pieces: list[str]) -> normal
         out = v
         if v and c not in continuations and (unicodedata.combining(v[0]) or v[0] in joins_prev):
             out = _FENCE + out
-        if v and c not in firsts and (
-            unicodedata.combining(v[-1]) or v[-1] in joins_next or unicodedata.normalize("NFD", v[-1]) != v[-1]
+        if (
+            v
+            and c not in firsts
+            and (unicodedata.combining(v[-1]) or v[-1] in joins_next or unicodedata.normalize("NFD", v[-1]) != v[-1])
         ):
             out += _FENCE
         if mode == "gluonnlp" and _PUNCT_OR_CJK.match(c):
@@ -199,7 +205,8 @@ def _normalizer(proto: sp_pb.ModelProto, mode: str, pieces: list[str]) -> normal
         if out != c:
             main[c] = out
     cut = {chr(c): _CUT + chr(c) for c in _extenders() if chr(c) not in gone}
-    steps = [normalizers.Replace(Regex(_class(chars)), into) for chars, into in ((proxy, _PROXY), (removed, "")) if chars]
+    early_steps = ((proxy, _PROXY), (removed, ""))
+    steps = [normalizers.Replace(Regex(_class(chars)), into) for chars, into in early_steps if chars]
     steps += [
         normalizers.Replace(Regex(_class(spaced)), " "),
         normalizers.Prepend(" "),  # a cluster must not start with an extender: the cutter would drop the next one
@@ -305,17 +312,28 @@ def config(tok: KoBertTokenizer) -> dict:
     }
 
 
+def _checked(tok: KoBertTokenizer) -> str:
+    """tok's tokenizer.json after the self-check. Cached: a training run saves its model after every epoch, and a
+    build takes about 8 s on one core."""
+    key = (hashlib.sha256(tok.spm_proto).digest(), tuple(tok.idx_to_token), tok.unk_id, tok.mode, tok.max_len)
+    if key not in _BUILT:
+        hf = build(tok)
+        wrong = differences(tok, hf, CHECK_SENTENCES)
+        if wrong:
+            raise NotExact(f"its tokenizer.json would give other ids than ours for {wrong[0][:60]!r}")
+        _BUILT.clear()
+        _BUILT[key] = hf.to_str()
+    return _BUILT[key]
+
+
 def save_for_transformers(tok: KoBertTokenizer, folder: str | Path) -> str | None:
     """Write tokenizer.json + tokenizer_config.json if they reproduce tok on CHECK_SENTENCES; else the reason."""
     folder = Path(folder)
     try:
-        hf = build(tok)
+        text = _checked(tok)
     except NotExact as error:
         return str(error)
-    wrong = differences(tok, hf, CHECK_SENTENCES)
-    if wrong:
-        return f"its tokenizer.json would give other ids than ours for {wrong[0][:60]!r}"
     folder.mkdir(parents=True, exist_ok=True)
-    hf.save(str(folder / TOKENIZER_FILE))
+    (folder / TOKENIZER_FILE).write_text(text, encoding="utf-8")
     (folder / CONFIG_FILE).write_text(json.dumps(config(tok), indent=2) + "\n", encoding="utf-8")
     return None
