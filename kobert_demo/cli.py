@@ -201,6 +201,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     path, diff = export_model(open_run(args.run), args.out, args.format)
     check = f" (probabilities within {diff:.2e} of PyTorch)" if diff is not None else ""
     print(f"exported {args.format} to {path}{check}")
+    if args.format == "transformers" and not (path / "tokenizer.json").is_file():
+        from .hf_tokenizer import save_for_transformers
+        from .tokenizer import KoBertTokenizer
+
+        reason = save_for_transformers(KoBertTokenizer.from_folder(path), path)
+        if reason:
+            print(f"no tokenizer.json for plain transformers: {reason}; load the tokenizer with kobert_demo")
     return 0
 
 

@@ -25,6 +25,8 @@ from transformers.utils import logging as transformers_logging
 
 from .config import KOBERT_HUB_ID, TINY
 from .errors import BackboneError
+from .hf_tokenizer import WRITTEN_FILES as HF_TOKENIZER_FILES
+from .hf_tokenizer import save_for_transformers
 from .tokenizer import CLS, MASK, PAD, SEP, UNK, KoBertTokenizer
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -482,13 +484,20 @@ def freeze_lower_layers(model: BertForSequenceClassification, trainable: int) ->
     return frozen
 
 
-def save_classifier(classifier: Classifier, folder: str | Path) -> None:
-    """Weights as safetensors, config with the class names, and the tokenizer files."""
+def save_classifier(classifier: Classifier, folder: str | Path) -> str | None:
+    """Weights as safetensors, config with the class names, and the tokenizer files: ours, and tokenizer.json +
+    tokenizer_config.json for plain transformers when they reproduce ours exactly (else None of those and the
+    reason is returned)."""
     folder = Path(folder)
     classifier.model.config.kobert_demo_source = classifier.source
     with _quiet_transformers():  # no "Writing model shards" bar
         classifier.model.save_pretrained(folder, safe_serialization=True)
     classifier.tokenizer.save(folder)
+    reason = save_for_transformers(classifier.tokenizer, folder)
+    if reason:
+        for name in HF_TOKENIZER_FILES:  # a stale tokenizer.json from an earlier save would be wrong now
+            (folder / name).unlink(missing_ok=True)
+    return reason
 
 
 def train_tiny_tokenizer(texts: list[str], mode: str, max_len: int, seed: int = 42) -> KoBertTokenizer:
