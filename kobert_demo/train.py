@@ -371,6 +371,7 @@ def _train(
 
     # Train
     start, step, kept_epoch, kept_test = time.time(), 0, None, None
+    plain_transformers: str | None = None  # why the model folder has no tokenizer.json, if it has none
     stopped = False
     for epoch in range(1, config.epochs + 1):
         train_mode(model, frozen)
@@ -411,7 +412,7 @@ def _train(
         test = classification_metrics(truth, predicted, splits.label_names)
         kept_epoch, kept_test = epoch, test
         if run:
-            save_classifier(
+            plain_transformers = save_classifier(
                 Classifier(accelerator.unwrap_model(model).model, tokenizer, splits.label_names, config.model),
                 run.model_dir,
             )
@@ -425,14 +426,22 @@ def _train(
     elapsed = round(time.time() - start, 3)
     done = DoneEvent(state, kept_epoch, kept_test, elapsed, str(run.path) if run else None)
     if run:
-        run.write_card(model_card(config, splits, done, precision, accelerator.num_processes))
+        card = model_card(config, splits, done, precision, accelerator.num_processes, plain_transformers)
+        run.write_card(card)
         reason = None if kept_epoch or not stopped else "stopped before the first epoch ended; no model was kept"
         run.set_status(state, reason)
     yield done
 
 
-def model_card(config: TrainConfig, splits: Splits, done: DoneEvent, precision: str, processes: int) -> str:
-    """A short README for the run folder and its export."""
+def model_card(
+    config: TrainConfig,
+    splits: Splits,
+    done: DoneEvent,
+    precision: str,
+    processes: int,
+    no_tokenizer_json: str | None = None,
+) -> str:
+    """A short README for the run folder and its export; no_tokenizer_json: why plain transformers cannot tokenize."""
     lines = [
         "# KoBERT Demo classifier",
         "",
@@ -452,6 +461,22 @@ def model_card(config: TrainConfig, splits: Splits, done: DoneEvent, precision: 
         ]
         for name, m in done.test["per_class"].items():
             lines.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
+    if done.kept_epoch:
+        lines += ["", "## Use it with plain transformers", ""]
+        if no_tokenizer_json:
+            lines.append(f"No tokenizer.json ({no_tokenizer_json}): tokenize with `kobert_demo` (`Predictor.load`).")
+        else:
+            lines += [
+                "The model folder (or the unpacked export) loads without kobert_demo. `truncation=True` cuts sentences "
+                f"at {config.max_len} tokens, as in training; the pipeline does not truncate by default.",
+                "",
+                "```python",
+                "from transformers import pipeline",
+                "",
+                'classify = pipeline("text-classification", model="PATH/TO/THIS/MODEL", top_k=None, truncation=True)',
+                'print(classify("이 영화 정말 재밌어요"))',
+                "```",
+            ]
     lines += [
         "",
         "## Hyperparameters",

@@ -148,6 +148,8 @@ def test_run_folder_of_trained_run(trained_run: TrainedRun) -> None:
     assert f"Test accuracy: {done.test['accuracy']:.4f}" in card
     assert f"model kept: epoch {done.kept_epoch} (the last completed one" in card
     assert "Training rows: 1200; test rows: 300 (file)" in card
+    assert 'pipeline("text-classification"' in card and "truncation=True" in card  # its tokenizer.json was written
+    assert (run.model_dir / "tokenizer.json").is_file()
 
 
 def test_tiny_learns_nsmc(trained_run: TrainedRun) -> None:
