@@ -154,7 +154,13 @@ def _sp_rules(proto: sp_pb.ModelProto) -> list[tuple[str, str]]:
 
 def _compile(rules: dict[str, str]) -> bytes:
     """A SentencePiece precompiled charsmap for these single-character rules."""
-    normalizer = spm.SentencePieceNormalizer(norm_map=sorted(rules.items()))
+    # The builder logs "Loading CharsMap ..." lines (and absl's preamble) to stderr at INFO: they would reach the
+    # CLI's stderr on every saved model. Errors only while it runs; 0 (INFO) is sentencepiece's default.
+    spm.set_min_log_level(2)
+    try:
+        normalizer = spm.SentencePieceNormalizer(norm_map=sorted(rules.items()))
+    finally:
+        spm.set_min_log_level(0)
     spec = sp_pb.NormalizerSpec()
     spec.ParseFromString(normalizer.serialized_normalizer_spec())
     return spec.precompiled_charsmap

@@ -19,8 +19,9 @@ from typing import NamedTuple
 
 import pytest
 import torch
+from sentencepiece import sentencepiece_model_pb2 as sp_pb
 
-from kobert_demo.tokenizer import ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB
+from kobert_demo.tokenizer import CLS, MASK, ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB, PAD, SEP, UNK
 
 # One intra-op thread: on a shared 2-core machine two spinning threads per process make the tiny trainings several
 # times slower (and their timings erratic); results are the same.
@@ -64,6 +65,22 @@ def make_model_folder(folder: Path, shape: dict, seed: int = 0) -> Path:
     shutil.copy(KOBERT_FILES.spm, folder)
     shutil.copy(KOBERT_FILES.vocab, folder)
     return folder
+
+
+def native_kobert_proto() -> bytes:
+    """The hub's spiece.model: the original SP model with its pieces in KoBERT id order, [UNK]..[MASK] first."""
+    proto = sp_pb.ModelProto()
+    proto.ParseFromString(KOBERT_FILES.spm.read_bytes())
+    vocab = json.loads(KOBERT_FILES.vocab.read_text(encoding="utf-8"))
+    kinds = sp_pb.ModelProto.SentencePiece
+    scores = {p.piece: p.score for p in proto.pieces if p.type == kinds.NORMAL}
+    special = {UNK: kinds.UNKNOWN, PAD: kinds.CONTROL, CLS: kinds.CONTROL, SEP: kinds.CONTROL, MASK: kinds.CONTROL}
+    del proto.pieces[:]
+    for token in vocab["idx_to_token"]:
+        proto.pieces.add(piece=token, score=scores.get(token, 0.0), type=special.get(token, kinds.NORMAL))
+    proto.trainer_spec.unk_id, proto.trainer_spec.pad_id = 0, 1
+    proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 2, 3
+    return proto.SerializeToString()
 
 
 def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:

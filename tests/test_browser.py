@@ -90,7 +90,7 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
 
     # Upload: summary, detected columns, class plot
     page.locator("#train-file input[type=file]").set_input_files(str(DATA / "movie_ratings" / "train.tsv"))
-    expect(page.locator("#train-summary")).to_contain_text("1,000행 읽음", timeout=30_000)
+    expect(page.locator("#train-summary")).to_contain_text("300행 읽음", timeout=30_000)
     expect(page.locator("#train-summary")).to_contain_text("클래스 3개")
     expect(page.locator("#class-plot")).to_contain_text("중립")
 
@@ -114,14 +114,14 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
     expect(page.locator("#run-status")).to_contain_text("학습 중", timeout=60_000)
     expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 6 loss"), timeout=60_000)
     before = log_lines(page)
-    expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 21 "), timeout=60_000)
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 2 batch id 6 "), timeout=60_000)
     wait_until(lambda: log_lines(page) > before, timeout=60)  # the log grows while we watch
     expect(page.locator("#step-plot")).to_contain_text("손실", timeout=30_000)  # the plot's legend
     expect(page.locator("#run-progress")).to_contain_text(re.compile(r"에폭 \d+/40"))  # tiny may be past epoch 1
     expect(page.locator("#run-metrics")).to_contain_text("정확도", timeout=120_000)
     expect(page.locator("#epoch-plot")).to_contain_text("테스트")
 
-    # Stop: within seconds, the best completed epoch is kept
+    # Stop: within seconds, the last completed epoch is kept
     page.locator("#stop").click()
     expect(page.locator("#run-status")).to_contain_text("중지됨", timeout=30_000)
     expect(page.locator("#run-log textarea")).to_have_value(re.compile("stopped in"), timeout=15_000)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import random
 import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import DATA, KOBERT_FILES
-from sentencepiece import sentencepiece_model_pb2 as sp_pb
+from conftest import DATA, native_kobert_proto
 
 from kobert_demo import hf_tokenizer
 from kobert_demo.data import read_table
-from kobert_demo.tokenizer import CLS, MASK, PAD, SEP, UNK, KoBertTokenizer
+from kobert_demo.tokenizer import KoBertTokenizer
 
 LONG = 100_000  # no truncation: compare every piece
 
@@ -43,22 +41,6 @@ def random_texts(count: int, seed: int = 0) -> list[str]:
     for _ in range(count):
         texts.append("".join(rng.choice(rng.choice(pools)) for _ in range(rng.randint(1, 40))))
     return texts
-
-
-def native_kobert_proto() -> bytes:
-    """The hub's spiece.model: the original SP model with its pieces in KoBERT id order, [UNK]..[MASK] first."""
-    proto = sp_pb.ModelProto()
-    proto.ParseFromString(KOBERT_FILES.spm.read_bytes())
-    vocab = json.loads(KOBERT_FILES.vocab.read_text(encoding="utf-8"))
-    kinds = sp_pb.ModelProto.SentencePiece
-    scores = {p.piece: p.score for p in proto.pieces if p.type == kinds.NORMAL}
-    special = {UNK: kinds.UNKNOWN, PAD: kinds.CONTROL, CLS: kinds.CONTROL, SEP: kinds.CONTROL, MASK: kinds.CONTROL}
-    del proto.pieces[:]
-    for token in vocab["idx_to_token"]:
-        proto.pieces.add(piece=token, score=scores.get(token, 0.0), type=special.get(token, kinds.NORMAL))
-    proto.trainer_spec.unk_id, proto.trainer_spec.pad_id = 0, 1
-    proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 2, 3
-    return proto.SerializeToString()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import KOBERT_FILES, REPO, VECTORS, run_cli, sample_rows, write_tsv
+from conftest import KOBERT_FILES, REPO, VECTORS, native_kobert_proto, run_cli, sample_rows, write_tsv
 from conftest import TINY_SHAPE as FOLDER_SHAPE
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
@@ -483,6 +483,38 @@ def test_a_hub_like_folder_trains_through_the_cli(tmp_path: Path) -> None:
     assert "\ndone in " in result.stdout
     assert [line.split(" | ")[0] for line in result.stderr.splitlines()] == ["model kobert"]  # no warnings
     assert load_classifier(tmp_path / "run" / "model").label_names == ["0", "1"]
+
+
+def test_the_hubs_layout_trains_and_its_export_reads_right_in_plain_transformers(tmp_path: Path) -> None:
+    """skt/kobert-base-v1's layout: a BertModel pytorch_model.bin, the native 8002-piece spiece.model and an XLNet
+    tokenizer_config.json. It trains through the CLI; the export tokenizes like KoBERT and classifies like us in
+    plain transformers, sentences longer than max_len and sentences starting with - included."""
+    from transformers import AutoTokenizer, pipeline
+
+    from kobert_demo.predict import Predictor
+
+    folder = hub_folder(tmp_path / "kobert-base-v1", bert_state(), pickled=True)
+    (folder / KOBERT_FILES.spm.name).unlink()
+    (folder / KOBERT_FILES.vocab.name).unlink()
+    (folder / "spiece.model").write_bytes(native_kobert_proto())
+    train_file = write_tsv(tmp_path / "train.tsv", sample_rows("nsmc/train.tsv", 40))
+    trained = run_cli(
+        "train", train_file.name, "--model", folder.name, "--epochs", "1", "--batch-size", "16", "--max-len", "32",
+        "--out", "run", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    exported = run_cli("export", "run", "--format", "transformers", "--out", "hf", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert "no tokenizer.json" not in exported.stdout
+
+    texts = [text for text, _ in sample_rows("nsmc/test.tsv", 30)]
+    texts += ["-_- 별로", "ㅋㅋㅋㅋㅋㅋ 굳…… ㈜", "아주 긴 리뷰 " * 30, "[CLS] 그대로"]
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tokenizer(texts, truncation=True)["input_ids"] == KoBertTokenizer.original(max_len=32).encode_batch(texts)
+    classify = pipeline("text-classification", model=str(tmp_path / "hf"), top_k=None, truncation=True)
+    ours = Predictor.load(tmp_path / "run", backend="torch").predict(texts)
+    for theirs, mine in zip(classify(texts), ours):
+        assert {row["label"]: row["score"] for row in theirs} == pytest.approx(mine, abs=0.01)
 
 
 def renamed(prefix: str) -> Callable[[dict], dict]:
