@@ -264,12 +264,15 @@ SERVING_BATCH = 64  # Predictor's batch size
 def memory_estimate(params: int, config: BertConfig, max_len: int, checkpoint_bytes: int, training: bool) -> int:
     """The bytes a model takes at its peak, from its config and checkpoint size alone.
 
-    fp32 weights (4 bytes a parameter), plus the checkpoint as read while loading (from_pretrained copies it into
-    the model), plus, when training, gradients and AdamW's two moments (12 bytes a parameter), plus one batch's
-    largest activations: 64 rows of max_len tokens through the feed-forward layer and the attention scores,
-    4 x 64 x max_len x (intermediate_size + heads x max_len) bytes.
+    Per parameter 8 bytes when serving (fp32 weights, and the `auto` backend's int8 copy and quantization
+    temporaries while it checks int8 against fp32) or 16 when training (fp32 weights, gradients and AdamW's two
+    moments); plus the checkpoint as read while loading (from_pretrained copies it into the model); plus one batch's
+    largest activations, 64 rows of max_len tokens through the feed-forward layer and the attention scores:
+    4 x 64 x max_len x (intermediate_size + heads x max_len) bytes. Measured on a KoBERT-shaped classifier
+    (92M parameters, max_len 64, a batch of 64): serving with `auto` took 1,180 MB of peak RSS (the estimate says
+    1,115 MB), with `torch` 531 MB.
     """
-    state = (16 if training else 4) * params
+    state = (16 if training else 8) * params
     activations = 4 * SERVING_BATCH * max_len * (config.intermediate_size + config.num_attention_heads * max_len)
     return state + checkpoint_bytes + activations
 
