@@ -7,6 +7,7 @@ a cap on the unpacked size and the number of files (zip bombs); the config is ch
 
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 import tempfile
@@ -17,6 +18,7 @@ from .errors import BackboneError, UserFacingError
 from .model import Classifier, load_classifier
 from .predict import CHECK_SENTENCES
 from .runs import Run, RunError
+from .tokenizer import SETTINGS_FILE
 
 ALLOWED_SUFFIXES = (".safetensors", ".json", ".model", ".md", ".txt")
 MAX_FILES = 50
@@ -112,18 +114,42 @@ def _export_onnx(classifier: Classifier, target: Path) -> float:
     return diff
 
 
+# The files a model folder is read from (model.py, tokenizer.py) plus its card; anything else in a zip is skipped
+# unread: the training config, notes, an unused 1 GiB member.
+MODEL_FILES = {
+    "config.json", "model.safetensors", "kobert_tokenizer.json", "tokenizer.json", "tokenizer_config.json", "README.md",
+}  # fmt: skip
+MAX_SETTINGS_BYTES = 64 * 1024  # kobert_tokenizer.json, read before unpacking to learn its file names; ours is 100 B
+RATIO_FLOOR_BYTES = 1024 * 1024  # smaller files may compress as they like (a 4 KB JSON of spaces: 100x)
+
+
+def _needed(archive: zipfile.ZipFile, flat: dict[str, zipfile.ZipInfo]) -> set[str]:
+    """The flat names a model folder reads: MODEL_FILES, the SentencePiece *.model, the vocab JSON."""
+    needed = {name for name in flat if name in MODEL_FILES or name.endswith(".model")}
+    needed |= {name for name in flat if name.endswith(".json") and "vocab" in name.lower()}
+    settings = flat.get(SETTINGS_FILE)
+    if settings is not None and settings.file_size <= MAX_SETTINGS_BYTES:
+        try:
+            named = json.loads(archive.read(settings))
+        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError):
+            named = None  # the tokenizer refuses it with its own sentence once unpacked
+        if isinstance(named, dict):
+            needed |= {Path(value).name for value in named.values() if isinstance(value, str)} & set(flat)
+    return needed
+
+
 def _checked_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipInfo, str]]:
-    """(entry, flat file name) for every file, after refusing anything unsafe; folders inside are flattened."""
+    """(entry, flat file name) for every file a model needs, after refusing anything unsafe; folders are flattened.
+
+    Every entry is checked for unsafe paths, links and pickles; only the needed files are then checked for size and
+    compression ratio, each on its own (a bomb hidden beside real weights is caught), and unpacked.
+    """
     entries = [info for info in archive.infolist() if not info.is_dir()]
     if not entries:
         raise ModelZipError("zip_empty", name=name)
     if len(entries) > MAX_FILES:
         raise ModelZipError("zip_too_many_files", name=name, files=len(entries), limit=MAX_FILES)
-    total = sum(info.file_size for info in entries)
-    packed = max(1, sum(info.compress_size for info in entries))
-    if total > MAX_UNPACKED_BYTES or total / packed > MAX_RATIO:
-        raise ModelZipError("zip_bomb", name=name, unpacked_mb=total / 2**20, packed_mb=packed / 2**20)
-    checked, seen = [], set()
+    flat: dict[str, zipfile.ZipInfo] = {}
     for info in entries:
         path = PurePosixPath(info.filename.replace("\\", "/"))
         if path.is_absolute() or ".." in path.parts or (info.filename[1:2] == ":"):
@@ -134,17 +160,30 @@ def _checked_members(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.
             raise ModelZipError("zip_pickle", name=name, file=path.name)
         if path.suffix not in ALLOWED_SUFFIXES:
             continue  # neither read nor unpacked
-        if path.name in seen:
+        if path.name in flat:
             raise ModelZipError("zip_duplicate", name=name, file=path.name)
-        seen.add(path.name)
-        checked.append((info, path.name))
+        flat[path.name] = info
+    checked = [(flat[file], file) for file in sorted(_needed(archive, flat))]
+    for info, file in checked:
+        if info.file_size > RATIO_FLOOR_BYTES and info.file_size / max(1, info.compress_size) > MAX_RATIO:
+            raise ModelZipError(
+                "zip_bomb_file", name=name, file=file, unpacked_mb=info.file_size / 2**20,
+                packed_mb=info.compress_size / 2**20,
+            )  # fmt: skip
+    total = sum(info.file_size for info, _ in checked)
+    packed = max(1, sum(info.compress_size for info, _ in checked))
+    if total > MAX_UNPACKED_BYTES or total / packed > MAX_RATIO:
+        raise ModelZipError("zip_bomb", name=name, unpacked_mb=total / 2**20, packed_mb=packed / 2**20)
     return checked
 
 
-def import_zip(zip_path: str | Path, dest_root: str | Path | None = None) -> Path:
-    """Unpack an untrusted model zip into a fresh folder and return it; ModelZipError for anything refused."""
+def import_zip(zip_path: str | Path, dest_root: str | Path | None = None, name: str = "") -> Path:
+    """Unpack an untrusted model zip into a fresh folder and return it; ModelZipError for anything refused.
+
+    name: how errors call the zip (default: its file name), e.g. the name a visitor uploaded it as.
+    """
     zip_path = Path(zip_path)
-    name = zip_path.name
+    name = name or zip_path.name
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError):
@@ -163,15 +202,17 @@ def import_zip(zip_path: str | Path, dest_root: str | Path | None = None) -> Pat
                     shutil.copyfileobj(source, target, 1024 * 1024)
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             shutil.rmtree(folder, ignore_errors=True)
-            raise ModelZipError("zip_damaged", name=name, reason=str(error)) from None
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)  # no server path
+            raise ModelZipError("zip_damaged", name=name, reason=reason) from None
     return folder
 
 
-def load_zip(zip_path: str | Path, dest_root: str | Path | None = None) -> Classifier:
-    """An uploaded model zip as a classifier, read as untrusted input."""
-    folder = import_zip(zip_path, dest_root)
+def load_zip(zip_path: str | Path, dest_root: str | Path | None = None, name: str = "") -> Classifier:
+    """An uploaded model zip as a classifier, read as untrusted input; name: how errors call it (see import_zip)."""
+    name = name or Path(zip_path).name
+    folder = import_zip(zip_path, dest_root, name)
     try:
-        return load_classifier(folder, trusted=False)
+        return load_classifier(folder, trusted=False, name=name)
     except BackboneError as error:
         shutil.rmtree(folder, ignore_errors=True)
-        raise ModelZipError("zip_bad_model", name=Path(zip_path).name, error=error) from None
+        raise ModelZipError("zip_bad_model", name=name, error=error) from None

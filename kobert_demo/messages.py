@@ -215,6 +215,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{path} has {setting}={value!r}; expected a whole number from 1 to {high}.",
         "{path} 의 {setting}={value!r} 이(가) 잘못되었습니다. 1부터 {high}까지의 정수여야 합니다.",
     ),
+    "model_too_many_classes": (
+        "{path} names {classes:,} classes; a model may have at most {limit:,}.",
+        "{path} 에 클래스가 {classes:,}개 있습니다. 모델의 클래스는 {limit:,}개까지만 허용됩니다.",
+    ),
+    "model_too_big": (
+        "{name} would take about {need_mb:,} MB of memory ({params:,} parameters); this server allows {limit_mb:,} MB"
+        " per model (KOBERT_DEMO_MAX_MODEL_MB).",
+        "{name} 은(는) 메모리가 약 {need_mb:,} MB 필요합니다 (매개변수 {params:,}개). 이 서버는 모델 하나에"
+        " {limit_mb:,} MB까지만 허용합니다 (KOBERT_DEMO_MAX_MODEL_MB).",
+    ),
     "model_heads": (
         "{path}: hidden_size must be a multiple of num_attention_heads.",
         "{path}: hidden_size는 num_attention_heads의 배수여야 합니다.",
@@ -318,6 +328,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "zip_bomb": (
         "{name} would unpack to {unpacked_mb:.0f} MB from {packed_mb:.1f} MB; refused as a zip bomb.",
         "{name} 은(는) {packed_mb:.1f} MB에서 {unpacked_mb:.0f} MB로 풀리므로 zip 폭탄으로 보고 거부했습니다.",
+    ),
+    "zip_bomb_file": (
+        "{name}: {file} would unpack to {unpacked_mb:.0f} MB from {packed_mb:.1f} MB; refused as a zip bomb.",
+        "{name}: {file} 은(는) {packed_mb:.1f} MB에서 {unpacked_mb:.0f} MB로 풀리므로 zip 폭탄으로 보고 거부했습니다.",
     ),
     "zip_unsafe_path": (
         "{name} has an entry with an unsafe path ({entry}); refused.",

@@ -6,8 +6,10 @@ exactly `BertForSequenceClassification` with `classifier_dropout`, so plain tran
 
 from __future__ import annotations
 
+import copy
 import io
 import json
+import math
 import re
 import threading
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from .config import KOBERT_HUB_ID, TINY
 from .errors import BackboneError
 from .hf_tokenizer import WRITTEN_FILES as HF_TOKENIZER_FILES
 from .hf_tokenizer import save_for_transformers
+from .settings import limits
 from .tokenizer import CLS, MASK, PAD, SEP, UNK, KoBertTokenizer
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -179,47 +182,113 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def _read_config(folder: Path) -> BertConfig:
+def _reason(error: Exception, folder: Path, name: str) -> str:
+    """An exception's message on one line, with folder's server path shown as name (the path may be a temp dir)."""
+    text = _one_line(error)
+    for path in sorted({str(folder), str(folder.resolve())}, key=len, reverse=True):
+        text = text.replace(path, name)
+    return text
+
+
+# What config.json may ask for: KoBERT is 8002/768/12/12/3072/512/2; BERT-large is 1024/24/16/4096; the largest
+# multilingual vocabularies hold about 250,000 pieces. The memory budget (check_memory) bounds their product.
+CONFIG_LIMITS = {
+    "vocab_size": 250_000,
+    "hidden_size": 4096,
+    "num_hidden_layers": 48,
+    "num_attention_heads": 64,
+    "intermediate_size": 16_384,
+    "max_position_embeddings": 8192,
+    "type_vocab_size": 16,
+}
+MAX_CLASSES = 1_000
+
+
+def _read_config(folder: Path, name: str) -> BertConfig:
+    """folder's config.json as a BertConfig whose every size is in CONFIG_LIMITS; name: how errors call folder."""
     path = folder / "config.json"
+    shown = f"{name}/config.json"
     if not path.is_file():
-        raise BackboneError("model_no_config", folder=folder)
+        raise BackboneError("model_no_config", folder=name)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise BackboneError("model_config_not_json", path=path) from None
+        raise BackboneError("model_config_not_json", path=shown) from None
     if not isinstance(raw, dict):
-        raise BackboneError("model_config_not_object", path=path)
+        raise BackboneError("model_config_not_object", path=shown)
     if raw.get("model_type", "bert") != "bert":
-        raise BackboneError("model_not_bert", path=path, model_type=raw.get("model_type"))
+        raise BackboneError("model_not_bert", path=shown, model_type=raw.get("model_type"))
+    sizes = {**BertConfig().to_dict(), **raw}
+    for key, high in CONFIG_LIMITS.items():  # before BertConfig, which divides by num_attention_heads
+        value = sizes[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= high:
+            raise BackboneError("model_config_out_of_range", path=shown, setting=key, value=value, high=high)
+    if sizes["hidden_size"] % sizes["num_attention_heads"]:
+        raise BackboneError("model_heads", path=shown)
     try:
         config = BertConfig.from_dict(raw)
     except Exception as error:
-        raise BackboneError("model_bad_config", path=path, reason=_one_line(error)) from None
-    limits = {
-        "vocab_size": 250_000,
-        "hidden_size": 4096,
-        "num_hidden_layers": 48,
-        "max_position_embeddings": 8192,
-    }
-    for key, high in limits.items():
-        value = getattr(config, key)
-        if not isinstance(value, int) or not 0 < value <= high:
-            raise BackboneError("model_config_out_of_range", path=path, setting=key, value=value, high=high)
-    if config.hidden_size % config.num_attention_heads:
-        raise BackboneError("model_heads", path=path)
+        raise BackboneError("model_bad_config", path=shown, reason=_reason(error, folder, name)) from None
+    if config.num_labels > MAX_CLASSES:
+        raise BackboneError("model_too_many_classes", path=shown, classes=config.num_labels, limit=MAX_CLASSES)
     return config
 
 
-def _tokenizer(folder: Path, config: BertConfig, mode: str | None, max_len: int | None) -> KoBertTokenizer:
+def _tokenizer(folder: Path, config: BertConfig, mode: str | None, max_len: int | None, name: str) -> KoBertTokenizer:
+    """folder's KoBERT tokenizer, its max_len clamped to the positions the model has."""
     try:
         tokenizer = KoBertTokenizer.from_folder(folder, mode=mode, max_len=max_len)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise BackboneError("model_tokenizer_failed", folder=folder, reason=str(error)) from None
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
+        raise BackboneError("model_tokenizer_failed", folder=name, reason=_reason(error, folder, name)) from None
     if tokenizer.vocab_size > config.vocab_size:
         raise BackboneError(
-            "model_tokenizer_mismatch", folder=folder, tokens=tokenizer.vocab_size, model_tokens=config.vocab_size
+            "model_tokenizer_mismatch", folder=name, tokens=tokenizer.vocab_size, model_tokens=config.vocab_size
         )
+    # Longer inputs would index past the position embeddings; a shorter max_len only truncates sooner.
+    tokenizer.max_len = min(tokenizer.max_len, config.max_position_embeddings)
     return tokenizer
+
+
+def parameter_count(config: BertConfig, num_labels: int | None = None) -> int:
+    """BertForSequenceClassification(config)'s weights, counted on the meta device (no memory)."""
+    if num_labels is not None and num_labels != config.num_labels:
+        config = copy.deepcopy(config)
+        config.num_labels = num_labels
+    weights, _ = expected_shapes(config)
+    return sum(math.prod(shape) for shape in weights.values())
+
+
+SERVING_BATCH = 64  # Predictor's batch size
+
+
+def memory_estimate(params: int, config: BertConfig, max_len: int, checkpoint_bytes: int, training: bool) -> int:
+    """The bytes a model takes at its peak, from its config and checkpoint size alone.
+
+    Per parameter 8 bytes when serving (fp32 weights, and the `auto` backend's int8 copy and quantization
+    temporaries while it checks int8 against fp32) or 16 when training (fp32 weights, gradients and AdamW's two
+    moments); plus the checkpoint as read while loading (from_pretrained copies it into the model); plus one batch's
+    largest activations, 64 rows of max_len tokens through the feed-forward layer and the attention scores:
+    4 x 64 x max_len x (intermediate_size + heads x max_len) bytes. Measured on a KoBERT-shaped classifier
+    (92M parameters, max_len 64, a batch of 64): serving with `auto` took 1,180 MB of peak RSS (the estimate says
+    1,115 MB), with `torch` 531 MB.
+    """
+    state = (16 if training else 8) * params
+    activations = 4 * SERVING_BATCH * max_len * (config.intermediate_size + config.num_attention_heads * max_len)
+    return state + checkpoint_bytes + activations
+
+
+def check_memory(folder: Path, config: BertConfig, max_len: int, name: str, *, training: bool, trusted: bool,
+                 num_labels: int | None = None) -> int:  # fmt: skip
+    """Refuse a model whose memory_estimate is over the budget (KOBERT_DEMO_MAX_MODEL_MB); returns the estimate."""
+    params = parameter_count(config, num_labels)
+    checkpoint = sum(path.stat().st_size for path in _weight_files(folder, trusted, name))
+    need = memory_estimate(params, config, max_len, checkpoint, training)
+    budget = limits().max_model_bytes
+    if need > budget:
+        raise BackboneError(
+            "model_too_big", name=name, params=params, need_mb=math.ceil(need / 2**20), limit_mb=budget // 2**20
+        )
+    return need
 
 
 # How many of our loads and saves are quietening transformers now (the web app's threads may overlap), and the
@@ -261,7 +330,7 @@ _HEAD = "classifier."
 _SHOWN_KEYS = 3
 
 
-def _weight_files(folder: Path, trusted: bool) -> list[Path]:
+def _weight_files(folder: Path, trusted: bool, name: str) -> list[Path]:
     """The files from_pretrained reads the weights from, in its order of preference; a pickle only when trusted."""
     if (folder / "model.safetensors").is_file():
         return [folder / "model.safetensors"]
@@ -270,24 +339,25 @@ def _weight_files(folder: Path, trusted: bool) -> list[Path]:
         try:
             shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
         except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-            raise BackboneError("model_weights_failed", folder=folder, reason=f"{index.name} is unreadable") from None
+            raise BackboneError("model_weights_failed", folder=name, reason=f"{index.name} is unreadable") from None
         return [folder / shard for shard in shards]
     if any(folder.glob("model-*.safetensors")):
         reason = "its model-*.safetensors shards have no model.safetensors.index.json"
-        raise BackboneError("model_weights_failed", folder=folder, reason=reason)
+        raise BackboneError("model_weights_failed", folder=name, reason=reason)
     if trusted and (folder / "pytorch_model.bin").is_file():
         return [folder / "pytorch_model.bin"]
-    raise BackboneError("model_no_weights_trusted" if trusted else "model_no_weights", folder=folder)
+    raise BackboneError("model_no_weights_trusted" if trusted else "model_no_weights", folder=name)
 
 
-def _uses_safetensors(folder: Path, trusted: bool) -> bool:
-    return _weight_files(folder, trusted)[0].suffix == ".safetensors"
+def _uses_safetensors(folder: Path, trusted: bool, name: str) -> bool:
+    return _weight_files(folder, trusted, name)[0].suffix == ".safetensors"
 
 
-def checkpoint_shapes(folder: Path, trusted: bool) -> dict[str, tuple[int, ...]]:
+def checkpoint_shapes(folder: Path, trusted: bool, name: str = "") -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor in folder's checkpoint, from the files' headers: no tensor is read."""
+    name = name or str(folder)
     shapes: dict[str, tuple[int, ...]] = {}
-    for path in _weight_files(folder, trusted):
+    for path in _weight_files(folder, trusted, name):
         try:
             if path.suffix == ".safetensors":
                 with safe_open(path, "pt") as file:
@@ -297,9 +367,9 @@ def checkpoint_shapes(folder: Path, trusted: bool) -> dict[str, tuple[int, ...]]
             # On the meta device torch.load unpickles the structure and skips every tensor's bytes.
             state = torch.load(path, map_location="meta", weights_only=True)
         except Exception as error:  # a damaged file, a missing shard, a pickle weights_only refuses: all unusable
-            raise BackboneError("model_weights_failed", folder=folder, reason=_one_line(error)) from None
+            raise BackboneError("model_weights_failed", folder=name, reason=_reason(error, folder, name)) from None
         if not isinstance(state, dict):
-            raise BackboneError("model_weights_failed", folder=folder, reason=f"{path.name} holds no state dict")
+            raise BackboneError("model_weights_failed", folder=name, reason=f"{path.name} holds no state dict")
         shapes.update((key, tuple(value.shape)) for key, value in state.items() if isinstance(value, torch.Tensor))
     return shapes
 
@@ -351,7 +421,7 @@ def check_weights(folder: Path, config: BertConfig, *, need_head: bool, trusted:
     Pre-training heads (cls.*) and buffers are ignored, as transformers ignores them. name: how errors call folder.
     """
     name = name or folder.name
-    shapes = checkpoint_shapes(folder, trusted)
+    shapes = checkpoint_shapes(folder, trusted, name)
     expected, buffers = expected_shapes(config)
     buffers = {buffer.removeprefix("bert.") for buffer in buffers}
     found: dict[str, str] = {}  # model key -> checkpoint key
@@ -384,7 +454,7 @@ def check_weights(folder: Path, config: BertConfig, *, need_head: bool, trusted:
         raise BackboneError("model_weights_extra", name=name, count=len(extra), keys=_first(extra))
     head = [key for key in checked if key.startswith(_HEAD) and key not in found]
     if head:
-        raise BackboneError("model_no_head", folder=folder, keys=_first(head))
+        raise BackboneError("model_no_head", folder=name, keys=_first(head))
 
 
 def _check_loaded(info: dict, need_head: bool, name: str) -> list[str]:
@@ -423,10 +493,11 @@ def load_backbone(
         return Classifier(_tutorial_head(BertForSequenceClassification(config)), tokenizer, label_names, source)
     folder = resolve_folder(source)
     name = folder.name if folder == Path(source).expanduser() else source  # a hub id rather than a cache folder
-    config = _read_config(folder)
-    tokenizer = _tokenizer(folder, config, tokenizer_mode, max_len)
+    config = _read_config(folder, name)
+    tokenizer = _tokenizer(folder, config, tokenizer_mode, max_len, name)
+    check_memory(folder, config, tokenizer.max_len, name, training=True, trusted=True, num_labels=len(label_names))
     check_weights(folder, config, need_head=False, name=name)
-    use_safetensors = _uses_safetensors(folder, trusted=True)
+    use_safetensors = _uses_safetensors(folder, True, name)
     try:
         with _quiet_transformers():
             model, info = BertForSequenceClassification.from_pretrained(
@@ -439,7 +510,7 @@ def load_backbone(
                 **labels,
             )
     except Exception as error:
-        raise BackboneError("model_weights_failed", folder=folder, reason=_one_line(error)) from None
+        raise BackboneError("model_weights_failed", folder=name, reason=_reason(error, folder, name)) from None
     if _check_loaded(info, need_head=False, name=name):  # a head from the folder, with these classes, stays
         _tutorial_head(model)
     return Classifier(model, tokenizer, label_names, source)
@@ -455,16 +526,22 @@ def _tutorial_head(model: BertForSequenceClassification) -> BertForSequenceClass
     return model
 
 
-def load_classifier(folder: str | Path, trusted: bool = True) -> Classifier:
-    """A trained classifier saved by `save_classifier` (a run's model folder or an unpacked export)."""
+def load_classifier(folder: str | Path, trusted: bool = True, name: str = "") -> Classifier:
+    """A trained classifier saved by `save_classifier` (a run's model folder or an unpacked export).
+
+    Nothing big is allocated before the config, the tokenizer, the memory budget and the checkpoint's header have
+    been checked. name: how errors call the folder (default: its path), e.g. the zip a visitor uploaded.
+    """
     folder = Path(folder)
-    config = _read_config(folder)
+    name = name or str(folder)
+    config = _read_config(folder, name)
     if not config.id2label or len(config.id2label) < 2:
-        raise BackboneError("model_no_classes", folder=folder)
-    tokenizer = _tokenizer(folder, config, None, None)
+        raise BackboneError("model_no_classes", folder=name)
+    tokenizer = _tokenizer(folder, config, None, None, name)
+    check_memory(folder, config, tokenizer.max_len, name, training=False, trusted=trusted)
     # A plain backbone (BertModel) would load too, with a random head and BertConfig's default LABEL_0/LABEL_1.
-    check_weights(folder, config, need_head=True, trusted=trusted)
-    use_safetensors = _uses_safetensors(folder, trusted)
+    check_weights(folder, config, need_head=True, trusted=trusted, name=name)
+    use_safetensors = _uses_safetensors(folder, trusted, name)
     try:
         with _quiet_transformers():
             model, info = BertForSequenceClassification.from_pretrained(
@@ -473,8 +550,8 @@ def load_classifier(folder: str | Path, trusted: bool = True) -> Classifier:
                 use_safetensors=use_safetensors,
             )
     except Exception as error:
-        raise BackboneError("model_weights_failed", folder=folder, reason=_one_line(error)) from None
-    _check_loaded(info, need_head=True, name=folder.name)
+        raise BackboneError("model_weights_failed", folder=name, reason=_reason(error, folder, name)) from None
+    _check_loaded(info, need_head=True, name=name)
     model.eval()
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     source = getattr(model.config, "kobert_demo_source", str(folder))

@@ -136,15 +136,15 @@ class Predictor:
 
     @classmethod
     def load(
-        cls, path: str | Path, trusted: bool = True, backend: str = "torch", device: str | None = None
+        cls, path: str | Path, trusted: bool = True, backend: str = "torch", device: str | None = None, name: str = ""
     ) -> Predictor:
-        """From a run folder or a model folder (a run's `model/` or an unpacked export)."""
+        """From a run folder or a model folder (a run's `model/` or an unpacked export); name: how errors call it."""
         folder = model_folder(path)
         return cls(
-            load_classifier(folder, trusted=trusted),
+            load_classifier(folder, trusted=trusted, name=name),
             backend=backend,
             device=device,
-            reload=lambda: load_classifier(folder, trusted=trusted),
+            reload=lambda: load_classifier(folder, trusted=trusted, name=name),
         )
 
     @property
@@ -173,21 +173,49 @@ class Predictor:
 
 
 class PredictorCache:
-    """Predictors loaded lazily, once, and shared by every visitor; the least recently used are dropped."""
+    """Predictors loaded lazily, once, and shared by every visitor; the least recently used are dropped.
+
+    Each model loads under its own lock, outside the cache's: a slow load (KoBERT from disk takes seconds, an int8
+    check more) holds back only the requests for that model, never a prediction with one already loaded.
+    """
 
     def __init__(self, size: int = 3) -> None:
         self.size = size
         self._items: OrderedDict[str, Predictor] = OrderedDict()
+        self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str, load) -> Predictor:
+    def _cached(self, key: str) -> Predictor | None:
+        """The predictor under key, marked as just used; None if not loaded. Call with self._lock held."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        return None
+
+    def get(self, key: str, load: Callable[[], Predictor]) -> Predictor:
         """The predictor cached under key, loading it with `load()` the first time."""
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            predictor = load()
-            self._items[key] = predictor
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            if (predictor := self._cached(key)) is not None:
+                return predictor
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # a second request for the same model waits for the first load rather than loading again
+            with self._lock:
+                if (predictor := self._cached(key)) is not None:
+                    return predictor
+            try:
+                predictor = load()
+            except BaseException:
+                with self._lock:
+                    self._done_loading(key, loading)
+                raise
+            with self._lock:  # cached and no longer loading at once: a new request finds one or the other
+                self._items[key] = predictor
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+                self._done_loading(key, loading)
             return predictor
+
+    def _done_loading(self, key: str, loading: threading.Lock) -> None:
+        """Forget key's load lock, unless a later load already replaced it. Call with self._lock held."""
+        if self._loading.get(key) is loading:
+            del self._loading[key]

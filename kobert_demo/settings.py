@@ -25,20 +25,46 @@ class Limits:
     max_rows: int = 500_000
     max_text_chars: int = 5_000
     max_predict_lines: int = 1_000
+    max_zip_mb: int = 1_024  # a KoBERT run's zip is about 340 MB
+    max_model_mb: int = 0  # 0: a sixth of the machine's memory (default_model_mb)
 
     @property
     def max_file_bytes(self) -> int:
         return self.max_file_mb * 1024 * 1024
 
+    @property
+    def max_upload_bytes(self) -> int:
+        """What the server accepts over HTTP at all (gradio's max_file_size): the larger of a data file and a zip."""
+        return max(self.max_file_mb, self.max_zip_mb) * 1024 * 1024
+
+    @property
+    def max_model_bytes(self) -> int:
+        """The memory one model may take (model.memory_estimate), set or from the machine."""
+        return (self.max_model_mb or default_model_mb()) * 1024 * 1024
+
+
+def default_model_mb() -> int:
+    """A sixth of the physical memory: the predictor cache holds 3 models and one training runs beside them, which
+    leaves a third for the server itself. 3,923 MB on a 24 GB machine, 2,730 MB on a 16 GB Space."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume 8 GB
+        total = 8 * 1024**3
+    return max(256, total // 6 // 1024**2)
+
 
 def limits() -> Limits:
-    """The limits in force: `KOBERT_DEMO_MAX_FILE_MB`, `_MAX_ROWS`, `_MAX_TEXT_CHARS`, `_MAX_PREDICT_LINES`."""
+    """The limits in force: `KOBERT_DEMO_MAX_FILE_MB`, `_MAX_ROWS`, `_MAX_TEXT_CHARS`, `_MAX_PREDICT_LINES`,
+    `_MAX_ZIP_MB` (an uploaded model zip) and `_MAX_MODEL_MB` (the memory one model may take; 0 or unset: a sixth
+    of the machine's memory)."""
     default = Limits()
     return Limits(
         max_file_mb=_env_int("KOBERT_DEMO_MAX_FILE_MB", default.max_file_mb),
         max_rows=_env_int("KOBERT_DEMO_MAX_ROWS", default.max_rows),
         max_text_chars=_env_int("KOBERT_DEMO_MAX_TEXT_CHARS", default.max_text_chars),
         max_predict_lines=_env_int("KOBERT_DEMO_MAX_PREDICT_LINES", default.max_predict_lines),
+        max_zip_mb=_env_int("KOBERT_DEMO_MAX_ZIP_MB", default.max_zip_mb),
+        max_model_mb=_env_int("KOBERT_DEMO_MAX_MODEL_MB", default.max_model_mb),
     )
 
 

@@ -181,6 +181,10 @@ class KoBertTokenizer:
         settings_path = folder / SETTINGS_FILE
         if settings_path.is_file():
             s = json.loads(settings_path.read_text(encoding="utf-8"))
+            if not isinstance(s, dict) or not isinstance(s.get("spm_file"), str):
+                raise ValueError(f"{SETTINGS_FILE} is not a JSON object naming its spm_file")
+            if not isinstance(s.get("max_len", 64), int) or not isinstance(s.get("vocab_file") or "", str):
+                raise ValueError(f"{SETTINGS_FILE} has a max_len that is not a whole number or a vocab_file not a name")
             # Only plain file names in this folder: a settings file from an uploaded zip must not point elsewhere.
             vocab = folder / Path(s["vocab_file"]).name if s.get("vocab_file") else None
             spm_file = folder / Path(s["spm_file"]).name

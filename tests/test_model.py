@@ -117,8 +117,13 @@ def test_folder_with_other_model_type(model_folder_copy: Path) -> None:
         ({"num_hidden_layers": 1000}, "num_hidden_layers=1000; expected a whole number from 1 to 48"),
         ({"vocab_size": 0}, "vocab_size=0; expected a whole number from 1 to 250000"),
         ({"max_position_embeddings": 10**7}, "max_position_embeddings=10000000"),
-        ({"hidden_size": "big"}, "config.json is not a usable BERT config: "),
+        ({"hidden_size": "big"}, "hidden_size='big'; expected a whole number from 1 to 4096"),
         ({"num_attention_heads": 3}, "hidden_size must be a multiple of num_attention_heads"),
+        ({"num_attention_heads": 0}, "num_attention_heads=0; expected a whole number from 1 to 64"),
+        ({"intermediate_size": 10**6}, "intermediate_size=1000000; expected a whole number from 1 to 16384"),
+        ({"type_vocab_size": 10**6}, "type_vocab_size=1000000; expected a whole number from 1 to 16"),
+        ({"num_hidden_layers": True}, "num_hidden_layers=True; expected a whole number"),
+        ({"layer_norm_eps": "x"}, "config.json is not a usable BERT config: "),
     ],
 )
 def test_folder_with_absurd_sizes(model_folder_copy: Path, changes: dict, expected: str) -> None:
@@ -599,6 +604,9 @@ def test_a_refusal_costs_no_memory(tiny_kobert_folder: Path, tmp_path: Path, mon
 
     monkeypatch.setattr(BertForSequenceClassification, "from_pretrained", never)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    monkeypatch.setenv("KOBERT_DEMO_MAX_MODEL_MB", "100000")
+    assert "huge would take about 164,210 MB of memory (10,740,592,642 parameters)" in backbone_error(folder)
+    monkeypatch.setenv("KOBERT_DEMO_MAX_MODEL_MB", "1000000")  # a budget that admits it: the weights are missing
     message = backbone_error(folder)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
     assert "lacks 736 weight(s)" in message and "bert.encoder.layer.2." in message

@@ -49,12 +49,14 @@ class KoBertApp(gr.Blocks):
     owns_queue: bool
 
     def launch(self, **kwargs: Any) -> Any:
-        """gr.Blocks.launch with the app's defaults; only the work folder (exports, predictions) may be served."""
+        """gr.Blocks.launch with the app's defaults: only the work folder (exports, predictions) may be served, never
+        the runs or the uploaded zips, and no upload may exceed the larger of the file and zip limits (settings)."""
         kwargs.setdefault("i18n", I18N)
         kwargs.setdefault("css", CSS)
         kwargs.setdefault("theme", gr.themes.Soft(primary_hue="blue", font=FONTS))
         kwargs.setdefault("allowed_paths", [str(self.state.work)])
-        kwargs.setdefault("blocked_paths", [str(self.state.home.resolve())])
+        kwargs.setdefault("blocked_paths", [str(self.state.home.resolve()), str(self.state.private.resolve())])
+        kwargs.setdefault("max_file_size", limits().max_upload_bytes)
         return super().launch(**kwargs)
 
     def close(self, verbose: bool = True) -> None:

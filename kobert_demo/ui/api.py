@@ -15,7 +15,7 @@ from kobert_demo.jobs import is_owner, request_stop
 from kobert_demo.runs import Run, delete_run
 
 from .logs_tab import export_run
-from .predict_tab import predict_file, predict_one, predict_table
+from .predict_tab import checked_text, predict_file, predict_one, predict_table
 from .state import AppState, UserError, api_errors
 from .train_tab import CUSTOM, make_config, submit
 
@@ -78,7 +78,7 @@ def build(state: AppState) -> None:
     @api_errors
     def pieces(model: str, text: str) -> dict:
         """How the model's KoBERT tokenizer splits a sentence: pieces, ids and which pieces are [UNK]."""
-        encoded = state.predictor(model).pieces(text)
+        encoded = state.predictor(model).pieces(checked_text(text))
         return {"pieces": encoded.pieces, "ids": encoded.ids, "unknown": encoded.unknown}
 
     @api_errors

@@ -458,7 +458,4 @@ def share_link(name: str | None, request: gr.Request) -> str:
 
 def export_run(state: AppState, name: str | None, visitor: str | None) -> str:
     """Zip the visitor's finished run for download (the Predict tab, the CLI and transformers load it)."""
-    from kobert_demo.export import export_zip
-
-    run = state.owned_run(name, visitor)
-    return str(export_zip(run, state.scratch("exports")))
+    return str(state.export(state.owned_run(name, visitor)))

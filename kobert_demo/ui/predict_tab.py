@@ -59,13 +59,20 @@ def probabilities(predictor: Predictor, texts: list[str]) -> np.ndarray:
     return predictor.predict_proba(texts)
 
 
-def predict_one(state: AppState, ref: str | None, text: str) -> dict[str, float]:
-    """Label -> probability for one sentence."""
+def checked_text(text: str | None) -> str:
+    """One sentence to predict or split into pieces, stripped; UserError when empty or over max_text_chars."""
     text = (text or "").strip()
     if not text:
         raise UserError("err_no_text")
-    if len(text) > limits().max_text_chars:
-        raise UserError("err_text_too_long", limit=limits().max_text_chars)
+    limit = limits().max_text_chars
+    if len(text) > limit:
+        raise UserError("err_text_too_long", limit=limit)
+    return text
+
+
+def predict_one(state: AppState, ref: str | None, text: str) -> dict[str, float]:
+    """Label -> probability for one sentence."""
+    text = checked_text(text)
     predictor = state.predictor(ref)
     return dict(zip(predictor.label_names, probabilities(predictor, [text])[0].tolist()))
 

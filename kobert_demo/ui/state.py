@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -22,7 +23,7 @@ import gradio as gr
 from kobert_demo.errors import BackboneError, UserFacingError
 from kobert_demo.jobs import JobQueue, is_owner, owner_id
 from kobert_demo.runs import Run, list_runs
-from kobert_demo.settings import custom_models_allowed
+from kobert_demo.settings import custom_models_allowed, limits
 
 from .i18n import t
 
@@ -96,8 +97,14 @@ class AppState:
 
     home: Path
     queue: JobQueue
+    # What the app may serve (exports, prediction CSVs): KoBertApp.launch allows it.
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kobert-demo-")))
+    # What it never serves (uploaded zips, unpacked models): apart from work, and blocked in KoBertApp.launch.
+    private: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kobert-demo-private-")))
     _cache: PredictorCache | None = field(default=None, repr=False)
+    _zip_names: dict[str, str] = field(default_factory=dict, repr=False)  # digest -> the name it was uploaded as
+    _exports: dict[str, Path] = field(default_factory=dict, repr=False)  # run and model stamp -> its zip
+    _export_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # not _lock: zipping takes s
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # --- runs and owners --------------------------------------------------------------------------------------
@@ -147,10 +154,16 @@ class AppState:
 
     def save_zip(self, upload: str | Path) -> str:
         """Keep an uploaded model zip under its content hash and check that it loads; its model reference."""
-        digest = hashlib.sha256(Path(upload).read_bytes()).hexdigest()[:24]
-        target = self.folder("zips") / f"{digest}.zip"
+        upload = Path(upload)
+        limit = limits().max_zip_mb
+        if upload.stat().st_size > limit * 1024 * 1024:
+            raise UserError("err_zip_too_big", name=upload.name, limit=limit)
+        with upload.open("rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()[:24]
+        target = self.folder("zips", private=True) / f"{digest}.zip"
         if not target.is_file():
             shutil.copyfile(upload, target)
+        self._zip_names.setdefault(digest, upload.name)
         ref = f"{ZIP_PREFIX}{digest}"
         try:
             self.predictor(ref)
@@ -170,15 +183,19 @@ class AppState:
             raise UserError("err_no_model")
         if ref.startswith(ZIP_PREFIX):
             match = _ZIP_ID.match(ref)
-            path = self.work / "zips" / f"{match[1]}.zip" if match else None
+            path = self.private / "zips" / f"{match[1]}.zip" if match else None
             if path is None or not path.is_file():
                 raise UserError("err_no_zip", ref=ref[:80])
             path.touch()  # in use: not pruned
 
+            name = self._zip_names.get(match[1], path.name)
+
             def load_from_zip() -> Predictor:
                 """Unpack into a temporary folder, load, and remove the folder."""
-                with tempfile.TemporaryDirectory(dir=self.folder("unpacked")) as folder:
-                    return Predictor(load_zip(path, folder), backend="auto", reload=lambda: load_zip(path, folder))
+                with tempfile.TemporaryDirectory(dir=self.folder("unpacked", private=True)) as folder:
+                    return Predictor(
+                        load_zip(path, folder, name), backend="auto", reload=lambda: load_zip(path, folder, name)
+                    )
 
             return self.cache.get(ref, load_from_zip)
         if _RUN_NAME.match(ref) and (self.home / ref / "status.json").is_file():
@@ -186,15 +203,43 @@ class AppState:
             if not run.has_model:
                 raise UserError("err_run_no_model", run=run.name)
             stamp = (run.model_dir / "model.safetensors").stat().st_mtime_ns
-            return self.cache.get(f"run:{run.name}:{stamp}", lambda: Predictor.load(run.path, backend="auto"))
+            return self.cache.get(
+                f"run:{run.name}:{stamp}", lambda: Predictor.load(run.path, backend="auto", name=run.name)
+            )
         if not custom_models_allowed():
             raise UserError("err_custom_models_off")
-        return self.cache.get(f"path:{ref}", lambda: Predictor.load(resolve_folder(ref), trusted=False, backend="auto"))
+        return self.cache.get(
+            f"path:{ref}", lambda: Predictor.load(resolve_folder(ref), trusted=False, backend="auto", name=ref)
+        )
+
+    # --- exports ----------------------------------------------------------------------------------------------
+    def export(self, run: Run) -> Path:
+        """The run's model zip, made once per model: a second export of the same model gives the same file.
+
+        A KoBERT run's zip is about 340 MB; without this, every click would write another for an hour. The zip sits
+        in a fresh random folder (not a path anyone could guess) and stays while it is asked for again.
+        """
+        from kobert_demo.export import export_zip
+
+        if not run.has_model:
+            raise UserError("err_run_no_model", run=run.name)
+        key = f"{run.name}:{(run.model_dir / 'model.safetensors').stat().st_mtime_ns}"
+        with self._export_lock:
+            made = self._exports.get(key)
+            if made is not None and made.is_file():
+                now = time.time()
+                for path in (made, made.parent):  # in use: not pruned
+                    os.utime(path, (now, now))
+                return made
+            made = export_zip(run, self.scratch("exports"))
+            self._exports[key] = made
+            return made
 
     # --- scratch files ----------------------------------------------------------------------------------------
-    def folder(self, name: str) -> Path:
-        """A scratch folder under the work directory, with what has not been used for an hour removed."""
-        folder = self.work / name
+    def folder(self, name: str, private: bool = False) -> Path:
+        """A scratch folder under the work directory (or the private one), with what has not been used for an hour
+        removed."""
+        folder = (self.private if private else self.work) / name
         folder.mkdir(parents=True, exist_ok=True)
         cutoff = time.time() - WORK_MAX_AGE_S
         for item in folder.iterdir():
