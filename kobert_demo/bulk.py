@@ -8,8 +8,6 @@ process merges the parts in order at the end.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import os
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .csv_out import csv_text
 from .data import SEPARATORS, DataError, text_column
 from .predict import Predictor
 
@@ -96,18 +95,15 @@ def _complete_rows(part: Path, chunk_rows: int, header: bool) -> int:
 
 
 def _header(names: list[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(["text", "label", *(f"p_{n}" for n in names)])
-    return out.getvalue()
+    return csv_text([["text", "label", *(f"p_{n}" for n in names)]])
 
 
 def _rows_csv(texts: list[str], probs, names: list[str]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for text, row in zip(texts, probs):
-        clean = " ".join(text.split())  # one output line per row, whatever the input held
-        writer.writerow([clean, names[int(row.argmax())], *(f"{p:.6f}" for p in row)])
-    return out.getvalue()
+    rows = (
+        [" ".join(text.split()), names[int(row.argmax())], *(f"{p:.6f}" for p in row)]  # one line per row, always
+        for text, row in zip(texts, probs)
+    )
+    return csv_text(rows)
 
 
 def predict_file(

@@ -19,6 +19,11 @@ ADAM_EPSILON = 1e-6
 # CPU mode trains only this many top encoder layers (plus pooler and classifier); the rest run frozen, without
 # autograd. See the README's speed section for what it costs and saves.
 CPU_MODE_LAYERS = 2
+# Bounds that keep one request from asking for endless work (the web form's limits; the API and CLI share them).
+# 200,000 steps is NSMC's 150,000 rows in batches of 8 for 10 epochs, far past any run worth queueing.
+MAX_EPOCHS = 100
+MAX_BATCH_SIZE = 1024
+MAX_STEPS = 200_000
 
 
 class ConfigError(UserFacingError, ValueError):
@@ -53,11 +58,14 @@ class TrainConfig:
             return self.lr
         return TINY_LR if self.model == TINY else 5e-5
 
-    def check(self) -> None:
-        """Raise ConfigError (a ValueError) with one sentence for a setting that cannot work."""
+    def check(self, train_rows: int | None = None) -> None:
+        """Raise ConfigError (a ValueError) with one sentence for a setting that cannot work; with train_rows,
+        also when the run would take more than MAX_STEPS steps."""
         problems = {
             "config_epochs": self.epochs < 1,
+            "config_epochs_max": self.epochs > MAX_EPOCHS,
             "config_batch_size": self.batch_size < 1,
+            "config_batch_size_max": self.batch_size > MAX_BATCH_SIZE,
             "config_max_len": not 8 <= self.max_len <= 512,
             "config_lr": self.lr is not None and self.lr <= 0,
             "config_warmup": not 0 <= self.warmup_ratio < 1,
@@ -71,7 +79,18 @@ class TrainConfig:
         }
         for key, failed in problems.items():
             if failed:
-                raise ConfigError(key, choices=", ".join(PRECISIONS))
+                limit = MAX_EPOCHS if key == "config_epochs_max" else MAX_BATCH_SIZE
+                raise ConfigError(key, choices=", ".join(PRECISIONS), limit=limit)
+        steps = self.total_steps(train_rows) if train_rows is not None else 0
+        if steps > MAX_STEPS:
+            raise ConfigError(
+                "config_total_steps", rows=train_rows, batch_size=self.batch_size, epochs=self.epochs, steps=steps,
+                limit=MAX_STEPS,
+            )  # fmt: skip
+
+    def total_steps(self, train_rows: int) -> int:
+        """Optimizer steps for train_rows rows (the last, partial batch counts)."""
+        return -(-train_rows // self.batch_size) * self.epochs
 
     def to_dict(self) -> dict:
         return asdict(self)

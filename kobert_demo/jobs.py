@@ -3,26 +3,46 @@
 A job never runs inside a web request: the web app submits it and follows its run folder's `log.jsonl`, so page
 reloads, second tabs and many visitors just work, and a crash or an out-of-memory kill cannot take the server down.
 Queued runs live on disk too, so a restarted server picks them up again.
+
+A public server shares one queue among visitors who may be hostile (settings.JobLimits): each visitor may have a
+few jobs waiting or running, visitors take turns, a job that cannot end within the time limit is refused and one
+that runs past it is stopped, a run's copy of its data goes when it ends, and the oldest finished runs go once the
+runs home is too big. A job's process dies with its server, and a restarted server stops a job that outlived the
+previous one before it starts anything: never two jobs at once.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 from .config import TrainConfig
 from .data import make_splits, read_table
 from .errors import UserFacingError
-from .runs import Run, list_runs, new_run_id, open_run
+from .messages import fmt_duration
+from .runs import FINISHED, Run, folder_bytes, list_runs, new_run_id, open_run, pid_alive, prune_runs
+from .settings import job_limits
 
 JOB_FILE = "job.json"
 STOP_FILE = "stop"
 PROCESS_LOG = "process.log"
+DATA_DIR = "data"
+PARENT_ENV = "KOBERT_DEMO_JOB_PARENT"  # the server's pid, which the job watches
+# The child stops itself at its time limit, between steps; the server kills it only if it has not ended this much
+# later (a step that hangs, or a model that takes forever to load).
+KILL_GRACE_S = 60.0
+ORPHAN_STOP_S = 30.0  # how long a restarted server lets a previous server's job stop before killing it
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def owner_id(visitor_token: str) -> str:
@@ -35,10 +55,16 @@ def is_owner(run: Run, visitor_token: str) -> bool:
 
 
 def request_stop(run: Run) -> None:
-    """Ask a job to stop: a queued one stops now, a running one after its current step."""
+    """Ask a job to stop: a queued one stops now (and its copy of the data goes), a running one after its step."""
     (run.path / STOP_FILE).touch()
     if run.status()["state"] == "queued":
         run.set_status("stopped", "stopped before it started")
+        drop_data(run)
+
+
+def drop_data(run: Run) -> None:
+    """Remove the run's copy of its data: a finished run needs none (its mistakes are in its event log)."""
+    shutil.rmtree(run.path / DATA_DIR, ignore_errors=True)
 
 
 def stop_requested(run: Run) -> bool:
@@ -55,16 +81,19 @@ class JobQueue:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._process: subprocess.Popen | None = None
+        self._submit_lock = threading.Lock()
 
     # --- submitting -------------------------------------------------------------------------------------------
     def submit(
         self, config: TrainConfig, train_file: str | Path, test_file: str | Path | None = None, owner: str = ""
     ) -> Run:
-        """Check the data (raising DataError/ValueError before anything is created), then queue a run."""
+        """Check the settings, the data and this visitor's share of the queue (raising a UserFacingError or a
+        ValueError before anything is created), then queue a run."""
         config.check()
         train = read_table(train_file, config.text_col, config.label_col)
         test = read_table(test_file, config.text_col, config.label_col) if test_file else None
         splits = make_splits(train, test, config.test_size, config.seed)
+        config.check(train_rows=len(splits.train_texts))
         config.text_col, config.label_col = train.text_col, train.label_col
         meta = {
             "owner": owner,
@@ -74,21 +103,66 @@ class JobQueue:
             "test_rows": len(splits.test_texts),
             "label_names": splits.label_names,
         }
-        self.home.mkdir(parents=True, exist_ok=True)
-        run = Run.queue(self.home / new_run_id(), config, meta)
-        data = run.path / "data"
-        data.mkdir()
-        job = {"train": str(shutil.copy(train_file, data / f"train{Path(train_file).suffix}"))}
-        if test_file:
-            job["test"] = str(shutil.copy(test_file, data / f"test{Path(test_file).suffix}"))
-        (run.path / JOB_FILE).write_text(json.dumps(job), encoding="utf-8")
+        limits = job_limits()
+        upload = sum(Path(f).stat().st_size for f in (train_file, test_file) if f)
+        with self._submit_lock:  # two requests of one visitor must not both pass the checks
+            if owner:
+                self._check_visitor(owner, upload)
+            self._check_time(config, len(splits.train_texts), limits.max_job_s)
+            self.home.mkdir(parents=True, exist_ok=True)
+            prune_runs(self.home, limits.runs_home_bytes)
+            run = Run.queue(self.home / new_run_id(), config, meta)
+            data = run.path / DATA_DIR
+            data.mkdir()
+            job = {"train": str(shutil.copy(train_file, data / f"train{Path(train_file).suffix}"))}
+            if test_file:
+                job["test"] = str(shutil.copy(test_file, data / f"test{Path(test_file).suffix}"))
+            job["time_limit_s"] = limits.max_job_s
+            (run.path / JOB_FILE).write_text(json.dumps(job), encoding="utf-8")
         self._wake.set()
         return run
 
+    def _check_visitor(self, owner: str, upload: int) -> None:
+        """Refuse a visitor who has as many jobs waiting or running, runs or bytes as one visitor may have."""
+        limits = job_limits()
+        mine = [run for run in list_runs(self.home) if run.config().get("owner") == owner]
+        active = sum(run.status()["state"] in ("queued", "running") for run in mine)
+        if active >= limits.jobs_per_visitor:
+            raise UserFacingError("job_visitor_busy", count=active)
+        if len(mine) >= limits.visitor_runs:
+            raise UserFacingError("job_visitor_runs", count=len(mine))
+        total = sum(folder_bytes(run.path) for run in mine) + upload
+        if total > limits.visitor_bytes:
+            raise UserFacingError("job_visitor_bytes", mb=-(-total // (1024 * 1024)), limit=limits.visitor_mb)
+
+    def _check_time(self, config: TrainConfig, train_rows: int, limit_s: int) -> None:
+        """Refuse a job that the latest measured speed of its model says cannot end within limit_s.
+
+        Without a measurement (the model's first run) it is queued: the running limit still stops it in time.
+        """
+        speed = self._measured_speed(config.model)
+        if speed and train_rows * config.epochs / speed > limit_s:
+            raise UserFacingError(
+                "job_too_long", estimate=fmt_duration(train_rows * config.epochs / speed), speed=speed,
+                limit=fmt_duration(limit_s),
+            )  # fmt: skip
+
     def queued(self) -> list[Run]:
-        """Runs waiting for their turn, next first."""
-        waiting = [r for r in list_runs(self.home) if r.status()["state"] == "queued"]
-        return sorted(waiting, key=lambda r: r.config().get("created", 0))
+        """Runs waiting for their turn, next first: visitors take turns, each visitor's runs in the order queued.
+
+        A run's turn is how many runs of its owner are running or ahead of it, so a visitor who queued many runs
+        waits behind each other visitor's first one (round robin), whoever came first.
+        """
+        runs = list_runs(self.home)
+        states = {run.name: run.status()["state"] for run in runs}
+        turns = Counter(run.config().get("owner", "") for run in runs if states[run.name] == "running")
+        order = []
+        for run in sorted((r for r in runs if states[r.name] == "queued"), key=lambda r: r.config().get("created", 0)):
+            config = run.config()
+            owner = config.get("owner", "")
+            order.append((turns[owner], config.get("created", 0), run))
+            turns[owner] += 1
+        return [run for _, _, run in sorted(order, key=lambda item: item[:2])]
 
     def position(self, run: Run) -> int | None:
         """1 when the run starts next, None when it is not waiting."""
@@ -108,17 +182,20 @@ class JobQueue:
         if current:
             steps = [e for e in current.events() if e["type"] == "step"]
             total += steps[-1]["eta"] if steps else 0.0
-        speed = self._measured_speed()
-        if speed is None:
+        fallback = self._measured_speed()
+        if fallback is None:
             return total or None
         for ahead in self.queued()[: position - 1]:
             cfg = ahead.config()
+            speed = self._measured_speed(cfg.get("model")) or fallback
             total += cfg.get("train_rows", 0) * cfg.get("epochs", 1) / speed
         return total
 
-    def _measured_speed(self) -> float | None:
-        """Training sentences per second of the latest run that logged steps."""
+    def _measured_speed(self, model: str | None = None) -> float | None:
+        """Training sentences per second of the latest run (of model, if given) that logged steps."""
         for run in list_runs(self.home):
+            if model is not None and run.config().get("model") != model:
+                continue
             steps = [e for e in run.events() if e["type"] == "step"]
             if steps:
                 return steps[-1]["sentences_per_s"]
@@ -126,9 +203,14 @@ class JobQueue:
 
     # --- working ----------------------------------------------------------------------------------------------
     def start(self) -> JobQueue:
+        """Take up the runs home: stop what a previous server left training, then work through the queue."""
         if self._thread is None:
             for run in list_runs(self.home):
-                run.status()  # a run left `running` by a dead process becomes `interrupted`
+                status = run.status()  # a run left `running` by a dead process becomes `interrupted`
+                if status["state"] == "running" and _is_job_of(status["pid"], run):
+                    stop_orphan(run, status["pid"])  # other processes (a CLI run in this home) are waited for
+                if run.status()["state"] in FINISHED:
+                    drop_data(run)  # ended while no server was there to clean up
             self._thread = threading.Thread(target=self._work, name="kobert-demo-jobs", daemon=True)
             self._thread.start()
         return self
@@ -151,23 +233,37 @@ class JobQueue:
     def _work(self) -> None:
         while not self._closed.is_set():
             waiting = self.queued()
-            if not waiting:
+            # A run still `running` belongs to a process this queue did not start (one being stopped, or a CLI run
+            # in this home): its end comes first, so that one job trains at a time.
+            if not waiting or self.running() is not None:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
             self._run_child(waiting[0])
 
     def _run_child(self, run: Run) -> None:
+        limit_s = json.loads((run.path / JOB_FILE).read_text(encoding="utf-8")).get("time_limit_s")
+        timed_out = False
         with (run.path / PROCESS_LOG).open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "kobert_demo", "job", str(run.path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, PARENT_ENV: str(os.getpid())},
             )
-            code = self._process.wait()
+            try:
+                code = self._process.wait(limit_s + KILL_GRACE_S if limit_s else None)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                code, timed_out = self._process.wait(), True
+        drop_data(run)
+        prune_runs(self.home, job_limits().runs_home_bytes)
         if not (run.path / "status.json").is_file():
             return  # deleted as soon as it stopped
+        if timed_out:
+            run.end("stopped", UserFacingError("job_time_limit", limit=fmt_duration(limit_s)))
+            return
         state = json.loads((run.path / "status.json").read_text(encoding="utf-8"))["state"]
         if state in ("queued", "running", "interrupted"):  # a reader may have seen the dead pid first
             ended = (
@@ -176,12 +272,64 @@ class JobQueue:
             run.set_status("failed", str(ended), reason_ko=ended.text("ko"))
 
 
+def _is_job_of(pid: int | None, run: Run) -> bool:
+    """Whether pid is the job process of run (not another process that got its pid since); True where /proc is
+    missing, since then nothing better is known."""
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    return b"job" in command and str(run.path).encode() in command
+
+
+def stop_orphan(run: Run, pid: int | None) -> None:
+    """Stop a job that a previous server left training (asked, then killed), and mark its run interrupted."""
+    if _is_job_of(pid, run):
+        request_stop(run)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + ORPHAN_STOP_S
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    run.end("interrupted", UserFacingError("job_orphan_stopped"))
+    drop_data(run)
+
+
+class _Watch:
+    """What stops a job besides a stop request: its time limit, and the end of the server that started it."""
+
+    def __init__(self, time_limit_s: float | None) -> None:
+        self.deadline = time.monotonic() + time_limit_s if time_limit_s else None
+        self.parent = int(os.environ.get(PARENT_ENV) or 0) or None
+        self.timed_out = self.parent_gone = False
+        if self.parent:
+            _die_with_parent()
+            signal.signal(signal.SIGTERM, lambda *_: setattr(self, "parent_gone", True))
+            self.parent_gone = os.getppid() != self.parent  # it ended before the signal was set up
+
+    def should_stop(self) -> bool:
+        # getppid changes when the server dies: the check where no parent-death signal exists (not Linux)
+        self.parent_gone = self.parent_gone or (self.parent is not None and os.getppid() != self.parent)
+        self.timed_out = self.timed_out or (self.deadline is not None and time.monotonic() > self.deadline)
+        return self.parent_gone or self.timed_out
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent (the server) dies; elsewhere nothing."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def run_job(run_path: str | Path) -> int:
     """The child process: train the queued run at run_path (its events go to its log)."""
     from .train import train
 
     run = open_run(run_path)
     job = json.loads((run.path / JOB_FILE).read_text(encoding="utf-8"))
+    watch = _Watch(job.get("time_limit_s"))
     config = TrainConfig.from_dict(run.config())
     try:
         train_data = read_table(job["train"], config.text_col, config.label_col)
@@ -190,8 +338,14 @@ def run_job(run_path: str | Path) -> int:
     except Exception as error:  # checked when queued; this only guards against files changed since
         korean = error.text("ko") if isinstance(error, UserFacingError) else None
         run.set_status("failed", str(error), reason_ko=korean)
+        drop_data(run)
         return 1
     failed = False
-    for event in train(config, splits, run.path, should_stop=lambda: stop_requested(run)):
+    for event in train(config, splits, run.path, should_stop=lambda: stop_requested(run) or watch.should_stop()):
         failed = failed or event.type == "error"
+    drop_data(run)
+    if not failed and watch.parent_gone:
+        run.end("stopped", UserFacingError("job_server_gone"))
+    elif not failed and watch.timed_out:
+        run.end("stopped", UserFacingError("job_time_limit", limit=fmt_duration(job["time_limit_s"])))
     return 1 if failed else 0

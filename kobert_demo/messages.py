@@ -27,6 +27,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "tokenizer mode must be gluonnlp or whole",
         "토크나이저 모드는 gluonnlp 또는 whole이어야 합니다",
     ),
+    "config_epochs_max": ("epochs must be at most {limit}", "에폭 수는 {limit} 이하여야 합니다"),
+    "config_batch_size_max": ("batch size must be at most {limit}", "배치 크기는 {limit} 이하여야 합니다"),
+    "config_total_steps": (
+        "{rows:,} rows in batches of {batch_size} for {epochs} epochs make {steps:,} training steps, over the limit "
+        "of {limit:,}: use fewer epochs or a bigger batch size.",
+        "{rows:,}행을 배치 크기 {batch_size}로 {epochs}에폭 학습하면 {steps:,}스텝으로 한도 {limit:,}스텝을 넘습니다: "
+        "에폭 수를 줄이거나 배치 크기를 키우세요.",
+    ),
     # training failures (train.py, jobs.py)
     "loss_not_finite": (
         "the loss became {value}",
@@ -59,6 +67,43 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "process_exit": (
         "the training process ended without finishing (exit code {code})",
         "학습 프로세스가 끝나지 못하고 종료되었습니다(종료 코드 {code})",
+    ),
+    # --- the shared training queue (jobs.py) ---------------------------------------------------------------------
+    "job_visitor_busy": (
+        "you already have {count} jobs queued or running, the most one visitor may have: wait for one to end or "
+        "stop one.",
+        "이미 대기 중이거나 실행 중인 작업이 {count}개로, 방문자 한 명의 최대치입니다: 하나가 끝나길 기다리거나 "
+        "하나를 멈추세요.",
+    ),
+    "job_visitor_runs": (
+        "you keep {count} runs, the most one visitor may keep: delete some to start another.",
+        "보관 중인 실행이 {count}개로, 방문자 한 명의 최대치입니다: 몇 개를 지우고 새로 시작하세요.",
+    ),
+    "job_visitor_bytes": (
+        "your runs and this upload would take {mb:,} MB, over the {limit:,} MB one visitor may keep: delete some "
+        "runs first.",
+        "내 실행과 이번 업로드를 합치면 {mb:,} MB로, 방문자 한 명의 한도 {limit:,} MB를 넘습니다: 먼저 실행을 "
+        "지우세요.",
+    ),
+    "job_too_long": (
+        "this job would take about {estimate} at the measured {speed:,.0f} sentences/s, over this server's limit of "
+        "{limit} per job: use fewer rows or epochs.",
+        "이 작업은 측정된 속도 초당 {speed:,.0f}문장으로 약 {estimate} 걸려, 이 서버의 작업당 한도 {limit}을(를) "
+        "넘습니다: 행이나 에폭 수를 줄이세요.",
+    ),
+    "job_time_limit": (
+        "stopped at this server's time limit of {limit} per job; the model of the last completed epoch, if any, "
+        "is kept",
+        "이 서버의 작업당 시간 한도 {limit}에 도달해 멈췄습니다. 완료된 에폭이 있으면 마지막 에폭의 모델이 "
+        "남아 있습니다",
+    ),
+    "job_server_gone": (
+        "stopped because the server that started it stopped; start it again",
+        "이 작업을 시작한 서버가 멈춰서 함께 멈췄습니다. 다시 시작하세요",
+    ),
+    "job_orphan_stopped": (
+        "stopped when the server restarted: a job of the previous server was still training",
+        "서버가 다시 시작될 때 이전 서버의 작업이 아직 학습 중이어서 멈췄습니다",
     ),
     # --- data files (data.py, bulk.py, cli.py) ------------------------------------------------------------------
     "data_no_rows": (
@@ -394,6 +439,16 @@ class Term(str):
 
     def text(self, lang: str) -> str:
         return TERMS_KO.get(str(self), str(self)) if lang == "ko" else str(self)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """`1:05`, `1:02:03`; `-` when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def render(key: str, lang: str, **params: Any) -> str:

@@ -34,14 +34,21 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_urlsafe(12).replace("_", "x").replace("-", "x")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs. A zombie (dead, not reaped) counts only when this process is its
+    parent, which reaps it and then records how it ended; another's may never be reaped (an init that does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        # /proc/PID/stat: "pid (name) STATE PPID ..."; the name may hold spaces or ")", so split after the last ")"
+        state, parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+    except (FileNotFoundError, IndexError, ValueError):
+        return True
+    return state != "Z" or int(parent) == os.getpid()
 
 
 class Run:
@@ -92,15 +99,27 @@ class Run:
         return run
 
     def set_status(
-        self, state: str, reason: str | None = None, pid: int | None = None, reason_ko: str | None = None
+        self,
+        state: str,
+        reason: str | None = None,
+        pid: int | None = None,
+        reason_ko: str | None = None,
+        reason_key: str | None = None,
     ) -> None:
-        """Store the state; reason_ko, the reason in Korean for the web app, is kept only when given."""
+        """Store the state; reason_ko (the reason in Korean, for the web app) and reason_key (its message key, for
+        API clients to test) are kept only when given."""
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
         status = {"state": state, "reason": reason, "pid": pid, "updated": time.time()}
         if reason_ko:
             status["reason_ko"] = reason_ko
+        if reason_key:
+            status["reason_key"] = reason_key
         _write_json(self.path / "status.json", status)
+
+    def end(self, state: str, error: UserFacingError) -> None:
+        """Store a finished state whose reason is a message, in English and Korean, with its key."""
+        self.set_status(state, str(error), reason_ko=error.text("ko"), reason_key=error.key)
 
     def append(self, event: dict) -> None:
         """Add one event to the log, flushed at once for whoever follows it."""
@@ -120,7 +139,7 @@ class Run:
     def status(self) -> dict:
         """The stored status; `running` with a dead process is reported (and stored) as `interrupted`."""
         status = _read_json(self.path / "status.json")
-        if status["state"] == "running" and status.get("pid") and not _pid_alive(status["pid"]):
+        if status["state"] == "running" and status.get("pid") and not pid_alive(status["pid"]):
             reason = "the training process ended without finishing"
             if self.has_model:
                 reason += "; the model of the last completed epoch is kept"
@@ -162,6 +181,34 @@ def list_runs(home: str | Path) -> list[Run]:
         return []
     runs = [Run(p) for p in home.iterdir() if (p / "status.json").is_file() and (p / "config.json").is_file()]
     return sorted(runs, key=lambda r: r.config().get("created", 0), reverse=True)
+
+
+def folder_bytes(path: str | Path) -> int:
+    """Bytes of the files under path (0 when it is gone, even half way through)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
+
+
+def prune_runs(home: str | Path, max_bytes: int) -> list[str]:
+    """Remove the oldest finished runs until the runs under home take at most max_bytes; the names removed."""
+    runs = list_runs(home)
+    sizes = {run.name: folder_bytes(run.path) for run in runs}
+    total = sum(sizes.values())
+    removed = []
+    for run in reversed(runs):  # oldest first
+        if total <= max_bytes:
+            break
+        if run.status()["state"] in FINISHED:
+            shutil.rmtree(run.path, ignore_errors=True)
+            total -= sizes[run.name]
+            removed.append(run.name)
+    return removed
 
 
 def delete_run(run: Run) -> None:

@@ -85,3 +85,36 @@ def custom_models_allowed() -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     return "SPACE_ID" not in os.environ
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """What one visitor may ask of the shared training queue, so that no visitor can hold it or fill the disk."""
+
+    jobs_per_visitor: int = 2  # queued or running at once
+    max_job_s: int = 7200  # a job estimated to take longer is refused; a running one is stopped at this age
+    visitor_runs: int = 20  # runs a visitor may keep (finished ones included); delete some to start more
+    visitor_mb: int = 2_000  # bytes of runs (models, copies of uploads) a visitor may keep
+    runs_home_mb: int = 20_000  # past this, the oldest finished runs of any visitor are removed
+
+    @property
+    def visitor_bytes(self) -> int:
+        return self.visitor_mb * 1024 * 1024
+
+    @property
+    def runs_home_bytes(self) -> int:
+        return self.runs_home_mb * 1024 * 1024
+
+
+def job_limits() -> JobLimits:
+    """The queue's limits in force: `KOBERT_DEMO_JOBS_PER_VISITOR` (2), `_MAX_JOB_SECONDS` (7200),
+    `_VISITOR_RUNS` (20), `_VISITOR_MB` (2000) and `_RUNS_HOME_MB` (20000); read at each submit, so a change
+    needs no restart."""
+    default = JobLimits()
+    return JobLimits(
+        jobs_per_visitor=_env_int("KOBERT_DEMO_JOBS_PER_VISITOR", default.jobs_per_visitor),
+        max_job_s=_env_int("KOBERT_DEMO_MAX_JOB_SECONDS", default.max_job_s),
+        visitor_runs=_env_int("KOBERT_DEMO_VISITOR_RUNS", default.visitor_runs),
+        visitor_mb=_env_int("KOBERT_DEMO_VISITOR_MB", default.visitor_mb),
+        runs_home_mb=_env_int("KOBERT_DEMO_RUNS_HOME_MB", default.runs_home_mb),
+    )

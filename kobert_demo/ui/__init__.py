@@ -18,7 +18,8 @@ from . import api, logs_tab, predict_tab, train_tab
 from .i18n import I18N, lang_of, t
 from .logs_tab import Follow, poll, run_choices, share_link
 from .predict_tab import model_choices
-from .state import AppState, UserError, message
+from .render import md_text, warn
+from .state import MIN_VISITOR_CHARS, AppState, UserError, message
 
 __all__ = ["KoBertApp", "build_app"]
 
@@ -104,12 +105,12 @@ def _wire(
     def on_load(token: str | None, request: gr.Request) -> tuple:
         """A page opens: its visitor token (made on the first visit), limits, the run to follow, the model to use."""
         lang = lang_of(request)
-        token = token if isinstance(token, str) and len(token) >= 16 else secrets.token_urlsafe(24)
+        token = token if isinstance(token, str) and len(token) >= MIN_VISITOR_CHARS else secrets.token_urlsafe(24)
         shared = request.query_params.get("run") or None
         try:
             shared = state.run(shared).name if shared else None
         except UserError as error:
-            gr.Warning(error.text(lang))
+            warn(error.text(lang))
             shared = None
         runs = run_choices(state, token, lang, extra=shared)
         follow = shared or (runs[0][1] if runs else None)
@@ -152,8 +153,8 @@ def _wire(
             run = train_tab.start_from_form(state, token or "", *(values[component] for component in form))
         except Exception as error:
             text = message(error, lang)
-            gr.Warning(text)
-            return f"⚠️ {text}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            warn(text)
+            return f"⚠️ {md_text(text)}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return (
             train_tab.queued_message(state, run, lang),
             Follow(run=run.name),

@@ -16,7 +16,7 @@ from kobert_demo.runs import Run, delete_run
 
 from .logs_tab import export_run
 from .predict_tab import checked_text, predict_file, predict_one, predict_table
-from .state import AppState, UserError, api_errors
+from .state import AppState, UserError, api_errors, check_visitor
 from .train_tab import CUSTOM, make_config, submit
 
 
@@ -83,8 +83,9 @@ def build(state: AppState) -> None:
 
     @api_errors
     def status(run: str, visitor: str = "") -> dict:
-        """A run's state (queued|running|done|stopped|failed|interrupted), queue position, progress and metrics."""
-        return run_summary(state, state.run(run), visitor)
+        """A run's state (queued|running|done|stopped|failed|interrupted), queue position, progress and metrics;
+        `owner` says whether visitor (optional) owns it."""
+        return run_summary(state, state.run(run), check_visitor(visitor) if visitor else "")
 
     @api_errors
     def logs(run: str, offset: int = 0) -> dict:

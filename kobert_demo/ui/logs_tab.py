@@ -12,10 +12,12 @@ import gradio as gr
 import pandas as pd
 
 from kobert_demo.jobs import is_owner, request_stop
+from kobert_demo.messages import fmt_duration
 from kobert_demo.runs import FINISHED, Run, delete_run
 
 from .i18n import I18N, lang_of, t
-from .state import AppState, UserError, fmt_duration, message
+from .render import info, md_text, warn
+from .state import AppState, UserError, message
 
 MAX_LOG_LINES = 500
 MAX_PLOT_POINTS = 600
@@ -124,7 +126,7 @@ def run_choices(state: AppState, visitor: str | None, lang: str, extra: str | No
 def status_text(state: AppState, run: Run, status: dict, follow: Follow, owner: bool, lang: str) -> str:
     """Run name, backbone, state (with queue position or reason) and whether this visitor may control it."""
     config = run.config()
-    parts = [f"**{t(lang, 'run')}** `{run.name}`", f"{t(lang, 'backbone')}: {config.get('model')}"]
+    parts = [f"**{t(lang, 'run')}** `{run.name}`", f"{t(lang, 'backbone')}: {md_text(config.get('model'))}"]
     parts.append(f"**{t(lang, 'state')}: {t(lang, 'state_' + status['state'])}**")
     text = " · ".join(parts)
     if status["state"] == "queued":
@@ -137,7 +139,7 @@ def status_text(state: AppState, run: Run, status: dict, follow: Follow, owner: 
     if lang == "ko" and status.get("reason_ko"):  # an engine error stored with its Korean sentence
         reason = status["reason_ko"]
     if reason and status["state"] != "done":
-        text += f"\n\n⚠️ {reason}"
+        text += f"\n\n⚠️ {md_text(reason)}"
     if not owner:
         text += "\n\n" + t(lang, "read_only")
     return text
@@ -275,7 +277,7 @@ def poll(state: AppState, follow: Follow | None, visitor: str | None, lang: str,
         events, follow.offset = run.read_events(follow.offset)
         status = run.status()
     except Exception as error:
-        return (follow, f"⚠️ {message(error, lang)}", *[skip] * 12, gr.Timer(active=False), skip)
+        return (follow, f"⚠️ {md_text(message(error, lang))}", *[skip] * 12, gr.Timer(active=False), skip)
     epochs_before = len(follow.epochs)
     follow.absorb(events)
     position = state.queue.position(run) if status["state"] == "queued" else None
@@ -410,9 +412,9 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         lang = lang_of(request)
         try:
             request_stop(state.owned_run(current.run, token))
-            gr.Info(t(lang, "stop_requested"))
+            info(t(lang, "stop_requested"))
         except Exception as error:
-            gr.Warning(message(error, lang))
+            warn(message(error, lang))
 
     stop.click(on_stop, [follow, visitor], None, **private)
 
@@ -422,7 +424,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         try:
             return gr.update(value=export_run(state, current.run, token), visible=True)
         except Exception as error:
-            gr.Warning(message(error, lang))
+            warn(message(error, lang))
             return gr.update(value=None, visible=False)
 
     export.click(on_export, [follow, visitor], [export_file], concurrency_limit=1, **private)
@@ -435,9 +437,9 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         lang = lang_of(request)
         try:
             delete_run(state.owned_run(current.run, token))
-            gr.Info(t(lang, "deleted", run=current.run))
+            info(t(lang, "deleted", run=current.run))
         except Exception as error:
-            gr.Warning(message(error, lang))
+            warn(message(error, lang))
             return gr.skip(), gr.update(visible=False)
         choices = run_choices(state, token, lang)
         return gr.update(choices=choices, value=None), gr.update(visible=False)

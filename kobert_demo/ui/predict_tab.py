@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 import pandas as pd
 
+from kobert_demo.csv_out import write_csv
 from kobert_demo.settings import custom_models_allowed, limits
 
 from .i18n import I18N, lang_of, t
+from .render import info, warn
 from .state import AppState, UserError, message
 
 if TYPE_CHECKING:
@@ -102,7 +104,7 @@ def predict_file(state: AppState, ref: str | None, path: str | None) -> str:
         raise UserError("err_no_predict_file")
     table = predict_table(state, ref, read_texts(path))
     out = state.scratch("predictions") / f"{Path(path).stem}_predictions.csv"
-    table.to_csv(out, index=False, encoding="utf-8-sig")
+    write_csv(out, [table.columns, *table.itertuples(index=False)], encoding="utf-8-sig")
     return str(out)
 
 
@@ -190,9 +192,9 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
         try:
             ref = state.save_zip(upload_path)
         except Exception as error:
-            gr.Warning(message(error, lang_of(request)))
+            warn(message(error, lang_of(request)))
             return gr.skip()
-        gr.Info(t(lang_of(request), "zip_loaded"))
+        info(t(lang_of(request), "zip_loaded"))
         return ref
 
     zip_file.upload(on_zip, zip_file, model, show_progress="minimal", **private)
@@ -202,7 +204,7 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
         try:
             state.predictor(ref)
         except Exception as error:
-            gr.Warning(message(error, lang_of(request)))
+            warn(message(error, lang_of(request)))
             return gr.skip()
         return ref.strip()
 
@@ -216,7 +218,7 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
             probs = predict_one(state, ref, text)
             return probs, pieces(state.predictor(ref), text)
         except Exception as error:
-            gr.Warning(message(error, lang_of(request)))
+            warn(message(error, lang_of(request)))
             return None, None
 
     gr.on(
@@ -232,7 +234,7 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
             names = {"text": t(lang, "col_text"), "label": t(lang, "col_predicted")}
             return gr.update(value=table.rename(columns=names), visible=True)
         except Exception as error:
-            gr.Warning(message(error, lang))
+            warn(message(error, lang))
             return gr.skip()
 
     gr.on([many.click], on_lines, [model, lines], table, concurrency_id="predict", **private)
@@ -242,7 +244,7 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
         try:
             return gr.update(value=predict_file(state, ref, file), visible=True)
         except Exception as error:
-            gr.Warning(message(error, lang_of(request)))
+            warn(message(error, lang_of(request)))
             return gr.skip()
 
     run_file.click(on_file, [model, upload], csv, concurrency_id="predict", **private)

@@ -36,6 +36,8 @@ _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ZIP_PREFIX = "zip:"
 _ZIP_ID = re.compile(r"^zip:([0-9a-f]{24})$")
 WORK_MAX_AGE_S = 3600.0
+# A visitor token is the only key to a visitor's runs: a short one ("a") is anyone's. The page makes 32.
+MIN_VISITOR_CHARS = 16
 
 
 class UserError(Exception):
@@ -81,14 +83,13 @@ def api_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def fmt_duration(seconds: float | None) -> str:
-    """`1:05`, `1:02:03`; `-` when unknown."""
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+def check_visitor(visitor: str | None) -> str:
+    """The visitor token, if it is one; UserError when it is missing or short enough to guess."""
+    if not visitor:
+        raise UserError("err_no_visitor")
+    if len(visitor) < MIN_VISITOR_CHARS:
+        raise UserError("err_short_visitor", n=MIN_VISITOR_CHARS)
+    return visitor
 
 
 @dataclass
@@ -119,16 +120,17 @@ class AppState:
 
     def owned_run(self, name: str | None, visitor: str | None) -> Run:
         """The run, if this visitor owns it; UserError otherwise."""
+        visitor = check_visitor(visitor)
         run = self.run(name)
-        if not is_owner(run, visitor or ""):
+        if not is_owner(run, visitor):
             raise UserError("err_not_owner", run=run.name)
         return run
 
     def visitor_runs(self, visitor: str | None) -> list[Run]:
-        """This visitor's runs, newest first."""
+        """This visitor's runs, newest first (none without a token)."""
         if not visitor:
             return []
-        owner = owner_id(visitor)
+        owner = owner_id(check_visitor(visitor))
         return [run for run in list_runs(self.home) if run.config().get("owner") == owner]
 
     def browser_secret(self) -> str:

@@ -10,11 +10,13 @@ import pandas as pd
 
 from kobert_demo.config import KOBERT_HUB_ID, PRECISIONS, TINY, TINY_LR, TrainConfig
 from kobert_demo.jobs import owner_id
+from kobert_demo.messages import fmt_duration
 from kobert_demo.runs import Run
 from kobert_demo.settings import custom_models_allowed
 
 from .i18n import I18N, lang_of, t
-from .state import AppState, UserError, fmt_duration, message
+from .render import md_text
+from .state import AppState, UserError, check_visitor, message
 
 CUSTOM = "custom"
 KOBERT_LR = 5e-5
@@ -56,13 +58,13 @@ def check_files(
         hidden = gr.update(choices=[], value=None)
         return hidden, hidden, "", gr.update(value="", visible=False), no_preview, None
     if text_col and text_col == label_col:
-        error = t(lang, "err_same_columns")
+        error = md_text(t(lang, "err_same_columns"))
         return gr.skip(), gr.skip(), gr.skip(), gr.update(value=f"⚠️ {error}", visible=True), gr.skip(), gr.skip()
     try:
         train = read_table(train_file, text_col, label_col)
         test = read_table(test_file, train.text_col, train.label_col) if test_file else None
     except Exception as error:
-        note = gr.update(value=f"⚠️ {message(error, lang)}", visible=True)
+        note = gr.update(value=f"⚠️ {md_text(message(error, lang))}", visible=True)
         if text_col or label_col:  # keep the user's column choice on screen
             return gr.skip(), gr.skip(), "", note, no_preview, None
         hidden = gr.update(choices=[], value=None)
@@ -74,7 +76,7 @@ def check_files(
         lines.append(_file_line(test, lang))
         unknown = sorted(set(test.labels) - set(counts))
         if unknown:
-            error = t(lang, "err_test_labels", file=test.name, labels=", ".join(unknown[:10]))
+            error = md_text(t(lang, "err_test_labels", file=test.name, labels=", ".join(unknown[:10])))
     else:
         lines.append(t(lang, "no_test_file"))
     plot = pd.DataFrame({"class": list(counts), "rows": list(counts.values())})
@@ -102,7 +104,7 @@ def _file_line(data: Any, lang: str) -> str:
     return t(
         lang,
         "file_line",
-        name=data.name,
+        name=md_text(data.name),
         encoding=data.encoding.upper().replace("-SIG", " (BOM)"),
         separator=t(lang, SEPARATOR_KEYS.get(data.separator, "sep_other")),
         read=data.rows_read,
@@ -148,8 +150,7 @@ def _setting(name: str, value: Any) -> Any:
 
 def submit(state: AppState, config: TrainConfig, train_file: str | None, test_file: str | None, visitor: str) -> Run:
     """Queue a run for this visitor (the engine validates the data first)."""
-    if not visitor:
-        raise UserError("err_no_visitor")
+    visitor = check_visitor(visitor)
     if not train_file:
         raise UserError("err_no_train_file")
     return state.queue.submit(config, train_file, test_file, owner=owner_id(visitor))
