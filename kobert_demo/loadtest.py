@@ -20,6 +20,7 @@ import numpy as np
 
 SENTENCES = ["정말 재미있어요", "최악의 영화, 시간 아깝다", "그냥 그랬어요", "배우 연기가 좋았다", "지루하고 뻔함"]
 STATES_DONE = ("done", "stopped", "failed", "interrupted")
+CONNECT_TIMEOUT_S = 120
 
 
 def _free_port() -> int:
@@ -50,7 +51,9 @@ def load(url: str, model: str, visitors: int, requests_each: int, deadline_s: fl
 
     def visitor(number: int) -> None:
         try:
-            client = Client(url, verbose=False)
+            # A visitor's page load (config, API info) waits like its requests do: gradio_client's default 5 s read
+            # timeout failed 15-34 of 50 connects on a 2-core Intel machine whose cores the training job held.
+            client = Client(url, verbose=False, httpx_kwargs={"timeout": CONNECT_TIMEOUT_S})
         except Exception as error:  # a refused connection is a failed request too
             with lock:
                 failures.append(f"connect: {type(error).__name__}: {error}")
