@@ -11,8 +11,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
@@ -81,6 +83,24 @@ def native_kobert_proto() -> bytes:
     proto.trainer_spec.unk_id, proto.trainer_spec.pad_id = 0, 1
     proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 2, 3
     return proto.SerializeToString()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 180, every: float = 0.2):
+    """predicate()'s first truthy value, polled every `every` seconds; AssertionError after timeout."""
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
 
 
 def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ plus the UI's own handlers (file checks, log following) called directly."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +11,7 @@ from types import SimpleNamespace
 import httpx
 import pandas as pd
 import pytest
+from conftest import free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -28,13 +28,6 @@ API = {
     "/validate", "/train", "/status", "/logs", "/runs", "/stop", "/delete", "/export", "/load_model_zip",
     "/predict", "/predict_lines", "/predict_file", "/pieces",
 }  # fmt: skip
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(client: Client, run: str, states: tuple[str, ...], timeout: float = 300) -> dict:

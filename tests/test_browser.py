@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from types import SimpleNamespace
 
 import playwright.sync_api as playwright
 import pytest
+from conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -30,13 +30,6 @@ ARGS = [
     "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 LABEL = "[data-testid='label-output-value']"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, run_cli, sample_rows, write_tsv
+from conftest import REPO, free_port, run_cli, sample_rows, write_tsv
+from conftest import wait_until as wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -32,22 +32,6 @@ DATA = Path(__file__).resolve().parent / "data"
 ALICE = "alice-visitor-token-0123456789"
 BOB = "bob-visitor-token-9876543210ab"
 EVIL_CLASS = '=HYPERLINK("http://evil.example","click")'
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = 180, every: float = 0.2):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO, sample_rows, write_tsv
+from conftest import wait_until as wait_for
 
 from kobert_demo.config import TrainConfig
 from kobert_demo.data import DataError
@@ -19,16 +19,6 @@ from kobert_demo.predict import Predictor
 from kobert_demo.runs import Run
 
 FINISHED = {"done", "stopped", "failed", "interrupted"}
-
-
-def wait_for(predicate, timeout: float = 180, every: float = 0.3):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 @pytest.fixture

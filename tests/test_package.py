@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import tomllib
-from conftest import REPO, VECTORS
+from conftest import REPO, VECTORS, free_port
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
@@ -133,12 +132,6 @@ def test_installed_command_trains_and_predicts(installed: Path, tmp_path: Path) 
     )  # fmt: skip
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert json.loads(predicted.stdout)["labels"] == ["긍정", "부정", "중립"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_installed_command_serves_the_app(installed: Path, tmp_path: Path) -> None:
