@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .messages import Term, render
+from .messages import Term, t
 
 
 def _rebuild(cls: type[UserFacingError], key: str, params: dict[str, Any]) -> UserFacingError:
@@ -19,7 +19,6 @@ class UserFacingError(Exception):
     """One sentence a user can act on, kept as a message key and its parameters so it can be shown in any language.
 
     A parameter that is itself a UserFacingError (an error this one wraps) or a Term is shown in the same language.
-    A key that is not in MESSAGES is taken as the (English) text itself, for callers that pass a finished sentence.
     """
 
     def __init__(self, key: str, /, **params: Any) -> None:
@@ -32,7 +31,7 @@ class UserFacingError(Exception):
             name: value.text(lang) if isinstance(value, (UserFacingError, Term)) else value
             for name, value in self.params.items()
         }
-        return render(self.key, lang, **values)
+        return t(lang, self.key, **values)
 
     def __reduce__(self) -> tuple:  # picklable although __init__ takes a key, not the message
         return _rebuild, (type(self), self.key, self.params)

@@ -1,4 +1,5 @@
-"""The engine's error sentences in English and Korean (messages.py): templates agree, real errors translate."""
+"""The one message catalogue (messages.py): both languages for every key, every key the code names exists, real
+errors translate."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from kobert_demo.data import DataError, read_table
 from kobert_demo.errors import BackboneError, UserFacingError
-from kobert_demo.messages import MESSAGES, TERMS_KO, Term
+from kobert_demo.messages import MESSAGES, TERMS_KO, Term, t
 from kobert_demo.runs import RunError, open_run
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -78,8 +79,34 @@ def test_terms_follow_the_language() -> None:
     assert "PNG 이미지" in error.text("ko")
 
 
-def test_unknown_key_is_the_text_itself() -> None:
-    assert str(UserFacingError("plain sentence.")) == "plain sentence." == UserFacingError("plain sentence.").text("ko")
+def test_an_unknown_key_fails_the_same_way_everywhere() -> None:
+    with pytest.raises(KeyError):
+        UserFacingError("plain sentence.")
+    with pytest.raises(KeyError):
+        t("ko", "no_such_key")
+
+
+def _literal_keys(node: ast.Call, position: int) -> list[str]:
+    """The string constants a call passes at position (both branches of `a if c else b`)."""
+    if len(node.args) <= position:
+        return []
+    arg = node.args[position]
+    options = [arg.body, arg.orelse] if isinstance(arg, ast.IfExp) else [arg]
+    return [option.value for option in options if isinstance(option, ast.Constant) and isinstance(option.value, str)]
+
+
+def test_every_key_the_code_names_exists() -> None:
+    """`t(lang, "key")` and `I18N("key")` in the package all name a key of the catalogue."""
+    named = []
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id == "t":
+                    named += [(path.name, node.lineno, key) for key in _literal_keys(node, 1)]
+                elif node.func.id == "I18N":
+                    named += [(path.name, node.lineno, key) for key in _literal_keys(node, 0)]
+    assert len(named) > 100
+    assert not [key for key in named if key[2] not in MESSAGES]
 
 
 def _korean(error: UserFacingError, name: str, english: str) -> None:

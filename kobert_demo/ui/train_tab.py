@@ -207,7 +207,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
             elem_id="backbone",
         )
         custom_model = gr.Textbox(
-            label=I18N("custom_model"), placeholder="./kobert-base-v1", visible=False, scale=2, max_lines=1
+            label=I18N("model_path"), placeholder="./kobert-base-v1", visible=False, scale=2, max_lines=1
         )
     backbone_note = gr.Markdown(I18N("note_kobert"), elem_classes=["kd-help"])
     with gr.Row():
