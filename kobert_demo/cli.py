@@ -11,13 +11,14 @@ import json
 import sys
 
 from .config import CPU_MODE_LAYERS, KOBERT_HUB_ID, PRECISIONS, TINY, TrainConfig
+from .errors import UserFacingError
 from .launch import add_arguments as add_app_arguments
 
 EXIT_USER_ERROR = 2
 
 
-class UserError(Exception):
-    """Anything the user can fix; printed as one line."""
+class UserError(UserFacingError):
+    """A command line the user can fix; printed as one line."""
 
 
 # --- validate -----------------------------------------------------------------------------------------------------
@@ -53,10 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_grad_norm=args.max_grad_norm, log_interval=args.log_interval, seed=args.seed, precision=args.precision,
         cpu_mode=args.cpu_mode,
     )  # fmt: skip
-    try:
-        config.check()
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    config.check()
     train_data = read_table(args.file, args.text_col, args.label_col)
     test_data = read_table(args.test, args.text_col, args.label_col) if args.test else None
     splits = make_splits(train_data, test_data, config.test_size, config.seed)
@@ -98,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bar.close()
             failed = event.message
     if failed:
-        raise UserError(failed)
+        raise UserError("cli_training_failed", reason=failed)
     return 0
 
 
@@ -146,9 +144,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import Predictor
 
     if bool(args.texts) == bool(args.file):
-        raise UserError("give either sentences or --file FILE (with --out CSV), not both or neither.")
+        raise UserError("cli_sentences_or_file")
     if args.file and not args.out:
-        raise UserError("--file needs --out CSV: where to write the probabilities.")
+        raise UserError("cli_file_needs_out")
     if args.file:
         return predict_file(args)
     predictor = Predictor.load(args.run, backend=args.backend)
@@ -218,7 +216,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     from .tokenizer import KoBertTokenizer
 
     if args.model and args.spm:
-        raise UserError("give --model (a folder, run or hub id) or --spm FILE [--vocab FILE], not both.")
+        raise UserError("cli_model_or_spm")
     if args.spm:
         tokenizer = KoBertTokenizer.from_files(args.spm, args.vocab, args.mode or "gluonnlp", args.max_len or 64)
     elif args.model:
@@ -377,13 +375,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench(argv[1:])
     args = parse_args(argv)
-    from .data import DataError
-    from .errors import BackboneError
-    from .runs import RunError
-
     try:
         return args.func(args)
-    except (UserError, DataError, BackboneError, RunError) as error:
+    except UserFacingError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except FileNotFoundError as error:

@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -18,25 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kobert_demo.ui.driving import free_port, wait_for_state
+
 SENTENCES = ["정말 재미있어요", "최악의 영화, 시간 아깝다", "그냥 그랬어요", "배우 연기가 좋았다", "지루하고 뻔함"]
 STATES_DONE = ("done", "stopped", "failed", "interrupted")
 CONNECT_TIMEOUT_S = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait(client, run: str, visitor: str, states: tuple[str, ...], timeout: float) -> str:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = client.predict(run, visitor, api_name="/status")["state"]
-        if state in states:
-            return state
-        time.sleep(0.5)
-    raise TimeoutError(f"run {run} did not reach {states} within {timeout:.0f} s")
 
 
 def load(url: str, model: str, visitors: int, requests_each: int, deadline_s: float) -> dict:
@@ -106,23 +91,23 @@ def run(train_file: Path, visitors: int = 50, requests_each: int = 4, home: Path
 
     home = home or Path(tempfile.mkdtemp(prefix="kobert-load-"))
     demo = build_app(home)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         client = Client(url, verbose=False)
         visitor = "load-test-visitor-0123456789abcdef"
         sample = handle_file(str(train_file))
         model = client.predict(sample, None, "tiny", {"epochs": 1}, visitor, api_name="/train")
-        _wait(client, model, visitor, STATES_DONE, timeout=600)
+        wait_for_state(client, model, visitor, STATES_DONE, timeout=600)
         busy = client.predict(
             handle_file(str(train_file)), None, "tiny",
             {"epochs": 50, "batch_size": 8}, visitor, api_name="/train",
         )  # fmt: skip
-        _wait(client, busy, visitor, ("running",), timeout=300)
+        wait_for_state(client, busy, visitor, ("running",), timeout=300)
         client.predict(model, SENTENCES[0], api_name="/predict")  # the model loads once, before the clock starts
         result = load(url, model, visitors, requests_each, deadline_s=600)
         result["job_state_after"] = client.predict(busy, visitor, api_name="/status")["state"]
         client.predict(busy, visitor, api_name="/stop")
-        _wait(client, busy, visitor, STATES_DONE, timeout=120)
+        wait_for_state(client, busy, visitor, STATES_DONE, timeout=120)
         result["cpu_cores"] = os.cpu_count()
         return result
     finally:

@@ -416,6 +416,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{name}: {error}",
         "{name}: {error}",
     ),
+    # ---- the command line (cli.py) ----
+    "cli_training_failed": ("{reason}", "{reason}"),
+    "cli_sentences_or_file": (
+        "give either sentences or --file FILE (with --out CSV), not both or neither.",
+        "문장들 또는 --file FILE(--out CSV와 함께) 중 하나만 주세요.",
+    ),
+    "cli_file_needs_out": (
+        "--file needs --out CSV: where to write the probabilities.",
+        "--file에는 확률을 쓸 곳인 --out CSV가 필요합니다.",
+    ),
+    "cli_model_or_spm": (
+        "give --model (a folder, run or hub id) or --spm FILE [--vocab FILE], not both.",
+        "--model(폴더, 실행 또는 허브 id)과 --spm FILE [--vocab FILE] 중 하나만 주세요.",
+    ),
     # ---- the web app (ui/): labels, help, states and messages ----
     # header and tabs
     "title": ("# KoBERT Demo · Korean text classification", "# KoBERT 데모 · 한국어 문장 분류"),

@@ -11,7 +11,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -83,13 +82,6 @@ def native_kobert_proto() -> bytes:
     proto.trainer_spec.unk_id, proto.trainer_spec.pad_id = 0, 1
     proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 2, 3
     return proto.SerializeToString()
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float = 180, every: float = 0.2):

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import httpx
 import pandas as pd
 import pytest
-from conftest import free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from kobert_demo.ui import build_app
+from kobert_demo.ui.driving import free_port, wait_for_state
 from kobert_demo.ui.i18n import pick_lang
 from kobert_demo.ui.logs_tab import Follow, poll
 from kobert_demo.ui.train_tab import check_files
@@ -31,14 +31,8 @@ API = {
 
 
 def wait_for(client: Client, run: str, states: tuple[str, ...], timeout: float = 300) -> dict:
-    """Poll /status until the run reaches one of states."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        status = client.predict(run, ALICE, api_name="/status")
-        if status["state"] in states:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"run {run} did not reach {states} in {timeout} s: {status}")
+    """Poll /status (as ALICE) until the run reaches one of states."""
+    return wait_for_state(client, run, ALICE, states, timeout)
 
 
 @pytest.fixture(scope="module")

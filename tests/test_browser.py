@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import playwright.sync_api as playwright
 import pytest
-from conftest import free_port
+from conftest import wait_until
+
+from kobert_demo.ui.driving import CHROMIUM_ARGS, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -25,10 +26,6 @@ pytestmark = [
 ]
 
 DATA = Path(__file__).resolve().parent / "data"
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 LABEL = "[data-testid='label-output-value']"
 
 
@@ -51,19 +48,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
 def browser() -> Iterator:
     """Headless Chromium."""
     with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:
             chromium.close()
-
-
-def wait_until(condition, timeout: float) -> None:
-    """Poll condition every 0.2 s; fail when it is still false after timeout seconds."""
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def log_lines(page) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, free_port, run_cli, sample_rows, write_tsv
+from conftest import REPO, run_cli, sample_rows, write_tsv
 from conftest import wait_until as wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -25,6 +25,7 @@ from kobert_demo.csv_out import csv_text, safe_cell
 from kobert_demo.jobs import DATA_DIR, JobQueue, owner_id
 from kobert_demo.runs import FINISHED, Run, list_runs, pid_alive, prune_runs
 from kobert_demo.ui import build_app
+from kobert_demo.ui.driving import free_port
 from kobert_demo.ui.logs_tab import Follow, poll
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue

@@ -19,7 +19,7 @@ from kobert_demo.runs import RunError, open_run
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 ROOT = Path(__file__).resolve().parents[1] / "kobert_demo"
-ERRORS = {"DataError", "BackboneError", "ModelZipError", "RunError", "UserFacingError"}
+ERRORS = {"DataError", "BackboneError", "ModelZipError", "RunError", "UserFacingError", "UserError"}
 
 
 def _fields(template: str) -> set[tuple[str, str | None, str]]:

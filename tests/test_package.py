@@ -16,9 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 import tomllib
-from conftest import REPO, VECTORS, free_port
+from conftest import REPO, VECTORS
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+
+from kobert_demo.ui.driving import free_port
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 

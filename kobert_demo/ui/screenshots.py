@@ -9,22 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import tempfile
 from pathlib import Path
 
+from .driving import CHROMIUM_ARGS, free_port
+
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data"  # in a clone of the repo
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def capture(out: Path, locale: str, data: Path, epochs: int) -> list[Path]:

@@ -25,7 +25,8 @@ from kobert_demo.jobs import JobQueue, is_owner, owner_id
 from kobert_demo.runs import Run, list_runs
 from kobert_demo.settings import custom_models_allowed, limits
 
-from .i18n import t
+from .i18n import lang_of, t
+from .render import warn
 
 if TYPE_CHECKING:
     from kobert_demo.predict import Predictor, PredictorCache
@@ -40,16 +41,8 @@ WORK_MAX_AGE_S = 3600.0
 MIN_VISITOR_CHARS = 16
 
 
-class UserError(Exception):
-    """Something the visitor can fix, as one sentence in their language (English in logs and the API)."""
-
-    def __init__(self, key: str, **values: Any) -> None:
-        self.key, self.values = key, values
-        super().__init__(t("en", key, **values))
-
-    def text(self, lang: str) -> str:
-        """The sentence in lang."""
-        return t(lang, self.key, **self.values)
+class UserError(UserFacingError):
+    """Something the visitor can fix in the web app, as a message key and parameters like the engine's errors."""
 
 
 def is_user_error(error: Exception) -> bool:
@@ -60,7 +53,7 @@ def is_user_error(error: Exception) -> bool:
 
 def message(error: Exception, lang: str) -> str:
     """The one sentence to show for an error; a bug is logged with its traceback and named only."""
-    if isinstance(error, (UserError, UserFacingError)):  # the engine's errors carry Korean too (messages.py)
+    if isinstance(error, UserFacingError):  # ours and the engine's errors carry Korean too (messages.py)
         return error.text(lang)
     if is_user_error(error):
         return str(error)
@@ -81,6 +74,25 @@ def api_errors(fn: Callable) -> Callable:
             raise gr.Error(message(error, "en"), print_exception=False) from None
 
     return wrapper
+
+
+def shown_errors(fallback: Callable[[], Any] = gr.skip) -> Callable[[Callable], Callable]:
+    """For UI handlers: a failure becomes a warning toast in the visitor's language (from the handler's gr.Request
+    argument), and the handler returns fallback() instead, so the page keeps what it shows."""
+
+    def decorate(fn: Callable) -> Callable:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as error:
+                request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
+                warn(message(error, lang_of(request)))
+                return fallback()
+
+        return wrapper
+
+    return decorate
 
 
 def check_visitor(visitor: str | None) -> str:
