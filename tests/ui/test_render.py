@@ -1,0 +1,11 @@
+"""ui/render.py: visitor strings shown as literal text, never markup."""
+
+from __future__ import annotations
+
+from kobert_demo.ui.render import md_text
+
+
+def test_names_never_become_links_or_markup() -> None:
+    assert md_text("[x](http://evil)") == "\\[x\\](http\\://evil)"
+    assert md_text("**bold** <b>") == "\\*\\*bold\\*\\* \\<b\\>"
+    assert md_text("www.evil.com") == "www\\.evil.com"
