@@ -1,0 +1,47 @@
+"""Importing any module of the package changes nothing: threads, files, logging, env vars, torch settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+PROBE = r"""
+import json, logging, os, pkgutil, threading, importlib, warnings
+import torch, transformers
+# Third-party imports set env vars and warning filters of their own (torch inductor's cache dir, scikit-learn's
+# KMP_* vars): import them first so that only the package's own effects are compared.
+import accelerate, gradio, gradio_client, numpy, pandas, safetensors, sklearn.metrics, tokenizers
+import torch._inductor.config
+before = {
+    "threads": threading.active_count(), "env": dict(os.environ), "files": sorted(os.listdir(".")),
+    "torch_threads": torch.get_num_threads(), "hf_verbosity": transformers.logging.get_verbosity(),
+    "root_level": logging.getLogger().level, "root_handlers": len(logging.getLogger().handlers),
+    "filters": len(warnings.filters),
+}
+import kobert_demo
+names = [m.name for m in pkgutil.walk_packages(kobert_demo.__path__, "kobert_demo.")]
+names = [name for name in names if name != "kobert_demo.__main__"]
+for name in names:
+    importlib.import_module(name)
+after = {
+    "threads": threading.active_count(), "env": dict(os.environ), "files": sorted(os.listdir(".")),
+    "torch_threads": torch.get_num_threads(), "hf_verbosity": transformers.logging.get_verbosity(),
+    "root_level": logging.getLogger().level, "root_handlers": len(logging.getLogger().handlers),
+    "filters": len(warnings.filters),
+}
+print(json.dumps({"modules": names, "changed": {k: [before[k], after[k]] for k in before if before[k] != after[k]}}))
+"""
+
+
+def test_importing_every_module_has_no_side_effects(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert len(report["modules"]) > 25 and "kobert_demo.ui.logs_tab" in report["modules"]
+    assert report["changed"] == {}
