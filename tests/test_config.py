@@ -113,6 +113,51 @@ def test_bound_sentences_come_from_the_schema() -> None:
         Narrow(max_len=129).check()
 
 
+@dataclass
+class Extended(TrainConfig):
+    """TrainConfig plus one throwaway setting, as a maintainer would add it: one field with its Setting."""
+
+    label_smoothing: float = setting(
+        0.0,
+        Setting(
+            "help_dropout", "dropout", minimum=0.0, maximum=1.0, below_maximum=True, error="config_dropout",
+            advanced=True, step=0.05,
+        ),
+    )  # fmt: skip
+
+
+def test_a_new_setting_reaches_the_cli_the_form_and_the_api() -> None:
+    import argparse
+
+    import gradio as gr
+
+    from kobert_demo.cli import add_config_flags
+    from kobert_demo.ui.train_tab import widgets
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, Extended)
+    assert parser.parse_args([]).label_smoothing == 0.0
+    args = parser.parse_args(["--label-smoothing", "0.25", "--epochs", "3"])
+    assert (args.label_smoothing, args.epochs) == (0.25, 3)
+    assert "--label-smoothing" in parser.format_help()
+
+    shown = {widget.name: widget for widget in widgets(Extended)}
+    assert list(shown)[-1] == "label_smoothing"  # field order
+    widget = shown["label_smoothing"]
+    assert widget.kind is gr.Number and widget.advanced
+    assert {k: widget.kwargs[k] for k in ("value", "minimum", "maximum", "step", "elem_id")} == {
+        "value": 0.0, "minimum": 0.0, "maximum": 1.0, "step": 0.05, "elem_id": "label-smoothing"
+    }  # fmt: skip
+
+    assert Extended.from_options({"label_smoothing": "0.3"}, model="tiny").label_smoothing == 0.3
+    with pytest.raises(ConfigError, match="dropout must be between 0 and 1"):
+        Extended.from_options({"label_smoothing": 1.0}, model="tiny")
+    with pytest.raises(ConfigError, match="Setting label_smoothing must be a number, not 'lots'"):
+        Extended.from_options({"label_smoothing": "lots"}, model="tiny")
+    with pytest.raises(ConfigError, match="Unknown settings: label_smoothing"):
+        TrainConfig.from_options({"label_smoothing": 0.1}, model="tiny")
+
+
 def test_options_are_typed_checked_and_named() -> None:
     """The web form's and the API's options: strings and numbers become the field's type; empty keeps the default."""
     config = TrainConfig.from_options(
