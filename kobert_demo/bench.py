@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ADAM_EPSILON
+from .config import ADAM_EPSILON, KOBERT_LR
 
 KOBERT_SHAPE = dict(
     vocab_size=8002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
@@ -74,7 +74,7 @@ def tutorial_model(folder: Path, num_classes: int = 2) -> TutorialClassifier:
     return TutorialClassifier(BertModel.from_pretrained(folder), num_classes)
 
 
-def tutorial_train_steps(model: TutorialClassifier, tokenizer, texts, labels, batch_size: int, lr: float = 5e-5):
+def tutorial_train_steps(model: TutorialClassifier, tokenizer, texts, labels, batch_size: int, lr: float = KOBERT_LR):
     """The tutorial's training loop (fp32, padded to 64), yielding after every step."""
     from transformers import get_cosine_schedule_with_warmup
 
@@ -164,7 +164,7 @@ def _ours_train_timed(folder: Path, texts, labels, warmup: tuple[list, list], ba
     ]
     device = accelerator.device
     optimizer = torch.optim.AdamW(
-        decay_groups(model, 0.01), lr=5e-5, eps=ADAM_EPSILON, fused=device.type in ("cpu", "cuda")
+        decay_groups(model, 0.01), lr=KOBERT_LR, eps=ADAM_EPSILON, fused=device.type in ("cpu", "cuda")
     )
     model, optimizer, *loaders = accelerator.prepare(model, optimizer, *loaders)
     steps = sum(len(loader) for loader in loaders)

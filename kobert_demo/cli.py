@@ -1,18 +1,22 @@
 """`kobert-demo` (or `python -m kobert_demo`): validate, train, evaluate, predict, tokenize, export, bench and app.
 
 Options and sentences may come in any order; `--` ends the options, so that `predict RUN -- "-_- 별로"` works.
-User errors exit with status 2 and one line `error: ...` on stderr.
+User errors exit with status 2 and one line `error: ...` on stderr, in Korean when the locale is Korean
+(`KOBERT_DEMO_LANG=en|ko` overrides); argparse's own usage errors stay as argparse writes them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Mapping
 
-from .config import CPU_MODE_LAYERS, KOBERT_HUB_ID, PRECISIONS, TINY, TrainConfig
+from .config import MODES, TrainConfig, config_fields
 from .errors import UserFacingError
 from .launch import add_arguments as add_app_arguments
+from .messages import t
 
 EXIT_USER_ERROR = 2
 
@@ -47,13 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import make_splits, read_table
     from .train import train
 
-    config = TrainConfig(
-        model=args.model, text_col=args.text_col, label_col=args.label_col, test_size=args.test_size,
-        tokenizer_mode=args.mode, max_len=args.max_len, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
-        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, dropout=args.dropout,
-        max_grad_norm=args.max_grad_norm, log_interval=args.log_interval, seed=args.seed, precision=args.precision,
-        cpu_mode=args.cpu_mode,
-    )  # fmt: skip
+    config = TrainConfig(**{name: getattr(args, name) for name in config_fields()})
     config.check()
     train_data = read_table(args.file, args.text_col, args.label_col)
     test_data = read_table(args.test, args.text_col, args.label_col) if args.test else None
@@ -261,6 +259,20 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 # --- parser -------------------------------------------------------------------------------------------------------
+def add_config_flags(parser: argparse.ArgumentParser, config: type[TrainConfig] = TrainConfig) -> None:
+    """One flag per field of config, from its Setting: name, type, default, choices and (English) help."""
+    for spec in config_fields(config).values():
+        setting = spec.setting
+        text = t("en", setting.help).replace("%", "%%")  # argparse formats help with %
+        default = setting.cli_default or ("%(default)s" if spec.default is not None else None)
+        if default and spec.type is not bool:
+            text = f"{text.rstrip('.')} (default: {default})."
+        kind = {"action": argparse.BooleanOptionalAction} if spec.type is bool else {"type": spec.type}
+        parser.add_argument(
+            spec.flag, dest=spec.name, default=spec.default, choices=setting.choices or None, help=text, **kind
+        )
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The top-level parser and each sub-command's own parser, by name."""
     parser = argparse.ArgumentParser(
@@ -279,31 +291,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=cmd_validate)
 
-    d = TrainConfig()
     p = sub.add_parser("train", help="fine-tune a classifier; writes a run folder")
     p.add_argument("file", help="training data (.tsv, .csv or .txt)")
     p.add_argument("--test", help="test data; default: a stratified split of the training data")
     p.add_argument("--out", required=True, help="the run folder to create")
-    p.add_argument("--model", default=d.model, help=f"{KOBERT_HUB_ID} (default), a local folder, or {TINY} (offline)")
-    columns(p)
-    p.add_argument("--test-size", type=float, default=d.test_size, help="share held out when there is no --test")
-    p.add_argument("--mode", default=d.tokenizer_mode, choices=("gluonnlp", "whole"), help="tokenizer splitting")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--max-len", type=int, default=d.max_len)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-5; 1e-3 for tiny)")
-    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm)
-    p.add_argument("--log-interval", type=int, default=d.log_interval)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--precision", default=d.precision, choices=PRECISIONS)
-    p.add_argument(
-        "--cpu-mode",
-        action="store_true",
-        help=f"train only the top {CPU_MODE_LAYERS} encoder layers: several times faster without a GPU",
-    )
+    add_config_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -343,7 +335,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--model", help="a model folder, run folder or hub id (default: KoBERT's original tokenizer)")
     p.add_argument("--spm", help="a SentencePiece model file")
     p.add_argument("--vocab", help="the gluonnlp vocab JSON that goes with --spm")
-    p.add_argument("--mode", choices=("gluonnlp", "whole"), help="default: the model's, else gluonnlp")
+    p.add_argument("--mode", choices=MODES, help=f"default: the model's, else {MODES[0]}")
     p.add_argument("--max-len", type=int)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tokenize)
@@ -375,14 +367,25 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench(argv[1:])
     args = parse_args(argv)
+    lang = user_lang(os.environ)
     try:
         return args.func(args)
     except UserFacingError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error.text(lang)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except FileNotFoundError as error:
-        print(f"error: {error.filename or error} does not exist.", file=sys.stderr)
+        print(f"error: {t(lang, 'cli_no_such_file', path=error.filename or error)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("error: interrupted.", file=sys.stderr)
+        print(f"error: {t(lang, 'cli_interrupted')}", file=sys.stderr)
         return 130
+
+
+def user_lang(environ: Mapping[str, str]) -> str:
+    """ "ko" or "en" for the CLI's sentences: KOBERT_DEMO_LANG when it is one of them, else Korean when the locale's
+    first set variable (LC_ALL, LC_MESSAGES, LANG, as gettext reads them) starts with "ko"."""
+    chosen = environ.get("KOBERT_DEMO_LANG", "").strip().lower()
+    if chosen in ("en", "ko"):
+        return chosen
+    locale = next((environ[name] for name in ("LC_ALL", "LC_MESSAGES", "LANG") if environ.get(name)), "")
+    return "ko" if locale.lower().startswith("ko") else "en"

@@ -1,17 +1,30 @@
-"""TrainConfig: the tutorial's hyperparameters in one place, serialisable to JSON."""
+"""TrainConfig: the tutorial's hyperparameters in one place, serialisable to JSON, and the one schema of settings.
+
+Each field carries a `Setting` (its help, bounds, choices and form hints) as dataclass metadata. From it come the
+CLI's `train` flags (cli.py), `TrainConfig.check()`, the Train tab's widgets (ui/train_tab.py) and the checking of
+the web form's and the API's options (`TrainConfig.from_options`). Adding a setting is one field here, its
+catalogue keys in messages.py, and its test.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import UserFacingError
 
 KOBERT_HUB_ID = "skt/kobert-base-v1"
 TINY = "tiny"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+MODES = ("gluonnlp", "whole")  # KoBERT's tokenizer splitting modes (tokenizer.py); here so the CLI needs no torch
 
+# The KoBERT NSMC tutorial's fine-tuning rate.
+KOBERT_LR = 5e-5
 # A randomly initialised model learns nothing at KoBERT's fine-tuning rate; this is tiny's default instead.
 TINY_LR = 1e-3
 # The tutorial's optimizer was transformers.AdamW, whose epsilon defaulted to 1e-6 (torch.optim.AdamW's is 1e-8).
@@ -24,63 +37,200 @@ CPU_MODE_LAYERS = 2
 MAX_EPOCHS = 100
 MAX_BATCH_SIZE = 1024
 MAX_STEPS = 200_000
+# numpy's seeds (accelerate's set_seed seeds it too) are 0 to 2**32 - 1; anything else fails the run at its start.
+MAX_SEED = 2**32 - 1
+
+SETTING = "setting"  # the dataclass metadata key that holds a field's Setting
 
 
 class ConfigError(UserFacingError, ValueError):
     """A training setting that cannot work, as one sentence (English and Korean)."""
 
 
+@dataclass(frozen=True)
+class Setting:
+    """How one TrainConfig field is explained, bounded and offered: the CLI, the web form and the API read this.
+
+    Messages are catalogue keys (messages.py). A bound message may use the fields {minimum}, {maximum} and
+    {choices}, filled from the bounds here, so a number is written once.
+    """
+
+    help: str  # the CLI's help (English) and the form's info line
+    label: str | None = None  # the form's label; None: no generated widget (the backbone and columns have their own)
+    minimum: float | None = None
+    maximum: float | None = None
+    above_minimum: bool = False  # the minimum itself is out of bounds
+    below_maximum: bool = False  # the maximum itself is out of bounds
+    choices: tuple[str, ...] = ()
+    error: str | None = None  # the sentence for a value out of bounds or not among the choices
+    error_max: str | None = None  # a sentence of its own for a value above the maximum (default: error)
+    flag: str | None = None  # the CLI flag when it is not --field-name
+    cli_default: str | None = None  # what `--help` gives as the default when the field's default is None
+    advanced: bool = False  # in the form's "Advanced settings" accordion
+    step: float | None = None  # the form's step for a number
+    slider: tuple[float, float] | None = None  # the form shows a slider over this range (inside the bounds)
+
+    def problem(self, value: Any) -> str | None:
+        """The message key for a value this setting refuses, or None when it is fine (None always is)."""
+        if value is None:
+            return None
+        if self.choices and value not in self.choices:
+            return self.error
+        if self.minimum is not None and (value < self.minimum or (self.above_minimum and value == self.minimum)):
+            return self.error
+        if self.maximum is not None and (value > self.maximum or (self.below_maximum and value == self.maximum)):
+            return self.error_max or self.error
+        return None
+
+    def bounds(self) -> dict[str, str]:
+        """The fields a bound message may use, as shown to people (1, not 1.0)."""
+        return {"minimum": _shown(self.minimum), "maximum": _shown(self.maximum), "choices": ", ".join(self.choices)}
+
+
+def _shown(number: float | None) -> str:
+    """A bound as a sentence shows it: `1`, `0.5`, `1024`."""
+    return "" if number is None else f"{number:g}" if isinstance(number, float) else str(number)
+
+
+def setting(default: Any, spec: Setting) -> Any:
+    """A dataclass field with its default and its Setting."""
+    return field(default=default, metadata={SETTING: spec})
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """A TrainConfig field as the CLI, the form and the API see it: name, plain type, default and Setting."""
+
+    name: str
+    type: type  # bool, int, float or str (without the None of an optional field)
+    default: Any
+    setting: Setting
+
+    @property
+    def flag(self) -> str:
+        """The CLI flag (`--batch-size`)."""
+        return f"--{self.setting.flag or self.name.replace('_', '-')}"
+
+    @property
+    def elem_id(self) -> str:
+        """The form widget's element id (`batch-size`)."""
+        return self.name.replace("_", "-")
+
+    def parse(self, value: Any) -> Any:
+        """A loosely typed value (the web form's, a JSON request's) as this field's type; ConfigError otherwise."""
+        if self.type is bool:
+            if isinstance(value, bool):
+                return value
+            word = str(value).strip().lower()
+            if word not in ("true", "false", "1", "0"):
+                raise ConfigError("config_not_a_boolean", name=self.name, value=str(value)[:40])
+            return word in ("true", "1")
+        if self.type in (int, float):
+            try:
+                return self.type(value)
+            except (TypeError, ValueError):
+                raise ConfigError("err_not_a_number", name=self.name, value=str(value)[:40]) from None
+        return str(value)
+
+
+Config = TypeVar("Config", bound="TrainConfig")
+
+
 @dataclass
 class TrainConfig:
-    """Everything a run needs besides its data; defaults are the KoBERT NSMC tutorial's."""
+    """Everything a run needs besides its data; defaults are the KoBERT NSMC tutorial's.
 
-    model: str = KOBERT_HUB_ID
-    text_col: str | None = None
-    label_col: str | None = None
-    test_size: float = 0.1
-    tokenizer_mode: str = "gluonnlp"
-    max_len: int = 64
-    batch_size: int = 64
-    epochs: int = 2
-    lr: float | None = None  # None: 5e-5 for KoBERT, TINY_LR for tiny
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    dropout: float = 0.5
-    max_grad_norm: float = 1.0
-    log_interval: int = 200
-    seed: int = 42
-    precision: str = "auto"
-    cpu_mode: bool = False  # train only the top CPU_MODE_LAYERS layers
+    Fields are in the web form's order. Each carries its Setting (see the module's docstring).
+    """
+
+    model: str = setting(KOBERT_HUB_ID, Setting("help_model"))
+    text_col: str | None = setting(None, Setting("help_text_col"))  # None: detected
+    label_col: str | None = setting(None, Setting("help_label_col"))
+    epochs: int = setting(
+        2,
+        Setting(
+            "help_epochs", "epochs", minimum=1, maximum=MAX_EPOCHS, error="config_epochs",
+            error_max="config_epochs_max",
+        ),
+    )  # fmt: skip
+    batch_size: int = setting(
+        64,
+        Setting(
+            "help_batch_size", "batch_size", minimum=1, maximum=MAX_BATCH_SIZE, error="config_batch_size",
+            error_max="config_batch_size_max",
+        ),
+    )  # fmt: skip
+    max_len: int = setting(64, Setting("help_max_len", "max_len", minimum=8, maximum=512, error="config_max_len"))
+    lr: float | None = setting(
+        None,  # the backbone's: default_lr(model)
+        Setting(
+            "help_lr", "lr", minimum=0.0, above_minimum=True, error="config_lr", step=1e-5,
+            cli_default=f"{KOBERT_LR:g}; {TINY_LR:g} for {TINY}",
+        ),
+    )  # fmt: skip
+    cpu_mode: bool = setting(False, Setting("cpu_mode_help", "cpu_mode"))  # train only the top CPU_MODE_LAYERS
+    warmup_ratio: float = setting(
+        0.1,
+        Setting(
+            "help_warmup_ratio", "warmup", minimum=0.0, maximum=1.0, below_maximum=True, error="config_warmup",
+            advanced=True, step=0.01,
+        ),
+    )  # fmt: skip
+    weight_decay: float = setting(
+        0.01,
+        Setting(
+            "help_weight_decay", "weight_decay", minimum=0.0, error="config_weight_decay", advanced=True, step=0.01
+        ),
+    )
+    dropout: float = setting(
+        0.5,
+        Setting(
+            "help_dropout", "dropout", minimum=0.0, maximum=1.0, below_maximum=True, error="config_dropout",
+            advanced=True, step=0.05,
+        ),
+    )  # fmt: skip
+    max_grad_norm: float = setting(
+        1.0,
+        Setting(
+            "help_max_grad_norm", "grad_clip", minimum=0.0, above_minimum=True, error="config_max_grad_norm",
+            advanced=True, step=0.1,
+        ),
+    )  # fmt: skip
+    log_interval: int = setting(
+        200, Setting("help_log_interval", "log_interval", minimum=1, error="config_log_interval", advanced=True)
+    )
+    seed: int = setting(
+        42, Setting("help_seed", "seed", minimum=0, maximum=MAX_SEED, error="config_seed", advanced=True)
+    )
+    precision: str = setting(
+        "auto", Setting("help_precision", "precision", choices=PRECISIONS, error="config_precision", advanced=True)
+    )
+    tokenizer_mode: str = setting(
+        MODES[0],
+        Setting(
+            "help_tokenizer_mode", "tokenizer_mode", choices=MODES, error="config_tokenizer_mode", flag="mode",
+            advanced=True,
+        ),
+    )  # fmt: skip
+    test_size: float = setting(
+        0.1,
+        Setting(
+            "help_test_size", "test_size", minimum=0.0, maximum=1.0, above_minimum=True, below_maximum=True,
+            error="config_test_size", advanced=True, step=0.05, slider=(0.05, 0.5),
+        ),
+    )  # fmt: skip
 
     @property
     def learning_rate(self) -> float:
-        if self.lr is not None:
-            return self.lr
-        return TINY_LR if self.model == TINY else 5e-5
+        return self.lr if self.lr is not None else default_lr(self.model)
 
     def check(self, train_rows: int | None = None) -> None:
-        """Raise ConfigError (a ValueError) with one sentence for a setting that cannot work; with train_rows,
-        also when the run would take more than MAX_STEPS steps."""
-        problems = {
-            "config_epochs": self.epochs < 1,
-            "config_epochs_max": self.epochs > MAX_EPOCHS,
-            "config_batch_size": self.batch_size < 1,
-            "config_batch_size_max": self.batch_size > MAX_BATCH_SIZE,
-            "config_max_len": not 8 <= self.max_len <= 512,
-            "config_lr": self.lr is not None and self.lr <= 0,
-            "config_warmup": not 0 <= self.warmup_ratio < 1,
-            "config_weight_decay": self.weight_decay < 0,
-            "config_dropout": not 0 <= self.dropout < 1,
-            "config_max_grad_norm": self.max_grad_norm <= 0,
-            "config_log_interval": self.log_interval < 1,
-            "config_test_size": not 0 < self.test_size < 1,
-            "config_precision": self.precision not in PRECISIONS,
-            "config_tokenizer_mode": self.tokenizer_mode not in ("gluonnlp", "whole"),
-        }
-        for key, failed in problems.items():
-            if failed:
-                limit = MAX_EPOCHS if key == "config_epochs_max" else MAX_BATCH_SIZE
-                raise ConfigError(key, choices=", ".join(PRECISIONS), limit=limit)
+        """Raise ConfigError (a ValueError) with one sentence for a setting out of its Setting's bounds; with
+        train_rows, also when the run would take more than MAX_STEPS steps."""
+        for spec in config_fields(type(self)).values():
+            key = spec.setting.problem(getattr(self, spec.name))
+            if key:
+                raise ConfigError(key, **spec.setting.bounds())
         steps = self.total_steps(train_rows) if train_rows is not None else 0
         if steps > MAX_STEPS:
             raise ConfigError(
@@ -96,9 +246,23 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
+    def from_dict(cls: type[Config], data: dict) -> Config:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_options(cls: type[Config], options: Mapping[str, Any], **fixed: Any) -> Config:
+        """A checked config from the web form's or an API request's options, on top of the fixed values (the
+        model): unknown names, values of the wrong type and values out of bounds each raise ConfigError.
+        An empty value ("" or None) keeps the default."""
+        specs = config_fields(cls)
+        unknown = sorted(str(name) for name in options if name not in specs or name in fixed)
+        if unknown:
+            raise ConfigError("err_unknown_options", names=", ".join(unknown))
+        values = {name: specs[name].parse(value) for name, value in options.items() if value not in ("", None)}
+        config = cls(**fixed, **values)
+        config.check()
+        return config
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -106,3 +270,22 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def default_lr(model: str) -> float:
+    """The learning rate a backbone trains at unless told otherwise."""
+    return TINY_LR if model == TINY else KOBERT_LR
+
+
+@cache
+def config_fields(config: type[TrainConfig] = TrainConfig) -> dict[str, ConfigField]:
+    """Every field of config (TrainConfig or a subclass) with its plain type and Setting, in field order (one dict
+    per class, shared: read it, do not change it)."""
+    hints = typing.get_type_hints(config)
+    return {f.name: ConfigField(f.name, _plain(hints[f.name]), f.default, f.metadata[SETTING]) for f in fields(config)}
+
+
+def _plain(hint: Any) -> type:
+    """`int` for `int`, `float` for `float | None`."""
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return args[0] if args else hint

@@ -17,29 +17,106 @@ from typing import Any
 
 MESSAGES: dict[str, tuple[str, str]] = {
     # training settings (config.py)
-    "config_epochs": ("epochs must be at least 1", "에폭 수는 1 이상이어야 합니다"),
-    "config_batch_size": ("batch size must be at least 1", "배치 크기는 1 이상이어야 합니다"),
-    "config_max_len": ("max length must be between 8 and 512", "최대 길이는 8에서 512 사이여야 합니다"),
+    # bounds come from each field's Setting (config.py): {minimum}, {maximum}, {choices}
+    "config_epochs": ("epochs must be at least {minimum}", "에폭 수는 {minimum} 이상이어야 합니다"),
+    "config_batch_size": ("batch size must be at least {minimum}", "배치 크기는 {minimum} 이상이어야 합니다"),
+    "config_max_len": (
+        "max length must be between {minimum} and {maximum}",
+        "최대 길이는 {minimum}에서 {maximum} 사이여야 합니다",
+    ),
     "config_lr": ("learning rate must be positive", "학습률은 0보다 커야 합니다"),
-    "config_warmup": ("warmup ratio must be between 0 and 1", "워밍업 비율은 0 이상 1 미만이어야 합니다"),
+    "config_warmup": (
+        "warmup ratio must be between {minimum} and {maximum}",
+        "워밍업 비율은 {minimum} 이상 {maximum} 미만이어야 합니다",
+    ),
     "config_weight_decay": ("weight decay must not be negative", "가중치 감쇠는 음수일 수 없습니다"),
-    "config_dropout": ("dropout must be between 0 and 1", "드롭아웃은 0 이상 1 미만이어야 합니다"),
+    "config_dropout": (
+        "dropout must be between {minimum} and {maximum}",
+        "드롭아웃은 {minimum} 이상 {maximum} 미만이어야 합니다",
+    ),
     "config_max_grad_norm": ("max grad norm must be positive", "그래디언트 클리핑 값은 0보다 커야 합니다"),
-    "config_log_interval": ("log interval must be at least 1", "로그 간격은 1 이상이어야 합니다"),
-    "config_test_size": ("test size must be between 0 and 1", "테스트 비율은 0과 1 사이여야 합니다"),
+    "config_log_interval": ("log interval must be at least {minimum}", "로그 간격은 {minimum} 이상이어야 합니다"),
+    "config_test_size": (
+        "test size must be between {minimum} and {maximum}",
+        "테스트 비율은 {minimum}보다 크고 {maximum}보다 작아야 합니다",
+    ),
     "config_precision": ("precision must be one of {choices}", "정밀도는 {choices} 중 하나여야 합니다"),
     "config_tokenizer_mode": (
-        "tokenizer mode must be gluonnlp or whole",
-        "토크나이저 모드는 gluonnlp 또는 whole이어야 합니다",
+        "tokenizer mode must be one of {choices}",
+        "토크나이저 모드는 {choices} 중 하나여야 합니다",
     ),
-    "config_epochs_max": ("epochs must be at most {limit}", "에폭 수는 {limit} 이하여야 합니다"),
-    "config_batch_size_max": ("batch size must be at most {limit}", "배치 크기는 {limit} 이하여야 합니다"),
+    "config_epochs_max": ("epochs must be at most {maximum}", "에폭 수는 {maximum} 이하여야 합니다"),
+    "config_batch_size_max": ("batch size must be at most {maximum}", "배치 크기는 {maximum} 이하여야 합니다"),
     "config_total_steps": (
         "{rows:,} rows in batches of {batch_size} for {epochs} epochs make {steps:,} training steps, over the limit "
         "of {limit:,}: use fewer epochs or a bigger batch size.",
         "{rows:,}행을 배치 크기 {batch_size}로 {epochs}에폭 학습하면 {steps:,}스텝으로 한도 {limit:,}스텝을 넘습니다: "
         "에폭 수를 줄이거나 배치 크기를 키우세요.",
     ),
+    # ---- settings ----
+    # Each TrainConfig field's help (config.py's Setting): the CLI's --help in English, the form's info lines.
+    # No format fields: the form's static labels go to the browser as they are.
+    "help_model": (
+        "A hub id, a local model folder, or tiny: a small randomly initialised BERT that trains offline.",
+        "허브 id, 로컬 모델 폴더, 또는 tiny(오프라인으로 학습하는 작은 무작위 초기화 BERT).",
+    ),
+    "help_text_col": ("The column of sentences (default: detected).", "문장이 든 열 (기본값: 자동 감지)."),
+    "help_label_col": ("The column of classes (default: detected).", "클래스가 든 열 (기본값: 자동 감지)."),
+    "help_epochs": ("Passes over the training data.", "학습 데이터를 몇 번 반복해 학습할지 정합니다."),
+    "help_batch_size": ("Sentences per training step.", "학습 한 스텝에 쓰는 문장 수입니다."),
+    "help_max_len": (
+        "Tokens per sentence, [CLS] and [SEP] included; longer sentences are cut.",
+        "[CLS]와 [SEP]를 포함한 문장당 토큰 수입니다. 더 긴 문장은 잘립니다.",
+    ),
+    "help_lr": (
+        "AdamW's learning rate; each backbone has its own default.",
+        "AdamW의 학습률입니다. 백본마다 기본값이 다릅니다.",
+    ),
+    "help_warmup_ratio": (
+        "The share of the steps over which the learning rate rises from 0.",
+        "학습률이 0에서 올라가는 구간이 전체 스텝에서 차지하는 비율입니다.",
+    ),
+    "help_weight_decay": (
+        "AdamW's weight decay, not applied to biases and LayerNorm weights.",
+        "AdamW의 가중치 감쇠입니다. 편향과 LayerNorm 가중치에는 적용하지 않습니다.",
+    ),
+    "help_dropout": (
+        "Dropout before the classification layer.",
+        "분류 층 앞의 드롭아웃입니다.",
+    ),
+    "help_max_grad_norm": (
+        "Gradients are clipped to this norm at every step.",
+        "스텝마다 그래디언트를 이 노름으로 자릅니다.",
+    ),
+    "help_log_interval": (
+        "A log line every this many batches.",
+        "이 배치 수마다 로그를 한 줄 씁니다.",
+    ),
+    "help_seed": (
+        "Seeds the test split, the initialisation and the batch order: the same seed, the same run.",
+        "테스트 분할, 초기화, 배치 순서를 정합니다. 시드가 같으면 같은 결과가 나옵니다.",
+    ),
+    "help_precision": (
+        "auto: bf16 where the GPU or CPU has it, fp16 on older GPUs, else fp32.",
+        "auto: GPU나 CPU가 지원하면 bf16, 오래된 GPU에서는 fp16, 그 밖에는 fp32.",
+    ),
+    "help_tokenizer_mode": (
+        "gluonnlp: KoBERT's original splitting (punctuation apart, then SentencePiece); whole: SentencePiece on the "
+        "whole sentence.",
+        "gluonnlp: KoBERT 원래 방식(문장부호를 떼어 낸 뒤 SentencePiece), whole: 문장 전체에 SentencePiece.",
+    ),
+    "help_test_size": (
+        "The share of the training data held out for testing when there is no test file.",
+        "테스트 파일이 없을 때 평가용으로 떼어 두는 학습 데이터의 비율입니다.",
+    ),
+    "config_seed": ("seed must be between {minimum} and {maximum}", "시드는 {minimum}에서 {maximum} 사이여야 합니다"),
+    "config_not_a_boolean": (
+        "Setting {name} must be true or false, not '{value}'.",
+        "설정 {name} 은(는) true 또는 false여야 합니다 ('{value}').",
+    ),
+    "cli_no_such_file": ("{path} does not exist.", "{path} 이(가) 없습니다."),
+    "cli_interrupted": ("interrupted.", "중단되었습니다."),
+    # ---- end of settings ----
     # training failures (train.py, jobs.py)
     "loss_not_finite": (
         "the loss became {value}",

@@ -14,8 +14,9 @@ import regex
 import sentencepiece as spm
 import torch
 
+from .config import MODES
+
 UNK, PAD, CLS, SEP, MASK = "[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"
-MODES = ("gluonnlp", "whole")
 SETTINGS_FILE = "kobert_tokenizer.json"
 # KoBERT's original SentencePiece model, gluonnlp vocabulary and published id vectors, carried with the package
 # (Apache-2.0; provenance and sha256 in kobert_files/README.md).

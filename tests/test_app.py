@@ -18,7 +18,6 @@ from kobert_demo.ui import build_app
 from kobert_demo.ui.driving import free_port, wait_for_state
 from kobert_demo.ui.i18n import pick_lang
 from kobert_demo.ui.logs_tab import Follow, poll
-from kobert_demo.ui.train_tab import check_files
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
 DATA = Path(__file__).resolve().parent / "data"
@@ -106,28 +105,12 @@ def test_validate_reads_cp949(app: SimpleNamespace, tmp_path: Path) -> None:
     ],
 )
 def test_bad_file_is_one_sentence(app: SimpleNamespace, tmp_path: Path, content: bytes, expected: str) -> None:
+    """The same files in the Train tab: tests/ui/test_train_tab.py."""
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
     with pytest.raises(AppError) as error:
         app.client.predict(handle_file(path), "", "", api_name="/validate")
     assert expected in str(error.value) and "Traceback" not in str(error.value)
-    shown = check_files(str(path), None, None, None, "en")
-    note, grid = shown[3], shown[4]  # the Train tab shows the sentence instead, and no empty preview grid
-    assert note["visible"] is True and expected in note["value"]
-    assert grid["visible"] is False and grid["value"] is None
-    korean = check_files(str(path), None, None, None, "ko")[3]["value"]  # in the visitor's language
-    assert "bad.csv" in korean and re.search("[가-힣]", korean) and expected not in korean
-
-
-def test_engine_errors_are_korean_in_the_ui(tmp_path: Path) -> None:
-    path = tmp_path / "one_class.tsv"
-    path.write_text("text\tlabel\n좋아요\tpos\n최고예요\tpos\n", encoding="utf-8")
-    note = check_files(str(path), None, None, None, "ko")[3]
-    assert note["visible"] is True
-    assert "one_class.tsv" in note["value"] and "클래스가 하나('pos')뿐입니다" in note["value"]
-    assert "classification needs" not in note["value"]
-    english = check_files(str(path), None, None, None, "en")[3]
-    assert "one_class.tsv has only one class ('pos') in column 'label'" in english["value"]
 
 
 def test_a_bad_setting_is_shown_in_the_visitors_language() -> None:
@@ -147,8 +130,17 @@ def test_train_rejects_bad_requests(app: SimpleNamespace) -> None:
         app.client.predict(train, None, "tiny", {}, "", api_name="/train")
     with pytest.raises(AppError, match="Unknown settings: colour"):
         app.client.predict(train, None, "tiny", {"colour": "red"}, ALICE, api_name="/train")
-    with pytest.raises(AppError, match="epochs must be at least 1"):
-        app.client.predict(train, None, "tiny", {"epochs": 0}, ALICE, api_name="/train")
+    for options, sentence in [
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"dropout": 1}, "dropout must be between 0 and 1"),
+        ({"epochs": "two"}, "Setting epochs must be a number, not 'two'."),
+        ({"cpu_mode": "maybe"}, "Setting cpu_mode must be true or false, not 'maybe'."),
+        ({"precision": "int4"}, "precision must be one of auto, bf16, fp16, fp32"),
+    ]:
+        with pytest.raises(AppError, match=re.escape(sentence)):
+            app.client.predict(train, None, "tiny", options, ALICE, api_name="/train")
+    with pytest.raises(AppError, match="options must be a JSON object"):
+        app.client.predict(train, None, "tiny", [1, 2], ALICE, api_name="/train")
     with pytest.raises(AppError, match="labels the training file lacks"):
         test = handle_file(DATA / "movie_ratings" / "test.tsv")
         app.client.predict(train, test, "tiny", {}, ALICE, api_name="/train")
@@ -307,9 +299,3 @@ def test_custom_models_off_refuses_folders_and_hub_ids(
     with pytest.raises(AppError, match="does not accept model folders or hub ids"):
         app.client.predict(str(trained.path_model), "재밌다", api_name="/predict")
     assert app.client.predict(trained.name, "재밌다", api_name="/predict")["label"]
-
-
-def test_preview_grid_shows_only_with_a_readable_file() -> None:
-    good = check_files(str(DATA / "movie_ratings" / "train.tsv"), None, None, None, "en")[4]
-    assert good["visible"] is True and len(good["value"]) > 0
-    assert check_files(None, None, None, None, "en")[4] == {"__type__": "update", "value": None, "visible": False}

@@ -1,5 +1,6 @@
 """Tests for kobert_demo.cli: `python -m kobert_demo` as real processes (validate, tokenize, train, evaluate,
-predict), every user error as exit status 2 with one `error: ` line; a few more error paths through main()."""
+predict), every user error as exit status 2 with one `error: ` line (English here unless a test asks for Korean);
+a few more error paths through main(); the train command's flags, made from TrainConfig's schema."""
 
 from __future__ import annotations
 
@@ -13,9 +14,18 @@ import pandas as pd
 import pytest
 from conftest import DATA, KOBERT_FILES, VECTORS, CliRun, TrainedRun, run_cli, write_tsv
 
-from kobert_demo.cli import EXIT_USER_ERROR, main
+from kobert_demo.cli import EXIT_USER_ERROR, main, parse_args, user_lang
+from kobert_demo.config import TrainConfig, config_fields
 from kobert_demo.predict import Predictor
 from kobert_demo.runs import open_run
+
+LOCALE_VARIABLES = ("KOBERT_DEMO_LANG", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
+@pytest.fixture(autouse=True)
+def english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's sentences in English whatever this machine's locale (the language tests set their own)."""
+    monkeypatch.setenv("KOBERT_DEMO_LANG", "en")
 
 
 def user_error(result: subprocess.CompletedProcess) -> str:
@@ -302,3 +312,107 @@ def test_evaluate_text_report(capsys, trained_run: TrainedRun, nsmc_test) -> Non
     assert out[-2:] == [
         f"{name}  " + " ".join(f"{v:6d}" for v in row) for name, row in zip("01", best["confusion_matrix"])
     ]
+
+
+# The train command's flags: one per TrainConfig field, today's names kept
+
+# flag, the field it sets, a value that is not the default (as typed, as parsed)
+FLAGS = [
+    ("--model", "model", "tiny", "tiny"),
+    ("--text-col", "text_col", "document", "document"),
+    ("--label-col", "label_col", "label", "label"),
+    ("--epochs", "epochs", "3", 3),
+    ("--batch-size", "batch_size", "16", 16),
+    ("--max-len", "max_len", "128", 128),
+    ("--lr", "lr", "3e-5", 3e-5),
+    ("--warmup-ratio", "warmup_ratio", "0.2", 0.2),
+    ("--weight-decay", "weight_decay", "0", 0.0),
+    ("--dropout", "dropout", "0.1", 0.1),
+    ("--max-grad-norm", "max_grad_norm", "2", 2.0),
+    ("--log-interval", "log_interval", "10", 10),
+    ("--seed", "seed", "7", 7),
+    ("--precision", "precision", "fp32", "fp32"),
+    ("--mode", "tokenizer_mode", "whole", "whole"),
+    ("--test-size", "test_size", "0.2", 0.2),
+]
+
+
+def test_train_flags_default_to_the_config() -> None:
+    args = parse_args(["train", "data.tsv", "--out", "run"])
+    assert {name: getattr(args, name) for name in config_fields()} == TrainConfig().to_dict()
+
+
+def test_train_flags_keep_their_names_and_types() -> None:
+    argv = [part for flag, _, typed, _ in FLAGS for part in (flag, typed)]
+    args = parse_args(["train", "data.tsv", *argv, "--cpu-mode", "--out", "run"])
+    for _, name, _, parsed in FLAGS:
+        assert getattr(args, name) == parsed and type(getattr(args, name)) is type(parsed), name
+    assert args.cpu_mode is True
+    assert {name for _, name, _, _ in FLAGS} | {"cpu_mode"} == set(config_fields())
+
+
+def test_train_flag_choices_come_from_the_schema(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["train", "data.tsv", "--out", "run", "--mode", "bpe"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'bpe'" in err and "gluonnlp" in err and "whole" in err
+
+
+def test_train_builds_its_config_from_the_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """cmd_train hands train() the config the flags describe, field by field."""
+    import kobert_demo.train
+
+    seen = []
+
+    def fake_train(config: TrainConfig, splits, out, meta=None):
+        seen.append(config)
+        return iter(())
+
+    monkeypatch.setattr(kobert_demo.train, "train", fake_train)
+    argv = [part for flag, _, typed, _ in FLAGS for part in (flag, typed)]
+    assert main(["train", str(DATA / "nsmc/test.tsv"), "--out", str(tmp_path / "run"), *argv, "--cpu-mode"]) == 0
+    assert seen == [TrainConfig(**{name: parsed for _, name, _, parsed in FLAGS}, cpu_mode=True)]
+
+
+# The user's language
+
+
+@pytest.mark.parametrize(
+    ("environ", "lang"),
+    [
+        ({}, "en"),
+        ({"LANG": "C.UTF-8"}, "en"),
+        ({"LANG": "ko_KR.UTF-8"}, "ko"),
+        ({"LANG": "ko"}, "ko"),
+        ({"LC_ALL": "en_US.UTF-8", "LANG": "ko_KR.UTF-8"}, "en"),
+        ({"LC_ALL": "", "LC_MESSAGES": "ko_KR.UTF-8", "LANG": "en_US.UTF-8"}, "ko"),
+        ({"KOBERT_DEMO_LANG": "en", "LC_ALL": "ko_KR.UTF-8"}, "en"),
+        ({"KOBERT_DEMO_LANG": "KO", "LANG": "C"}, "ko"),
+        ({"KOBERT_DEMO_LANG": "fr", "LANG": "ko_KR.UTF-8"}, "ko"),
+    ],
+)
+def test_user_lang(environ: dict, lang: str) -> None:
+    assert user_lang(environ) == lang
+
+
+def test_errors_in_korean_for_a_korean_locale(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in LOCALE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "ko_KR.UTF-8")
+    bad_epochs = ["train", DATA / "nsmc/test.tsv", "--out", tmp_path / "run", "--epochs", "0"]
+    assert in_process_error(capsys, bad_epochs) == "error: 에폭 수는 1 이상이어야 합니다"
+    missing = tmp_path / "nope.model"
+    assert in_process_error(capsys, ["tokenize", "x", "--spm", missing]) == f"error: {missing} 이(가) 없습니다."
+    with pytest.raises(SystemExit):  # argparse's own usage errors stay as argparse writes them
+        main(["train", "data.tsv", "--out", "run", "--epochs", "many"])
+    assert "invalid int value: 'many'" in capsys.readouterr().err
+
+    monkeypatch.setenv("KOBERT_DEMO_LANG", "en")
+    assert in_process_error(capsys, bad_epochs) == "error: epochs must be at least 1"
+
+
+def test_a_korean_locale_reaches_the_process(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOBERT_DEMO_LANG")
+    monkeypatch.setenv("LC_ALL", "ko_KR.UTF-8")
+    line = user_error(cli("validate", DATA / "hate_speech/train.tsv", "--text-col", "document"))
+    assert line.startswith("error: train.tsv 에 'document' 열이 없습니다"), line

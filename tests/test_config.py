@@ -1,13 +1,28 @@
-"""Tests for kobert_demo.config: the tutorial's defaults, JSON round trips, and one sentence per bad setting."""
+"""Tests for kobert_demo.config: the tutorial's defaults, JSON round trips, one sentence per bad setting, and the
+settings schema that drives the CLI flags, the web form and the API's option checking."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from kobert_demo.config import KOBERT_HUB_ID, TINY_LR, ConfigError, TrainConfig
+from kobert_demo.config import (
+    KOBERT_HUB_ID,
+    KOBERT_LR,
+    MODES,
+    TINY_LR,
+    ConfigError,
+    ConfigField,
+    Setting,
+    TrainConfig,
+    config_fields,
+    default_lr,
+    setting,
+)
+from kobert_demo.messages import MESSAGES, t
 
 HANGUL = re.compile("[가-힣]")
 
@@ -42,7 +57,10 @@ def test_round_trip(tmp_path: Path) -> None:
         ({"log_interval": 0}, "log interval must be at least 1"),
         ({"test_size": 1.0}, "test size must be between 0 and 1"),
         ({"precision": "int4"}, "precision must be one of auto, bf16, fp16, fp32"),
-        ({"tokenizer_mode": "bpe"}, "tokenizer mode must be gluonnlp or whole"),
+        ({"tokenizer_mode": "bpe"}, "tokenizer mode must be one of gluonnlp, whole"),
+        ({"epochs": 101}, "epochs must be at most 100"),
+        ({"batch_size": 1025}, "batch size must be at most 1024"),
+        ({"seed": -1}, "seed must be between 0 and 4294967295"),
     ],
 )
 def test_each_bad_setting_is_one_sentence_in_english_and_korean(change: dict, english: str) -> None:
@@ -51,3 +69,124 @@ def test_each_bad_setting_is_one_sentence_in_english_and_korean(change: dict, en
     assert str(caught.value) == english
     assert isinstance(caught.value, ValueError)
     assert HANGUL.search(caught.value.text("ko"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"max_len": 8}, {"max_len": 512}, {"warmup_ratio": 0.0}, {"dropout": 0.0}, {"seed": 0}, {"test_size": 0.5}],
+)
+def test_values_on_an_included_bound_pass(change: dict) -> None:
+    TrainConfig(**change).check()
+
+
+@pytest.mark.parametrize("spec", list(config_fields().values()), ids=lambda spec: spec.name)
+def test_every_field_has_complete_metadata(spec: ConfigField) -> None:
+    """Help (and a form label) in both languages; a sentence for every bound or choice, whose fields the bounds fill."""
+    setting = spec.setting
+    assert spec.type in (bool, int, float, str)
+    for key in (setting.help, setting.label):
+        if key is not None:
+            english, korean = MESSAGES[key]
+            assert "{" not in english + korean  # static labels reach the browser unformatted
+    bounded = setting.minimum is not None or setting.maximum is not None or setting.choices
+    assert bool(setting.error) == bool(bounded)
+    for key in filter(None, (setting.error, setting.error_max)):
+        assert HANGUL.search(t("ko", key, **setting.bounds())) and t("en", key, **setting.bounds())
+    if setting.slider:
+        assert setting.problem(setting.slider[0]) is None and setting.problem(setting.slider[1]) is None
+    assert setting.problem(spec.default) is None
+
+
+def test_bound_sentences_come_from_the_schema() -> None:
+    """A field's bounds are written once: change them in a subclass and check() and its sentence follow."""
+
+    @dataclass
+    class Narrow(TrainConfig):
+        max_len: int = setting(64, Setting("help_max_len", "max_len", minimum=16, maximum=128, error="config_max_len"))
+
+    with pytest.raises(ConfigError) as caught:
+        Narrow(max_len=8).check()
+    assert str(caught.value) == "max length must be between 16 and 128"
+    assert caught.value.text("ko") == "최대 길이는 16에서 128 사이여야 합니다"
+    Narrow(max_len=128).check()
+    with pytest.raises(ConfigError):
+        Narrow(max_len=129).check()
+
+
+@dataclass
+class Extended(TrainConfig):
+    """TrainConfig plus one throwaway setting, as a maintainer would add it: one field with its Setting."""
+
+    label_smoothing: float = setting(
+        0.0,
+        Setting(
+            "help_dropout", "dropout", minimum=0.0, maximum=1.0, below_maximum=True, error="config_dropout",
+            advanced=True, step=0.05,
+        ),
+    )  # fmt: skip
+
+
+def test_a_new_setting_reaches_the_cli_the_form_and_the_api() -> None:
+    import argparse
+
+    import gradio as gr
+
+    from kobert_demo.cli import add_config_flags
+    from kobert_demo.ui.train_tab import widgets
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, Extended)
+    assert parser.parse_args([]).label_smoothing == 0.0
+    args = parser.parse_args(["--label-smoothing", "0.25", "--epochs", "3"])
+    assert (args.label_smoothing, args.epochs) == (0.25, 3)
+    assert "--label-smoothing" in parser.format_help()
+
+    shown = {widget.name: widget for widget in widgets(Extended)}
+    assert list(shown)[-1] == "label_smoothing"  # field order
+    widget = shown["label_smoothing"]
+    assert widget.kind is gr.Number and widget.advanced
+    assert {k: widget.kwargs[k] for k in ("value", "minimum", "maximum", "step", "elem_id")} == {
+        "value": 0.0, "minimum": 0.0, "maximum": 1.0, "step": 0.05, "elem_id": "label-smoothing"
+    }  # fmt: skip
+
+    assert Extended.from_options({"label_smoothing": "0.3"}, model="tiny").label_smoothing == 0.3
+    with pytest.raises(ConfigError, match="dropout must be between 0 and 1"):
+        Extended.from_options({"label_smoothing": 1.0}, model="tiny")
+    with pytest.raises(ConfigError, match="Setting label_smoothing must be a number, not 'lots'"):
+        Extended.from_options({"label_smoothing": "lots"}, model="tiny")
+    with pytest.raises(ConfigError, match="Unknown settings: label_smoothing"):
+        TrainConfig.from_options({"label_smoothing": 0.1}, model="tiny")
+
+
+def test_options_are_typed_checked_and_named() -> None:
+    """The web form's and the API's options: strings and numbers become the field's type; empty keeps the default."""
+    config = TrainConfig.from_options(
+        {"epochs": "3", "lr": 2e-5, "cpu_mode": "true", "precision": "fp32", "seed": "", "text_col": None}, model="tiny"
+    )
+    assert (config.model, config.epochs, config.lr, config.cpu_mode) == ("tiny", 3, 2e-5, True)
+    assert config.precision == "fp32"
+    assert (config.seed, config.text_col) == (TrainConfig().seed, None)
+    assert TrainConfig.from_options({"cpu_mode": False}).cpu_mode is False
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig.from_options({"model": "x", "colour": "red", "size": 1}, model="tiny")
+    assert str(caught.value) == "Unknown settings: colour, model, size."
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig.from_options({"cpu_mode": "maybe"})
+    assert str(caught.value) == "Setting cpu_mode must be true or false, not 'maybe'."
+    assert HANGUL.search(caught.value.text("ko"))
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig.from_options({"dropout": 1})
+    assert caught.value.text("ko") == "드롭아웃은 0 이상 1 미만이어야 합니다"
+
+
+def test_learning_rate_follows_the_backbone() -> None:
+    assert default_lr("tiny") == TINY_LR == TrainConfig(model="tiny").learning_rate
+    assert default_lr(KOBERT_HUB_ID) == KOBERT_LR == TrainConfig().learning_rate == default_lr("./my-bert")
+    assert TrainConfig(model="tiny", lr=0.5).learning_rate == 0.5
+
+
+def test_tokenizer_modes_are_one_constant() -> None:
+    from kobert_demo import tokenizer
+
+    assert tokenizer.MODES is MODES
+    assert config_fields()["tokenizer_mode"].setting.choices == MODES

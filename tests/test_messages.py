@@ -19,6 +19,7 @@ from kobert_demo.runs import RunError, open_run
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 ROOT = Path(__file__).resolve().parents[1] / "kobert_demo"
+SETTING_KEYS = ("help", "label", "error", "error_max")  # the catalogue keys a config.Setting names
 ERRORS = {"DataError", "BackboneError", "ModelZipError", "RunError", "UserFacingError", "UserError"}
 
 
@@ -96,7 +97,8 @@ def _literal_keys(node: ast.Call, position: int) -> list[str]:
 
 
 def test_every_key_the_code_names_exists() -> None:
-    """`t(lang, "key")` and `I18N("key")` in the package all name a key of the catalogue."""
+    """`t(lang, "key")`, `I18N("key")` and the keys of each `Setting(...)` (config.py's schema: help, label and
+    bound sentences) in the package all name a key of the catalogue."""
     named = []
     for path in ROOT.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -105,6 +107,11 @@ def test_every_key_the_code_names_exists() -> None:
                     named += [(path.name, node.lineno, key) for key in _literal_keys(node, 1)]
                 elif node.func.id == "I18N":
                     named += [(path.name, node.lineno, key) for key in _literal_keys(node, 0)]
+                elif node.func.id == "Setting":
+                    keys = _literal_keys(node, 0) + _literal_keys(node, 1)
+                    given = [k.value for k in node.keywords if k.arg in SETTING_KEYS]
+                    keys += [value.value for value in given if isinstance(value, ast.Constant) and value.value]
+                    named += [(path.name, node.lineno, key) for key in keys]
     assert len(named) > 100
     assert not [key for key in named if key[2] not in MESSAGES]
 

@@ -18,8 +18,8 @@ from . import api, logs_tab, predict_tab, train_tab
 from .i18n import I18N, lang_of, t
 from .logs_tab import Follow, poll, run_choices, share_link
 from .predict_tab import model_choices
-from .render import md_text, warn
-from .state import MIN_VISITOR_CHARS, AppState, UserError, message
+from .render import warn
+from .state import MIN_VISITOR_CHARS, AppState, UserError, shown_errors
 
 __all__ = ["KoBertApp", "build_app"]
 
@@ -143,29 +143,23 @@ def _wire(
         **private,
     ).then(refresh, [logs.follow, visitor], logs.outputs, **private)
 
-    form = [train.train_file, train.test_file, train.text_col, train.label_col, *train.settings]
-
-    def on_start(values: dict, request: gr.Request) -> tuple:
-        """Queue a run from the form and follow it in the Logs tab."""
+    @shown_errors(fallback=lambda: {train.message: ""})
+    def on_start(values: dict, request: gr.Request) -> dict:
+        """Queue a run from the form and follow it in the Logs tab; a refusal is a toast in the visitor's language."""
         lang = lang_of(request)
         token = values[visitor]
-        try:
-            run = train_tab.start_from_form(state, token or "", *(values[component] for component in form))
-        except Exception as error:
-            text = message(error, lang)
-            warn(text)
-            return f"⚠️ {md_text(text)}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return (
-            train_tab.queued_message(state, run, lang),
-            Follow(run=run.name),
-            gr.update(choices=run_choices(state, token, lang), value=run.name),
-            share_link(run.name, request),
-            gr.Tabs(selected="logs"),
-        )
+        run = train_tab.start_from_form(state, token or "", train, values)
+        return {
+            train.message: train_tab.queued_message(state, run, lang),
+            logs.follow: Follow(run=run.name),
+            logs.run_select: gr.update(choices=run_choices(state, token, lang), value=run.name),
+            logs.share: share_link(run.name, request),
+            tabs: gr.Tabs(selected="logs"),
+        }
 
     train.start.click(
         on_start,
-        {visitor, *form},
+        {visitor, *train.form},
         [train.message, logs.follow, logs.run_select, logs.share, tabs],
         concurrency_limit=2,
         api_visibility="private",

@@ -142,7 +142,8 @@ def build(state: AppState) -> None:
 
     @api_errors
     def train(train_file: str | None, test_file: str | None, model: str, options: Any, visitor: str) -> str:
-        """Queue a run; returns its name at once."""
+        """Queue a run; returns its name at once. options: TrainConfig settings by field name (`epochs`,
+        `batch_size`, ...; see `kobert-demo train --help`), typed and bounded as in the web form."""
         model = (model or KOBERT_HUB_ID).strip()
         backbone = model if model in (KOBERT_HUB_ID, TINY) else CUSTOM
         if not isinstance(options or {}, dict):

@@ -1,14 +1,19 @@
-"""The Train tab: upload data, check it (columns, classes, dropped rows), pick a backbone and settings, queue a run."""
+"""The Train tab: upload data, check it (columns, classes, dropped rows), pick a backbone and settings, queue a run.
+
+The settings widgets come from TrainConfig's schema (config.py): `widgets()` derives them, `form_config()` reads them
+back by field name. Handlers return `{component: value}` dicts; the renderers they use are plain functions.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from kobert_demo.config import KOBERT_HUB_ID, PRECISIONS, TINY, TINY_LR, TrainConfig
+from kobert_demo.config import KOBERT_HUB_ID, TINY, TrainConfig, config_fields, default_lr
 from kobert_demo.jobs import owner_id
 from kobert_demo.messages import fmt_duration
 from kobert_demo.runs import Run
@@ -19,26 +24,44 @@ from .render import md_text
 from .state import AppState, UserError, check_visitor, message
 
 CUSTOM = "custom"
-KOBERT_LR = 5e-5
 SEPARATOR_KEYS = {"\t": "sep_tab", ",": "sep_comma", ";": "sep_semicolon", "|": "sep_pipe"}
 DROP_KEYS = {"empty text": "drop_empty_text", "empty label": "drop_empty_label"}
-INT_SETTINGS = ("epochs", "batch_size", "max_len", "log_interval", "seed")
-FLOAT_SETTINGS = ("lr", "warmup_ratio", "weight_decay", "dropout", "max_grad_norm", "test_size")
-BOOL_SETTINGS = ("cpu_mode",)
+ADVANCED_ROW = 5  # widgets per row in the "Advanced settings" accordion
+NOTE_KEYS = {TINY: "note_tiny", CUSTOM: "note_custom"}  # the note under the backbone choice (default: note_kobert)
+
+Component = gr.components.Component
 
 
 @dataclass
 class TrainTab:
-    """The tab's components that other tabs and the app wiring use."""
+    """The tab's components: its handlers and the app's wiring (Start opens the Logs tab) name them."""
 
     train_file: gr.File
     test_file: gr.File
     text_col: gr.Dropdown
     label_col: gr.Dropdown
-    settings: list[gr.components.Component]
+    summary: gr.Markdown
+    error: gr.Markdown
+    preview: gr.Dataframe
+    classes: gr.BarPlot
+    backbone: gr.Radio
+    custom_model: gr.Textbox
+    backbone_note: gr.Markdown
+    settings: dict[str, Component]  # the settings widgets, by TrainConfig field name
     start: gr.Button
     message: gr.Markdown
     limits: gr.Markdown
+
+    @property
+    def checked(self) -> list[Component]:
+        """What a file check updates."""
+        return [self.text_col, self.label_col, self.summary, self.error, self.preview, self.classes]
+
+    @property
+    def form(self) -> list[Component]:
+        """What Start reads."""
+        files = [self.train_file, self.test_file, self.text_col, self.label_col]
+        return [*files, self.backbone, self.custom_model, *self.settings.values()]
 
 
 # --- checking files -----------------------------------------------------------------------------------------------
@@ -48,27 +71,24 @@ def _path(file: Any) -> str | None:
 
 
 def check_files(
-    train_file: str | None, test_file: str | None, text_col: str | None, label_col: str | None, lang: str
-) -> tuple[Any, ...]:
+    tab: TrainTab, train_file: str | None, test_file: str | None, text_col: str | None, label_col: str | None, lang: str
+) -> dict[Component, Any]:
     """Read both files with the chosen (or detected) columns: dropdowns, summary, error, preview and class plot."""
     from kobert_demo.data import read_table
 
     no_preview = gr.update(value=None, visible=False)  # not an empty grid with placeholder headers
+    cleared = {tab.text_col: gr.update(choices=[], value=None), tab.label_col: gr.update(choices=[], value=None)}
     if not train_file:
-        hidden = gr.update(choices=[], value=None)
-        return hidden, hidden, "", gr.update(value="", visible=False), no_preview, None
+        return {**cleared, tab.summary: "", tab.error: error_note(""), tab.preview: no_preview, tab.classes: None}
     if text_col and text_col == label_col:
-        error = md_text(t(lang, "err_same_columns"))
-        return gr.skip(), gr.skip(), gr.skip(), gr.update(value=f"⚠️ {error}", visible=True), gr.skip(), gr.skip()
+        return {tab.error: error_note(md_text(t(lang, "err_same_columns")))}
     try:
         train = read_table(train_file, text_col, label_col)
         test = read_table(test_file, train.text_col, train.label_col) if test_file else None
     except Exception as error:
-        note = gr.update(value=f"⚠️ {md_text(message(error, lang))}", visible=True)
-        if text_col or label_col:  # keep the user's column choice on screen
-            return gr.skip(), gr.skip(), "", note, no_preview, None
-        hidden = gr.update(choices=[], value=None)
-        return hidden, hidden, "", note, no_preview, None
+        note = error_note(md_text(message(error, lang)))
+        shown = {tab.summary: "", tab.error: note, tab.preview: no_preview, tab.classes: None}
+        return shown if text_col or label_col else {**cleared, **shown}  # keep the user's column choice on screen
     counts = train.class_counts()
     lines = [_file_line(train, lang), t(lang, "classes_line", n=len(counts))]
     error = ""
@@ -79,15 +99,24 @@ def check_files(
             error = md_text(t(lang, "err_test_labels", file=test.name, labels=", ".join(unknown[:10])))
     else:
         lines.append(t(lang, "no_test_file"))
-    plot = pd.DataFrame({"class": list(counts), "rows": list(counts.values())})
-    return (
-        gr.update(choices=train.columns, value=train.text_col),
-        gr.update(choices=train.columns, value=train.label_col),
-        "\n\n".join(lines),
-        gr.update(value=f"⚠️ {error}" if error else "", visible=bool(error)),
-        gr.update(value=preview(train), visible=True),
-        plot,
-    )
+    return {
+        tab.text_col: gr.update(choices=train.columns, value=train.text_col),
+        tab.label_col: gr.update(choices=train.columns, value=train.label_col),
+        tab.summary: "\n\n".join(lines),
+        tab.error: error_note(error),
+        tab.preview: gr.update(value=preview(train), visible=True),
+        tab.classes: class_frame(counts),
+    }
+
+
+def error_note(markdown: str) -> dict:
+    """The error box: shown with a warning sign when there is something to say, hidden otherwise."""
+    return gr.update(value=f"⚠️ {markdown}" if markdown else "", visible=bool(markdown))
+
+
+def class_frame(counts: Mapping[str, int]) -> pd.DataFrame:
+    """The class plot's data: rows per class."""
+    return pd.DataFrame({"class": list(counts), "rows": list(counts.values())})
 
 
 def preview(data: Any) -> pd.DataFrame:
@@ -113,9 +142,67 @@ def _file_line(data: Any, lang: str) -> str:
     )
 
 
+# --- the settings form ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Widget:
+    """One setting's form widget, derived from its Setting: the Gradio class and its arguments."""
+
+    name: str  # the TrainConfig field
+    kind: type[Component]
+    kwargs: dict[str, Any]
+    advanced: bool
+
+
+def widgets(config: type[TrainConfig] = TrainConfig) -> list[Widget]:
+    """The form's settings widgets in field order (fields with a form label): label, help, bounds, step, default
+    and element id from the schema. The learning rate shows the default backbone's."""
+    defaults = config()
+    values = {**defaults.to_dict(), "lr": defaults.learning_rate}
+    made = []
+    for spec in config_fields(config).values():
+        setting = spec.setting
+        if setting.label is None:
+            continue
+        kwargs: dict[str, Any] = {
+            "value": values[spec.name], "label": I18N(setting.label), "info": I18N(setting.help),
+            "elem_id": spec.elem_id,
+        }  # fmt: skip
+        if setting.step is not None:
+            kwargs["step"] = setting.step
+        if spec.type is bool:
+            kind = gr.Checkbox
+        elif setting.choices:
+            kind = gr.Dropdown
+            kwargs["choices"] = list(setting.choices)
+        elif setting.slider:
+            kind = gr.Slider
+            kwargs["minimum"], kwargs["maximum"] = setting.slider
+        else:  # the bounds as they are: a value on an excluded bound gets check()'s sentence
+            kind = gr.Number
+            kwargs.update(minimum=setting.minimum, maximum=setting.maximum, precision=0 if spec.type is int else None)
+        made.append(Widget(spec.name, kind, kwargs, setting.advanced))
+    return made
+
+
+def form_config(tab: TrainTab, values: Mapping[Component, Any]) -> TrainConfig:
+    """The checked TrainConfig the form describes (values: the form's components and what they hold)."""
+    options = {name: values[component] for name, component in tab.settings.items()}
+    options.update(text_col=values[tab.text_col] or None, label_col=values[tab.label_col] or None)
+    return make_config(values[tab.backbone], values[tab.custom_model], options)
+
+
+def backbone_changed(tab: TrainTab, choice: str) -> dict[Component, Any]:
+    """A backbone chosen: the custom model box, the backbone's learning rate and its note."""
+    return {
+        tab.custom_model: gr.update(visible=choice == CUSTOM),
+        tab.settings["lr"]: default_lr(choice),
+        tab.backbone_note: I18N(NOTE_KEYS.get(choice, "note_kobert")),
+    }
+
+
 # --- starting a run -----------------------------------------------------------------------------------------------
-def make_config(backbone: str, custom_model: str | None, options: dict[str, Any]) -> TrainConfig:
-    """A TrainConfig from the backbone choice and the form's (or the API's) options."""
+def make_config(backbone: str, custom_model: str | None, options: Mapping[str, Any]) -> TrainConfig:
+    """A checked TrainConfig from the backbone choice and the form's (or the API's) options."""
     if backbone == CUSTOM:
         if not custom_models_allowed():
             raise UserError("err_custom_models_off")
@@ -124,28 +211,7 @@ def make_config(backbone: str, custom_model: str | None, options: dict[str, Any]
             raise UserError("err_custom_model_empty")
     else:
         model = backbone or KOBERT_HUB_ID
-    known = set(TrainConfig.__dataclass_fields__) - {"model"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UserError("err_unknown_options", names=", ".join(unknown))
-    values = {name: _setting(name, value) for name, value in options.items() if value not in ("", None)}
-    return TrainConfig(model=model, **values)
-
-
-def _setting(name: str, value: Any) -> Any:
-    """One option as the type TrainConfig wants; UserError naming it when it is not a number where one is due."""
-    if name in BOOL_SETTINGS:
-        if isinstance(value, bool) or str(value).strip().lower() in ("true", "false", "1", "0"):
-            return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1")
-        raise UserError("err_not_a_number", name=name, value=str(value)[:40])
-    try:
-        if name in INT_SETTINGS:
-            return int(value)
-        if name in FLOAT_SETTINGS:
-            return float(value)
-    except (TypeError, ValueError):
-        raise UserError("err_not_a_number", name=name, value=str(value)[:40]) from None
-    return str(value)
+    return TrainConfig.from_options(options, model=model)
 
 
 def submit(state: AppState, config: TrainConfig, train_file: str | None, test_file: str | None, visitor: str) -> Run:
@@ -156,19 +222,29 @@ def submit(state: AppState, config: TrainConfig, train_file: str | None, test_fi
     return state.queue.submit(config, train_file, test_file, owner=owner_id(visitor))
 
 
+def start_from_form(state: AppState, visitor: str, tab: TrainTab, values: Mapping[Component, Any]) -> Run:
+    """Queue a run from the form (values: the form's components and what they hold)."""
+    config = form_config(tab, values)
+    return submit(state, config, _path(values[tab.train_file]), _path(values[tab.test_file]), visitor)
+
+
 def queued_message(state: AppState, run: Run, lang: str) -> str:
-    """`Run X is queued: 2 jobs ahead, about 3:10` (or starting now)."""
+    """The message under Start for a run just queued, from the queue's state."""
     position = state.queue.position(run)
-    if position is None or (position == 1 and state.queue.running() is None):
-        return t(lang, "run_starting", run=run.name)
-    ahead = position - 1 + (1 if state.queue.running() else 0)
-    return t(lang, "run_queued", run=run.name, ahead=ahead, wait=fmt_duration(state.queue.wait_estimate(run)))
+    ahead = 0 if position is None else position - 1 + (1 if state.queue.running() else 0)
+    return queued_text(run.name, ahead, state.queue.wait_estimate(run) if ahead else None, lang)
+
+
+def queued_text(run: str, ahead: int, wait_s: float | None, lang: str) -> str:
+    """`Run X is queued: 2 jobs ahead, about 3:10` (or starting now, with no job ahead)."""
+    if not ahead:
+        return t(lang, "run_starting", run=run)
+    return t(lang, "run_queued", run=run, ahead=ahead, wait=fmt_duration(wait_s))
 
 
 # --- the tab ------------------------------------------------------------------------------------------------------
 def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
     """Lay out the Train tab and wire its own events; the Start event is wired by the app (it opens Logs)."""
-    d = TrainConfig()
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             train_file = gr.File(
@@ -185,7 +261,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
         with gr.Column(scale=3, min_width=360):
             error = gr.Markdown(visible=False, elem_classes=["kd-error"], elem_id="train-error")
             summary = gr.Markdown(elem_id="train-summary")
-            preview = gr.Dataframe(
+            preview_grid = gr.Dataframe(
                 label=I18N("preview"), interactive=False, max_height=260, visible=False, elem_id="train-preview"
             )
             classes = gr.BarPlot(
@@ -210,72 +286,53 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
             label=I18N("model_path"), placeholder="./kobert-base-v1", visible=False, scale=2, max_lines=1
         )
     backbone_note = gr.Markdown(I18N("note_kobert"), elem_classes=["kd-help"])
-    with gr.Row():
-        epochs = gr.Number(d.epochs, label=I18N("epochs"), precision=0, minimum=1, maximum=100, elem_id="epochs")
-        batch_size = gr.Number(
-            d.batch_size, label=I18N("batch_size"), precision=0, minimum=1, maximum=1024, elem_id="batch-size"
-        )
-        max_len = gr.Number(d.max_len, label=I18N("max_len"), precision=0, minimum=8, maximum=512)
-        lr = gr.Number(KOBERT_LR, label=I18N("lr"), minimum=0, step=1e-5, elem_id="lr")
-    cpu_mode = gr.Checkbox(d.cpu_mode, label=I18N("cpu_mode"), info=I18N("cpu_mode_help"), elem_id="cpu-mode")
-    with gr.Accordion(I18N("advanced"), open=False, elem_id="advanced"):
-        with gr.Row():
-            warmup = gr.Number(d.warmup_ratio, label=I18N("warmup"), minimum=0, maximum=0.99, step=0.01)
-            weight_decay = gr.Number(d.weight_decay, label=I18N("weight_decay"), minimum=0, step=0.01)
-            dropout = gr.Number(d.dropout, label=I18N("dropout"), minimum=0, maximum=0.99, step=0.05)
-            grad_clip = gr.Number(d.max_grad_norm, label=I18N("grad_clip"), minimum=0, step=0.1)
-        with gr.Row():
-            log_interval = gr.Number(
-                d.log_interval, label=I18N("log_interval"), precision=0, minimum=1, elem_id="log-interval"
-            )
-            seed = gr.Number(d.seed, label=I18N("seed"), precision=0)
-            precision = gr.Dropdown(list(PRECISIONS), value=d.precision, label=I18N("precision"))
-            mode = gr.Dropdown(["gluonnlp", "whole"], value=d.tokenizer_mode, label=I18N("tokenizer_mode"))
-            test_size = gr.Slider(0.05, 0.5, value=d.test_size, step=0.05, label=I18N("test_size"))
-        gr.Markdown(I18N("advanced_help"), elem_classes=["kd-help"])
+    settings = _settings_form(widgets())
     start = gr.Button(I18N("start"), variant="primary", elem_id="start")
     message_md = gr.Markdown(elem_id="train-message")
+    tab = TrainTab(
+        train_file, test_file, text_col, label_col, summary, error, preview_grid, classes, backbone, custom_model,
+        backbone_note, settings, start, message_md, limits_md,
+    )  # fmt: skip
 
-    check_outputs = [text_col, label_col, summary, error, preview, classes]
-
-    def on_upload(train: Any, test: Any, request: gr.Request) -> tuple[Any, ...]:
+    def on_upload(train: Any, test: Any, request: gr.Request) -> dict[Component, Any]:
         """A new training file: detect its columns and check it."""
-        return check_files(_path(train), _path(test), None, None, lang_of(request))
+        return check_files(tab, _path(train), _path(test), None, None, lang_of(request))
 
-    def on_columns(train: Any, test: Any, text: str | None, label: str | None, request: gr.Request) -> tuple[Any, ...]:
+    def on_columns(
+        train: Any, test: Any, text: str | None, label: str | None, request: gr.Request
+    ) -> dict[Component, Any]:
         """Columns chosen or a test file added: check both files again."""
-        return check_files(_path(train), _path(test), text, label, lang_of(request))
+        return check_files(tab, _path(train), _path(test), text, label, lang_of(request))
+
+    def on_backbone(choice: str) -> dict[Component, Any]:
+        """The custom model box, the backbone's learning rate and its note."""
+        return backbone_changed(tab, choice)
 
     private = {"api_visibility": "private", "show_progress": "minimal"}
-    train_file.change(on_upload, [train_file, test_file], check_outputs, **private)
+    train_file.change(on_upload, [train_file, test_file], tab.checked, **private)
     columns = [train_file, test_file, text_col, label_col]
-    gr.on([test_file.change, text_col.input, label_col.input], on_columns, columns, check_outputs, **private)
-
-    def on_backbone(choice: str) -> tuple[Any, ...]:
-        """The custom model box, the backbone's learning rate and its note."""
-        note = {TINY: "note_tiny", CUSTOM: "note_custom"}.get(choice, "note_kobert")
-        return gr.update(visible=choice == CUSTOM), TINY_LR if choice == TINY else KOBERT_LR, I18N(note)
-
-    backbone.input(on_backbone, backbone, [custom_model, lr, backbone_note], api_visibility="private", queue=False)
-
-    settings = [
-        backbone, custom_model, epochs, batch_size, max_len, lr, warmup, weight_decay, dropout, grad_clip,
-        log_interval, seed, precision, mode, test_size, cpu_mode,
-    ]  # fmt: skip
-    return TrainTab(train_file, test_file, text_col, label_col, settings, start, message_md, limits_md)
+    gr.on([test_file.change, text_col.input, label_col.input], on_columns, columns, tab.checked, **private)
+    backbone_outputs = [custom_model, settings["lr"], backbone_note]
+    backbone.input(on_backbone, backbone, backbone_outputs, api_visibility="private", queue=False)
+    return tab
 
 
-SETTING_NAMES = (
-    "epochs", "batch_size", "max_len", "lr", "warmup_ratio", "weight_decay", "dropout", "max_grad_norm",
-    "log_interval", "seed", "precision", "tokenizer_mode", "test_size", "cpu_mode",
-)  # fmt: skip
+def _settings_form(specs: list[Widget]) -> dict[str, Component]:
+    """Render the settings widgets: numbers in a row, checkboxes under it, the advanced ones in an accordion."""
+    made: dict[str, Component] = {}
 
+    def render(group: list[Widget]) -> None:
+        for spec in group:
+            made[spec.name] = spec.kind(**spec.kwargs)
 
-def start_from_form(
-    state: AppState, visitor: str, train: Any, test: Any, text_col: str | None, label_col: str | None, *settings: Any
-) -> Run:
-    """Queue a run from the form: backbone, custom model, then SETTING_NAMES in order."""
-    backbone, custom_model, *values = settings
-    options = dict(zip(SETTING_NAMES, values), text_col=text_col or None, label_col=label_col or None)
-    config = make_config(backbone, custom_model, options)
-    return submit(state, config, _path(train), _path(test), visitor)
+    main = [spec for spec in specs if not spec.advanced]
+    with gr.Row():
+        render([spec for spec in main if spec.kind is not gr.Checkbox])
+    render([spec for spec in main if spec.kind is gr.Checkbox])
+    with gr.Accordion(I18N("advanced"), open=False, elem_id="advanced"):
+        advanced = [spec for spec in specs if spec.advanced]
+        for first in range(0, len(advanced), ADVANCED_ROW):
+            with gr.Row():
+                render(advanced[first : first + ADVANCED_ROW])
+        gr.Markdown(I18N("advanced_help"), elem_classes=["kd-help"])
+    return made

@@ -1,0 +1,220 @@
+"""ui/train_tab.py without a server: the settings form made from TrainConfig's schema and read back by name, the
+file check and the renderers, each handler's answer read by component."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from conftest import DATA
+
+from kobert_demo.config import KOBERT_HUB_ID, KOBERT_LR, TINY, TINY_LR, ConfigError, TrainConfig, config_fields
+from kobert_demo.data import read_table
+from kobert_demo.jobs import JobQueue
+from kobert_demo.ui.state import AppState
+from kobert_demo.ui.train_tab import (
+    CUSTOM,
+    TrainTab,
+    backbone_changed,
+    build,
+    check_files,
+    class_frame,
+    error_note,
+    form_config,
+    queued_message,
+    queued_text,
+    start_from_form,
+    widgets,
+)
+
+HANGUL = re.compile("[가-힣]")
+RATINGS = DATA / "movie_ratings"
+VISITOR = "train-tab-visitor-0123456789"
+
+
+@pytest.fixture(scope="module")
+def tab() -> TrainTab:
+    """The tab's components, laid out in a Blocks that is never launched."""
+    with gr.Blocks():
+        return build(None, None)  # the tab itself uses neither the app's state nor the visitor
+
+
+def form_values(tab: TrainTab, **changes) -> dict:
+    """What Start would read: the form as built (the tiny backbone, the ratings file), with changes by field name."""
+    values = {component: component.value for component in tab.form}
+    values.update({tab.train_file: str(RATINGS / "train.tsv"), tab.test_file: None, tab.backbone: TINY})
+    values.update({tab.settings[name]: value for name, value in changes.items()})
+    return values
+
+
+# --- the settings form -------------------------------------------------------------------------------------------
+
+
+def test_every_setting_with_a_label_has_a_widget_from_its_schema(tab: TrainTab) -> None:
+    fields = config_fields()
+    assert list(tab.settings) == [name for name, spec in fields.items() if spec.setting.label]
+    for name, component in tab.settings.items():
+        setting = fields[name].setting
+        assert component.label.key == setting.label and component.info.key == setting.help
+        assert component.elem_id == name.replace("_", "-")
+        if isinstance(component, gr.Number):
+            assert (component.minimum, component.maximum) == (setting.minimum, setting.maximum)
+            assert component.precision == (0 if fields[name].type is int else None)
+        if isinstance(component, gr.Dropdown):
+            assert [value for _, value in component.choices] == list(setting.choices)
+
+
+def test_widgets_show_the_defaults_and_keep_their_element_ids(tab: TrainTab) -> None:
+    defaults = TrainConfig()
+    for name, component in tab.settings.items():
+        assert component.value == (defaults.learning_rate if name == "lr" else getattr(defaults, name)), name
+    assert tab.settings["lr"].value == KOBERT_LR
+    ids = {name: tab.settings[name].elem_id for name in ("epochs", "batch_size", "lr", "cpu_mode", "log_interval")}
+    assert ids == {
+        "epochs": "epochs",
+        "batch_size": "batch-size",
+        "lr": "lr",
+        "cpu_mode": "cpu-mode",
+        "log_interval": "log-interval",
+    }  # fmt: skip  (the browser test and the screenshots find them by these)
+    kinds = {spec.name: spec.kind for spec in widgets()}
+    assert (kinds["cpu_mode"], kinds["precision"], kinds["test_size"]) == (gr.Checkbox, gr.Dropdown, gr.Slider)
+    advanced = {spec.name for spec in widgets() if spec.advanced}
+    assert not advanced & {"epochs", "batch_size", "max_len", "lr", "cpu_mode"} and "seed" in advanced
+
+
+def test_the_form_is_read_back_by_field_name(tab: TrainTab) -> None:
+    changes = {
+        "epochs": 3, "batch_size": 16, "max_len": 128, "lr": 0.002, "cpu_mode": True, "warmup_ratio": 0.2,
+        "weight_decay": 0.0, "dropout": 0.1, "max_grad_norm": 2.0, "log_interval": 5, "seed": 7, "precision": "fp32",
+        "tokenizer_mode": "whole", "test_size": 0.25,
+    }  # fmt: skip
+    assert set(changes) == set(tab.settings)  # a new setting belongs here too
+    values = form_values(tab, **changes)
+    values.update({tab.text_col: "document", tab.label_col: ""})
+    config = form_config(tab, values)
+    assert config == TrainConfig(model=TINY, text_col="document", label_col=None, **changes)
+
+
+def test_a_bad_form_value_is_one_sentence_in_either_language(tab: TrainTab) -> None:
+    with pytest.raises(ConfigError) as caught:
+        form_config(tab, form_values(tab, epochs=0))
+    assert str(caught.value) == "epochs must be at least 1"
+    assert caught.value.text("ko") == "에폭 수는 1 이상이어야 합니다"
+    with pytest.raises(ConfigError, match="warmup ratio must be between 0 and 1"):
+        form_config(tab, form_values(tab, warmup_ratio=1.0))  # the form allows 1; check() does not
+
+
+def test_an_empty_custom_model_is_refused(tab: TrainTab) -> None:
+    values = {**form_values(tab), tab.backbone: CUSTOM, tab.custom_model: "  "}
+    with pytest.raises(Exception, match="Enter a model folder or hub id"):
+        form_config(tab, values)
+
+
+@pytest.mark.parametrize(
+    ("choice", "lr", "custom_box", "note"),
+    [(KOBERT_HUB_ID, KOBERT_LR, False, "note_kobert"), (TINY, TINY_LR, False, "note_tiny"),
+     (CUSTOM, KOBERT_LR, True, "note_custom")],
+)  # fmt: skip
+def test_a_backbone_sets_its_learning_rate_and_note(tab: TrainTab, choice, lr, custom_box, note) -> None:
+    shown = backbone_changed(tab, choice)
+    assert set(shown) == {tab.custom_model, tab.settings["lr"], tab.backbone_note}
+    assert shown[tab.settings["lr"]] == lr
+    assert shown[tab.custom_model]["visible"] is custom_box
+    assert shown[tab.backbone_note].key == note
+
+
+# --- starting a run ----------------------------------------------------------------------------------------------
+
+
+def test_start_queues_the_form_and_says_where_it_stands(tab: TrainTab, tmp_path: Path) -> None:
+    state = AppState(tmp_path / "runs", JobQueue(tmp_path / "runs"))  # never started: the runs stay queued
+    first = start_from_form(state, VISITOR, tab, form_values(tab, epochs=1, seed=3))
+    assert (first.config()["epochs"], first.config()["seed"], first.config()["model"]) == (1, 3, TINY)
+    assert queued_message(state, first, "en") == f"Run `{first.name}` is starting. Follow it in the Logs tab."
+    second = start_from_form(state, VISITOR, tab, form_values(tab))
+    assert queued_message(state, second, "en").startswith(f"Run `{second.name}` is queued: 1 job(s) ahead, about ")
+    assert HANGUL.search(queued_message(state, second, "ko"))
+
+
+def test_queued_text() -> None:
+    assert queued_text("r1", 0, None, "en") == "Run `r1` is starting. Follow it in the Logs tab."
+    assert queued_text("r1", 2, 190, "en") == "Run `r1` is queued: 2 job(s) ahead, about 3:10 to wait."
+    assert queued_text("r1", 2, None, "ko") == "실행 `r1` 이(가) 대기열에 들어갔습니다: 앞에 작업 2개, 예상 대기 -."
+
+
+# --- checking files ----------------------------------------------------------------------------------------------
+
+
+def test_a_good_file_fills_the_tab(tab: TrainTab) -> None:
+    path = RATINGS / "train.tsv"
+    shown = check_files(tab, str(path), str(RATINGS / "test.tsv"), None, None, "en")
+    assert set(shown) == set(tab.checked)
+    data = read_table(path)
+    assert shown[tab.text_col] == {"__type__": "update", "choices": data.columns, "value": data.text_col}
+    assert shown[tab.label_col]["value"] == data.label_col
+    assert "**train.tsv**" in shown[tab.summary] and "**test.tsv**" in shown[tab.summary]
+    assert f"{len(data.class_counts())} classes" in shown[tab.summary]
+    assert shown[tab.error] == {"__type__": "update", "value": "", "visible": False}
+    assert shown[tab.preview]["visible"] is True and len(shown[tab.preview]["value"]) == len(data.head)
+    assert dict(zip(shown[tab.classes]["class"], shown[tab.classes]["rows"])) == data.class_counts()
+    korean = check_files(tab, str(path), None, None, None, "ko")[tab.summary]
+    assert "행 읽음" in korean and "rows read" not in korean
+
+
+def test_no_file_clears_the_tab(tab: TrainTab) -> None:
+    shown = check_files(tab, None, None, None, None, "en")
+    assert shown[tab.preview] == {"__type__": "update", "value": None, "visible": False}
+    assert shown[tab.text_col] == {"__type__": "update", "choices": [], "value": None}
+    assert shown[tab.summary] == "" and shown[tab.classes] is None
+
+
+def test_the_same_column_twice_only_shows_an_error(tab: TrainTab) -> None:
+    shown = check_files(tab, str(RATINGS / "train.tsv"), None, "document", "document", "ko")
+    assert list(shown) == [tab.error]
+    assert shown[tab.error]["visible"] is True and HANGUL.search(shown[tab.error]["value"])
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "looks like a PNG image"),
+        ("문장 하나뿐\n두 번째 문장\n".encode(), "single column"),
+        (b"text\tlabel\n", "no data rows"),
+    ],
+)
+def test_a_bad_file_is_one_sentence_in_the_visitors_language(
+    tab: TrainTab, tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    shown = check_files(tab, str(path), None, None, None, "en")
+    assert shown[tab.error]["visible"] is True and expected in shown[tab.error]["value"]
+    assert shown[tab.preview] == {"__type__": "update", "value": None, "visible": False}  # no empty grid
+    assert shown[tab.text_col]["choices"] == []
+    korean = check_files(tab, str(path), None, None, None, "ko")[tab.error]["value"]
+    assert "bad.csv" in korean and HANGUL.search(korean) and expected not in korean
+    kept = check_files(tab, str(path), None, "text", "label", "en")
+    assert tab.text_col not in kept and tab.label_col not in kept  # the visitor's column choice stays on screen
+
+
+def test_engine_errors_are_korean_in_the_tab(tab: TrainTab, tmp_path: Path) -> None:
+    path = tmp_path / "one_class.tsv"
+    path.write_text("text\tlabel\n좋아요\tpos\n최고예요\tpos\n", encoding="utf-8")
+    note = check_files(tab, str(path), None, None, None, "ko")[tab.error]
+    assert "one_class.tsv" in note["value"] and "클래스가 하나('pos')뿐입니다" in note["value"]
+    assert "classification needs" not in note["value"]
+    english = check_files(tab, str(path), None, None, None, "en")[tab.error]
+    assert "one_class.tsv has only one class ('pos') in column 'label'" in english["value"]
+
+
+def test_renderers() -> None:
+    assert error_note("") == {"__type__": "update", "value": "", "visible": False}
+    assert error_note("bad \\*") == {"__type__": "update", "value": "⚠️ bad \\*", "visible": True}
+    frame = class_frame({"긍정": 3, "부정": 1})
+    assert list(frame.columns) == ["class", "rows"] and frame.to_dict("list") == {
+        "class": ["긍정", "부정"],
+        "rows": [3, 1],
+    }
