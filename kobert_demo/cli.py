@@ -30,7 +30,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data.report(), ensure_ascii=False))
         return 0
-    dropped = ", ".join(f"{n} {why}" for why, n in data.dropped.items()) or "none"
+    dropped = ", ".join(f"{n} {why}" for why, n in data.dropped_reasons("en").items()) or "none"
     print(f"{data.name}: {data.encoding}, separator {data.separator!r}, columns {', '.join(data.columns)}")
     print(f"text column: {data.text_col}   label column: {data.label_col}")
     print(f"rows: {data.rows_read} read, {len(data.texts)} kept, dropped: {dropped}")
@@ -108,21 +108,14 @@ def is_main_process() -> bool:
 
 # --- evaluate -----------------------------------------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import DataError, read_table
+    from .data import check_model_labels, read_table
     from .metrics import classification_metrics
     from .predict import Predictor
 
     predictor = Predictor.load(args.run)
     data = read_table(args.file, args.text_col, args.label_col)
     names = predictor.label_names
-    unknown = sorted(set(data.labels) - set(names))
-    if unknown:
-        raise DataError(
-            "data_unknown_model_labels",
-            name=data.name,
-            labels=", ".join(repr(u) for u in unknown),
-            known=", ".join(repr(n) for n in names),
-        )
+    check_model_labels(data, names)
     predicted = predictor.predict_proba(data.texts).argmax(1).tolist()
     metrics = classification_metrics([names.index(label) for label in data.labels], predicted, names)
     if args.json:

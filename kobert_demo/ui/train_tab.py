@@ -21,7 +21,6 @@ from .state import AppState, UserError, check_visitor, message
 CUSTOM = "custom"
 KOBERT_LR = 5e-5
 SEPARATOR_KEYS = {"\t": "sep_tab", ",": "sep_comma", ";": "sep_semicolon", "|": "sep_pipe"}
-DROP_KEYS = {"empty text": "drop_empty_text", "empty label": "drop_empty_label"}
 INT_SETTINGS = ("epochs", "batch_size", "max_len", "log_interval", "seed")
 FLOAT_SETTINGS = ("lr", "warmup_ratio", "weight_decay", "dropout", "max_grad_norm", "test_size")
 BOOL_SETTINGS = ("cpu_mode",)
@@ -51,7 +50,7 @@ def check_files(
     train_file: str | None, test_file: str | None, text_col: str | None, label_col: str | None, lang: str
 ) -> tuple[Any, ...]:
     """Read both files with the chosen (or detected) columns: dropdowns, summary, error, preview and class plot."""
-    from kobert_demo.data import read_table
+    from kobert_demo.data import DataError, check_test_labels, read_table
 
     no_preview = gr.update(value=None, visible=False)  # not an empty grid with placeholder headers
     if not train_file:
@@ -74,9 +73,10 @@ def check_files(
     error = ""
     if test:
         lines.append(_file_line(test, lang))
-        unknown = sorted(set(test.labels) - set(counts))
-        if unknown:
-            error = md_text(t(lang, "err_test_labels", file=test.name, labels=", ".join(unknown[:10])))
+        try:
+            check_test_labels(train, test)
+        except DataError as problem:
+            error = md_text(problem.text(lang))
     else:
         lines.append(t(lang, "no_test_file"))
     plot = pd.DataFrame({"class": list(counts), "rows": list(counts.values())})
@@ -100,7 +100,7 @@ def preview(data: Any) -> pd.DataFrame:
 
 def _file_line(data: Any, lang: str) -> str:
     """One file's summary: name, encoding, separator, rows read, kept and dropped."""
-    dropped = ", ".join(f"{t(lang, DROP_KEYS.get(why, why))} {n:,}" for why, n in data.dropped.items())
+    dropped = ", ".join(f"{t(lang, why)} {n:,}" for why, n in data.dropped.items())
     return t(
         lang,
         "file_line",
