@@ -134,6 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --- predict ------------------------------------------------------------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .csv_out import DECIMALS
     from .predict import Predictor
 
     if bool(args.texts) == bool(args.file):
@@ -146,7 +147,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     names = predictor.label_names
     probs = predictor.predict_proba(args.texts)
     rows = [
-        {"text": t, "label": names[int(p.argmax())], "probabilities": dict(zip(names, p.round(6).tolist()))}
+        {"text": t, "label": names[int(p.argmax())], "probabilities": dict(zip(names, p.round(DECIMALS).tolist()))}
         for t, p in zip(args.texts, probs)
     ]
     if args.json:
@@ -159,7 +160,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def predict_file(args: argparse.Namespace) -> int:
-    """Stream a file through the model; under accelerate launch/torchrun the processes share the chunks."""
+    """Stream a file through the model into the predictions CSV the web app writes too (`bulk`); under accelerate
+    launch/torchrun the processes share the chunks."""
     from accelerate import PartialState
 
     from .bulk import merge_parts, predict_file
