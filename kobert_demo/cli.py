@@ -34,7 +34,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data.report(), ensure_ascii=False))
         return 0
-    dropped = ", ".join(f"{n} {why}" for why, n in data.dropped.items()) or "none"
+    dropped = ", ".join(f"{n} {why}" for why, n in data.dropped_reasons("en").items()) or "none"
     print(f"{data.name}: {data.encoding}, separator {data.separator!r}, columns {', '.join(data.columns)}")
     print(f"text column: {data.text_col}   label column: {data.label_col}")
     print(f"rows: {data.rows_read} read, {len(data.texts)} kept, dropped: {dropped}")
@@ -106,21 +106,14 @@ def is_main_process() -> bool:
 
 # --- evaluate -----------------------------------------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import DataError, read_table
+    from .data import check_model_labels, read_table
     from .metrics import classification_metrics
     from .predict import Predictor
 
     predictor = Predictor.load(args.run)
     data = read_table(args.file, args.text_col, args.label_col)
     names = predictor.label_names
-    unknown = sorted(set(data.labels) - set(names))
-    if unknown:
-        raise DataError(
-            "data_unknown_model_labels",
-            name=data.name,
-            labels=", ".join(repr(u) for u in unknown),
-            known=", ".join(repr(n) for n in names),
-        )
+    check_model_labels(data, names)
     predicted = predictor.predict_proba(data.texts).argmax(1).tolist()
     metrics = classification_metrics([names.index(label) for label in data.labels], predicted, names)
     if args.json:
@@ -139,6 +132,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --- predict ------------------------------------------------------------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .csv_out import DECIMALS
     from .predict import Predictor
 
     if bool(args.texts) == bool(args.file):
@@ -151,7 +145,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     names = predictor.label_names
     probs = predictor.predict_proba(args.texts)
     rows = [
-        {"text": t, "label": names[int(p.argmax())], "probabilities": dict(zip(names, p.round(6).tolist()))}
+        {"text": t, "label": names[int(p.argmax())], "probabilities": dict(zip(names, p.round(DECIMALS).tolist()))}
         for t, p in zip(args.texts, probs)
     ]
     if args.json:
@@ -164,7 +158,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def predict_file(args: argparse.Namespace) -> int:
-    """Stream a file through the model; under accelerate launch/torchrun the processes share the chunks."""
+    """Stream a file through the model into the predictions CSV the web app writes too (`bulk`); under accelerate
+    launch/torchrun the processes share the chunks."""
     from accelerate import PartialState
 
     from .bulk import merge_parts, predict_file

@@ -1,20 +1,28 @@
-"""Read any table -> labelled texts, with a report of dropped rows; split them for training."""
+"""Read any table -> labelled texts, with a report of dropped rows; split them for training. Read any file of
+sentences -> texts to classify, whole or streamed in chunks.
+
+Every reader decides how to read a file the same way, from its head (`sniff`): the encoding, the separator, and
+for a file of sentences whether it is a table or one sentence per line. Training, validation (`read_table`), the
+web app's predictions (`read_texts`) and bulk prediction (`text_chunks`) therefore agree on every file.
+"""
 
 from __future__ import annotations
 
+import codecs
 import io
+import itertools
 import math
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from kobert_demo.errors import UserFacingError
-from kobert_demo.messages import Term
+from kobert_demo.messages import Term, t
 from kobert_demo.settings import Limits
 from kobert_demo.settings import limits as current_limits
 
@@ -28,6 +36,17 @@ LABEL_NAMES = frozenset(
 # Case-sensitive on purpose: "none" is a real class (hate_speech), "None" is a pandas/Python leftover.
 EMPTY_LABELS = frozenset({"nan", "NaN", "NAN", "None", "null", "NULL", "N/A", "#N/A"})
 SEPARATORS = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "|"}
+TABLE_SUFFIXES = (".tsv", ".csv")
+# Byte order marks, the only sure sign of an encoding: UTF-8's (Excel's "CSV UTF-8") and UTF-16's (Excel's
+# "Unicode Text", tab-separated). Without one, UTF-8 is tried first: CP949 text is almost never valid UTF-8.
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+ENCODINGS = ("utf-8", "cp949")
+# The head every reader decides from: bulk prediction cannot read a 10 GB file twice to choose its encoding.
+SNIFF_BYTES = 1 << 20
+CHUNK_ROWS = 4096
+# Why a row was dropped: message keys (messages.py), shown in the reader's language.
+DROP_EMPTY_TEXT = "drop_empty_text"
+DROP_EMPTY_LABEL = "drop_empty_label"
 MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
@@ -56,7 +75,7 @@ class LabeledData:
     label_col: str
     columns: list[str]
     rows_read: int
-    dropped: dict[str, int]
+    dropped: dict[str, int]  # reason (a message key: DROP_EMPTY_TEXT, DROP_EMPTY_LABEL) -> rows
     head: pd.DataFrame = field(repr=False)
     encoding: str
     separator: str
@@ -71,8 +90,12 @@ class LabeledData:
         counts = Counter(self.labels)
         return {label: counts[label] for label in label_order(counts)}
 
+    def dropped_reasons(self, lang: str = "en") -> dict[str, int]:
+        """Why rows were dropped, in words of lang -> rows."""
+        return {t(lang, reason): rows for reason, rows in self.dropped.items()}
+
     def report(self) -> dict:
-        """What was read, as JSON-ready data (`validate --json`, the web API)."""
+        """What was read, as JSON-ready data (`validate --json`, the web API); reasons in English."""
         return {
             "file": self.path,
             "text_col": self.text_col,
@@ -82,7 +105,7 @@ class LabeledData:
             "separator": self.separator,
             "rows_read": self.rows_read,
             "rows_kept": len(self.texts),
-            "dropped": self.dropped,
+            "dropped": self.dropped_reasons("en"),
             "classes": self.class_counts(),
         }
 
@@ -117,13 +140,19 @@ def read_table(
     label_col: str | None = None,
     limits: Limits | None = None,
 ) -> LabeledData:
-    """Read a TSV/CSV file (UTF-8 or CP949) into labelled texts, dropping rows without a text or label."""
+    """Read a TSV/CSV file (UTF-8, UTF-16 or CP949) into labelled texts, dropping rows without a text or label.
+
+    A labelled file is always a table, whatever its name: its first line must hold a separator.
+    """
     limits = current_limits() if limits is None else limits
     path = os.fspath(path)
     name = Path(path).name
-    data = _read_bytes(Path(path), name, limits)
-    text, encoding = _decode(data, name)
-    separator = _separator(text, name)
+    _check_size(Path(path), limits)
+    layout = sniff(path)
+    if layout.separator is None:
+        raise DataError("data_no_separator", name=name)
+    text = _decode(Path(path).read_bytes(), layout.encoding, name)
+    separator = layout.separator
     raw = _parse(text, separator, name)
     header = [str(cell) for cell in raw.iloc[0]]
     body = raw.iloc[1:]
@@ -162,7 +191,9 @@ def read_table(
     no_text = texts == ""
     no_label = ~no_text & ((labels == "") | labels.isin(EMPTY_LABELS))
     dropped = {
-        reason: int(mask.sum()) for reason, mask in (("empty text", no_text), ("empty label", no_label)) if mask.any()
+        reason: int(mask.sum())
+        for reason, mask in ((DROP_EMPTY_TEXT, no_text), (DROP_EMPTY_LABEL, no_label))
+        if mask.any()
     }
     keep = ~(no_text | no_label)
     if not keep.any():
@@ -177,7 +208,7 @@ def read_table(
         rows_read=len(body),
         dropped=dropped,
         head=body.head(HEAD_ROWS).copy(),
-        encoding=encoding,
+        encoding=layout.encoding,
         separator=separator,
     )
     classes = result.class_counts()
@@ -197,9 +228,7 @@ def make_splits(
     ids = {label: i for i, label in enumerate(label_names)}
     train_ids = [ids[label] for label in train.labels]
     if test is not None:
-        unknown = label_order(set(test.labels) - ids.keys())
-        if unknown:
-            raise DataError("data_unknown_test_labels", name=test.name, labels=_quoted(unknown))
+        check_test_labels(train, test)
         return Splits(
             train.texts,
             train_ids,
@@ -236,32 +265,173 @@ def make_splits(
     return Splits(train_texts, train_labels, test_texts, test_labels, label_names, "split")
 
 
-def read_texts(path: str | os.PathLike, text_col: str | None = None, limits: Limits | None = None) -> list[str]:
-    """Sentences to classify: a table's text column (.tsv/.csv, or tabs in the first line), else one per line.
+def check_test_labels(train: LabeledData, test: LabeledData) -> None:
+    """DataError when the test file has labels the training file lacks: the model could never predict them."""
+    unknown = _unknown(test.labels, train.labels)
+    if unknown:
+        raise DataError("data_unknown_test_labels", name=test.name, labels=unknown)
 
-    Blank texts are kept as empty strings so that outputs line up with the input rows.
+
+def check_model_labels(data: LabeledData, label_names: list[str]) -> None:
+    """DataError when a labelled file has labels a model was not trained on (`evaluate`)."""
+    unknown = _unknown(data.labels, label_names)
+    if unknown:
+        raise DataError("data_unknown_model_labels", name=data.name, labels=unknown, known=_quoted(label_names))
+
+
+def _unknown(labels: Iterable[str], known: Iterable[str], most: int = 10) -> str:
+    """The labels not in known, quoted in label order (the first `most`, then "(+N)"); "" when there are none."""
+    unknown = label_order(set(labels) - set(known))
+    return _quoted(unknown[:most]) + (f" (+{len(unknown) - most})" if len(unknown) > most else "")
+
+
+# --- sniffing: one decision for every reader ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """How a file is read, decided from its head by `sniff`."""
+
+    encoding: str  # utf-8-sig, utf-16, utf-8 or cp949: a Python codec that reads the whole file
+    separator: str | None  # the first of SEPARATORS in the first non-blank line; None when it has none
+    table: bool  # a file of sentences: a table with a header row (else one sentence per line)
+
+
+def sniff(path: str | os.PathLike, text_col: str | None = None) -> Layout:
+    """How to read the file, from its first SNIFF_BYTES; DataError when it is missing, empty, binary or undecodable.
+
+    A file of sentences is a table when its first line has a separator and the file is a .tsv or .csv, the separator
+    is a tab, or a text column is named; otherwise it holds one sentence per line (a .txt of sentences with commas).
     """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("data_not_a_file", path=path)
+    with path.open("rb") as file:
+        head = file.read(SNIFF_BYTES + 1)
+    return sniff_head(head[:SNIFF_BYTES], path.name, path.suffix, text_col, complete=len(head) <= SNIFF_BYTES)
+
+
+def sniff_head(head: bytes, name: str, suffix: str = "", text_col: str | None = None, complete: bool = True) -> Layout:
+    """`sniff` on a file's first bytes; `complete` when they are the whole file (else a split last character is
+    forgiven)."""
+    if not head.strip():
+        raise DataError("data_empty", name=name)
+    encoding = next((encoding for bom, encoding in BOMS if head.startswith(bom)), None)
+    if encoding is None:
+        kind = _binary_kind(head)
+        if kind:
+            raise DataError("data_binary", name=name, kind=Term(kind))
+        encoding = next((encoding for encoding in ENCODINGS if _decodes(head, encoding, complete)), None)
+        if encoding is None:
+            raise DataError("data_bad_encoding", name=name)
+    text = codecs.getincrementaldecoder(encoding)().decode(head, final=complete)
+    first = next((line for line in io.StringIO(text, newline="") if line.strip()), None)
+    if first is None:
+        raise DataError("data_empty", name=name)
+    separator = next((separator for separator in SEPARATORS if separator in first), None)
+    named = suffix.lower() in TABLE_SUFFIXES or separator == "\t" or text_col is not None
+    return Layout(encoding, separator, table=separator is not None and named)
+
+
+def _decodes(head: bytes, encoding: str, complete: bool) -> bool:
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(head, final=complete)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _binary_kind(head: bytes) -> str | None:
+    """What a non-text file looks like, or None for text."""
+    if head.startswith(b"PK\x03\x04"):
+        return "an Excel workbook" if b"xl/" in head else "a ZIP archive"
+    for magic, kind in MAGIC:
+        if head.startswith(magic):
+            return kind
+    return "a binary file" if b"\x00" in head[:8192] else None
+
+
+def _check_size(path: Path, limits: Limits) -> None:
+    """DataError unless path is a file within the size limit (read whole, by read_table and read_texts)."""
+    if not path.is_file():
+        raise DataError("data_not_a_file", path=path)
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise DataError("data_file_too_big", name=path.name, size_mb=size / 2**20, limit_mb=limits.max_file_mb)
+
+
+def _decode(data: bytes, encoding: str, name: str) -> str:
+    """The whole file as text, in the encoding its head was sniffed in."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        raise DataError("data_bad_encoding", name=name) from None
+
+
+# --- files of sentences -------------------------------------------------------------------------------------------
+def read_texts(path: str | os.PathLike, text_col: str | None = None, limits: Limits | None = None) -> list[str]:
+    """All sentences of a file (as `text_chunks` reads them), after checking the file and row limits."""
     limits = current_limits() if limits is None else limits
     path = Path(path)
-    name = path.name
-    text, _ = _decode(_read_bytes(path, name, limits), name)
-    first = next(line for line in io.StringIO(text) if line.strip())
-    has_separator = any(separator in first for separator in SEPARATORS)
-    is_table = has_separator and (path.suffix.lower() in (".tsv", ".csv") or "\t" in first or text_col is not None)
-    if not is_table:
-        texts = [line.strip() for line in text.splitlines() if line.strip()]
-        if texts and texts[0].lower() in TEXT_NAMES:
-            texts = texts[1:]
-    else:
-        raw = _parse(text, _separator(text, name), name, min_columns=1)
-        columns = _column_names([str(cell) for cell in raw.iloc[0]])
-        body = raw.iloc[1:].set_axis(columns, axis=1).reset_index(drop=True)
-        texts = body[text_column(body, text_col, name)].str.strip().tolist()
+    _check_size(path, limits)
+    texts = [text for chunk in text_chunks(path, text_col) for text in chunk]
     if not texts:
-        raise DataError("data_no_sentences", name=name)
+        raise DataError("data_no_sentences", name=path.name)
     if len(texts) > limits.max_rows:
-        raise DataError("data_too_many_sentences", name=name, n=len(texts), limit=limits.max_rows)
+        raise DataError("data_too_many_sentences", name=path.name, n=len(texts), limit=limits.max_rows)
     return texts
+
+
+def text_chunks(
+    path: str | os.PathLike, text_col: str | None = None, chunk_rows: int = CHUNK_ROWS, layout: Layout | None = None
+) -> Iterator[list[str]]:
+    """The sentences of a file, streamed `chunk_rows` at a time (only the last chunk is shorter), stripped.
+
+    A table (see `sniff`) gives its text column, found as `text_column` finds it in the first CHUNK_ROWS rows; its
+    blank texts stay as "" so that outputs line up with the input rows. Otherwise each non-blank line is a sentence,
+    and a first line that names a text column ("text", "문장", or text_col) is a header, not a sentence.
+    """
+    path = Path(path)
+    layout = sniff(path, text_col) if layout is None else layout
+    texts = _table_texts(path, layout, text_col) if layout.table else _line_texts(path, layout, text_col)
+    while chunk := list(itertools.islice(texts, chunk_rows)):
+        yield chunk
+
+
+def _line_texts(path: Path, layout: Layout, text_col: str | None) -> Iterator[str]:
+    """One sentence per non-blank line, less a header line."""
+    with path.open(encoding=layout.encoding, newline="") as file:
+        try:
+            lines = (line.strip() for line in file)
+            lines = (line for line in lines if line)
+            first = next(lines, None)
+            header = first is not None and (
+                first.lower() in TEXT_NAMES or (text_col is not None and _match([first], text_col) is not None)
+            )
+            if first is not None and not header:
+                yield first
+            yield from lines
+        except UnicodeDecodeError:
+            raise DataError("data_bad_encoding", name=path.name) from None
+
+
+def _table_texts(path: Path, layout: Layout, text_col: str | None) -> Iterator[str]:
+    """The text column of a table, row by row, read CHUNK_ROWS rows at a time."""
+    with path.open(encoding=layout.encoding, newline="") as file:
+        position = None
+        try:
+            reader = pd.read_csv(
+                file, sep=layout.separator, header=None, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS
+            )
+            for frame in reader:
+                frame = frame.fillna("")
+                if position is None:
+                    columns = _column_names([str(cell) for cell in frame.iloc[0]])
+                    frame = frame.iloc[1:].set_axis(columns, axis=1)
+                    position = columns.index(text_column(frame, text_col, path.name))
+                yield from frame.iloc[:, position].str.strip()
+        except pd.errors.ParserError as error:
+            raise _parse_error(error, layout.separator, path.name) from None
+        except UnicodeDecodeError:
+            raise DataError("data_bad_encoding", name=path.name) from None
 
 
 def text_column(body: pd.DataFrame, text_col: str | None, name: str) -> str:
@@ -278,58 +448,8 @@ def text_column(body: pd.DataFrame, text_col: str | None, name: str) -> str:
     return chosen
 
 
-def _read_bytes(path: Path, name: str, limits: Limits) -> bytes:
-    """The file's bytes, after checking it exists, fits the size limit and is a text table."""
-    if not path.is_file():
-        raise DataError("data_not_a_file", path=path)
-    size = path.stat().st_size
-    if size > limits.max_file_bytes:
-        raise DataError("data_file_too_big", name=name, size_mb=size / 2**20, limit_mb=limits.max_file_mb)
-    data = path.read_bytes()
-    if not data.strip():
-        raise DataError("data_empty", name=name)
-    kind = _binary_kind(data)
-    if kind:
-        raise DataError("data_binary", name=name, kind=Term(kind))
-    return data
-
-
-def _binary_kind(data: bytes) -> str | None:
-    """What a non-text file looks like, or None for text."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "UTF-16 text (Excel's 'Unicode Text')"
-    if data.startswith(b"PK\x03\x04"):
-        return "an Excel workbook" if b"xl/" in data else "a ZIP archive"
-    for magic, kind in MAGIC:
-        if data.startswith(magic):
-            return kind
-    return "a binary file" if b"\x00" in data[:8192] else None
-
-
-def _decode(data: bytes, name: str) -> tuple[str, str]:
-    """The decoded text and its encoding: UTF-8 with BOM, UTF-8, else CP949 (EUC-KR)."""
-    encodings = ("utf-8-sig",) if data.startswith(b"\xef\xbb\xbf") else ("utf-8", "cp949")
-    for encoding in encodings:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if not text.strip():
-            raise DataError("data_empty", name=name)
-        return text, encoding
-    raise DataError("data_bad_encoding", name=name)
-
-
-def _separator(text: str, name: str) -> str:
-    """Tab, comma, ';' or '|', whichever the first non-blank line has first in that order."""
-    first = next(line for line in io.StringIO(text) if line.strip())
-    for separator in SEPARATORS:
-        if separator in first:
-            return separator
-    raise DataError("data_no_separator", name=name)
-
-
-def _parse(text: str, separator: str, name: str, min_columns: int = 2) -> pd.DataFrame:
+# --- tables -------------------------------------------------------------------------------------------------------
+def _parse(text: str, separator: str, name: str) -> pd.DataFrame:
     """All rows, header included, as strings with standard CSV quoting."""
     try:
         raw = pd.read_csv(
@@ -340,18 +460,23 @@ def _parse(text: str, separator: str, name: str, min_columns: int = 2) -> pd.Dat
             keep_default_na=False,
         )
     except pd.errors.ParserError as error:
-        message = str(error)
-        if ragged := _RAGGED.search(message):
-            expected, line, saw = ragged.groups()
-            raise DataError(
-                "data_ragged", name=name, line=line, saw=saw, expected=expected, separator=Term(SEPARATORS[separator])
-            ) from None
-        if quote := _OPEN_QUOTE.search(message):
-            raise DataError("data_open_quote", name=name, line=int(quote[1]) + 1) from None
-        raise DataError("data_unreadable", name=name, reason=message.split("C error: ")[-1]) from None
-    if raw.shape[1] < min_columns:
+        raise _parse_error(error, separator, name) from None
+    if raw.shape[1] < 2:
         raise DataError("data_single_column", name=name)
     return raw.fillna("")
+
+
+def _parse_error(error: pd.errors.ParserError, separator: str, name: str) -> DataError:
+    """pandas' parser error as one sentence: a ragged row, an open quote, or pandas' own words."""
+    message = str(error)
+    if ragged := _RAGGED.search(message):
+        expected, line, saw = ragged.groups()
+        return DataError(
+            "data_ragged", name=name, line=line, saw=saw, expected=expected, separator=Term(SEPARATORS[separator])
+        )
+    if quote := _OPEN_QUOTE.search(message):
+        return DataError("data_open_quote", name=name, line=int(quote[1]) + 1)
+    return DataError("data_unreadable", name=name, reason=message.split("C error: ")[-1])
 
 
 def _column_names(header: list[str]) -> list[str]:

@@ -713,10 +713,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "zip_loaded": ("Model zip loaded.", "모델 zip을 불러왔습니다."),
     # errors
     "err_same_columns": ("The text and label columns must differ.", "텍스트 열과 라벨 열은 서로 달라야 합니다."),
-    "err_test_labels": (
-        "{file} has labels the training file lacks: {labels}.",
-        "{file} 에 학습 파일에 없는 라벨이 있습니다: {labels}.",
-    ),
     "err_custom_model_empty": ("Enter a model folder or hub id.", "모델 폴더나 허브 id를 입력하세요."),
     "err_custom_models_off": (
         "This server does not accept model folders or hub ids; choose KoBERT, tiny, one of your runs or a model zip.",
@@ -780,7 +776,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 # Words the engine puts into its sentences (a file kind, a separator, a column role, a run state), in Korean.
 TERMS_KO: dict[str, str] = {
-    "UTF-16 text (Excel's 'Unicode Text')": "UTF-16 텍스트(엑셀의 '유니코드 텍스트')",
     "an Excel workbook": "엑셀 통합 문서",
     "a ZIP archive": "ZIP 압축 파일",
     "a PNG image": "PNG 이미지",

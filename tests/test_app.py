@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import httpx
 import pandas as pd
 import pytest
+from conftest import run_cli
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -175,19 +176,26 @@ def test_logs_tab_redraws_a_finished_run(app: SimpleNamespace, trained: SimpleNa
     assert "읽기 전용" in shared[1] and shared[12]["interactive"] is False
 
 
-def test_predict_sentence_lines_and_file(app: SimpleNamespace, trained: SimpleNamespace) -> None:
+def test_predict_sentence_lines_and_file(app: SimpleNamespace, trained: SimpleNamespace, tmp_path: Path) -> None:
     answer = app.client.predict(trained.name, "배우들 연기가 정말 최고였어요", api_name="/predict")
     assert set(answer["confidences"]) == {"긍정", "부정", "중립"}
     assert answer["label"] == max(answer["confidences"], key=answer["confidences"].get)
     assert sum(answer["confidences"].values()) == pytest.approx(1, abs=1e-4)
     rows = app.client.predict(trained.name, ["시간 낭비였다", "인생 영화"], api_name="/predict_lines")
     assert [r["text"] for r in rows] == ["시간 낭비였다", "인생 영화"] and "p_중립" in rows[0]
+    assert all(r["confidence"] == max(r[f"p_{c}"] for c in ("긍정", "부정", "중립")) for r in rows)
     pieces = app.client.predict(trained.name, "굳 ㅋ", api_name="/pieces")
     assert pieces["pieces"][0] == "[CLS]" and pieces["pieces"][-1] == "[SEP]" and len(pieces["unknown"]) > 2
     sentences = handle_file(DATA / "movie_ratings" / "test.tsv")
     csv = app.client.predict(trained.name, sentences, api_name="/predict_file")
     table = pd.read_csv(csv)
-    assert len(table) == 150 and list(table.columns) == ["text", "label", "p_긍정", "p_부정", "p_중립"]
+    assert len(table) == 150 and list(table.columns) == ["text", "label", "confidence", "p_긍정", "p_부정", "p_중립"]
+    # The command line writes the very same bytes for the same file and model.
+    out = tmp_path / "cli.csv"
+    done = run_cli("predict", app.home / trained.name, "--file", DATA / "movie_ratings" / "test.tsv", "--out", out,
+                   "--quiet", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert Path(csv).read_bytes() == out.read_bytes()
     with pytest.raises(AppError, match="Enter a sentence"):
         app.client.predict(trained.name, "   ", api_name="/predict")
     with pytest.raises(AppError, match="Choose a model"):

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from conftest import DATA, REPO
 
-from kobert_demo.bulk import predict_file, text_chunks
-from kobert_demo.data import DataError
+from kobert_demo.bulk import predict_file
+from kobert_demo.data import DataError, text_chunks
 from kobert_demo.model import load_backbone, save_classifier
 from kobert_demo.predict import Predictor
 

@@ -231,7 +231,7 @@ def test_predict_file_to_csv(cli_run: CliRun) -> None:
     )
     ok(result)
     table = pd.read_csv(cli_run.folder / "out.csv", keep_default_na=False)
-    assert list(table.columns) == ["text", "label", "p_긍정", "p_부정", "p_중립"]
+    assert list(table.columns) == ["text", "label", "confidence", "p_긍정", "p_부정", "p_중립"]
     texts = pd.read_csv(cli_run.test_file, sep="\t", keep_default_na=False)["document"].tolist()
     assert len(table) == len(texts) == 60
     assert table["text"].tolist() == texts
@@ -239,6 +239,7 @@ def test_predict_file_to_csv(cli_run: CliRun) -> None:
     probs = predictor.predict_proba(texts)
     np.testing.assert_allclose(table[["p_긍정", "p_부정", "p_중립"]].to_numpy(), probs, atol=1e-5)
     assert table["label"].tolist() == [predictor.label_names[i] for i in probs.argmax(1)]
+    np.testing.assert_allclose(table["confidence"], probs.max(1), atol=1e-5)
 
 
 def cli_run_call(cli_run: CliRun, *args: str) -> subprocess.CompletedProcess:

@@ -10,7 +10,17 @@ import pandas as pd
 import pytest
 from conftest import DATA
 
-from kobert_demo.data import DataError, LabeledData, label_order, make_splits, read_table
+from kobert_demo.data import (
+    DROP_EMPTY_LABEL,
+    DROP_EMPTY_TEXT,
+    DataError,
+    LabeledData,
+    check_model_labels,
+    check_test_labels,
+    label_order,
+    make_splits,
+    read_table,
+)
 from kobert_demo.settings import Limits
 
 TEN = [str(rating) for rating in range(1, 11)]
@@ -182,6 +192,18 @@ def test_utf8_bom_file(tmp_path: Path) -> None:
     assert data.texts == ["좋아요", "싫어요", "최고"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_file_excel_unicode_text(tmp_path: Path, encoding: str) -> None:
+    """Excel's "Unicode Text" export: UTF-16 with a byte order mark, tab-separated."""
+    rows = [("좋아요", "1"), ("싫어요", "0"), ("최고", "1")]
+    content = table(rows).encode(encoding)
+    if encoding == "utf-16-be":  # Python writes the BOM only for plain "utf-16"
+        content = b"\xfe\xff" + content
+    data = read_table(write(tmp_path, "unicode.txt", content))
+    assert (data.encoding, data.separator) == ("utf-16", "\t")
+    assert list(zip(data.texts, data.labels, strict=True)) == rows
+
+
 def test_other_column_names_and_string_labels(tmp_path: Path) -> None:
     content = '리뷰,점수\n연기가 훌륭하다,좋음\n지루했다,나쁨\n"배우가 ""최고"", 정말",좋음\n별로다,나쁨\n'
     data = read_table(write(tmp_path, "reviews.csv", content))
@@ -234,7 +256,9 @@ def test_blank_and_nan_labels_are_dropped_and_counted(tmp_path: Path) -> None:
     rows += [("g", "0"), ("h", " 0 ")]
     data = read_table(write(tmp_path, "gaps.tsv", table(rows)))
     assert data.rows_read == 9
-    assert data.dropped == {"empty text": 1, "empty label": 5}
+    assert data.dropped == {DROP_EMPTY_TEXT: 1, DROP_EMPTY_LABEL: 5}
+    assert data.dropped_reasons("en") == {"empty text": 1, "empty label": 5} == data.report()["dropped"]
+    assert data.dropped_reasons("ko") == {"빈 텍스트": 1, "빈 라벨": 5}
     assert data.texts == ["a", "g", "h"]
     assert data.class_counts() == {"0": 2, "1": 1}
 
@@ -267,7 +291,7 @@ def test_header_only(tmp_path: Path) -> None:
         (b"%PDF-1.7\n", "a PDF document"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100), "an Excel (.xls) workbook"),
         (b"document\tlabel\n\x00\x01\x02\tx\n", "a binary file"),
-        ("document\tlabel\n좋다\t1\n".encode("utf-16"), "UTF-16 text"),
+        ("document\tlabel\n좋다\t1\n".encode("utf-16-le"), "a binary file"),  # UTF-16 without its BOM
     ],
 )
 def test_binary_files(tmp_path: Path, content: bytes, kind: str) -> None:
@@ -398,3 +422,18 @@ def test_test_file_ids_follow_training_label_order() -> None:
     assert splits.train_labels == [2, 1, 0, 1]
     assert splits.test_labels == [1, 2]
     assert splits.test_source == "file"
+
+
+def test_label_checks_name_every_unknown_label_up_to_ten() -> None:
+    train = labeled(["긍정", "부정"] * 3)
+    check_test_labels(train, labeled(["부정", "긍정"], name="test.tsv"))  # all known: nothing raised
+    many = labeled([str(i) for i in range(12)], name="test.tsv")
+    with pytest.raises(DataError) as caught:
+        check_test_labels(train, many)
+    assert str(caught.value) == (
+        "test.tsv has labels the training file lacks: '0', '1', '2', '3', '4', '5', '6', '7', '8', '9' (+2)."
+    )
+    with pytest.raises(DataError) as caught:
+        check_model_labels(labeled(["긍정", "중립"], name="eval.tsv"), ["긍정", "부정"])
+    assert str(caught.value) == "eval.tsv has labels the model was not trained on: '중립' (it knows '긍정', '부정')."
+    assert "학습 파일에 없는 라벨" in DataError("data_unknown_test_labels", name="t", labels="'x'").text("ko")

@@ -213,7 +213,7 @@ def test_predictions_csvs_escape_formulas(evil_run: Path, tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     cli = read_csv(tmp_path / "cli.csv")
     for table in (web, cli):
-        assert table[0][:2] == ["text", "label"] and table[0][2:] == [f"p_{EVIL_CLASS}", "p_@SUM(1,1)"]
+        assert table[0][:3] == ["text", "label", "confidence"] and table[0][3:] == [f"p_{EVIL_CLASS}", "p_@SUM(1,1)"]
         assert [row[0] for row in table[1:]] == ["'=1+2", "'-3 별로", "'@home 최고", "좋은 영화"]
         assert {row[1] for row in table[1:]} <= {"'" + EVIL_CLASS, "'@SUM(1,1)"}
         assert all(not cell.startswith(("=", "+", "-", "@")) for row in table for cell in row)

@@ -70,9 +70,16 @@ def test_load_errors(tmp_path: Path, tiny_kobert_folder: Path) -> None:
 
 
 def test_pieces(trained_predictor: Predictor) -> None:
-    encoded = trained_predictor.pieces("굳 ㅋ")
-    assert encoded.ids == trained_predictor.tokenizer.encode("굳 ㅋ").ids
+    """The model's own pieces: they spell the sentence (less spaces), [UNK] only where a character is unknown, and
+    at most max_len of them, as the model reads it."""
+    text = TEXTS[0]  # a training-like sentence: every character is in tiny's vocabulary
+    encoded = trained_predictor.pieces(text)
     assert encoded.pieces[0] == "[CLS]" and encoded.pieces[-1] == "[SEP]"
+    assert "".join(encoded.pieces[1:-1]).replace("▁", "") == text.replace(" ", "")
+    assert not any(encoded.unknown) and len(set(encoded.ids)) > 5
+    odd = trained_predictor.pieces("䨻 최악")  # 䨻 is in no training text
+    assert odd.unknown[odd.pieces.index("[UNK]")] and sum(odd.unknown) == odd.pieces.count("[UNK]") == 1
+    assert len(trained_predictor.pieces(TEXTS[-1] * 20).ids) == trained_predictor.tokenizer.max_len
 
 
 def test_predictions_match_the_run(trained_run: TrainedRun, trained_predictor: Predictor, nsmc_test: LabeledData):

@@ -14,8 +14,8 @@ from kobert_demo.config import KOBERT_HUB_ID, TINY
 from kobert_demo.jobs import is_owner, request_stop
 from kobert_demo.runs import Run, delete_run
 
+from . import predict_tab
 from .logs_tab import export_run
-from .predict_tab import checked_text, predict_file, predict_one, predict_table
 from .state import AppState, UserError, api_errors, check_visitor
 from .train_tab import CUSTOM, make_config, submit
 
@@ -67,18 +67,19 @@ def build(state: AppState) -> None:
     def predict(model: str, text: str) -> dict:
         """Class probabilities for one sentence. model: a run name, a `zip:<id>` from /load_model_zip, a local
         model folder or a hub id. Returns {"label": top class, "confidences": {class: probability}}."""
-        probs = predict_one(state, model, text)
+        probs = predict_tab.predict_one(state, model, text)
         return {"label": max(probs, key=probs.__getitem__), "confidences": probs}
 
     @api_errors
     def predict_lines(model: str, texts: list[str]) -> list[dict]:
-        """Class probabilities for several sentences: one {"text", "label", "p_<class>"...} row per sentence."""
-        return predict_table(state, model, texts).to_dict(orient="records")
+        """Class probabilities for several sentences: one {"text", "label", "confidence", "p_<class>"...} per
+        sentence, the columns and values of the predictions CSV."""
+        return predict_tab.predict_lines(state, model, texts).records()
 
     @api_errors
     def pieces(model: str, text: str) -> dict:
         """How the model's KoBERT tokenizer splits a sentence: pieces, ids and which pieces are [UNK]."""
-        encoded = state.predictor(model).pieces(checked_text(text))
+        encoded = state.predictor(model).pieces(predict_tab.checked_text(text))
         return {"pieces": encoded.pieces, "ids": encoded.ids, "unknown": encoded.unknown}
 
     @api_errors
@@ -165,8 +166,9 @@ def build(state: AppState) -> None:
 
     @api_errors
     def predict_csv(model: str, file: str | None) -> str:
-        """Predictions for a file of sentences, as a CSV file (text, label, p_<class>...)."""
-        return predict_file(state, model, file)
+        """Predictions for a file of sentences, as a CSV file (text, label, confidence, p_<class>...): the bytes
+        `kobert-demo predict --file` writes."""
+        return predict_tab.predict_file(state, model, file)
 
     api = {"api_visibility": "public"}
     buttons[0].click(validate, [file, text_col, label_col], report, api_name="validate", **api)

@@ -1,5 +1,12 @@
 """The Predict tab: pick a model (a run, an uploaded zip, a folder or hub id), then classify as you type, several
-lines at once, or a whole file (CSV download)."""
+lines at once, or a whole file (CSV download).
+
+Three layers: what the tab computes (`predict_one`, `predict_lines`, `predict_file`, also the API's endpoints),
+pure renderers that turn results into component values (`confidences`, `marked_pieces`, `lines_table`), and
+`PredictTab`, whose handlers return {component: value}; `build` lays the tab out and wires the handlers.
+Every predictions CSV comes from `csv_out`'s one writer: a file goes through `bulk.predict_file`, as on the
+command line, so the same file gives the same bytes in the browser, through the API and from `kobert-demo predict`.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import pandas as pd
+from gradio.blocks import Block
 
-from kobert_demo.csv_out import write_csv
+from kobert_demo.csv_out import prediction_records, write_predictions
 from kobert_demo.settings import custom_models_allowed, limits
 
 from .i18n import I18N, lang_of, t
-from .render import info, warn
-from .state import AppState, UserError, message
+from .render import info
+from .state import AppState, UserError, shown_errors
 
 if TYPE_CHECKING:
     import numpy as np
 
     from kobert_demo.predict import Predictor
+    from kobert_demo.tokenizer import Encoded
+
+Outputs = dict[Block, Any]  # a handler's return: the value of each component it sets (gradio reads these hints)
 
 SOURCES = ("run", "zip", "path")
 EXAMPLES = [
@@ -31,17 +42,10 @@ EXAMPLES = [
     "인생 영화입니다 ㅠㅠ 몇 번을 봐도 감동",
     "별점 1점도 아깝다",
 ]
+SPECIAL_PIECES = ("[CLS]", "[SEP]")
 
 
-@dataclass
-class PredictTab:
-    """The tab's components that the app wiring uses."""
-
-    model: gr.Textbox
-    run_select: gr.Dropdown
-    source: gr.Radio
-
-
+# --- predicting ---------------------------------------------------------------------------------------------------
 def _gpu(fn: Any) -> Any:
     """On a ZeroGPU Space (the `spaces` package imports), run fn on the GPU it lends; elsewhere fn itself."""
     try:
@@ -51,14 +55,42 @@ def _gpu(fn: Any) -> Any:
     return spaces.GPU(fn)
 
 
+def _to_gpu(predictor: Predictor) -> None:
+    """Move the model to the GPU when there is one (int8 models stay on the CPU)."""
+    import torch
+
+    if torch.cuda.is_available() and predictor.backend == "torch":
+        predictor.model.to("cuda")
+
+
 @_gpu
 def probabilities(predictor: Predictor, texts: list[str]) -> np.ndarray:
     """Class probabilities for texts, on the GPU when there is one."""
-    import torch
-
-    if torch.cuda.is_available() and predictor.backend == "torch":  # int8 models stay on the CPU
-        predictor.model.to("cuda")
+    _to_gpu(predictor)
     return predictor.predict_proba(texts)
+
+
+@_gpu
+def _predict_file_to(predictor: Predictor, path: str, out: Path) -> None:
+    """The predictions CSV of a file of sentences, written by bulk prediction (as the CLI does), on the GPU when
+    there is one."""
+    from kobert_demo.bulk import predict_file as bulk_predict_file
+
+    _to_gpu(predictor)
+    bulk_predict_file(predictor, path, out, progress=False)
+
+
+@dataclass
+class Predictions:
+    """Sentences, their class probabilities (one row per sentence) and the class names."""
+
+    texts: list[str]
+    probs: np.ndarray
+    label_names: list[str]
+
+    def records(self) -> list[dict[str, Any]]:
+        """One {"text", "label", "confidence", "p_<class>"...} per sentence: the CSV's columns and values."""
+        return prediction_records(self.texts, self.probs, self.label_names)
 
 
 def checked_text(text: str | None) -> str:
@@ -72,53 +104,155 @@ def checked_text(text: str | None) -> str:
     return text
 
 
+def checked_lines(texts: list[str]) -> list[str]:
+    """Sentences to predict at once; UserError when all are blank or there are more than max_predict_lines."""
+    if not any(text.strip() for text in texts):
+        raise UserError("err_no_text")
+    most = limits().max_predict_lines
+    if len(texts) > most:
+        raise UserError("err_too_many_lines", n=len(texts), limit=most)
+    return texts
+
+
 def predict_one(state: AppState, ref: str | None, text: str) -> dict[str, float]:
     """Label -> probability for one sentence."""
     text = checked_text(text)
     predictor = state.predictor(ref)
-    return dict(zip(predictor.label_names, probabilities(predictor, [text])[0].tolist()))
+    return confidences(predictor.label_names, probabilities(predictor, [text])[0])
 
 
-def predict_table(state: AppState, ref: str | None, texts: list[str]) -> pd.DataFrame:
-    """text, label, then one probability column per class."""
-    lim = limits()
-    if not any(text.strip() for text in texts):
-        raise UserError("err_no_text")
-    if len(texts) > lim.max_predict_lines:
-        raise UserError("err_too_many_lines", n=len(texts), limit=lim.max_predict_lines)
+def predict_lines(state: AppState, ref: str | None, texts: list[str]) -> Predictions:
+    """Class probabilities for several sentences (blank ones included, so rows match lines)."""
+    texts = checked_lines(texts)
     predictor = state.predictor(ref)
-    names = predictor.label_names
-    texts = [text[: lim.max_text_chars] for text in texts]
-    probs = probabilities(predictor, texts)
-    table = pd.DataFrame({"text": texts, "label": [names[i] for i in probs.argmax(1)]})
-    for j, name in enumerate(names):
-        table[f"p_{name}"] = probs[:, j].astype(float).round(4)
-    return table
+    return Predictions(texts, probabilities(predictor, texts), predictor.label_names)
 
 
 def predict_file(state: AppState, ref: str | None, path: str | None) -> str:
-    """A CSV of predictions for an uploaded file of sentences (a table's text column, or one per line)."""
+    """The predictions CSV of an uploaded file of sentences (a table's text column, or one per line)."""
     from kobert_demo.data import read_texts
 
     if not path:
         raise UserError("err_no_predict_file")
-    table = predict_table(state, ref, read_texts(path))
+    checked_lines(read_texts(path))  # the file's size, rows and sentences, before any model loads
+    predictor = state.predictor(ref)
     out = state.scratch("predictions") / f"{Path(path).stem}_predictions.csv"
-    write_csv(out, [table.columns, *table.itertuples(index=False)], encoding="utf-8-sig")
+    _predict_file_to(predictor, path, out)
     return str(out)
 
 
-def pieces(predictor: Predictor, text: str) -> list[tuple[str, str]]:
-    """KoBERT pieces of text for gr.HighlightedText, [UNK] and special tokens marked."""
-    encoded = predictor.pieces(text)
-    marks = []
-    for piece, unknown in zip(encoded.pieces, encoded.unknown):
-        kind = "[UNK]" if unknown else ("special" if piece in ("[CLS]", "[SEP]") else "piece")
-        marks.append((piece, kind))
-    return marks
+def lines_csv(state: AppState, predictions: Predictions) -> str:
+    """The predictions of typed lines as a CSV to download (the same writer as a file's)."""
+    out = state.scratch("predictions") / "lines_predictions.csv"
+    return str(write_predictions(out, predictions.texts, predictions.probs, predictions.label_names))
+
+
+# --- rendering ----------------------------------------------------------------------------------------------------
+def confidences(label_names: list[str], probs: np.ndarray) -> dict[str, float]:
+    """One sentence's probabilities as gr.Label's {class: confidence}."""
+    return {name: float(p) for name, p in zip(label_names, probs, strict=True)}
+
+
+def marked_pieces(encoded: Encoded) -> list[tuple[str, str]]:
+    """KoBERT pieces for gr.HighlightedText: each piece with its kind, "[UNK]", "special" or "piece"."""
+    kinds = (
+        "[UNK]" if unknown else "special" if piece in SPECIAL_PIECES else "piece"
+        for piece, unknown in zip(encoded.pieces, encoded.unknown, strict=True)
+    )
+    return list(zip(encoded.pieces, kinds))
+
+
+def lines_table(predictions: Predictions, lang: str) -> pd.DataFrame:
+    """The predictions as a table, its text, label and confidence columns named in lang (p_<class> as they are)."""
+    table = pd.DataFrame(predictions.records())
+    names = {"text": t(lang, "col_text"), "label": t(lang, "col_predicted"), "confidence": t(lang, "col_confidence")}
+    return table.rename(columns=names)
 
 
 # --- the tab ------------------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class PredictTab:
+    """The tab's components, and its event handlers: each returns {component: value} for the components it sets."""
+
+    state: AppState
+    source: gr.Radio
+    run_select: gr.Dropdown
+    zip_file: gr.File
+    path_row: gr.Row
+    model: gr.Textbox
+    label: gr.Label
+    tokens: gr.HighlightedText
+    table: gr.Dataframe
+    csv: gr.File
+
+    def on_source(self, choice: str) -> Outputs:
+        """Show the chooser for the picked model source."""
+        shown = zip((self.run_select, self.zip_file, self.path_row), SOURCES)
+        return {component: gr.update(visible=choice == name) for component, name in shown}
+
+    def on_run(self, name: str | None) -> Outputs:
+        """A run picked from the list is the model."""
+        return {self.model: name or ""}
+
+    @shown_errors()
+    def on_focus(self, name: str | None, token: str | None, request: gr.Request) -> Outputs:
+        """Fresh choices when the selector opens."""
+        return {self.run_select: gr.update(choices=model_choices(self.state, token, lang_of(request), extra=name))}
+
+    @shown_errors()
+    def on_open(self, ref: str, token: str | None, request: gr.Request) -> Outputs:
+        """Entering the tab: fresh choices, and the newest trained run when no model is chosen yet."""
+        choices = model_choices(self.state, token, lang_of(request))
+        if ref or not choices:
+            return {self.run_select: gr.update(choices=choices)}
+        newest = choices[0][1]
+        return {self.run_select: gr.update(choices=choices, value=newest), self.model: newest}
+
+    @shown_errors()
+    def on_zip(self, upload: str | None, request: gr.Request) -> Outputs:
+        """An uploaded model zip: checked, kept, and chosen."""
+        if not upload:
+            return {self.model: gr.skip()}
+        ref = self.state.save_zip(upload)
+        info(t(lang_of(request), "zip_loaded"))
+        return {self.model: ref}
+
+    @shown_errors()
+    def on_load_path(self, ref: str, request: gr.Request) -> Outputs:
+        """Load a local folder or hub id, and choose it once it loads."""
+        self.state.predictor(ref)
+        return {self.model: ref.strip()}
+
+    def on_sentence(self, ref: str, text: str, request: gr.Request) -> Outputs:
+        """As the visitor types: class probabilities and KoBERT pieces. Both are cleared for an empty sentence and
+        on a failure (a toast says why), so that no earlier prediction stays beside the new text."""
+        cleared = {self.label: None, self.tokens: None}
+
+        @shown_errors(fallback=lambda: cleared)
+        def predict(text: str, request: gr.Request) -> Outputs:
+            if not (text or "").strip():
+                return cleared
+            probs = predict_one(self.state, ref, text)
+            encoded = self.state.predictor(ref).pieces(checked_text(text))
+            return {self.label: probs, self.tokens: marked_pieces(encoded)}
+
+        return predict(text, request)
+
+    @shown_errors()
+    def on_lines(self, ref: str, text: str, request: gr.Request) -> Outputs:
+        """Several sentences, one per line -> a table (column names in the visitor's language) and its CSV."""
+        predictions = predict_lines(self.state, ref, (text or "").splitlines())
+        return {
+            self.table: gr.update(value=lines_table(predictions, lang_of(request)), visible=True),
+            self.csv: gr.update(value=lines_csv(self.state, predictions), visible=True),
+        }
+
+    @shown_errors()
+    def on_file(self, ref: str, file: str | None, request: gr.Request) -> Outputs:
+        """A file of sentences -> a CSV of predictions."""
+        return {self.csv: gr.update(value=predict_file(self.state, ref, file), visible=True)}
+
+
 def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     """Lay out the Predict tab and wire its events."""
     with gr.Row(equal_height=False):
@@ -160,95 +294,22 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     table = gr.Dataframe(
         label=I18N("predictions"), interactive=False, wrap=True, max_height=360, visible=False, elem_id="predictions"
     )
+    ui = PredictTab(state, source, run_select, zip_file, path_row, model, label, tokens, table, csv)
 
     private = {"api_visibility": "private"}
-
-    def on_source(choice: str) -> tuple[Any, ...]:
-        """Show the chooser for the picked model source."""
-        return tuple(gr.update(visible=choice == name) for name in SOURCES)
-
-    source.input(on_source, source, [run_select, zip_file, path_row], queue=False, **private)
-    run_select.input(lambda name: name or "", run_select, model, queue=False, **private)
-
-    def on_focus(name: str | None, token: str | None, request: gr.Request) -> Any:
-        """Fresh choices when the selector opens."""
-        return gr.update(choices=model_choices(state, token, lang_of(request), extra=name))
-
-    run_select.focus(on_focus, [run_select, visitor], [run_select], **private)
-
-    def on_open(ref: str, token: str | None, request: gr.Request) -> tuple[Any, Any]:
-        """Entering the tab: fresh choices, and the newest trained run when no model is chosen yet."""
-        choices = model_choices(state, token, lang_of(request))
-        if ref or not choices:
-            return gr.update(choices=choices), gr.skip()
-        return gr.update(choices=choices, value=choices[0][1]), choices[0][1]
-
-    tab.select(on_open, [model, visitor], [run_select, model], **private)
-
-    def on_zip(upload_path: Any, request: gr.Request) -> Any:
-        """An uploaded model zip: checked, kept, and chosen."""
-        if not upload_path:
-            return gr.skip()
-        try:
-            ref = state.save_zip(upload_path)
-        except Exception as error:
-            warn(message(error, lang_of(request)))
-            return gr.skip()
-        info(t(lang_of(request), "zip_loaded"))
-        return ref
-
-    zip_file.upload(on_zip, zip_file, model, show_progress="minimal", **private)
-
-    def on_load_path(ref: str, request: gr.Request) -> Any:
-        """Load a local folder or hub id, and choose it once it loads."""
-        try:
-            state.predictor(ref)
-        except Exception as error:
-            warn(message(error, lang_of(request)))
-            return gr.skip()
-        return ref.strip()
-
-    gr.on([load.click, path.submit], on_load_path, path, model, show_progress="minimal", **private)
-
-    def on_sentence(ref: str, text: str, request: gr.Request) -> tuple[Any, Any]:
-        """As the visitor types: class probabilities and KoBERT pieces."""
-        if not (text or "").strip():
-            return None, None
-        try:
-            probs = predict_one(state, ref, text)
-            return probs, pieces(state.predictor(ref), text)
-        except Exception as error:
-            warn(message(error, lang_of(request)))
-            return None, None
-
+    source.input(ui.on_source, source, [run_select, zip_file, path_row], queue=False, **private)
+    run_select.input(ui.on_run, run_select, [model], queue=False, **private)
+    run_select.focus(ui.on_focus, [run_select, visitor], [run_select], **private)
+    tab.select(ui.on_open, [model, visitor], [run_select, model], **private)
+    zip_file.upload(ui.on_zip, zip_file, [model], show_progress="minimal", **private)
+    gr.on([load.click, path.submit], ui.on_load_path, path, [model], show_progress="minimal", **private)
     gr.on(
-        [sentence.change, model.change], on_sentence, [model, sentence], [label, tokens],
+        [sentence.change, model.change], ui.on_sentence, [model, sentence], [label, tokens],
         show_progress="hidden", trigger_mode="always_last", concurrency_limit=4, concurrency_id="predict", **private,
     )  # fmt: skip
-
-    def on_lines(ref: str, text: str, request: gr.Request) -> Any:
-        """Several sentences, one per line -> a table (column names in the visitor's language)."""
-        lang = lang_of(request)
-        try:
-            table = predict_table(state, ref, (text or "").splitlines())
-            names = {"text": t(lang, "col_text"), "label": t(lang, "col_predicted")}
-            return gr.update(value=table.rename(columns=names), visible=True)
-        except Exception as error:
-            warn(message(error, lang))
-            return gr.skip()
-
-    gr.on([many.click], on_lines, [model, lines], table, concurrency_id="predict", **private)
-
-    def on_file(ref: str, file: Any, request: gr.Request) -> Any:
-        """A file of sentences -> a CSV of predictions."""
-        try:
-            return gr.update(value=predict_file(state, ref, file), visible=True)
-        except Exception as error:
-            warn(message(error, lang_of(request)))
-            return gr.skip()
-
-    run_file.click(on_file, [model, upload], csv, concurrency_id="predict", **private)
-    return PredictTab(model, run_select, source)
+    many.click(ui.on_lines, [model, lines], [table, csv], concurrency_id="predict", **private)
+    run_file.click(ui.on_file, [model, upload], [csv], concurrency_id="predict", **private)
+    return ui
 
 
 def model_choices(state: AppState, visitor: str | None, lang: str, extra: str | None = None) -> list[tuple[str, str]]:

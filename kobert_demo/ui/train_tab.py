@@ -25,7 +25,6 @@ from .state import AppState, UserError, check_visitor, message
 
 CUSTOM = "custom"
 SEPARATOR_KEYS = {"\t": "sep_tab", ",": "sep_comma", ";": "sep_semicolon", "|": "sep_pipe"}
-DROP_KEYS = {"empty text": "drop_empty_text", "empty label": "drop_empty_label"}
 ADVANCED_ROW = 5  # widgets per row in the "Advanced settings" accordion
 NOTE_KEYS = {TINY: "note_tiny", CUSTOM: "note_custom"}  # the note under the backbone choice (default: note_kobert)
 
@@ -74,7 +73,7 @@ def check_files(
     tab: TrainTab, train_file: str | None, test_file: str | None, text_col: str | None, label_col: str | None, lang: str
 ) -> dict[Component, Any]:
     """Read both files with the chosen (or detected) columns: dropdowns, summary, error, preview and class plot."""
-    from kobert_demo.data import read_table
+    from kobert_demo.data import DataError, check_test_labels, read_table
 
     no_preview = gr.update(value=None, visible=False)  # not an empty grid with placeholder headers
     cleared = {tab.text_col: gr.update(choices=[], value=None), tab.label_col: gr.update(choices=[], value=None)}
@@ -94,9 +93,10 @@ def check_files(
     error = ""
     if test:
         lines.append(_file_line(test, lang))
-        unknown = sorted(set(test.labels) - set(counts))
-        if unknown:
-            error = md_text(t(lang, "err_test_labels", file=test.name, labels=", ".join(unknown[:10])))
+        try:
+            check_test_labels(train, test)
+        except DataError as problem:
+            error = md_text(problem.text(lang))
     else:
         lines.append(t(lang, "no_test_file"))
     return {
@@ -129,7 +129,7 @@ def preview(data: Any) -> pd.DataFrame:
 
 def _file_line(data: Any, lang: str) -> str:
     """One file's summary: name, encoding, separator, rows read, kept and dropped."""
-    dropped = ", ".join(f"{t(lang, DROP_KEYS.get(why, why))} {n:,}" for why, n in data.dropped.items())
+    dropped = ", ".join(f"{t(lang, why)} {n:,}" for why, n in data.dropped.items())
     return t(
         lang,
         "file_line",

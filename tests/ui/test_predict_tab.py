@@ -1,0 +1,140 @@
+"""ui/predict_tab.py without a server: its pure renderers, and its handlers (each returns {component: value}) on a
+stand-in model."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from kobert_demo.csv_out import predictions_head
+from kobert_demo.tokenizer import KoBertTokenizer
+from kobert_demo.ui import render
+from kobert_demo.ui.predict_tab import Predictions, PredictTab, build, confidences, lines_table, marked_pieces
+from kobert_demo.ui.state import UserError
+
+KO = gr.Request(headers={"accept-language": "ko-KR"})
+EN = gr.Request(headers={"accept-language": "en-US"})
+LABELS = ["부정", "긍정"]
+
+
+class Model:
+    """A stand-in classifier: the more 좋 in a text, the more positive; KoBERT's own tokenizer for the pieces."""
+
+    backend = "stand-in"
+    label_names = LABELS
+    tokenizer = KoBertTokenizer.original()
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        positive = np.array([(1 + text.count("좋")) / (2 + text.count("좋")) for text in texts], dtype=np.float32)
+        return np.stack([1 - positive, positive], axis=1)
+
+    def pieces(self, text: str):
+        return self.tokenizer.encode(text)
+
+
+class State:
+    """What the tab asks of AppState: a model for a reference ("missing" has none) and scratch folders."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+
+    def predictor(self, ref: str | None) -> Model:
+        if ref == "missing":
+            raise UserError("err_no_model")
+        return Model()
+
+    def scratch(self, name: str) -> Path:
+        (self.work / name).mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=self.work / name))
+
+
+@pytest.fixture
+def tab(tmp_path: Path) -> PredictTab:
+    with gr.Blocks(), gr.Tab("predict") as page:
+        return build(State(tmp_path), gr.BrowserState(), page)
+
+
+@pytest.fixture
+def toasts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    shown: list[str] = []
+    monkeypatch.setattr(render.gr, "Warning", shown.append)
+    return shown
+
+
+# --- renderers ----------------------------------------------------------------------------------------------------
+def test_confidences_are_floats_by_class() -> None:
+    shown = confidences(LABELS, np.array([0.25, 0.75], dtype=np.float32))
+    assert shown == {"부정": 0.25, "긍정": 0.75}
+    assert all(type(value) is float for value in shown.values())  # JSON-ready, not numpy scalars
+    with pytest.raises(ValueError):
+        confidences(LABELS, np.array([1.0], dtype=np.float32))  # a class without a probability is a bug
+
+
+def test_marked_pieces_flag_unknown_and_special_pieces() -> None:
+    encoded = KoBertTokenizer.original().encode("굳 䨻 영화")  # 䨻 is no KoBERT piece
+    marked = marked_pieces(encoded)
+    assert [piece for piece, _ in marked] == encoded.pieces
+    assert marked[0] == ("[CLS]", "special") and marked[-1] == ("[SEP]", "special")
+    assert [kind for _, kind in marked].count("[UNK]") == sum(encoded.unknown) >= 1
+    assert {kind for piece, kind in marked if piece not in ("[CLS]", "[SEP]", "[UNK]")} == {"piece"}
+
+
+def test_lines_table_names_columns_in_the_visitors_language() -> None:
+    predictions = Predictions(["좋다", "별로"], Model().predict_proba(["좋다", "별로"]), LABELS)
+    korean, english = lines_table(predictions, "ko"), lines_table(predictions, "en")
+    assert list(korean.columns) == ["문장", "예측", "확신도", "p_부정", "p_긍정"]
+    assert list(english.columns) == ["sentence", "predicted", "confidence", "p_부정", "p_긍정"]
+    assert korean["예측"].tolist() == ["긍정", "부정"]
+    assert korean["확신도"].tolist() == pytest.approx([2 / 3, 1 / 2], abs=1e-6)
+    assert korean.to_numpy().tolist() == english.to_numpy().tolist()
+
+
+# --- handlers -----------------------------------------------------------------------------------------------------
+def test_source_shows_only_its_chooser(tab: PredictTab) -> None:
+    shown = tab.on_source("zip")
+    assert {component: update["visible"] for component, update in shown.items()} == {
+        tab.run_select: False,
+        tab.zip_file: True,
+        tab.path_row: False,
+    }
+
+
+def test_sentence_gives_probabilities_and_pieces(tab: PredictTab) -> None:
+    out = tab.on_sentence("run", "좋다 좋아", KO)
+    assert set(out) == {tab.label, tab.tokens}
+    assert out[tab.label] == pytest.approx({"부정": 0.25, "긍정": 0.75})
+    assert out[tab.tokens][0] == ("[CLS]", "special")
+    assert tab.on_sentence("run", "   ", KO) == {tab.label: None, tab.tokens: None}
+
+
+def test_a_failed_sentence_clears_the_prediction_and_says_why(tab: PredictTab, toasts: list[str]) -> None:
+    assert tab.on_sentence("missing", "좋다", EN) == {tab.label: None, tab.tokens: None}
+    assert tab.on_sentence("missing", "좋다", KO) == {tab.label: None, tab.tokens: None}
+    assert toasts == [
+        "Choose a model first: one of your runs, a model zip, or a folder/hub id.",
+        "먼저 모델을 고르세요: 내 실행, 모델 zip, 또는 폴더/허브 id.",
+    ]
+
+
+def test_lines_give_a_table_and_the_same_csv_as_a_file(tab: PredictTab, tmp_path: Path) -> None:
+    out = tab.on_lines("run", "좋다\n별로\n=1+1", EN)
+    assert set(out) == {tab.table, tab.csv}
+    table = out[tab.table]["value"]
+    assert out[tab.table]["visible"] is True and table["sentence"].tolist() == ["좋다", "별로", "=1+1"]
+    lines_csv = Path(out[tab.csv]["value"]).read_bytes()
+    assert lines_csv.startswith(predictions_head(LABELS)) and b"\n'=1+1," in lines_csv
+
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("좋다\n별로\n=1+1\n", encoding="utf-8")
+    file_csv = tab.on_file("run", str(sentences), KO)[tab.csv]["value"]
+    assert Path(file_csv).read_bytes() == lines_csv
+
+
+def test_lines_and_file_failures_keep_the_page_and_say_why(tab: PredictTab, toasts: list[str]) -> None:
+    assert tab.on_lines("run", "\n  \n", KO) == gr.skip()
+    assert tab.on_file("run", None, EN) == gr.skip()
+    assert toasts == ["예측할 문장을 입력하세요.", "Upload a file of sentences to classify."]
