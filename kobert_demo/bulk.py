@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .csv_out import predictions_body, predictions_head
-from .data import CHUNK_ROWS, DataError, sniff, text_chunks
+from .data import DataError, sniff, text_chunks
+from .settings import CHUNK_ROWS
 
 if TYPE_CHECKING:
     from .predict import Predictor

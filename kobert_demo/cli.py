@@ -17,6 +17,7 @@ from .config import MODES, TrainConfig, config_fields
 from .errors import UserFacingError
 from .launch import add_arguments as add_app_arguments
 from .messages import t
+from .settings import CHUNK_ROWS
 
 EXIT_USER_ERROR = 2
 
@@ -308,7 +309,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--text-col", help="the text column of --file (default: detected)")
     p.add_argument("--out", help="the CSV to write for --file")
     p.add_argument("--resume", action="store_true", help="continue an interrupted --file run into the same --out")
-    p.add_argument("--chunk-rows", type=int, default=4096, help="rows read, predicted and written at a time")
+    p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help="rows read, predicted and written at a time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--backend",

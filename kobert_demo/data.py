@@ -23,7 +23,7 @@ import pandas as pd
 
 from kobert_demo.errors import UserFacingError
 from kobert_demo.messages import Term, t
-from kobert_demo.settings import Limits
+from kobert_demo.settings import CHUNK_ROWS, Limits
 from kobert_demo.settings import limits as current_limits
 
 TEXT_NAMES = frozenset(
@@ -43,7 +43,6 @@ BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs
 ENCODINGS = ("utf-8", "cp949")
 # The head every reader decides from: bulk prediction cannot read a 10 GB file twice to choose its encoding.
 SNIFF_BYTES = 1 << 20
-CHUNK_ROWS = 4096
 # Why a row was dropped: message keys (messages.py), shown in the reader's language.
 DROP_EMPTY_TEXT = "drop_empty_text"
 DROP_EMPTY_LABEL = "drop_empty_label"

@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# Rows read, predicted and written at a time by bulk prediction (the CLI's --chunk-rows default).
+CHUNK_ROWS = 4096
+
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()

@@ -177,9 +177,9 @@ def widgets(config: type[TrainConfig] = TrainConfig) -> list[Widget]:
         elif setting.slider:
             kind = gr.Slider
             kwargs["minimum"], kwargs["maximum"] = setting.slider
-        else:  # the bounds as they are: a value on an excluded bound gets check()'s sentence
+        else:  # no minimum/maximum: Gradio would refuse an out-of-bounds value in English; check() speaks Korean
             kind = gr.Number
-            kwargs.update(minimum=setting.minimum, maximum=setting.maximum, precision=0 if spec.type is int else None)
+            kwargs["precision"] = 0 if spec.type is int else None
         made.append(Widget(spec.name, kind, kwargs, setting.advanced))
     return made
 
