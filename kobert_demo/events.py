@@ -22,6 +22,10 @@ class EventError(UserFacingError, ValueError):
     """A log line that is not an event this version knows."""
 
 
+class StoredMessage(UserFacingError):
+    """A message read back from a run's log or status: its key comes from there (it was a known key when stored)."""
+
+
 # --- message parameters as JSON -----------------------------------------------------------------------------------
 # A stored message (an error event, a run's status reason) is a key plus parameters. Parameters that are themselves
 # messages (an error another one wraps) or Terms are tagged so that they come back as such and show in any language.
@@ -52,7 +56,7 @@ def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
 
 def _value_from_json(value: Any) -> Any:
     if isinstance(value, dict) and _ERROR_TAG in value:
-        return UserFacingError(value[_ERROR_TAG], **params_from_json(value.get("params") or {}))
+        return StoredMessage(value[_ERROR_TAG], **params_from_json(value.get("params") or {}))
     if isinstance(value, dict) and _TERM_TAG in value:
         return Term(value[_TERM_TAG])
     return value
@@ -149,7 +153,7 @@ class ErrorEvent(_Event):
     @property
     def error(self) -> UserFacingError:
         """The failure as an error again (what the CLI raises)."""
-        return UserFacingError(self.key, **params_from_json(self.params))
+        return StoredMessage(self.key, **params_from_json(self.params))
 
     def text(self, lang: str) -> str:
         """The failure in lang ("ko" Korean, anything else English)."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from .config import TrainConfig
 from .errors import UserFacingError
-from .events import Event, StepEvent, Summary, event_from_json, params_from_json, params_to_json
+from .events import Event, StepEvent, StoredMessage, Summary, event_from_json, params_from_json, params_to_json
 from .messages import Term
 
 STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
@@ -80,7 +80,7 @@ class RunStatus:
         """Why the run is in its state, in lang ("ko" Korean, anything else English); None when nothing says."""
         if not self.reason_key:
             return None
-        return UserFacingError(self.reason_key, **params_from_json(self.reason_params)).text(lang)
+        return StoredMessage(self.reason_key, **params_from_json(self.reason_params)).text(lang)
 
     def to_json(self) -> dict[str, Any]:
         return {

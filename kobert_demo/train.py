@@ -244,8 +244,11 @@ def describe_os_error(error: OSError) -> TrainingError:
     """One sentence for a file-system failure; a full disk named as such."""
     full = error.errno == errno.ENOSPC
     if error.filename:
-        key = "disk_full_writing" if full else "os_error_writing"
-        return TrainingError(key, file=error.filename, reason=error.strerror or str(error))
+        return TrainingError(
+            "disk_full_writing" if full else "os_error_writing",
+            file=error.filename,
+            reason=error.strerror or str(error),
+        )
     return TrainingError("disk_full") if full else TrainingError("os_error", reason=error.strerror or str(error))
 
 
