@@ -187,13 +187,14 @@ class Run:
 
     def append(self, event: Event) -> None:
         """Add one event to the log, flushed at once for whoever follows it, and bring summary.json up to date
-        (a step at most every SUMMARY_EVERY_S; every other event at once)."""
+        (the first step and every other event at once, later steps at most every SUMMARY_EVERY_S)."""
         with self.log_path.open("a", encoding="utf-8") as log:
             log.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
         if self._summary is None:
             self._summary = self.summary()
+        throttled = isinstance(event, StepEvent) and self._summary.last_step is not None
         self._summary.absorb(event)
-        if not isinstance(event, StepEvent) or time.monotonic() - self._summary_written >= SUMMARY_EVERY_S:
+        if not throttled or time.monotonic() - self._summary_written >= SUMMARY_EVERY_S:
             self._write_summary(self._summary)
 
     def _write_summary(self, summary: Summary) -> None:

@@ -197,9 +197,11 @@ def test_steps_rewrite_the_summary_at_most_every_interval(tmp_path: Path, monkey
     run = create(tmp_path / "run")
     monkeypatch.setattr(runs_module, "SUMMARY_EVERY_S", 3600.0)
     run.append(start())  # not a step: written at once
-    for number in range(1, 51):
+    run.append(step(step=1))  # the first step too: progress shows from the start
+    assert stored(run, "summary.json")["last_step"]["step"] == 1
+    for number in range(2, 51):
         run.append(step(step=number))
-    assert stored(run, "summary.json")["last_step"] is None  # 50 steps inside the interval: not rewritten
+    assert stored(run, "summary.json")["last_step"]["step"] == 1  # 49 more steps inside the interval: not rewritten
     assert run.events()[-1].step == 50  # the log has every one
     run.append(epoch())
     assert stored(run, "summary.json")["last_step"]["step"] == 50  # the next other event brings it up to date
