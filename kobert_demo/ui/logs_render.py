@@ -38,7 +38,7 @@ class Follow:
     done: DoneEvent | None = None
     error: ErrorEvent | None = None
     lines: list[str] = field(default_factory=list)  # the training log's last MAX_LOG_LINES lines
-    drawn: tuple = ()  # the situation on screen: (state, reason key, queue position)
+    drawn: tuple = ()  # the situation on screen: (state, reason key and parameters, queue position)
     settling: int = 0  # polls since the run finished (its last events may land just after its status)
 
     def absorb(self, events: list[Event]) -> None:
