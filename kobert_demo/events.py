@@ -1,9 +1,10 @@
 """Training events, both ways: what `train()` yields, what a run's `log.jsonl` holds (one JSON object per line, its
 kind in "type"), and what every reader (jobs, the API, the web app, the CLI) gets back.
 
-`Event.to_json()` writes one; `event_from_json()` reads one back as the same class, so readers use attributes and a
-renamed field fails in one place. `Summary` folds events into what a refresh needs (last step, kept epoch, final
-state) so that no reader rereads a whole log. `tutorial_line()` is the one formatter of the tutorial's log lines.
+Each event's `to_json()` writes it; `event_from_json()` reads one back as the same class, so readers use
+attributes and a renamed field fails in one place. `Summary` folds events into what a refresh needs (last step,
+kept epoch, final state) so that no reader rereads a whole log. `tutorial_line()` is the one formatter of the
+tutorial's log lines.
 
 No torch and no Gradio here: the CLI, the job queue and the web app's readers import this.
 """
