@@ -50,6 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .data import make_splits, read_table
+    from .events import DoneEvent, EpochEvent, ErrorEvent, StartEvent, StepEvent, tutorial_line
     from .train import train
 
     config = TrainConfig(**{name: getattr(args, name) for name in config_fields()})
@@ -60,42 +61,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     meta = {"train_file": train_data.name, "test_file": test_data.name if test_data else None}
 
     bar = None
-    failed = None
+    failed: ErrorEvent | None = None
     for event in train(config, splits, args.out, meta=meta):
+        if isinstance(event, ErrorEvent):
+            failed = event  # reported below, as the command's error
         if not is_main_process():  # under torchrun/accelerate launch only the main process reports
-            failed = event.message if event.type == "error" else failed
             continue
-        if event.type == "start":
-            print(
-                f"model {event.model} | {event.device} {event.precision} | {event.processes} process(es) | "
-                f"train {event.train_rows} test {event.test_rows} | classes {len(event.labels)} | "
-                f"{event.parameters / 1e6:.2f}M parameters",
-                file=sys.stderr,
-            )
+        line = tutorial_line(event)
+        if isinstance(event, StartEvent):
+            print(line, file=sys.stderr)
             bar = tqdm(total=event.total_steps, unit="step", dynamic_ncols=True, disable=args.quiet)
-        elif event.type == "step":
+        elif isinstance(event, StepEvent):
             bar.update(1)
             bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.3f}", acc=f"{event.train_acc:.3f}", refresh=False)
-            if event.logged:
-                bar.write(
-                    f"epoch {event.epoch} batch id {event.batch} loss {event.loss:.3f} train acc {event.train_acc:.3f}"
-                )
-        elif event.type == "epoch":
-            t = event.test
-            write = bar.write if bar else print
-            write(f"epoch {event.epoch} train acc {event.train_acc:.4f}")
-            write(f"epoch {event.epoch} test acc {t['accuracy']:.4f} macro-F1 {t['macro_f1']:.4f}")
-        elif event.type == "done":
-            if bar:
-                bar.close()
-            kept = f"kept epoch {event.kept_epoch}" if event.kept_epoch else "no completed epoch, no model kept"
-            print(f"{event.state} in {event.elapsed:.0f} s, {kept}; run folder: {args.out}")
-        elif event.type == "error":
-            if bar:
-                bar.close()
-            failed = event.message
+            if line:
+                bar.write(line)
+        elif isinstance(event, EpochEvent):
+            (bar.write if bar else print)(line)
+        elif bar:  # done or failed
+            bar.close()
+        if isinstance(event, DoneEvent):
+            print(f"{line}; run folder: {args.out}")
     if failed:
-        raise UserError("cli_training_failed", reason=failed)
+        raise failed.error
     return 0
 
 

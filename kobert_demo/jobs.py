@@ -24,13 +24,15 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from .config import TrainConfig
 from .data import make_splits, read_table
 from .errors import UserFacingError
+from .events import ErrorEvent
 from .messages import fmt_duration
-from .runs import FINISHED, Run, folder_bytes, list_runs, new_run_id, open_run, pid_alive, prune_runs
+from .runs import Run, folder_bytes, list_runs, new_run_id, open_run, pid_alive, prune_runs
 from .settings import job_limits
 
 JOB_FILE = "job.json"
@@ -57,8 +59,8 @@ def is_owner(run: Run, visitor_token: str) -> bool:
 def request_stop(run: Run) -> None:
     """Ask a job to stop: a queued one stops now (and its copy of the data goes), a running one after its step."""
     (run.path / STOP_FILE).touch()
-    if run.status()["state"] == "queued":
-        run.set_status("stopped", "stopped before it started")
+    if run.status().state == "queued":
+        run.set_status("stopped", UserFacingError("reason_stopped_queued"))
         drop_data(run)
 
 
@@ -88,13 +90,13 @@ class JobQueue:
         self, config: TrainConfig, train_file: str | Path, test_file: str | Path | None = None, owner: str = ""
     ) -> Run:
         """Check the settings, the data and this visitor's share of the queue (raising a UserFacingError or a
-        ValueError before anything is created), then queue a run."""
+        ValueError before anything is created), then queue a run (config itself is left as it was)."""
         config.check()
         train = read_table(train_file, config.text_col, config.label_col)
         test = read_table(test_file, config.text_col, config.label_col) if test_file else None
         splits = make_splits(train, test, config.test_size, config.seed)
         config.check(train_rows=len(splits.train_texts))
-        config.text_col, config.label_col = train.text_col, train.label_col
+        config = replace(config, text_col=train.text_col, label_col=train.label_col)  # the columns detected
         meta = {
             "owner": owner,
             "train_file": train.name,
@@ -126,7 +128,7 @@ class JobQueue:
         """Refuse a visitor who has as many jobs waiting or running, runs or bytes as one visitor may have."""
         limits = job_limits()
         mine = [run for run in list_runs(self.home) if run.config().get("owner") == owner]
-        active = sum(run.status()["state"] in ("queued", "running") for run in mine)
+        active = sum(run.status().state in ("queued", "running") for run in mine)
         if active >= limits.jobs_per_visitor:
             raise UserFacingError("job_visitor_busy", count=active)
         if len(mine) >= limits.visitor_runs:
@@ -154,7 +156,7 @@ class JobQueue:
         waits behind each other visitor's first one (round robin), whoever came first.
         """
         runs = list_runs(self.home)
-        states = {run.name: run.status()["state"] for run in runs}
+        states = {run.name: run.status().state for run in runs}
         turns = Counter(run.config().get("owner", "") for run in runs if states[run.name] == "running")
         order = []
         for run in sorted((r for r in runs if states[r.name] == "queued"), key=lambda r: r.config().get("created", 0)):
@@ -170,7 +172,7 @@ class JobQueue:
         return names.index(run.name) + 1 if run.name in names else None
 
     def running(self) -> Run | None:
-        return next((r for r in list_runs(self.home) if r.status()["state"] == "running"), None)
+        return next((r for r in list_runs(self.home) if r.status().state == "running"), None)
 
     def wait_estimate(self, run: Run) -> float | None:
         """Seconds until this queued run may start: the running job's ETA plus the jobs ahead, by measured speed."""
@@ -179,9 +181,9 @@ class JobQueue:
             return None
         total = 0.0
         current = self.running()
-        if current:
-            steps = [e for e in current.events() if e["type"] == "step"]
-            total += steps[-1]["eta"] if steps else 0.0
+        last_step = current.summary().last_step if current else None
+        if last_step:
+            total += last_step.eta
         fallback = self._measured_speed()
         if fallback is None:
             return total or None
@@ -196,9 +198,9 @@ class JobQueue:
         for run in list_runs(self.home):
             if model is not None and run.config().get("model") != model:
                 continue
-            steps = [e for e in run.events() if e["type"] == "step"]
-            if steps:
-                return steps[-1]["sentences_per_s"]
+            last_step = run.summary().last_step
+            if last_step:
+                return last_step.sentences_per_s
         return None
 
     # --- working ----------------------------------------------------------------------------------------------
@@ -206,10 +208,11 @@ class JobQueue:
         """Take up the runs home: stop what a previous server left training, then work through the queue."""
         if self._thread is None:
             for run in list_runs(self.home):
-                status = run.status()  # a run left `running` by a dead process becomes `interrupted`
-                if status["state"] == "running" and _is_job_of(status["pid"], run):
-                    stop_orphan(run, status["pid"])  # other processes (a CLI run in this home) are waited for
-                if run.status()["state"] in FINISHED:
+                run.mark_interrupted()  # left `running` by a process that is gone
+                status = run.status()
+                if status.state == "running" and _is_job_of(status.pid, run):
+                    stop_orphan(run, status.pid)  # other processes (a CLI run in this home) are waited for
+                if run.status().finished:
                     drop_data(run)  # ended while no server was there to clean up
             self._thread = threading.Thread(target=self._work, name="kobert-demo-jobs", daemon=True)
             self._thread.start()
@@ -262,14 +265,13 @@ class JobQueue:
         if not (run.path / "status.json").is_file():
             return  # deleted as soon as it stopped
         if timed_out:
-            run.end("stopped", UserFacingError("job_time_limit", limit=fmt_duration(limit_s)))
+            run.set_status("stopped", UserFacingError("job_time_limit", limit=fmt_duration(limit_s)))
             return
-        state = json.loads((run.path / "status.json").read_text(encoding="utf-8"))["state"]
-        if state in ("queued", "running", "interrupted"):  # a reader may have seen the dead pid first
+        if run.status().state in ("queued", "running", "interrupted"):  # it ended without saying how
             ended = (
                 UserFacingError("process_killed") if code in (-9, 137) else UserFacingError("process_exit", code=code)
             )
-            run.set_status("failed", str(ended), reason_ko=ended.text("ko"))
+            run.set_status("failed", ended)
 
 
 def _is_job_of(pid: int | None, run: Run) -> bool:
@@ -294,7 +296,7 @@ def stop_orphan(run: Run, pid: int | None) -> None:
             time.sleep(0.1)
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-    run.end("interrupted", UserFacingError("job_orphan_stopped"))
+    run.set_status("interrupted", UserFacingError("job_orphan_stopped"))
     drop_data(run)
 
 
@@ -336,16 +338,17 @@ def run_job(run_path: str | Path) -> int:
         test_data = read_table(job["test"], config.text_col, config.label_col) if job.get("test") else None
         splits = make_splits(train_data, test_data, config.test_size, config.seed)
     except Exception as error:  # checked when queued; this only guards against files changed since
-        korean = error.text("ko") if isinstance(error, UserFacingError) else None
-        run.set_status("failed", str(error), reason_ko=korean)
+        if not isinstance(error, UserFacingError):
+            error = UserFacingError("train_unexpected", kind=type(error).__name__, detail=str(error))
+        run.set_status("failed", error)
         drop_data(run)
         return 1
     failed = False
     for event in train(config, splits, run.path, should_stop=lambda: stop_requested(run) or watch.should_stop()):
-        failed = failed or event.type == "error"
+        failed = failed or isinstance(event, ErrorEvent)
     drop_data(run)
     if not failed and watch.parent_gone:
-        run.end("stopped", UserFacingError("job_server_gone"))
+        run.set_status("stopped", UserFacingError("job_server_gone"))
     elif not failed and watch.timed_out:
-        run.end("stopped", UserFacingError("job_time_limit", limit=fmt_duration(job["time_limit_s"])))
+        run.set_status("stopped", UserFacingError("job_time_limit", limit=fmt_duration(job["time_limit_s"])))
     return 1 if failed else 0

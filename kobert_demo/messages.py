@@ -187,6 +187,34 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "stopped when the server restarted: a job of the previous server was still training",
         "서버가 다시 시작될 때 이전 서버의 작업이 아직 학습 중이어서 멈췄습니다",
     ),
+    # ---- events, run states and reasons (events.py, runs.py, jobs.py, train.py, ui/logs_tab.py) ----
+    "event_unknown_type": (
+        "the run's log holds an event of unknown type '{kind}'",
+        "실행 로그에 알 수 없는 종류('{kind}')의 이벤트가 있습니다",
+    ),
+    "event_missing_fields": (
+        "the run's log holds a '{kind}' event without {fields}",
+        "실행 로그의 '{kind}' 이벤트에 {fields} 항목이 없습니다",
+    ),
+    "train_unexpected": (
+        "training failed unexpectedly ({kind}: {detail})",
+        "학습 중 예상하지 못한 오류가 났습니다 ({kind}: {detail})",
+    ),
+    "train_failed_detail": ("{detail}", "학습하지 못했습니다: {detail}"),
+    "reason_stopped_queued": ("stopped before it started", "시작하기 전에 중지되었습니다"),
+    "reason_stopped_no_model": (
+        "stopped before the first epoch ended; no model was kept",
+        "첫 에폭이 끝나기 전에 중지되어 남은 모델이 없습니다",
+    ),
+    "reason_process_gone": (
+        "the training process ended without finishing",
+        "학습 프로세스가 끝나지 못하고 종료되었습니다",
+    ),
+    "reason_process_gone_kept": (
+        "the training process ended without finishing; the model of the last completed epoch is kept",
+        "학습 프로세스가 끝나지 못하고 종료되었습니다. 마지막으로 완료된 에폭의 모델은 남아 있습니다",
+    ),
+    "run_label_accuracy": ("acc {accuracy:.3f}", "정확도 {accuracy:.3f}"),
     # --- data files (data.py, bulk.py, cli.py) ------------------------------------------------------------------
     "data_no_rows": (
         "{name} has a header but no data rows.",
@@ -494,7 +522,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{name}: {error}",
     ),
     # ---- the command line (cli.py) ----
-    "cli_training_failed": ("{reason}", "{reason}"),
     "cli_sentences_or_file": (
         "give either sentences or --file FILE (with --out CSV), not both or neither.",
         "문장들 또는 --file FILE(--out CSV와 함께) 중 하나만 주세요.",

@@ -1,7 +1,9 @@
-"""Fine-tuning as a generator of typed events (start, step, epoch, done, error), cancellable between steps.
+"""Fine-tuning as a generator of typed events (start, step, epoch, done, error: see events.py), cancellable between
+steps.
 
 No UI code here: the CLI, the web app's background jobs and the tests all consume `train()`. When given a run
-folder it also writes the event log, the status and the model there.
+folder it also writes the event log (with its summary), the status and the model there; a failure is stored as its
+message key and parameters, never as a finished sentence.
 
 The model kept, and the test figures reported for the run, are the last completed epoch's, as in the tutorial: the
 test file never chooses which model is kept (choosing the best epoch by its test accuracy would overstate it).
@@ -15,7 +17,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,9 +29,9 @@ from .config import ADAM_EPSILON, CPU_MODE_LAYERS, TrainConfig
 from .cpu import has_bf16
 from .data import Splits
 from .errors import UserFacingError
+from .events import DoneEvent, EpochEvent, ErrorEvent, Event, StartEvent, StepEvent
 from .metrics import classification_metrics
 from .model import (
-    BackboneError,
     Classifier,
     PaddingFreeClassifier,
     describe_source,
@@ -40,69 +42,6 @@ from .model import (
 from .runs import Run
 
 MISTAKES_KEPT = 20
-
-
-# --- events -------------------------------------------------------------------------------------------------------
-@dataclass
-class StartEvent:
-    model: str
-    device: str
-    precision: str
-    processes: int
-    train_rows: int
-    test_rows: int
-    labels: list[str]
-    steps_per_epoch: int
-    total_steps: int
-    parameters: int
-    type: str = "start"
-
-
-@dataclass
-class StepEvent:
-    epoch: int
-    batch: int  # 1-based within the epoch, as the tutorial prints it
-    step: int  # 1-based over the whole run
-    steps_per_epoch: int
-    total_steps: int
-    loss: float
-    train_acc: float  # running accuracy of this epoch so far
-    lr: float
-    elapsed: float
-    eta: float
-    sentences_per_s: float
-    logged: bool  # one of the tutorial's log lines (every log_interval batches)
-    type: str = "step"
-
-
-@dataclass
-class EpochEvent:
-    epoch: int
-    train_loss: float
-    train_acc: float
-    test: dict  # classification_metrics of the test data
-    elapsed: float
-    mistakes: list[dict] = field(default_factory=list)
-    type: str = "epoch"
-
-
-@dataclass
-class DoneEvent:
-    state: str  # "done" or "stopped"
-    kept_epoch: int | None  # the last completed epoch, whose model the run keeps
-    test: dict | None
-    elapsed: float
-    run: str | None
-    type: str = "done"
-
-
-@dataclass
-class ErrorEvent:
-    message: str
-    type: str = "error"
-
-
-Event = StartEvent | StepEvent | EpochEvent | DoneEvent | ErrorEvent
 
 
 class TrainingError(UserFacingError, RuntimeError):
@@ -283,20 +222,20 @@ def train(
             run = Run.create(out, config, splits.label_names, meta)
         for event in _train(config, splits, run, should_stop, accelerator):
             if run:
-                run.append(asdict(event))
+                run.append(event)
             yield event
     except torch.OutOfMemoryError:
-        error = TrainingError("gpu_out_of_memory")
-        yield _fail(run, str(error), error.text("ko"))
-    except OSError as os_error:
-        error = describe_os_error(os_error)
-        yield _fail(run, str(error), error.text("ko"))
-    except (TrainingError, BackboneError, ValueError) as error:
-        yield _fail(run, str(error), error.text("ko") if isinstance(error, UserFacingError) else None)
+        yield _fail(run, TrainingError("gpu_out_of_memory"))
+    except OSError as error:
+        yield _fail(run, describe_os_error(error))
+    except UserFacingError as error:  # a setting, the data, the backbone, a NaN loss, a run folder taken
+        yield _fail(run, error)
+    except ValueError as error:  # a library's sentence, in English only
+        yield _fail(run, TrainingError("train_failed_detail", detail=str(error)))
     except Exception as error:  # a bug: keep the traceback beside the run, tell the user in one line
         if run:
             (run.path / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-        yield _fail(run, f"training failed unexpectedly ({type(error).__name__}: {error})")
+        yield _fail(run, TrainingError("train_unexpected", kind=type(error).__name__, detail=str(error)))
     finally:
         accelerator.free_memory()
 
@@ -305,18 +244,21 @@ def describe_os_error(error: OSError) -> TrainingError:
     """One sentence for a file-system failure; a full disk named as such."""
     full = error.errno == errno.ENOSPC
     if error.filename:
-        key = "disk_full_writing" if full else "os_error_writing"
-        return TrainingError(key, file=error.filename, reason=error.strerror or str(error))
+        return TrainingError(
+            "disk_full_writing" if full else "os_error_writing",
+            file=error.filename,
+            reason=error.strerror or str(error),
+        )
     return TrainingError("disk_full") if full else TrainingError("os_error", reason=error.strerror or str(error))
 
 
-def _fail(run: Run | None, message: str, message_ko: str | None = None) -> ErrorEvent:
-    """The error event, also logged and stored as the run's status (with the Korean sentence, if there is one)."""
-    event = ErrorEvent(message)
+def _fail(run: Run | None, error: UserFacingError) -> ErrorEvent:
+    """The error event, also logged, and the error stored as the failed run's reason."""
+    event = ErrorEvent.of(error)
     if run:
         try:
-            run.append(asdict(event))
-            run.set_status("failed", message, reason_ko=message_ko)
+            run.append(event)
+            run.set_status("failed", error)
         except OSError:  # the disk that failed the run may refuse these too; the event still reaches the user
             pass
     return event
@@ -428,8 +370,8 @@ def _train(
     if run:
         card = model_card(config, splits, done, precision, accelerator.num_processes, plain_transformers)
         run.write_card(card)
-        reason = None if kept_epoch or not stopped else "stopped before the first epoch ended; no model was kept"
-        run.set_status(state, reason)
+        no_model = stopped and not kept_epoch
+        run.set_status(state, UserFacingError("reason_stopped_no_model") if no_model else None)
     yield done
 
 

@@ -18,7 +18,6 @@ from gradio_client.exceptions import AppError
 from kobert_demo.ui import build_app
 from kobert_demo.ui.driving import free_port, wait_for_state
 from kobert_demo.ui.i18n import pick_lang
-from kobert_demo.ui.logs_tab import Follow, poll
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
 DATA = Path(__file__).resolve().parent / "data"
@@ -154,26 +153,12 @@ def test_training_logs_follow_to_done(app: SimpleNamespace, trained: SimpleNames
     assert kinds.count("epoch") == 2 and kinds.count("step") == 2 * trained.events[0]["steps_per_epoch"]
     status = app.client.predict(trained.name, ALICE, api_name="/status")
     assert status["state"] == "done" and status["owner"] and status["has_model"]
+    assert (status["reason"], status["reason_key"]) == (None, None)
+    last_step = [event for event in trained.events if event["type"] == "step"][-1]
+    assert status["progress"] == {key: last_step[key] for key in status["progress"]}  # the summary's last step
     assert status["labels"] == ["긍정", "부정", "중립"]
     assert 0 <= status["metrics"]["accuracy"] <= 1 and len(status["metrics"]["confusion_matrix"]) == 3
     assert [r["run"] for r in app.client.predict(ALICE, api_name="/runs")][0] == trained.name
-
-
-def test_logs_tab_redraws_a_finished_run(app: SimpleNamespace, trained: SimpleNamespace) -> None:
-    """A fresh page (reload, second tab) reattaches: everything logged so far comes back at once."""
-    out = poll(app.demo.state, Follow(run=trained.name), ALICE, "en", refresh=True)
-    follow, status, progress, steps, epochs, log = out[:6]
-    assert "done" in status and "100" in progress
-    assert set(steps["series"]) == {"loss", "train accuracy"} and steps["step"].max() == follow.steps[-1][0]
-    assert sorted(epochs["bar"]) == ["1 test", "1 train", "2 test", "2 train"]
-    assert "epoch 1 batch id 1 loss " in log and "epoch 2 test acc " in log
-    assert out[6]["visible"] is True and "Accuracy" in out[7]
-    assert list(out[8].columns) == ["class", "precision", "recall", "F1", "sentences"]
-    assert out[11]["interactive"] is False and out[12]["interactive"] is True  # stop off, export on
-    again = poll(app.demo.state, follow, ALICE, "en")
-    assert all(type(value).__name__ == "dict" and value.get("__type__") == "update" for value in again[1:14])
-    shared = poll(app.demo.state, Follow(run=trained.name), BOB, "ko", refresh=True)
-    assert "읽기 전용" in shared[1] and shared[12]["interactive"] is False
 
 
 def test_predict_sentence_lines_and_file(app: SimpleNamespace, trained: SimpleNamespace, tmp_path: Path) -> None:
@@ -252,7 +237,10 @@ def test_stop_queue_position_and_delete(app: SimpleNamespace, trained: SimpleNam
     assert waiting["state"] == "queued" and waiting["queue_position"] == 1
     with pytest.raises(AppError, match="still queued"):
         app.client.predict(second, ALICE, api_name="/delete")
-    assert app.client.predict(second, ALICE, api_name="/stop")["state"] == "stopped"
+    unqueued = app.client.predict(second, ALICE, api_name="/stop")
+    assert (unqueued["state"], unqueued["reason"]) == ("stopped", "stopped before it started")  # the API speaks English
+    assert unqueued["reason_key"] == "reason_stopped_queued"  # what clients test
+    assert app.client.predict(second, ALICE, api_name="/status")["reason_key"] == "reason_stopped_queued"
     deadline = time.time() + 120
     while not status["progress"] and time.time() < deadline:
         status = app.client.predict(first, ALICE, api_name="/status")

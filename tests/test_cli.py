@@ -143,7 +143,7 @@ def test_error_bad_epochs(cli, tmp_path: Path) -> None:
 def test_error_nonsense_model(cli, tmp_path: Path) -> None:
     line = user_error(cli("train", DATA / "nsmc/test.tsv", "--out", "run", "--model", "nonsense"))
     assert line.startswith("error: model 'nonsense' is neither a folder on this machine")
-    assert open_run(tmp_path / "run").status()["state"] == "failed"
+    assert open_run(tmp_path / "run").status().state == "failed"
 
 
 def test_error_predict_without_input(cli, trained_run: TrainedRun) -> None:
@@ -159,7 +159,7 @@ def test_train_writes_a_run(cli_run: CliRun) -> None:
     names = {p.name for p in run.path.iterdir()}
     assert {"config.json", "labels.json", "status.json", "log.jsonl", "README.md", "model"} <= names
     assert (run.model_dir / "model.safetensors").is_file()
-    assert run.status()["state"] == "done"
+    assert run.status().state == "done"
     assert run.labels() == ["긍정", "부정", "중립"]
     config = run.config()
     assert (config["model"], config["epochs"], config["train_file"], config["test_file"]) == (
@@ -169,16 +169,16 @@ def test_train_writes_a_run(cli_run: CliRun) -> None:
         "ratings_test.tsv",
     )
     events = run.events()
-    assert [e["type"] for e in events if e["type"] != "step"] == ["start", "epoch", "done"]
+    assert [e.type for e in events if e.type != "step"] == ["start", "epoch", "done"]
     start = events[0]
-    assert (start["train_rows"], start["test_rows"], start["steps_per_epoch"]) == (120, 60, 8)
+    assert (start.train_rows, start.test_rows, start.steps_per_epoch) == (120, 60, 8)
 
     stdout = cli_run.result.stdout.splitlines()
     logged = [line for line in stdout if line.startswith("epoch 1 batch id")]
     assert [line.split()[4] for line in logged] == ["1", "4", "7"]
     assert re.fullmatch(r"epoch 1 batch id 1 loss \d+\.\d{3} train acc [01]\.\d{3}", logged[0])
-    accuracy = events[-1]["test"]["accuracy"]
-    assert f"epoch 1 test acc {accuracy:.4f} macro-F1 {events[-1]['test']['macro_f1']:.4f}" in stdout
+    accuracy = events[-1].test["accuracy"]
+    assert f"epoch 1 test acc {accuracy:.4f} macro-F1 {events[-1].test['macro_f1']:.4f}" in stdout
     assert re.fullmatch(r"done in \d+ s, kept epoch 1; run folder: run", stdout[-1])
     assert "model tiny (a small randomly initialised BERT" in cli_run.result.stderr
 

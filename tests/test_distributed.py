@@ -31,17 +31,17 @@ def test_two_processes_cooperate_and_match_one(tmp_path):
     one = train(tmp_path, "one", [sys.executable, "-m", "kobert_demo"])
 
     events = two.events()
-    starts = [e for e in events if e["type"] == "start"]
-    assert len(starts) == 1 and starts[0]["processes"] == 2  # one writer, and both joined the process group
+    starts = [e for e in events if e.type == "start"]
+    assert len(starts) == 1 and starts[0].processes == 2  # one writer, and both joined the process group
     assert two.config()["processes"] == 2
     assert "processes: 2" in (two.path / "README.md").read_text(encoding="utf-8")
-    assert two.status()["state"] == "done" and two.has_model
+    assert two.status().state == "done" and two.has_model
 
     # The global batch stays 64: both runs take the same number of steps, and every test row counts once.
-    steps = lambda run: [e for e in run.events() if e["type"] == "step"]  # noqa: E731
+    steps = lambda run: [e for e in run.events() if e.type == "step"]  # noqa: E731
     assert len(steps(two)) == len(steps(one))
-    assert steps(two)[-1]["step"] == steps(one)[-1]["step"]
-    for epoch in (e for e in events if e["type"] == "epoch"):
-        assert epoch["test"]["n"] == 300
-        assert sum(map(sum, epoch["test"]["confusion_matrix"])) == 300
+    assert steps(two)[-1].step == steps(one)[-1].step
+    for epoch in (e for e in events if e.type == "epoch"):
+        assert epoch.test["n"] == 300
+        assert sum(map(sum, epoch.test["confusion_matrix"])) == 300
     assert abs(two.final_metrics()["accuracy"] - one.final_metrics()["accuracy"]) < 0.08

@@ -14,6 +14,7 @@ from conftest import wait_until as wait_for
 
 from kobert_demo.config import TrainConfig
 from kobert_demo.data import DataError
+from kobert_demo.events import DoneEvent, StepEvent
 from kobert_demo.jobs import JobQueue, is_owner, owner_id, request_stop
 from kobert_demo.predict import Predictor
 from kobert_demo.runs import Run
@@ -41,13 +42,13 @@ def test_jobs_run_one_at_a_time_in_order(queue, small_file):
     seen_running = set()
 
     def both_finished():
-        states = {first.status()["state"], second.status()["state"]}
-        seen_running.add(tuple(sorted(r.name for r in (first, second) if r.status()["state"] == "running")))
+        states = {first.status().state, second.status().state}
+        seen_running.add(tuple(sorted(r.name for r in (first, second) if r.status().state == "running")))
         return states <= FINISHED
 
     wait_for(both_finished)
     assert all(len(names) <= 1 for names in seen_running), "two jobs ran at once"
-    assert first.status()["state"] == second.status()["state"] == "done"
+    assert first.status().state == second.status().state == "done"
     assert first.config()["created"] < second.config()["created"]
     assert Predictor.load(first.path).predict(["재밌다"])[0].keys() == {"0", "1"}
 
@@ -55,11 +56,11 @@ def test_jobs_run_one_at_a_time_in_order(queue, small_file):
 def test_a_failing_job_is_reported_and_the_next_one_runs(queue, small_file):
     broken = queue.submit(TrainConfig(model="no/such-model-offline", epochs=1), small_file)
     fine = queue.submit(TrainConfig(model="tiny", epochs=1, batch_size=16), small_file)
-    wait_for(lambda: fine.status()["state"] in FINISHED)
+    wait_for(lambda: fine.status().state in FINISHED)
     status = broken.status()
-    assert status["state"] == "failed"
-    assert "no/such-model-offline" in status["reason"]
-    assert fine.status()["state"] == "done"
+    assert status.state == "failed"
+    assert "no/such-model-offline" in status.reason("en") and "no/such-model-offline" in status.reason("ko")
+    assert fine.status().state == "done"
 
 
 def test_bad_data_is_refused_before_a_run_exists(queue, tmp_path):
@@ -74,31 +75,40 @@ def test_stop_a_queued_job(tmp_path, small_file):
     jobs = JobQueue(tmp_path / "runs")  # not started: everything stays queued
     run = jobs.submit(TrainConfig(model="tiny"), small_file)
     request_stop(run)
-    assert run.status()["state"] == "stopped"
+    status = run.status()
+    assert (status.state, status.reason("en")) == ("stopped", "stopped before it started")
+    assert status.reason("ko") == "시작하기 전에 중지되었습니다"  # what a Korean visitor reads, not English
     assert jobs.position(run) is None
+
+
+def test_submit_leaves_the_callers_config_alone(tmp_path, small_file):
+    config = TrainConfig(model="tiny")
+    run = JobQueue(tmp_path / "runs").submit(config, small_file)
+    assert (config.text_col, config.label_col) == (None, None)
+    assert (run.config()["text_col"], run.config()["label_col"]) == ("document", "label")  # the columns detected
 
 
 def test_stop_a_running_job_keeps_a_clean_state(queue, tmp_path):
     big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/train.tsv", 1000))
     run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
-    wait_for(lambda: any(e["type"] == "step" for e in run.events()))
+    wait_for(lambda: run.summary().last_step)
     request_stop(run)
-    wait_for(lambda: run.status()["state"] in FINISHED, timeout=60)
+    wait_for(lambda: run.status().state in FINISHED, timeout=60)
     status = run.status()
-    assert status["state"] == "stopped"
-    assert not run.has_model and "no model" in status["reason"]
-    assert run.events()[-1]["type"] == "done"
+    assert status.state == "stopped"
+    assert not run.has_model and "no model" in status.reason("en")
+    assert isinstance(run.events()[-1], DoneEvent)
 
 
 def test_killed_child_is_marked_failed(queue, tmp_path):
     big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/train.tsv", 1000))
     run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
-    wait_for(lambda: any(e["type"] == "step" for e in run.events()))
-    os.kill(run.status()["pid"], signal.SIGKILL)
-    wait_for(lambda: run.status()["state"] in FINISHED, timeout=60)
-    assert run.status()["state"] == "failed"
-    assert "killed" in run.status()["reason"]
-    assert "메모리" in run.status()["reason_ko"]  # what the Korean Logs tab shows
+    wait_for(lambda: any(isinstance(e, StepEvent) for e in run.events()))
+    os.kill(run.status().pid, signal.SIGKILL)
+    wait_for(lambda: run.status().state in FINISHED, timeout=60)
+    assert run.status().state == "failed"
+    assert "killed" in run.status().reason("en")
+    assert "메모리" in run.status().reason("ko")  # what the Korean Logs tab shows
 
 
 def test_kill_9_mid_training_leaves_the_last_epoch_usable(tmp_path):
@@ -119,9 +129,23 @@ def test_kill_9_mid_training_leaves_the_last_epoch_usable(tmp_path):
         process.kill()
         process.wait()
     status = Run(out).status()
-    assert status["state"] == "interrupted"
-    assert "kept" in status["reason"]
+    assert status.state == "interrupted"
+    assert "kept" in status.reason("en")
     assert len(Predictor.load(out).predict(["최고의 영화"])) == 1
+
+
+def test_a_starting_queue_marks_runs_left_running_interrupted(tmp_path, small_file):
+    """Reading a status never writes it; taking up a runs home does, once, for runs whose process is gone."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run = JobQueue(tmp_path / "runs").submit(TrainConfig(model="tiny"), small_file)
+    run.set_status("running", pid=gone.pid)
+    assert run.status().state == "interrupted"
+    assert '"running"' in (run.path / "status.json").read_text(encoding="utf-8")
+    queue = JobQueue(tmp_path / "runs", poll_s=0.1).start()
+    queue.close()
+    assert '"interrupted"' in (run.path / "status.json").read_text(encoding="utf-8")
+    assert not (run.path / "data").exists()  # a finished run's copy of its data goes
 
 
 def test_owner_is_a_hash_and_checked(tmp_path, small_file):
@@ -144,10 +168,10 @@ def test_queued_runs_survive_a_restart(tmp_path, small_file):
     waiting = JobQueue(tmp_path / "runs").submit(TrainConfig(model="tiny", epochs=1, batch_size=16), small_file)
     restarted = JobQueue(tmp_path / "runs", poll_s=0.1).start()
     try:
-        wait_for(lambda: waiting.status()["state"] in FINISHED)
+        wait_for(lambda: waiting.status().state in FINISHED)
     finally:
         restarted.close()
-    assert waiting.status()["state"] == "done"
+    assert waiting.status().state == "done"
 
 
 def test_full_disk_is_one_clear_sentence(tmp_path, monkeypatch, small_splits):
@@ -163,5 +187,5 @@ def test_full_disk_is_one_clear_sentence(tmp_path, monkeypatch, small_splits):
     assert events[-1].type == "error"
     assert events[-1].message.startswith("the disk is full while writing")
     assert "KOBERT_DEMO_RUNS" in events[-1].message
-    assert Run(tmp_path / "run").status()["state"] == "failed"
-    assert "디스크가 가득 찼습니다" in Run(tmp_path / "run").status()["reason_ko"]
+    assert Run(tmp_path / "run").status().state == "failed"
+    assert "디스크가 가득 찼습니다" in Run(tmp_path / "run").status().reason("ko")

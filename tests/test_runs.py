@@ -11,13 +11,24 @@ import time
 from pathlib import Path
 
 import pytest
+from test_events import TEST, epoch, start, step
 
+from kobert_demo import runs as runs_module
 from kobert_demo.config import TrainConfig
+from kobert_demo.errors import UserFacingError
+from kobert_demo.events import DoneEvent, EventError
 from kobert_demo.runs import STATES, Run, RunError, delete_run, list_runs, new_run_id, open_run
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 def create(path: Path, **meta) -> Run:
     return Run.create(path, TrainConfig(model="tiny", epochs=1), ["긍정", "부정"], meta)
+
+
+def stored(run: Run, name: str = "status.json") -> dict:
+    """A file of the run folder as it is on disk."""
+    return json.loads((run.path / name).read_text(encoding="utf-8"))
 
 
 def dead_pid() -> int:
@@ -30,14 +41,17 @@ def dead_pid() -> int:
 def test_create(tmp_path: Path) -> None:
     run = create(tmp_path / "runs" / "first", train_file="train.tsv")
     assert run.name == "first"
-    assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "labels.json", "log.jsonl", "status.json"]
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        "config.json", "labels.json", "log.jsonl", "status.json", "summary.json",
+    ]  # fmt: skip
     config = run.config()
     assert config["model"] == "tiny" and config["epochs"] == 1 and config["train_file"] == "train.tsv"
     assert TrainConfig.from_dict(config) == TrainConfig(model="tiny", epochs=1)
     assert run.labels() == ["긍정", "부정"]
     assert run.events() == []
     status = run.status()
-    assert (status["state"], status["reason"], status["pid"]) == ("running", None, os.getpid())
+    assert (status.state, status.reason_key, status.reason("en"), status.pid) == ("running", None, None, os.getpid())
+    assert run.summary().last_step is None and run.summary().state is None
     assert not run.has_model
     assert run.model_dir == run.path / "model"
     assert run.final_metrics() is None
@@ -45,27 +59,27 @@ def test_create(tmp_path: Path) -> None:
 
 def test_create_in_an_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
-    assert create(tmp_path / "run").status()["state"] == "running"
+    assert create(tmp_path / "run").status().state == "running"
 
 
 def test_create_refuses_an_existing_run(tmp_path: Path) -> None:
     run = create(tmp_path / "run")
-    run.append({"type": "start"})
+    run.append(start())
     run.set_status("done")
     with pytest.raises(RunError, match="already holds a run; choose another --out folder or delete that run"):
         create(tmp_path / "run")
-    assert run.status()["state"] == "done"
-    assert run.events() == [{"type": "start"}]
+    assert run.status().state == "done"
+    assert run.events() == [start()]
 
 
 def test_create_takes_over_a_queued_run(tmp_path: Path) -> None:
     queued = Run.queue(tmp_path / "run", TrainConfig(model="tiny"), {"owner": "visitor-hash"})
-    assert queued.status() == {**queued.status(), "state": "queued", "pid": None}
+    assert (queued.status().state, queued.status().pid) == ("queued", None)
     created = queued.config()["created"]
     run = create(tmp_path / "run", train_file="train.tsv")
     config = run.config()
     assert (config["created"], config["owner"], config["train_file"]) == (created, "visitor-hash", "train.tsv")
-    assert run.status()["state"] == "running"
+    assert run.status().state == "running"
     assert run.labels() == ["긍정", "부정"]
     with pytest.raises(FileExistsError):
         Run.queue(tmp_path / "run", TrainConfig(model="tiny"), {})
@@ -74,13 +88,26 @@ def test_create_takes_over_a_queued_run(tmp_path: Path) -> None:
 def test_set_status(tmp_path: Path) -> None:
     run = create(tmp_path / "run")
     for state in STATES:
-        if state != "running":
-            run.set_status(state, f"because {state}")
-            assert run.status()["state"] == state
-            assert run.status()["reason"] == f"because {state}"
+        run.set_status(state)
+        assert (run.status().state, run.status().reason("en")) == (state, None)
     with pytest.raises(ValueError, match="unknown run state 'finished'"):
         run.set_status("finished")
     assert not list(run.path.glob("*.tmp"))  # written through a temporary file, then replaced
+
+
+def test_a_reason_is_stored_as_a_key_and_shown_in_either_language(tmp_path: Path) -> None:
+    run = create(tmp_path / "run")
+    run.set_status("stopped", UserFacingError("job_time_limit", limit="0:04"))
+    on_disk = stored(run)
+    assert (on_disk["reason_key"], on_disk["reason_params"]) == ("job_time_limit", {"limit": "0:04"})
+    assert not any(isinstance(value, str) and " " in value for value in on_disk.values())  # no sentence stored
+    status = run.status()
+    assert status.reason("en").startswith("stopped at this server's time limit of 0:04 per job")
+    korean = status.reason("ko")
+    assert "0:04" in korean and HANGUL.search(korean) and "time limit" not in korean
+    run.set_status("failed", UserFacingError("disk_full_writing", file=tmp_path / "model.safetensors", reason="x"))
+    assert stored(run)["reason_params"]["file"] == str(tmp_path / "model.safetensors")  # JSON-safe
+    assert str(tmp_path / "model.safetensors") in run.status().reason("ko")
 
 
 def test_list_runs_newest_first(tmp_path: Path) -> None:
@@ -113,27 +140,27 @@ def test_delete_run(tmp_path: Path) -> None:
 def test_read_events_with_offsets(tmp_path: Path) -> None:
     run = create(tmp_path / "run")
     assert run.read_events() == ([], 0)
-    run.append({"type": "start", "text": "한국어 문장"})
-    run.append({"type": "step", "step": 1})
+    run.append(start())
+    run.append(step(step=1))
     events, offset = run.read_events()
-    assert events == [{"type": "start", "text": "한국어 문장"}, {"type": "step", "step": 1}]
-    assert offset == run.log_path.stat().st_size  # bytes, not characters
+    assert events == [start(), step(step=1)]
+    assert offset == run.log_path.stat().st_size  # bytes, not characters (the labels are Korean)
     assert run.read_events(offset) == ([], offset)
 
     # A writer caught mid-line: the partial line waits until it is complete.
-    line = json.dumps({"type": "step", "step": 2, "text": "반쯤 쓴 줄"}, ensure_ascii=False) + "\n"
-    data = line.encode("utf-8")
+    mistake = epoch(mistakes=[{"text": "반쯤 쓴 줄", "label": "부정", "predicted": "긍정", "confidence": 0.9}])
+    data = (json.dumps(mistake.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
     with run.log_path.open("ab") as log:
         log.write(data[:20])
     assert run.read_events(offset) == ([], offset)
     with run.log_path.open("ab") as log:
         log.write(data[20:])
     events, end = run.read_events(offset)
-    assert events == [{"type": "step", "step": 2, "text": "반쯤 쓴 줄"}]
+    assert events == [mistake]
     assert end == offset + len(data)
     # From the middle of the file, only what follows.
-    first_line_end = len((json.dumps({"type": "start", "text": "한국어 문장"}, ensure_ascii=False) + "\n").encode())
-    assert [e["type"] for e in run.read_events(first_line_end)[0]] == ["step", "step"]
+    first_line_end = len((json.dumps(start().to_json(), ensure_ascii=False) + "\n").encode())
+    assert [e.type for e in run.read_events(first_line_end)[0]] == ["step", "epoch"]
     assert len(run.events()) == 3
 
 
@@ -143,21 +170,76 @@ def test_read_events_without_log(tmp_path: Path) -> None:
     assert run.read_events(7) == ([], 7)
 
 
+def test_an_unknown_line_in_the_log_is_a_clear_error(tmp_path: Path) -> None:
+    run = create(tmp_path / "run")
+    run.log_path.write_text('{"type": "checkpoint"}\n', encoding="utf-8")
+    with pytest.raises(EventError, match="unknown type 'checkpoint'"):
+        run.events()
+
+
+def test_the_summary_follows_what_is_appended_without_the_log(tmp_path: Path) -> None:
+    run = create(tmp_path / "run")
+    run.append(start())
+    for number in (1, 2):
+        run.append(step(step=number, eta=10.0 - number))
+    run.append(epoch(epoch=1, test={**TEST, "accuracy": 0.6}))
+    run.append(epoch(epoch=2))
+    run.append(DoneEvent("done", 2, TEST, 9.0, str(run.path)))
+    run.log_path.unlink()  # readers of the summary never need the log
+    summary = Run(run.path).summary()
+    assert summary.start == start() and (summary.last_step.step, summary.last_step.eta) == (2, 8.0)
+    assert (summary.kept_epoch, summary.test, summary.state, summary.elapsed) == (2, TEST, "done", 9.0)
+    assert Run(run.path).final_metrics() == TEST
+    assert not list(run.path.glob("*.tmp"))
+
+
+def test_steps_rewrite_the_summary_at_most_every_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = create(tmp_path / "run")
+    monkeypatch.setattr(runs_module, "SUMMARY_EVERY_S", 3600.0)
+    run.append(start())  # not a step: written at once
+    run.append(step(step=1))  # the first step too: progress shows from the start
+    assert stored(run, "summary.json")["last_step"]["step"] == 1
+    for number in range(2, 51):
+        run.append(step(step=number))
+    assert stored(run, "summary.json")["last_step"]["step"] == 1  # 49 more steps inside the interval: not rewritten
+    assert run.events()[-1].step == 50  # the log has every one
+    run.append(epoch())
+    assert stored(run, "summary.json")["last_step"]["step"] == 50  # the next other event brings it up to date
+    monkeypatch.setattr(runs_module, "SUMMARY_EVERY_S", 0.0)
+    run.append(step(step=51))
+    assert run.summary().last_step.step == 51
+
+
+def test_a_folder_without_summary_is_summarised_from_its_log(tmp_path: Path) -> None:
+    """Run folders written before summary.json existed still show their progress and results."""
+    run = create(tmp_path / "run")
+    for event in (start(), step(step=5), epoch(epoch=1)):
+        run.append(event)
+    (run.path / "summary.json").unlink()
+    summary = Run(run.path).summary()
+    assert (summary.last_step.step, summary.kept_epoch, summary.test) == (5, 1, TEST)
+
+
 def test_final_metrics_are_the_last_epochs(tmp_path: Path) -> None:
     run = create(tmp_path / "run")
     assert run.final_metrics() is None
-    for epoch, accuracy in ((1, 0.6), (2, 0.7), (3, 0.65)):
-        run.append({"type": "epoch", "epoch": epoch, "test": {"accuracy": accuracy}})
-    assert run.final_metrics() == {"accuracy": 0.65}
+    for number, accuracy in ((1, 0.6), (2, 0.7), (3, 0.65)):
+        run.append(epoch(epoch=number, test={**TEST, "accuracy": accuracy}))
+    assert Run(run.path).final_metrics()["accuracy"] == 0.65
 
 
-def test_running_with_dead_process_reads_as_interrupted(tmp_path: Path) -> None:
+def test_running_with_dead_process_reads_as_interrupted_without_writing(tmp_path: Path) -> None:
     run = create(tmp_path / "run")
     run.set_status("running", pid=dead_pid())
+    before = (run.path / "status.json").read_bytes()
     status = run.status()
-    assert status["state"] == "interrupted"
-    assert status["reason"] == "the training process ended without finishing"
-    assert json.loads((run.path / "status.json").read_text(encoding="utf-8"))["state"] == "interrupted"
+    assert status.state == "interrupted" and status.finished
+    assert status.reason("en") == "the training process ended without finishing"
+    assert HANGUL.search(status.reason("ko"))
+    assert (run.path / "status.json").read_bytes() == before  # reading never writes
+    assert run.mark_interrupted()  # the explicit write
+    assert stored(run)["state"] == "interrupted" and stored(run)["reason_key"] == status.reason_key
+    assert not run.mark_interrupted()  # nothing left to mark
     delete_run(run)  # an interrupted run can be deleted
     assert not run.path.exists()
 
@@ -168,16 +250,19 @@ def test_interrupted_run_mentions_kept_model(tmp_path: Path) -> None:
     (run.model_dir / "model.safetensors").write_bytes(b"weights")
     assert run.has_model
     run.set_status("running", pid=dead_pid())
-    assert run.status()["reason"] == (
+    assert run.status().reason("en") == (
         "the training process ended without finishing; the model of the last completed epoch is kept"
     )
 
 
 def test_running_with_live_process_stays_running(tmp_path: Path) -> None:
     run = create(tmp_path / "run")
-    assert run.status()["state"] == "running"  # this process
+    assert run.status().state == "running"  # this process
+    assert not run.mark_interrupted()
     run.set_status("running")  # no pid (e.g. not started yet): nothing to check
-    assert run.status()["state"] == "running"
+    assert run.status().state == "running"
+    assert not run.mark_interrupted()
+    assert stored(run)["state"] == "running"
 
 
 def test_open_run(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import json
 import math
 import random
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from conftest import TRAINED_EPOCHS, TrainedRun
 
 from kobert_demo import train as train_module
 from kobert_demo.config import TINY_LR, TrainConfig
-from kobert_demo.cpu import has_bf16
 from kobert_demo.data import Splits
 from kobert_demo.metrics import classification_metrics
 from kobert_demo.model import describe_source, load_backbone
@@ -60,7 +58,7 @@ def types(events: list) -> list[str]:
 
 
 def as_json(events: list) -> list[dict]:
-    return json.loads(json.dumps([asdict(event) for event in events]))
+    return json.loads(json.dumps([event.to_json() for event in events]))
 
 
 # The trained run (tiny, 3 epochs on NSMC samples)
@@ -134,9 +132,9 @@ def test_epoch_and_done_events(trained_run: TrainedRun) -> None:
 
 def test_run_folder_of_trained_run(trained_run: TrainedRun) -> None:
     run = open_run(trained_run.path)
-    assert run.events() == as_json(trained_run.events)
+    assert run.events() == trained_run.events  # the log reads back as the events train() yielded
     status = run.status()
-    assert (status["state"], status["reason"]) == ("done", None)
+    assert (status.state, status.reason("en")) == ("done", None)
     assert run.labels() == ["0", "1"]
     config = run.config()
     assert (config["model"], config["epochs"], config["processes"]) == ("tiny", TRAINED_EPOCHS, 1)
@@ -144,6 +142,10 @@ def test_run_folder_of_trained_run(trained_run: TrainedRun) -> None:
     assert run.has_model
     done = trained_run.events[-1]
     assert run.final_metrics() == json.loads(json.dumps(done.test))
+    summary = run.summary()
+    steps = [e for e in trained_run.events if isinstance(e, StepEvent)]
+    assert (summary.start, summary.last_step) == (trained_run.events[0], steps[-1])
+    assert (summary.kept_epoch, summary.state, summary.elapsed) == (done.kept_epoch, "done", done.elapsed)
     card = (run.path / "README.md").read_text(encoding="utf-8")
     assert f"Test accuracy: {done.test['accuracy']:.4f}" in card
     assert f"model kept: epoch {done.kept_epoch} (the last completed one" in card
@@ -179,9 +181,11 @@ def test_stop_before_first_epoch_ends(small_splits: Splits, tmp_path: Path) -> N
     assert not run.has_model
     assert not run.model_dir.exists()
     status = run.status()
-    assert status["state"] == "stopped"
-    assert status["reason"] == "stopped before the first epoch ended; no model was kept"
-    assert run.events() == as_json(events)
+    assert (status.state, status.reason_key) == ("stopped", "reason_stopped_no_model")
+    assert status.reason("en") == "stopped before the first epoch ended; no model was kept"
+    assert "모델" in status.reason("ko")
+    assert run.events() == events
+    assert run.summary().state == "stopped" and run.summary().last_step == events[-2]
 
 
 def test_stop_after_first_epoch_keeps_it(small_splits: Splits, tmp_path: Path) -> None:
@@ -192,7 +196,7 @@ def test_stop_after_first_epoch_keeps_it(small_splits: Splits, tmp_path: Path) -
     assert done.test == events[14].test
     run = open_run(tmp_path / "run")
     assert run.has_model
-    assert (run.status()["state"], run.status()["reason"]) == ("stopped", None)
+    assert (run.status().state, run.status().reason("en")) == ("stopped", None)
     assert Predictor.load(run.path).label_names == ["0", "1"]
 
 
@@ -216,9 +220,13 @@ def test_nan_loss_fails_the_run(small_splits: Splits, tmp_path: Path) -> None:
         r"the loss became (nan|inf|-inf) at epoch 1 batch \d+: lower the learning rate or use fp32\.", message
     )
     run = open_run(tmp_path / "run")
-    assert run.status()["state"] == "failed"
-    assert run.status()["reason"] == message
-    assert run.events()[-1] == {"message": message, "type": "error"}
+    status = run.status()
+    assert (status.state, status.reason_key, status.reason("en")) == ("failed", "loss_not_finite_at", message)
+    assert "fp32" in status.reason("ko") and "learning rate" not in status.reason("ko")
+    assert run.events()[-1] == events[-1]
+    logged = json.loads(run.log_path.read_text(encoding="utf-8").splitlines()[-1])
+    assert (logged["type"], logged["message"], logged["key"]) == ("error", message, "loss_not_finite_at")
+    assert run.summary().state == "failed"
 
 
 def test_bad_model_source_is_an_error_event(small_splits: Splits, tmp_path: Path) -> None:
@@ -226,12 +234,14 @@ def test_bad_model_source_is_an_error_event(small_splits: Splits, tmp_path: Path
     assert len(events) == 1 and isinstance(events[0], ErrorEvent)
     assert "model 'nonsense' is neither a folder" in events[0].message
     status = open_run(tmp_path / "run").status()
-    assert (status["state"], status["reason"]) == ("failed", events[0].message)
+    assert (status.state, status.reason("en")) == ("failed", events[0].message)
+    assert status.reason("ko") == events[0].text("ko") != events[0].message
 
 
 def test_bad_config_is_an_error_event_and_makes_no_run(small_splits: Splits, tmp_path: Path) -> None:
     events = list(train(quick(epochs=0), small_splits, tmp_path / "run"))
-    assert as_json(events) == [{"message": "epochs must be at least 1", "type": "error"}]
+    assert types(events) == ["error"] and events[0].key == "config_epochs"
+    assert as_json(events)[0]["message"] == "epochs must be at least 1"
     assert not (tmp_path / "run").exists()
 
 
@@ -241,10 +251,12 @@ def test_unexpected_exception_keeps_traceback(small_splits: Splits, tmp_path: Pa
 
     monkeypatch.setattr(train_module, "classification_metrics", broken)
     events = list(train(quick(), small_splits, tmp_path / "run"))
-    assert events[-1] == ErrorEvent("training failed unexpectedly (RuntimeError: boom)")
+    assert isinstance(events[-1], ErrorEvent)
+    assert events[-1].message == "training failed unexpectedly (RuntimeError: boom)"
     traceback = (tmp_path / "run" / "error.txt").read_text(encoding="utf-8")
     assert traceback.startswith("Traceback") and "RuntimeError: boom" in traceback
-    assert open_run(tmp_path / "run").status()["state"] == "failed"
+    status = open_run(tmp_path / "run").status()
+    assert status.state == "failed" and "RuntimeError: boom" in status.reason("ko")
 
 
 def test_existing_run_is_not_overwritten(small_splits: Splits, tmp_path: Path) -> None:
@@ -425,8 +437,16 @@ def test_decay_groups(tiny_kobert_folder: Path) -> None:
     assert {"classifier.weight", "bert.encoder.layer.1.attention.self.query.weight"} <= decay_names
 
 
-def test_resolve_precision() -> None:
-    cpu = torch.device("cpu")
-    for precision in ("bf16", "fp16", "fp32"):
-        assert resolve_precision(precision, cpu) == precision
-    assert resolve_precision("auto", cpu) == ("bf16" if has_bf16() else "fp32")
+@pytest.mark.parametrize(
+    ("device", "bf16", "expected"),
+    [("cpu", True, "bf16"), ("cpu", False, "fp32"), ("cuda", True, "bf16"), ("cuda", False, "fp16"),
+     ("mps", True, "fp32")],
+)  # fmt: skip
+def test_auto_precision_follows_the_hardware(monkeypatch, device: str, bf16: bool, expected: str) -> None:
+    """auto: bf16 where the CPU or GPU has it, fp16 on a GPU without it, fp32 elsewhere; a precision asked for
+    is kept whatever the hardware."""
+    monkeypatch.setattr(train_module, "has_bf16", lambda: bf16)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    assert resolve_precision("auto", torch.device(device)) == expected
+    for asked in ("bf16", "fp16", "fp32"):
+        assert resolve_precision(asked, torch.device(device)) == asked

@@ -102,7 +102,7 @@ def _wire(
     """The events that span tabs: page load (visitor token, shared link, reattaching) and Start (opens Logs)."""
     private = {"api_visibility": "private", "show_progress": "hidden"}
 
-    def on_load(token: str | None, request: gr.Request) -> tuple:
+    def on_load(token: str | None, request: gr.Request) -> dict[Any, Any]:
         """A page opens: its visitor token (made on the first visit), limits, the run to follow, the model to use."""
         lang = lang_of(request)
         token = token if isinstance(token, str) and len(token) >= MIN_VISITOR_CHARS else secrets.token_urlsafe(24)
@@ -121,20 +121,22 @@ def _wire(
             lang, "limits", mb=lim.max_file_mb, rows=lim.max_rows, chars=lim.max_text_chars,
             lines=lim.max_predict_lines,
         )  # fmt: skip
-        return (
-            token,
-            limit_text,
-            Follow(run=follow),
-            gr.update(choices=runs, value=follow),
-            share_link(follow, request) if follow else "",
-            gr.update(choices=models, value=model),
-            model or "",
-            gr.Tabs(selected="logs") if shared else gr.skip(),
-        )
+        shown = {
+            visitor: token,
+            train.limits: limit_text,
+            logs.follow: Follow(run=follow),
+            logs.run_select: gr.update(choices=runs, value=follow),
+            logs.share: share_link(follow, request) if follow else "",
+            predict.run_select: gr.update(choices=models, value=model),
+            predict.model: model or "",
+        }
+        if shared:
+            shown[tabs] = gr.Tabs(selected="logs")
+        return shown
 
-    def refresh(current: Follow, token: str | None, request: gr.Request) -> tuple:
+    def refresh(current: Follow, token: str | None, request: gr.Request) -> dict[Any, Any]:
         """Draw everything the followed run has logged so far."""
-        return poll(state, current, token, lang_of(request), refresh=True)
+        return poll(state, logs, current, token, lang_of(request), refresh=True)
 
     demo.load(
         on_load,

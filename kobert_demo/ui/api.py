@@ -12,7 +12,7 @@ import gradio as gr
 
 from kobert_demo.config import KOBERT_HUB_ID, TINY
 from kobert_demo.jobs import is_owner, request_stop
-from kobert_demo.runs import Run, delete_run
+from kobert_demo.runs import Run, RunStatus, delete_run
 
 from . import predict_tab
 from .logs_tab import export_run
@@ -34,17 +34,34 @@ def validate_report(path: str | None, text_col: str | None, label_col: str | Non
     }
 
 
+def status_json(status: RunStatus) -> dict:
+    """A run's status as the API gives it: the reason in English (the API speaks English) and its message key."""
+    return {
+        "state": status.state,
+        "reason": status.reason("en"),
+        "reason_key": status.reason_key,
+        "pid": status.pid,
+        "updated": status.updated,
+    }
+
+
 def run_summary(state: AppState, run: Run, visitor: str) -> dict:
-    """A run's state, queue place, progress and (once an epoch is done) the kept epoch's test metrics."""
-    status = run.status()
-    config = run.config()
-    steps = [e for e in run.events() if e["type"] == "step"]
-    last = steps[-1] if steps else None
-    position = state.queue.position(run) if status["state"] == "queued" else None
+    """A run's state, queue place, progress and (once an epoch is done) the kept epoch's test metrics, from its
+    status and summary (never its whole log)."""
+    status, summary, config = run.status(), run.summary(), run.config()
+    last = summary.last_step
+    position = state.queue.position(run) if status.state == "queued" else None
+    progress = None
+    if last:
+        progress = {
+            "epoch": last.epoch, "step": last.step, "total_steps": last.total_steps, "loss": last.loss,
+            "train_acc": last.train_acc, "elapsed": last.elapsed, "eta": last.eta,
+        }  # fmt: skip
     return {
         "run": run.name,
-        "state": status["state"],
-        "reason": status.get("reason"),
+        "state": status.state,
+        "reason": status.reason("en"),
+        "reason_key": status.reason_key,
         "owner": is_owner(run, visitor),
         "model": config.get("model"),
         "labels": config.get("label_names"),
@@ -52,10 +69,8 @@ def run_summary(state: AppState, run: Run, visitor: str) -> dict:
         "created": config.get("created"),
         "queue_position": position,
         "wait_s": state.queue.wait_estimate(run) if position else None,
-        "progress": {k: last[k] for k in ("epoch", "step", "total_steps", "loss", "train_acc", "elapsed", "eta")}
-        if last
-        else None,
-        "metrics": run.final_metrics(),
+        "progress": progress,
+        "metrics": summary.test,
         "has_model": run.has_model,
     }
 
@@ -93,7 +108,7 @@ def build(state: AppState) -> None:
         """The run's events logged after byte `offset`: {"events": [...], "offset": next offset, "state": ...}."""
         found = state.run(run)
         events, offset = found.read_events(max(0, int(offset)))
-        return {"events": events, "offset": offset, "state": found.status()["state"]}
+        return {"events": [event.to_json() for event in events], "offset": offset, "state": found.status().state}
 
     @api_errors
     def runs(visitor: str) -> list[dict]:
@@ -105,7 +120,7 @@ def build(state: AppState) -> None:
         """Stop the visitor's run (within seconds; the last completed epoch is kept). Returns its status."""
         found = state.owned_run(run, visitor)
         request_stop(found)
-        return {k: v for k, v in found.status().items() if k != "reason_ko"}  # the API speaks English
+        return status_json(found.status())
 
     @api_errors
     def delete(run: str, visitor: str) -> str:

@@ -1,0 +1,165 @@
+"""kobert_demo.events: events to JSON and back, stored failures in any language, the run summary, the tutorial's
+log lines."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from kobert_demo.data import DataError
+from kobert_demo.errors import BackboneError, UserFacingError
+from kobert_demo.events import (
+    DoneEvent,
+    EpochEvent,
+    ErrorEvent,
+    EventError,
+    StartEvent,
+    StepEvent,
+    Summary,
+    event_from_json,
+    params_from_json,
+    params_to_json,
+    tutorial_line,
+)
+from kobert_demo.messages import Term
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+TEST = {
+    "accuracy": 0.8125, "macro_f1": 0.8, "labels": ["긍정", "부정"],
+    "per_class": {"긍정": {"precision": 0.9, "recall": 0.7, "f1": 0.79, "support": 8},
+                  "부정": {"precision": 0.75, "recall": 0.92, "f1": 0.83, "support": 8}},
+    "confusion_matrix": [[6, 2], [1, 7]], "n": 16,
+}  # fmt: skip
+
+
+def start(**changes) -> StartEvent:
+    fields = dict(
+        model="tiny", device="cpu", precision="fp32", processes=1, train_rows=120, test_rows=16,
+        labels=["긍정", "부정"], steps_per_epoch=8, total_steps=16, parameters=580_000,
+    )  # fmt: skip
+    return StartEvent(**{**fields, **changes})
+
+
+def step(**changes) -> StepEvent:
+    fields = dict(
+        epoch=1, batch=1, step=1, steps_per_epoch=8, total_steps=16, loss=0.6931, train_acc=0.5, lr=1e-3,
+        elapsed=0.5, eta=7.5, sentences_per_s=32.0, logged=True,
+    )  # fmt: skip
+    return StepEvent(**{**fields, **changes})
+
+
+def epoch(**changes) -> EpochEvent:
+    mistakes = [{"text": "지루한 영화", "label": "부정", "predicted": "긍정", "confidence": 0.91}]
+    return EpochEvent(**{**dict(epoch=1, train_loss=0.6, train_acc=0.7, test=TEST, elapsed=4.0, mistakes=mistakes),
+                         **changes})  # fmt: skip
+
+
+EVENTS = [
+    start(),
+    step(),
+    epoch(),
+    DoneEvent("done", 1, TEST, 8.2, "runs/x"),
+    ErrorEvent.of(DataError("data_no_rows", name="a.tsv")),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda event: event.type)
+def test_every_event_comes_back_from_a_log_line(event) -> None:
+    line = json.dumps(event.to_json(), ensure_ascii=False)  # what Run.append writes
+    back = event_from_json(json.loads(line))
+    assert type(back) is type(event) and back == event
+
+
+def test_log_lines_keep_the_fields_api_clients_read() -> None:
+    """The /logs endpoint returns these dicts: the fields written before events became classes are all there."""
+    assert list(start().to_json()) == [
+        "model", "device", "precision", "processes", "train_rows", "test_rows", "labels", "steps_per_epoch",
+        "total_steps", "parameters", "type",
+    ]  # fmt: skip
+    assert step().to_json()["type"] == "step" and step(eta=3.0).to_json()["eta"] == 3.0
+    assert set(epoch().to_json()) == {"epoch", "train_loss", "train_acc", "test", "elapsed", "mistakes", "type"}
+    assert set(DoneEvent("stopped", None, None, 1.0, None).to_json()) == {
+        "state", "kept_epoch", "test", "elapsed", "run", "type",
+    }  # fmt: skip
+    error = ErrorEvent.of(DataError("data_no_rows", name="a.tsv")).to_json()
+    assert error["type"] == "error" and error["message"] == "a.tsv has a header but no data rows."
+
+
+def test_a_stored_failure_reads_in_both_languages_with_nested_errors_and_terms() -> None:
+    from kobert_demo.export import ModelZipError
+
+    inner = BackboneError("model_no_head", folder="/m", keys="classifier.weight")
+    failure = ModelZipError("zip_bad_model", name="m.zip", error=inner)
+    stored = json.loads(json.dumps(ErrorEvent.of(failure).to_json()))
+    back = event_from_json(stored)
+    assert back.text("en") == str(failure) and back.message == str(failure)
+    assert back.text("ko") == failure.text("ko") and HANGUL.search(back.text("ko"))
+    assert back.error.key == "zip_bad_model" and back.error.params["error"].key == "model_no_head"
+    binary = ErrorEvent.of(DataError("data_binary", name="p.csv", kind=Term("a PNG image")))
+    assert "PNG 이미지" in event_from_json(json.loads(json.dumps(binary.to_json()))).text("ko")
+
+
+def test_parameters_become_json_safe() -> None:
+    from pathlib import Path
+
+    params = {"path": Path("/runs/x"), "value": float("nan"), "n": 3, "share": 0.5, "none": None}
+    stored = json.loads(json.dumps(params_to_json(params), allow_nan=False))  # strict JSON: no NaN
+    assert stored == {"path": "/runs/x", "value": "nan", "n": 3, "share": 0.5, "none": None}
+    assert params_from_json(stored) == stored
+    error = UserFacingError("loss_not_finite", value=float("inf"))
+    assert ErrorEvent.of(error).message == "the loss became inf"
+
+
+def test_unknown_or_incomplete_lines_are_clear_errors() -> None:
+    with pytest.raises(EventError, match="unknown type 'checkpoint'") as caught:
+        event_from_json({"type": "checkpoint", "step": 3})
+    assert HANGUL.search(caught.value.text("ko"))
+    with pytest.raises(EventError, match="unknown type 'None'"):
+        event_from_json({"step": 3})
+    with pytest.raises(EventError, match="a 'step' event without .*eta"):
+        event_from_json({k: v for k, v in step().to_json().items() if k != "eta"})
+    newer = {**step().to_json(), "grad_norm": 1.5}  # a field a later version adds is skipped, not fatal
+    assert event_from_json(newer) == step()
+
+
+def test_an_error_line_from_before_keys_still_reads() -> None:
+    old = {"message": "the loss became nan at epoch 1 batch 3: lower the learning rate or use fp32.", "type": "error"}
+    back = event_from_json(old)
+    assert back.message == old["message"]
+    assert old["message"] in back.text("ko") and HANGUL.search(back.text("ko"))
+
+
+def test_summary_keeps_the_last_step_the_kept_epoch_and_the_end() -> None:
+    summary = Summary()
+    assert (summary.start, summary.last_step, summary.kept_epoch, summary.test, summary.state) == (None,) * 5
+    events = [start(), step(step=1), step(step=2, eta=3.0), epoch(epoch=1, test={**TEST, "accuracy": 0.9})]
+    events += [step(step=3, epoch=2), epoch(epoch=2), step(step=4, epoch=3), DoneEvent("stopped", 2, TEST, 9.5, None)]
+    summary = Summary.of(events)
+    assert summary.start == start() and summary.last_step.step == 4
+    assert (summary.kept_epoch, summary.test, summary.state, summary.elapsed) == (2, TEST, "stopped", 9.5)
+    assert Summary.from_json(json.loads(json.dumps(summary.to_json()))) == summary
+    failed = Summary.of([start(), step(), ErrorEvent.of(UserFacingError("gpu_out_of_memory"))])
+    assert (failed.state, failed.kept_epoch, failed.test) == ("failed", None, None)
+
+
+def test_tutorial_lines_are_the_tutorials_format() -> None:
+    """The tutorial printed `epoch 1 batch id 1 loss 0.6931 train acc 0.5`-like lines; ours keep that shape."""
+    assert tutorial_line(step(epoch=2, batch=11, loss=0.69314, train_acc=0.5)) == (
+        "epoch 2 batch id 11 loss 0.693 train acc 0.500"
+    )
+    assert tutorial_line(step(logged=False)) is None
+    assert tutorial_line(epoch(epoch=3, train_acc=0.71234)).splitlines() == [
+        "epoch 3 train acc 0.7123",
+        "epoch 3 test acc 0.8125 macro-F1 0.8000",
+    ]
+    assert tutorial_line(DoneEvent("done", 3, TEST, 61.6, None)) == "done in 62 s, kept epoch 3"
+    assert tutorial_line(DoneEvent("stopped", None, None, 2.0, None)) == (
+        "stopped in 2 s, no completed epoch, no model kept"
+    )
+    line = tutorial_line(start(processes=2, parameters=92_186_880))
+    assert line == "model tiny | cpu fp32 | 2 process(es) | train 120 test 16 | classes 2 | 92.19M parameters"
+    failure = ErrorEvent.of(UserFacingError("gpu_out_of_memory"))
+    assert tutorial_line(failure) == f"error: {failure.message}"
+    assert not any(HANGUL.search(tutorial_line(event)) for event in EVENTS)  # English on purpose

@@ -1,0 +1,195 @@
+"""ui/logs_tab.py: polling a run folder and the tab's handlers, read by component, without a server."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+from gradio.utils import get_type_hints
+from test_events import TEST, epoch, start, step
+
+from kobert_demo.config import TrainConfig
+from kobert_demo.events import DoneEvent
+from kobert_demo.jobs import JobQueue, owner_id
+from kobert_demo.runs import Run
+from kobert_demo.ui import logs_tab, render
+from kobert_demo.ui.logs_tab import Follow, poll
+from kobert_demo.ui.state import AppState
+
+ALICE = "alice-visitor-token-0123456789"
+BOB = "bob-visitor-token-9876543210ab"
+HANDLERS = ("on_tick", "on_select", "on_focus", "on_stop", "on_export", "on_delete")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> SimpleNamespace:
+    """The Logs tab's components (built, never served) over a runs home with a queue that is not started."""
+    home = tmp_path / "runs"
+    state = AppState(home, JobQueue(home), work=tmp_path / "work", private=tmp_path / "private")
+    with gr.Blocks() as blocks:
+        tab = logs_tab.build(state, gr.BrowserState())
+    handlers = {block.fn.__name__: block.fn for block in blocks.fns.values() if block.fn}
+    return SimpleNamespace(home=home, state=state, tab=tab, handlers=handlers)
+
+
+@pytest.fixture
+def toasts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(render.gr, "Warning", lambda text: shown.append(("warning", text)))
+    monkeypatch.setattr(render.gr, "Info", lambda text: shown.append(("info", text)))
+    return shown
+
+
+def alice_run(home: Path, name: str = "finished", events: tuple = (), state: str = "done", model: bool = True) -> Run:
+    """A run of Alice's that logged events and ended in state (with a model file unless model is False)."""
+    Run.queue(home / name, TrainConfig(model="tiny"), {"owner": owner_id(ALICE), "train_file": "train.tsv"})
+    run = Run.create(home / name, TrainConfig(model="tiny"), ["긍정", "부정"], {})
+    for event in events:
+        run.append(event)
+    if model:
+        run.model_dir.mkdir()
+        (run.model_dir / "model.safetensors").write_bytes(b"weights")
+    if state != "running":
+        run.set_status(state)
+    return run
+
+
+def a_whole_run() -> tuple:
+    steps = [step(epoch=e, batch=b, step=(e - 1) * 8 + b, logged=b in (1, 5)) for e in (1, 2) for b in range(1, 9)]
+    return (
+        start(), *steps[:8], epoch(epoch=1), *steps[8:], epoch(epoch=2), DoneEvent("done", 2, TEST, 12.0, None)
+    )  # fmt: skip
+
+
+def request(lang: str) -> gr.Request:
+    return gr.Request(headers={"accept-language": lang}, query_params={})
+
+
+def test_a_finished_run_is_redrawn_at_once(app: SimpleNamespace) -> None:
+    """A fresh page (reload, second tab) reattaches: everything logged so far comes back in one poll."""
+    tab = app.tab
+    run = alice_run(app.home, events=a_whole_run())
+    out = poll(app.state, tab, Follow(run=run.name), ALICE, "en", refresh=True)
+    follow = out[tab.follow]
+    assert "**state: done**" in out[tab.status] and 'aria-valuenow="100"' in out[tab.progress]
+    assert set(out[tab.step_plot]["series"]) == {"loss", "train accuracy"} and out[tab.step_plot]["step"].max() == 16
+    assert sorted(out[tab.epoch_plot]["bar"]) == ["1 test", "1 train", "2 test", "2 train"]
+    log = out[tab.log].splitlines()
+    assert log[1] == "epoch 1 batch id 1 loss 0.693 train acc 0.500" and log[-1] == "done in 12 s, kept epoch 2"
+    assert out[tab.results]["visible"] is True and "Accuracy 0.8125" in out[tab.metrics]
+    assert list(out[tab.per_class].columns) == ["class", "precision", "recall", "F1", "sentences"]
+    assert "kd-cm" in out[tab.confusion] and len(out[tab.mistakes]) == 1
+    assert out[tab.stop]["interactive"] is False and out[tab.export]["interactive"] is True
+    assert out[tab.delete]["interactive"] is True and out[tab.timer].active is False  # nothing more to come
+    again = poll(app.state, tab, follow, ALICE, "en")
+    assert set(again) <= {tab.follow, tab.timer}  # nothing new: nothing redrawn
+
+
+def test_a_shared_run_is_read_only_and_korean(app: SimpleNamespace) -> None:
+    tab = app.tab
+    run = alice_run(app.home, events=a_whole_run())
+    out = poll(app.state, tab, Follow(run=run.name), BOB, "ko", refresh=True)
+    assert "읽기 전용" in out[tab.status] and "**상태: 완료**" in out[tab.status]
+    assert all(out[button]["interactive"] is False for button in (tab.stop, tab.export, tab.delete))
+    assert "정확도 0.8125" in out[tab.metrics] and list(out[tab.per_class].columns)[0] == "클래스"
+    assert out[tab.run_select]["choices"][0][0].startswith("🔗 ")  # Bob's list holds only the shared run
+
+
+def test_a_running_run_is_drawn_as_it_grows(app: SimpleNamespace) -> None:
+    tab = app.tab
+    run = alice_run(app.home, events=(start(),), state="running", model=False)
+    out = poll(app.state, tab, Follow(run=run.name), ALICE, "en", refresh=True)
+    follow = out[tab.follow]
+    assert "**state: training**" in out[tab.status] and out[tab.timer].active is True
+    assert out[tab.stop]["interactive"] is True and out[tab.export]["interactive"] is False
+    assert out[tab.results]["visible"] is False and out[tab.step_plot] is None
+
+    run.append(step(step=1))
+    out = poll(app.state, tab, follow, ALICE, "en")
+    assert set(out) == {tab.follow, tab.progress, tab.step_plot, tab.log}  # only what the step changed
+    assert "epoch 1 batch id 1" in out[tab.log]
+
+    run.append(epoch(epoch=1))
+    out = poll(app.state, tab, follow, ALICE, "en")
+    assert out[tab.results]["visible"] is True and "model of epoch 1/1" in out[tab.metrics]
+
+    run.append(DoneEvent("stopped", 1, TEST, 3.0, None))
+    run.set_status("stopped")
+    out = poll(app.state, tab, follow, ALICE, "en")
+    assert "**state: stopped**" in out[tab.status] and out[tab.timer].active is False
+    assert out[tab.export]["interactive"] is False  # no model file in this folder
+    assert out[tab.log].endswith("stopped in 3 s, kept epoch 1")
+
+
+def test_a_queued_run_shows_its_place_in_the_visitors_language(app: SimpleNamespace) -> None:
+    ahead = Run.queue(app.home / "a-first", TrainConfig(model="tiny"), {"owner": owner_id(BOB)})
+    mine = Run.queue(app.home / "b-second", TrainConfig(model="tiny"), {"owner": owner_id(ALICE)})
+    assert app.state.queue.position(ahead) == 1
+    out = poll(app.state, app.tab, Follow(run=mine.name), ALICE, "ko", refresh=True)
+    assert "**상태: 대기 중**" in out[app.tab.status] and "앞에 작업 1개" in out[app.tab.status]
+    assert out[app.tab.stop]["interactive"] is True
+
+
+def test_nothing_followed_or_a_run_gone(app: SimpleNamespace) -> None:
+    tab = app.tab
+    out = poll(app.state, tab, None, ALICE, "ko", refresh=True)
+    assert out[tab.status].startswith("아직 따라갈 실행이 없습니다") and out[tab.timer].active is False
+    assert out[tab.results]["visible"] is False and out[tab.export]["interactive"] is False
+    assert set(poll(app.state, tab, Follow(), ALICE, "ko")) == {tab.follow, tab.timer}
+    gone = poll(app.state, tab, Follow(run="deleted-run"), ALICE, "en", refresh=True)
+    assert gone[tab.status] == "⚠️ There is no run 'deleted-run'." and gone[tab.timer].active is False
+    assert "실행이 없습니다" in poll(app.state, tab, Follow(run="deleted-run"), ALICE, "ko")[tab.status]
+
+
+def test_every_handler_gets_the_visitors_request(app: SimpleNamespace) -> None:
+    """Gradio passes gr.Request by the type hint; the error decorator must not hide it."""
+    for name in HANDLERS:
+        hints = get_type_hints(app.handlers[name])
+        assert hints.get("request") is gr.Request, name
+        assert typing.get_type_hints(app.handlers[name])["request"] is gr.Request
+
+
+def test_delete_is_the_owners_and_says_so(app: SimpleNamespace, toasts: list) -> None:
+    tab, on_delete = app.tab, app.handlers["on_delete"]
+    run = alice_run(app.home, events=a_whole_run())
+    refused = on_delete(Follow(run=run.name), BOB, request("ko"))
+    assert set(refused) == {tab.confirm_row} and refused[tab.confirm_row]["visible"] is False
+    assert toasts[-1][0] == "warning" and "다른 방문자" in toasts[-1][1] and run.path.is_dir()
+    deleted = on_delete(Follow(run=run.name), ALICE, request("en"))
+    assert deleted[tab.run_select]["value"] is None and deleted[tab.run_select]["choices"] == []
+    assert toasts[-1] == ("info", f"Run {run.name} deleted.") and not run.path.exists()
+
+
+def test_stop_and_export_toast_in_the_visitors_language(app: SimpleNamespace, toasts: list) -> None:
+    tab = app.tab
+    queued = Run.queue(app.home / "waiting", TrainConfig(model="tiny"), {"owner": owner_id(ALICE)})
+    assert app.handlers["on_stop"](Follow(run=queued.name), ALICE, request("ko")) is None
+    assert toasts[-1][0] == "info" and "중지를 요청했습니다" in toasts[-1][1]
+    assert queued.status().state == "stopped"
+    refused = app.handlers["on_export"](Follow(run=queued.name), ALICE, request("en"))
+    assert refused == {tab.export_file: {"__type__": "update", "value": None, "visible": False}}
+    assert toasts[-1] == ("warning", "Run waiting has no model yet (no epoch has completed).")
+
+
+def test_a_page_load_follows_the_newest_run_or_the_shared_one(tmp_path: Path, toasts: list) -> None:
+    from kobert_demo.ui import build_app
+
+    home = tmp_path / "runs"
+    run = alice_run(home, events=a_whole_run())
+    demo = build_app(home, queue=JobQueue(home))
+    on_load = next(block.fn for block in demo.fns.values() if block.fn and block.fn.__name__ == "on_load")
+    mine = on_load(ALICE, gr.Request(headers={"accept-language": "ko"}, query_params={}))
+    visitor = next(component for component in mine if isinstance(component, gr.BrowserState))
+    assert mine[visitor] == ALICE
+    assert [value for value in mine.values() if isinstance(value, Follow)] == [Follow(run=run.name)]
+    assert not any(isinstance(component, gr.Tabs) for component in mine)  # stays on the Train tab
+    shared = on_load(None, gr.Request(headers={"accept-language": "ko"}, query_params={"run": run.name}))
+    assert len(shared[visitor]) >= 16 and shared[visitor] != ALICE  # a first visit gets a token of its own
+    assert [value for value in shared.values() if isinstance(value, Follow)] == [Follow(run=run.name)]
+    assert any(isinstance(component, gr.Tabs) for component in shared)  # a shared link opens the Logs tab
+    assert not toasts
+    on_load(ALICE, gr.Request(headers={"accept-language": "ko"}, query_params={"run": "no-such-run"}))
+    assert toasts == [("warning", "&#x27;no-such-run&#x27; 실행이 없습니다.")]
