@@ -98,7 +98,7 @@ def wait_until(predicate, timeout: float = 180, every: float = 0.2):
 def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     """`python -m kobert_demo ARGS` as a real process in cwd, offline, with the repo importable."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"}
-    env["KOBERT_DEMO_LANG"] = "en"  # tests read English error lines whatever the machine's locale
+    env.setdefault("KOBERT_DEMO_LANG", "en")  # English error lines whatever the machine's locale ("": the locale)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "kobert_demo", *map(str, args)],

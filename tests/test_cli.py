@@ -413,7 +413,7 @@ def test_errors_in_korean_for_a_korean_locale(capsys, monkeypatch: pytest.Monkey
 
 
 def test_a_korean_locale_reaches_the_process(cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KOBERT_DEMO_LANG")
+    monkeypatch.setenv("KOBERT_DEMO_LANG", "")  # no override: the locale decides
     monkeypatch.setenv("LC_ALL", "ko_KR.UTF-8")
     line = user_error(cli("validate", DATA / "hate_speech/train.tsv", "--text-col", "document"))
     assert line.startswith("error: train.tsv 에 'document' 열이 없습니다"), line
