@@ -31,6 +31,17 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"  # small slices of the public datasets (tests/data/README.md)
 
+# Fixtures that start a server, a job queue's child processes, the CLI as a process (~6 s of imports each), the
+# benchmark or a venv: every test that uses one is `slow`, so that `pytest -m "not slow"` stays a loop of about a
+# minute and a half on two cores. Other slow tests carry @pytest.mark.slow themselves.
+SLOW_FIXTURES = frozenset({"app", "server", "cli", "cli_run", "queue", "report", "installed", "wheel"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 class KobertFiles(NamedTuple):
     spm: Path

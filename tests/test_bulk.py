@@ -119,6 +119,7 @@ def test_cli_100k_rows_flat_memory(small_model, reviews, tmp_path):
     assert peaks[100_000] < peaks[10_000] + 60, peaks  # MB: growing 10x in rows adds no more than noise
 
 
+@pytest.mark.slow
 def test_two_processes_split_the_work(small_model, reviews, tmp_path):
     source = write_table(tmp_path / "in.tsv", reviews[:3000])
     single = cli(
@@ -133,6 +134,7 @@ def test_two_processes_split_the_work(small_model, reviews, tmp_path):
     assert not list(tmp_path.glob("two.csv.part*"))
 
 
+@pytest.mark.slow
 def test_unknown_text_column(small_model, reviews, tmp_path):
     source = write_table(tmp_path / "in.tsv", reviews[:5])
     done = cli("predict", small_model, "--file", source, "--out", tmp_path / "o.csv", "--text-col", "nope")

@@ -100,6 +100,7 @@ def test_an_over_long_job_is_refused_up_front(
     assert server.client.predict(handle_file(small_file), None, "tiny", {"epochs": 2}, ALICE, api_name="/train")
 
 
+@pytest.mark.slow
 def test_a_job_over_its_time_limit_is_stopped_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOBERT_DEMO_MAX_JOB_SECONDS", "4")
     big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/train.tsv", 1000))
@@ -202,6 +203,7 @@ def read_csv(path: str | Path) -> list[list[str]]:
         return list(csv.reader(file))
 
 
+@pytest.mark.slow
 def test_predictions_csvs_escape_formulas(evil_run: Path, tmp_path: Path) -> None:
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("=1+2\n-3 별로\n@home 최고\n좋은 영화\n", encoding="utf-8")
@@ -266,6 +268,7 @@ def run_alone(home: Path, runs: list[Run]) -> None:
         queue.close()
 
 
+@pytest.mark.slow
 def test_a_killed_server_takes_its_job_along(tmp_path: Path) -> None:
     home = tmp_path / "runs"
     long, short = queue_two(home, tmp_path)
@@ -283,6 +286,7 @@ def test_a_killed_server_takes_its_job_along(tmp_path: Path) -> None:
     assert short.status().state == "done" and long.status().reason_key == "job_server_gone"
 
 
+@pytest.mark.slow
 def test_a_restarted_server_stops_a_job_left_training(tmp_path: Path) -> None:
     """A job whose server did not take it along (no parent-death signal): the next server stops it first."""
     home = tmp_path / "runs"

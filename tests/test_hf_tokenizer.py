@@ -73,6 +73,7 @@ def test_native_kobert_proto_gives_kobert_ids():
 SCHEMES = ["vocab", "native", "tiny"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_same_ids_on_every_data_sentence(tokenizers, built, scheme):
     texts = data_texts()

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 PROBE = r"""
@@ -36,6 +37,7 @@ print(json.dumps({"modules": names, "changed": {k: [before[k], after[k]] for k i
 """
 
 
+@pytest.mark.slow
 def test_importing_every_module_has_no_side_effects(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=300,

@@ -111,6 +111,7 @@ def test_killed_child_is_marked_failed(queue, tmp_path):
     assert "메모리" in run.status().reason("ko")  # what the Korean Logs tab shows
 
 
+@pytest.mark.slow
 def test_kill_9_mid_training_leaves_the_last_epoch_usable(tmp_path):
     """A server-less training process killed after its first epoch: the run reads `interrupted`, model usable."""
     data = write_tsv(tmp_path / "data.tsv", sample_rows("nsmc/train.tsv", 400))
@@ -164,6 +165,7 @@ def test_unguessable_run_names(tmp_path, small_file):
     assert all(len(name.split("-")[-1]) >= 16 for name in names)
 
 
+@pytest.mark.slow
 def test_queued_runs_survive_a_restart(tmp_path, small_file):
     waiting = JobQueue(tmp_path / "runs").submit(TrainConfig(model="tiny", epochs=1, batch_size=16), small_file)
     restarted = JobQueue(tmp_path / "runs", poll_s=0.1).start()

@@ -214,6 +214,7 @@ def test_save_and_load_classifier(tiny_kobert_folder: Path, tmp_path: Path) -> N
     assert torch.allclose(logits(loaded, SENTENCES), logits(classifier, SENTENCES), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_untrusted_pickle_weights_refused(tiny_kobert_folder: Path, tmp_path: Path) -> None:
     classifier = load_backbone(str(tiny_kobert_folder), ["0", "1"], 0.1)
     save_classifier(classifier, tmp_path)
@@ -477,6 +478,7 @@ def test_key_names_are_read_as_transformers_loads_them() -> None:
         assert _model_key(key, expected) == theirs, key
 
 
+@pytest.mark.slow
 def test_a_hub_like_folder_trains_through_the_cli(tmp_path: Path) -> None:
     folder = hub_folder(tmp_path / "kobert", legacy_names(bert_state()), pickled=True)
     train_file = write_tsv(tmp_path / "train.tsv", sample_rows("nsmc/train.tsv", 40))
@@ -490,6 +492,7 @@ def test_a_hub_like_folder_trains_through_the_cli(tmp_path: Path) -> None:
     assert load_classifier(tmp_path / "run" / "model").label_names == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_the_hubs_layout_trains_and_its_export_reads_right_in_plain_transformers(tmp_path: Path) -> None:
     """skt/kobert-base-v1's layout: a BertModel pytorch_model.bin, the native 8002-piece spiece.model and an XLNet
     tokenizer_config.json. It trains through the CLI; the export tokenizes like KoBERT and classifies like us in
@@ -582,6 +585,7 @@ def test_pickled_weights_are_checked_alike(tmp_path: Path, case: str) -> None:
     assert sentence in message and key in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", REFUSALS)
 def test_the_cli_refuses_them_in_one_line(tmp_path: Path, case: str) -> None:
     _, _, sentence, key = REFUSALS[case]
@@ -629,6 +633,7 @@ def headless_classifier(tiny_kobert_folder: Path, folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_trained_model_without_its_head_is_refused(tiny_kobert_folder: Path, tmp_path: Path) -> None:
     folder = headless_classifier(tiny_kobert_folder, tmp_path / "model")
     with pytest.raises(BackboneError, match=r"no classification head \(classifier\.weight, classifier\.bias\)"):
@@ -644,6 +649,7 @@ def test_a_trained_model_needs_a_head_for_its_classes(tiny_kobert_folder: Path, 
         load_classifier(tmp_path)
 
 
+@pytest.mark.slow
 def test_transformers_logging_is_ours_only_while_we_load(tiny_kobert_folder: Path, tmp_path: Path) -> None:
     """Importing model.py changes nothing (#13); a load or save quietens transformers and puts it back."""
     from transformers.utils import logging

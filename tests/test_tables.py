@@ -172,6 +172,7 @@ def model(tiny_kobert_folder: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["quoted.csv", "lines_cp949.txt"])
 def test_the_same_file_gives_the_same_csv_bytes_in_the_web_app_the_cli_and_bulk(
     model: Path, tmp_path: Path, name: str

@@ -327,6 +327,7 @@ def test_optimizer_is_the_tutorials(small_splits: Splits, monkeypatch) -> None:
 # Local backbone folders
 
 
+@pytest.mark.slow
 def test_local_folder_trains(tiny_kobert_folder: Path, small_splits: Splits, tmp_path: Path) -> None:
     config = quick(model=str(tiny_kobert_folder), lr=1e-3)
     events = list(train(config, small_splits, tmp_path / "run"))
@@ -340,6 +341,7 @@ def test_local_folder_trains(tiny_kobert_folder: Path, small_splits: Splits, tmp
     assert predictor.predict_proba(small_splits.test_texts).shape == (100, 2)
 
 
+@pytest.mark.slow
 def test_cpu_mode_trains_only_the_top_layers(small_splits: Splits, tmp_path: Path) -> None:
     """The saved model keeps the backbone's embeddings and lower layers bit for bit; the top layers and head learn."""
     from conftest import TINY_SHAPE, make_model_folder
