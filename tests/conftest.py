@@ -22,7 +22,9 @@ import pytest
 import torch
 from sentencepiece import sentencepiece_model_pb2 as sp_pb
 
+from kobert_demo.events import EpochEvent, StartEvent, StepEvent
 from kobert_demo.tokenizer import CLS, MASK, ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB, PAD, SEP, UNK
+from kobert_demo.ui.driving import wait_for_state
 
 # One intra-op thread: on a shared 2-core machine two spinning threads per process make the tiny trainings several
 # times slower (and their timings erratic); results are the same.
@@ -245,3 +247,44 @@ def cli_run(tmp_path_factory) -> CliRun:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return CliRun(folder, folder / "run", train_file, test_file, result)
+
+
+# --- training events, for tests of their readers (runs, the Logs tab's renderers and handlers) -----------------
+TEST = {
+    "accuracy": 0.8125, "macro_f1": 0.8, "labels": ["긍정", "부정"],
+    "per_class": {"긍정": {"precision": 0.9, "recall": 0.7, "f1": 0.79, "support": 8},
+                  "부정": {"precision": 0.75, "recall": 0.92, "f1": 0.83, "support": 8}},
+    "confusion_matrix": [[6, 2], [1, 7]], "n": 16,
+}  # fmt: skip
+
+
+def start(**changes) -> StartEvent:
+    fields = dict(
+        model="tiny", device="cpu", precision="fp32", processes=1, train_rows=120, test_rows=16,
+        labels=["긍정", "부정"], steps_per_epoch=8, total_steps=16, parameters=580_000,
+    )  # fmt: skip
+    return StartEvent(**{**fields, **changes})
+
+
+def step(**changes) -> StepEvent:
+    fields = dict(
+        epoch=1, batch=1, step=1, steps_per_epoch=8, total_steps=16, loss=0.6931, train_acc=0.5, lr=1e-3,
+        elapsed=0.5, eta=7.5, sentences_per_s=32.0, logged=True,
+    )  # fmt: skip
+    return StepEvent(**{**fields, **changes})
+
+
+def epoch(**changes) -> EpochEvent:
+    mistakes = [{"text": "지루한 영화", "label": "부정", "predicted": "긍정", "confidence": 0.91}]
+    return EpochEvent(**{**dict(epoch=1, train_loss=0.6, train_acc=0.7, test=TEST, elapsed=4.0, mistakes=mistakes),
+                         **changes})  # fmt: skip
+
+
+# --- the web app's API, as two visitors -----------------------------------------------------------------------
+ALICE = "alice-visitor-token-0123456789"
+BOB = "bob-visitor-token-9876543210ab"
+
+
+def wait_for(client, run: str, states: tuple[str, ...], timeout: float = 300) -> dict:
+    """Poll /status (as ALICE) until the run reaches one of states."""
+    return wait_for_state(client, run, ALICE, states, timeout)

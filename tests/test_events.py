@@ -7,16 +7,14 @@ import json
 import re
 
 import pytest
+from conftest import TEST, epoch, start, step
 
 from kobert_demo.data import DataError
 from kobert_demo.errors import BackboneError, UserFacingError
 from kobert_demo.events import (
     DoneEvent,
-    EpochEvent,
     ErrorEvent,
     EventError,
-    StartEvent,
-    StepEvent,
     Summary,
     event_from_json,
     params_from_json,
@@ -26,36 +24,6 @@ from kobert_demo.events import (
 from kobert_demo.messages import Term
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
-TEST = {
-    "accuracy": 0.8125, "macro_f1": 0.8, "labels": ["긍정", "부정"],
-    "per_class": {"긍정": {"precision": 0.9, "recall": 0.7, "f1": 0.79, "support": 8},
-                  "부정": {"precision": 0.75, "recall": 0.92, "f1": 0.83, "support": 8}},
-    "confusion_matrix": [[6, 2], [1, 7]], "n": 16,
-}  # fmt: skip
-
-
-def start(**changes) -> StartEvent:
-    fields = dict(
-        model="tiny", device="cpu", precision="fp32", processes=1, train_rows=120, test_rows=16,
-        labels=["긍정", "부정"], steps_per_epoch=8, total_steps=16, parameters=580_000,
-    )  # fmt: skip
-    return StartEvent(**{**fields, **changes})
-
-
-def step(**changes) -> StepEvent:
-    fields = dict(
-        epoch=1, batch=1, step=1, steps_per_epoch=8, total_steps=16, loss=0.6931, train_acc=0.5, lr=1e-3,
-        elapsed=0.5, eta=7.5, sentences_per_s=32.0, logged=True,
-    )  # fmt: skip
-    return StepEvent(**{**fields, **changes})
-
-
-def epoch(**changes) -> EpochEvent:
-    mistakes = [{"text": "지루한 영화", "label": "부정", "predicted": "긍정", "confidence": 0.91}]
-    return EpochEvent(**{**dict(epoch=1, train_loss=0.6, train_acc=0.7, test=TEST, elapsed=4.0, mistakes=mistakes),
-                         **changes})  # fmt: skip
-
-
 EVENTS = [
     start(),
     step(),

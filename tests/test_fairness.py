@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, run_cli, sample_rows, write_tsv
+from conftest import ALICE, BOB, REPO, run_cli, sample_rows, write_tsv
 from conftest import wait_until as wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -29,8 +29,6 @@ from kobert_demo.ui.driving import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
 DATA = Path(__file__).resolve().parent / "data"
-ALICE = "alice-visitor-token-0123456789"
-BOB = "bob-visitor-token-9876543210ab"
 EVIL_CLASS = '=HYPERLINK("http://evil.example","click")'
 
 

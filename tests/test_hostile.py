@@ -15,13 +15,13 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from conftest import DATA, TINY_SHAPE
+from conftest import ALICE, DATA, TINY_SHAPE, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from safetensors.torch import save_file
-from test_app import ALICE, free_port, wait_for
 
 from kobert_demo.ui import build_app
+from kobert_demo.ui.driving import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
 MAX_ZIP_MB = 8  # this server's upload limit: a tiny classifier's zip is about 1.3 MB

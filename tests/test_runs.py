@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_events import TEST, epoch, start, step
+from conftest import TEST, epoch, start, step
 
 from kobert_demo import runs as runs_module
 from kobert_demo.config import TrainConfig

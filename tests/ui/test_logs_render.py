@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_events import TEST, epoch, start, step
+from conftest import TEST, epoch, start, step
 
 from kobert_demo.config import TrainConfig
 from kobert_demo.errors import UserFacingError

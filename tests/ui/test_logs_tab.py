@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 import pytest
+from conftest import ALICE, BOB, TEST, epoch, start, step
 from gradio.utils import get_type_hints
-from test_events import TEST, epoch, start, step
 
 from kobert_demo.config import TrainConfig
 from kobert_demo.events import DoneEvent
@@ -19,8 +19,6 @@ from kobert_demo.ui import logs_tab, render
 from kobert_demo.ui.logs_tab import Follow, poll
 from kobert_demo.ui.state import AppState
 
-ALICE = "alice-visitor-token-0123456789"
-BOB = "bob-visitor-token-9876543210ab"
 HANDLERS = ("on_tick", "on_select", "on_focus", "on_stop", "on_export", "on_delete")
 
 

@@ -11,27 +11,19 @@ from types import SimpleNamespace
 import httpx
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import ALICE, BOB, DATA, run_cli, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from kobert_demo.ui import build_app
-from kobert_demo.ui.driving import free_port, wait_for_state
+from kobert_demo.ui.driving import free_port
 from kobert_demo.ui.i18n import pick_lang
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
-DATA = Path(__file__).resolve().parent / "data"
-ALICE = "alice-visitor-token-0123456789"
-BOB = "bob-visitor-token-9876543210ab"
 API = {
     "/validate", "/train", "/status", "/logs", "/runs", "/stop", "/delete", "/export", "/load_model_zip",
     "/predict", "/predict_lines", "/predict_file", "/pieces",
 }  # fmt: skip
-
-
-def wait_for(client: Client, run: str, states: tuple[str, ...], timeout: float = 300) -> dict:
-    """Poll /status (as ALICE) until the run reaches one of states."""
-    return wait_for_state(client, run, ALICE, states, timeout)
 
 
 @pytest.fixture(scope="module")

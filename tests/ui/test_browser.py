@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import playwright.sync_api as playwright
 import pytest
-from conftest import wait_until
+from conftest import DATA, wait_until
 
 from kobert_demo.ui.driving import CHROMIUM_ARGS, free_port
 
@@ -25,7 +25,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),  # raised inside gradio's queue
 ]
 
-DATA = Path(__file__).resolve().parent / "data"
 LABEL = "[data-testid='label-output-value']"
 
 
