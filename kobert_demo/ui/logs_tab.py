@@ -210,7 +210,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         gr.Markdown(I18N("results_title"))
         metrics = gr.Markdown(elem_id="run-metrics")
         with gr.Row():
-            per_class = gr.Dataframe(label=I18N("per_class"), interactive=False, scale=3)
+            per_class = gr.Dataframe(label=I18N("per_class"), interactive=False, scale=3, elem_id="per-class")
             confusion = gr.HTML(elem_id="confusion")
         mistakes = gr.Dataframe(
             label=I18N("mistakes"),

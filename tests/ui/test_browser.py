@@ -26,6 +26,11 @@ pytestmark = [
 ]
 
 LABEL = "[data-testid='label-output-value']"
+# The words the Logs tab would show an English visitor for states, reasons and figures.
+ENGLISH = re.compile(
+    r"\b(queued|training|done|stopped|failed|interrupted|reason|acc|accuracy|epoch|step|elapsed|ETA|sentences|"
+    r"precision|recall|predicted|confidence|kept)\b"
+)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +111,10 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
     page.locator("#stop").click()
     expect(page.locator("#run-status")).to_contain_text("중지됨", timeout=30_000)
     expect(page.locator("#run-log textarea")).to_have_value(re.compile("stopped in"), timeout=15_000)
+    # A Korean visitor reads every state, reason and figure in Korean (only the tutorial's log lines stay English)
+    for shown in ("#run-status", "#run-progress", "#run-metrics", "#per-class", "#mistakes"):
+        expect(page.locator(shown)).not_to_contain_text(ENGLISH)
+    expect(page.locator("#run-select input")).not_to_have_value(ENGLISH)
 
     # Predict with that run: the newest trained run is picked when the tab opens
     page.get_by_role("tab", name="예측").click()
