@@ -24,6 +24,9 @@ from torch import nn
 
 from .config import ADAM_EPSILON, KOBERT_LR
 
+# NSMC slices that ship with a clone; the README's figures pass the full files (--data, --accuracy-test).
+CLONE_NSMC = Path(__file__).resolve().parents[1] / "tests" / "data" / "nsmc"
+
 KOBERT_SHAPE = dict(
     vocab_size=8002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
     max_position_embeddings=512, type_vocab_size=2, pad_token_id=1,
@@ -402,7 +405,7 @@ def table(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kobert_demo bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/nsmc/train.tsv", help="NSMC rows to use")
+    parser.add_argument("--data", default=str(CLONE_NSMC / "train.tsv"), help="NSMC rows to use")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--train-rows", type=int, default=512, help="rows per training path: a warm-up, then one timed pass"
@@ -415,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead: train tiny one epoch with the tutorial's loop and with ours, and compare test accuracy",
     )
-    parser.add_argument("--accuracy-test", default="../shared/data/nsmc/test.tsv")
+    parser.add_argument("--accuracy-test", default=str(CLONE_NSMC / "test.tsv"))
     parser.add_argument("--accuracy-rows", type=int, default=40_000)
     parser.add_argument("--seeds", default="42,43,44", help="with --accuracy: one run of each loop per seed")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")

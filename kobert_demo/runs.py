@@ -18,7 +18,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +83,7 @@ class RunStatus:
         return StoredMessage(self.reason_key, **params_from_json(self.reason_params)).text(lang)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "reason_key": self.reason_key,
-            "reason_params": self.reason_params,
-            "pid": self.pid,
-            "updated": self.updated,
-        }
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunStatus:
@@ -141,12 +135,8 @@ class Run:
             raise RunError("run_folder_taken", path=run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         previous = _read_json(run.path / "config.json") if (run.path / "config.json").is_file() else {}
-        created = previous.get("created", time.time())
-        _write_json(run.path / "config.json", {**previous, **config.to_dict(), **meta, "created": created})
         _write_json(run.path / "labels.json", label_names)
-        run.log_path.touch()
-        run._write_summary(Summary())
-        run.set_status("running", pid=os.getpid())
+        run._start({**previous, **config.to_dict(), **meta}, previous.get("created", time.time()), "running")
         return run
 
     @classmethod
@@ -154,11 +144,15 @@ class Run:
         """A run folder waiting for its turn (status `queued`)."""
         run = cls(path)
         run.path.mkdir(parents=True, exist_ok=False)
-        _write_json(run.path / "config.json", {**config.to_dict(), **meta, "created": time.time()})
-        run.log_path.touch()
-        run._write_summary(Summary())
-        run.set_status("queued")
+        run._start({**config.to_dict(), **meta}, time.time(), "queued")
         return run
+
+    def _start(self, config: dict, created: float, state: str) -> None:
+        """The files every run begins with: its config, an empty log and summary, and its first state."""
+        _write_json(self.path / "config.json", {**config, "created": created})
+        self.log_path.touch()
+        self._write_summary(Summary())
+        self.set_status(state, pid=os.getpid() if state == "running" else None)
 
     def set_status(self, state: str, reason: UserFacingError | None = None, pid: int | None = None) -> None:
         """Store the state, and why (a message: its key and parameters are kept, not its sentence)."""
