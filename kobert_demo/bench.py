@@ -158,7 +158,7 @@ def _ours_train_timed(folder: Path, texts, labels, warmup: tuple[list, list], ba
 
     accelerator = make_accelerator()
     classifier = load_backbone(str(folder), ["0", "1"], 0.5, "gluonnlp", TUTORIAL_MAX_LEN)
-    model, frozen = training_model(classifier, cpu_mode)
+    model, frozen, _ = training_model(classifier, cpu_mode)
     loaders = [
         make_loader(
             classifier.tokenizer.encode_batch(x, TUTORIAL_MAX_LEN), y, batch_size, 0, True, Collator(classifier)

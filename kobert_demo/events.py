@@ -95,6 +95,7 @@ class StartEvent(_Event):
     steps_per_epoch: int
     total_steps: int
     parameters: int
+    forward: str = "padding-free"  # or "padded (why)": model.training_forward
     type: ClassVar[str] = "start"
 
 
@@ -253,7 +254,7 @@ def tutorial_line(event: Event) -> str | None:
         return (
             f"model {event.model} | {event.device} {event.precision} | {event.processes} process(es) | "
             f"train {event.train_rows} test {event.test_rows} | classes {len(event.labels)} | "
-            f"{event.parameters / 1e6:.2f}M parameters"
+            f"{event.parameters / 1e6:.2f}M parameters | {event.forward} forward"
         )
     if isinstance(event, StepEvent):
         if not event.logged:

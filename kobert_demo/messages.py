@@ -358,9 +358,31 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{path} holds no JSON object, so it is not a model config.",
         "{path} 에 JSON 객체가 없으므로 모델 설정 파일이 아닙니다.",
     ),
-    "model_not_bert": (
-        "{path} describes a '{model_type}' model; KoBERT Demo needs a BERT model.",
-        "{path} 은(는) '{model_type}' 모델의 설정입니다. KoBERT 데모에는 BERT 모델이 필요합니다.",
+    "model_not_supported": (
+        "{path} describes a '{model_type}' model; KoBERT Demo trains these kinds: {types}.",
+        "{path} 은(는) '{model_type}' 모델의 설정입니다. KoBERT 데모가 학습하는 종류는 {types} 입니다.",
+    ),
+    "model_no_tokenizer": (
+        "{folder} has no tokenizer: neither KoBERT's SentencePiece model (*.model) nor the model's own "
+        "tokenizer.json (or vocab.txt).",
+        "{folder} 에 토크나이저가 없습니다. KoBERT의 SentencePiece 모델(*.model)도, 모델의 tokenizer.json(또는 "
+        "vocab.txt)도 없습니다.",
+    ),
+    "model_fast_tokenizer_failed": (
+        "cannot build the model's own tokenizer (tokenizer.json) from {folder}: {reason}",
+        "{folder} 에서 모델의 토크나이저(tokenizer.json)를 만들 수 없습니다: {reason}",
+    ),
+    "model_tokenizer_pad": (
+        "the tokenizer in {folder} pads with id {pad} but the model's config says pad_token_id {model_pad}: "
+        "they do not belong together.",
+        "{folder} 의 토크나이저는 패딩 id가 {pad}인데 모델 설정의 pad_token_id는 {model_pad}입니다. "
+        "서로 짝이 맞지 않습니다.",
+    ),
+    "model_tokenizer_not_korean": (
+        "the tokenizer in {folder} turns {share} of everyday Korean into its unknown token: it is not a Korean "
+        "tokenizer, or not this model's.",
+        "{folder} 의 토크나이저는 평범한 한국어 문장의 {share}를 알 수 없는 토큰으로 바꿉니다. 한국어 토크나이저가 "
+        "아니거나 이 모델의 것이 아닙니다.",
     ),
     "model_bad_config": (
         "{path} is not a usable BERT config: {reason}",

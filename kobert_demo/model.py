@@ -1,7 +1,9 @@
-"""Backbones (hub id, local folder, offline `tiny`) -> a classifier and its KoBERT tokenizer.
+"""Backbones (hub id, local folder, offline `tiny`) -> a classifier and its tokenizer.
 
-The classifier is the tutorial's: the pooled [CLS] output, dropout (0.5), a linear layer to the classes, which is
-exactly `BertForSequenceClassification` with `classifier_dropout`, so plain transformers code loads our runs too.
+For KoBERT and BERT the classifier is the tutorial's: the pooled [CLS] output, dropout (0.5), a linear layer to the
+classes, which is exactly `BertForSequenceClassification` with `classifier_dropout`. RoBERTa and ELECTRA keep their
+own `*ForSequenceClassification` head (families.py), so plain transformers code loads every run too. KoBERT keeps its
+own exact tokenizer (tokenizer.py); other models use their own fast tokenizer (fast_tokenizer.py).
 """
 
 from __future__ import annotations
@@ -22,19 +24,22 @@ import torch
 from safetensors import safe_open
 from sentencepiece import sentencepiece_model_pb2 as sp_pb
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as transformers_logging
 
 from .config import KOBERT_HUB_ID, TINY
 from .errors import BackboneError
+from .families import FAMILIES, MODEL_TYPES, family_of, padded_forward_reason
+from .fast_tokenizer import MAX_UNKNOWN_SHARE, FastTokenizer, has_fast_tokenizer
 from .hf_tokenizer import WRITTEN_FILES as HF_TOKENIZER_FILES
 from .hf_tokenizer import save_for_transformers
 from .settings import limits
-from .tokenizer import CLS, MASK, PAD, SEP, UNK, KoBertTokenizer
+from .tokenizer import CLS, MASK, PAD, SEP, SETTINGS_FILE, UNK, KoBertTokenizer
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-HUB_FILES = ["config.json", "*.safetensors", "pytorch_model.bin", "*.model", "*.json"]
+# Weights, configs and every kind of tokenizer file: SentencePiece (*.model), tokenizer.json, vocab.txt, merges.txt.
+HUB_FILES = ["config.json", "*.safetensors", "pytorch_model.bin", "*.model", "*.json", "*.txt"]
 
 # Small enough to train an NSMC epoch on two CPU cores in minutes; big enough to learn it.
 TINY_SHAPE = dict(
@@ -53,10 +58,13 @@ TINY_SCORE_STEP = 2**-10
 TOKEN_MULTIPLE = 64  # PaddingFreeClassifier's packed token count is a multiple of this
 
 
+Tokenizer = KoBertTokenizer | FastTokenizer
+
+
 @dataclass
 class Classifier:
-    model: BertForSequenceClassification
-    tokenizer: KoBertTokenizer
+    model: PreTrainedModel  # Bert/Roberta/ElectraForSequenceClassification
+    tokenizer: Tokenizer
     label_names: list[str]
     source: str
 
@@ -64,7 +72,7 @@ class Classifier:
         skip_unused_last_layer_rows(self.model)
 
 
-def skip_unused_last_layer_rows(model: BertForSequenceClassification) -> None:
+def skip_unused_last_layer_rows(model: PreTrainedModel) -> None:
     """Compute the last layer past its attention for [CLS] alone: the classifier reads nothing else.
 
     The [CLS] row still attends to every token, and the rest of a layer (attention output, feed-forward, LayerNorm)
@@ -72,7 +80,7 @@ def skip_unused_last_layer_rows(model: BertForSequenceClassification) -> None:
     one row (about 6% of a training step on KoBERT, more in CPU mode, where the top layers are all that trains).
     Idempotent: the hook is added once per model. `last_hidden_state` keeps only the [CLS] row.
     """
-    attention_output = model.bert.encoder.layer[-1].attention.output
+    attention_output = family_of(model).layers(model)[-1].attention.output
     if getattr(attention_output, "_cls_only", False):
         return
     attention_output.register_forward_pre_hook(lambda _, args: tuple(arg[:, :1] for arg in args))
@@ -90,9 +98,10 @@ class PaddingFreeClassifier(nn.Module):
     attention is: on CPUs, PyTorch's fused attention kernel was 3x slower in bf16 training at these sizes.
     """
 
-    def __init__(self, model: BertForSequenceClassification) -> None:
+    def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
         self.model = model
+        self.family = family_of(model)
 
     def forward(
         self,
@@ -101,7 +110,7 @@ class PaddingFreeClassifier(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
-        bert = self.model.bert
+        family = self.family
         rows, length = input_ids.shape
         real = attention_mask.bool()
         packed = real.flatten().nonzero().squeeze(1)  # each real token's place in the padded batch
@@ -118,10 +127,10 @@ class PaddingFreeClassifier(nn.Module):
         tokens, positions, types, unpack = (
             nn.functional.pad(t, (0, spare)) for t in (tokens, positions, types, packed)
         )
-        x = bert.embeddings(input_ids=tokens[None], position_ids=positions[None], token_type_ids=types[None])[0]
+        x = family.embed(self.model, tokens[None], positions[None], types[None])[0]
         masked_keys = torch.zeros(real.shape, device=x.device).masked_fill(~real, float("-inf"))[:, None, None, :]
 
-        layers = bert.encoder.layer
+        layers = family.layers(self.model)
         for number, layer in enumerate(layers, start=1):
             attention, last = layer.attention.self, number == len(layers)
             heads = attention.num_attention_heads
@@ -136,10 +145,40 @@ class PaddingFreeClassifier(nn.Module):
             h = _add_and_norm(layer.attention.output, context, queries)
             x = _add_and_norm(layer.output, layer.intermediate(h), h)
 
-        pooled = bert.pooler.activation(bert.pooler.dense(x))
-        logits = self.model.classifier(self.model.dropout(pooled))
+        logits = family.head(self.model, x)
         loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+class PaddedClassifier(nn.Module):
+    """transformers' own forward, padding and all, with the loss PaddingFreeClassifier computes: for configs whose
+    padding-free forward is not proven (families.padded_forward_reason)."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> SequenceClassifierOutput:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+PADDING_FREE = "padding-free"
+
+
+def training_forward(model: PreTrainedModel) -> tuple[nn.Module, str]:
+    """The forward a model trains and evaluates with, and its name: `padding-free`, or `padded (reason)`."""
+    reason = padded_forward_reason(model.config)
+    if reason:
+        return PaddedClassifier(model), f"padded ({reason})"
+    return PaddingFreeClassifier(model), PADDING_FREE
 
 
 def _padded_heads(t: torch.Tensor, packed: torch.Tensor, shape: tuple[int, int], heads: int) -> torch.Tensor:
@@ -155,6 +194,7 @@ def _add_and_norm(output: nn.Module, x: torch.Tensor, residual: torch.Tensor) ->
 
 
 def describe_source(source: str) -> str:
+    """source as the run and its model card call it."""
     if source == TINY:
         return "tiny (a small randomly initialised BERT trained from scratch, not KoBERT)"
     return source
@@ -200,12 +240,14 @@ CONFIG_LIMITS = {
     "intermediate_size": 16_384,
     "max_position_embeddings": 8192,
     "type_vocab_size": 16,
+    "embedding_size": 4096,  # ELECTRA's
 }
 MAX_CLASSES = 1_000
 
 
-def _read_config(folder: Path, name: str) -> BertConfig:
-    """folder's config.json as a BertConfig whose every size is in CONFIG_LIMITS; name: how errors call folder."""
+def _read_config(folder: Path, name: str) -> PretrainedConfig:
+    """folder's config.json as its family's config (bert, roberta, electra) whose every size is in CONFIG_LIMITS;
+    name: how errors call folder."""
     path = folder / "config.json"
     shown = f"{name}/config.json"
     if not path.is_file():
@@ -216,17 +258,21 @@ def _read_config(folder: Path, name: str) -> BertConfig:
         raise BackboneError("model_config_not_json", path=shown) from None
     if not isinstance(raw, dict):
         raise BackboneError("model_config_not_object", path=shown)
-    if raw.get("model_type", "bert") != "bert":
-        raise BackboneError("model_not_bert", path=shown, model_type=raw.get("model_type"))
-    sizes = {**BertConfig().to_dict(), **raw}
-    for key, high in CONFIG_LIMITS.items():  # before BertConfig, which divides by num_attention_heads
+    model_type = raw.get("model_type", "bert")
+    if model_type not in FAMILIES:
+        raise BackboneError("model_not_supported", path=shown, model_type=model_type, types=", ".join(MODEL_TYPES))
+    config_class = FAMILIES[model_type].config_class
+    sizes = {**config_class().to_dict(), **raw}
+    for key, high in CONFIG_LIMITS.items():  # before the config class, which divides by num_attention_heads
+        if key not in sizes:  # embedding_size, for BERT and RoBERTa
+            continue
         value = sizes[key]
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= high:
             raise BackboneError("model_config_out_of_range", path=shown, setting=key, value=value, high=high)
     if sizes["hidden_size"] % sizes["num_attention_heads"]:
         raise BackboneError("model_heads", path=shown)
     try:
-        config = BertConfig.from_dict(raw)
+        config = config_class.from_dict(raw)
     except Exception as error:
         raise BackboneError("model_bad_config", path=shown, reason=_reason(error, folder, name)) from None
     if config.num_labels > MAX_CLASSES:
@@ -234,23 +280,52 @@ def _read_config(folder: Path, name: str) -> BertConfig:
     return config
 
 
-def _tokenizer(folder: Path, config: BertConfig, mode: str | None, max_len: int | None, name: str) -> KoBertTokenizer:
-    """folder's KoBERT tokenizer, its max_len clamped to the positions the model has."""
+def uses_kobert_tokenizer(folder: Path) -> bool:
+    """KoBERT's own tokenizer for our saved KoBERT runs and for a folder with a SentencePiece model and no other
+    tokenizer (KoBERT's hub folder, whose declared XLNetTokenizer would be wrong); every other folder's own."""
+    if (folder / SETTINGS_FILE).is_file():
+        return True
+    return any(folder.glob("*.model")) and not has_fast_tokenizer(folder)
+
+
+def _tokenizer(folder: Path, config: PretrainedConfig, mode: str | None, max_len: int | None, name: str) -> Tokenizer:
+    """folder's tokenizer (KoBERT's or the model's own fast one), its max_len clamped to the positions the model has.
+
+    Refused: a tokenizer with more tokens than the model's embeddings, one that turns most Korean into its unknown
+    token, and (RoBERTa, whose positions count from it) one whose padding id is not the model's.
+    """
+    kobert = uses_kobert_tokenizer(folder)
+    if not kobert and not has_fast_tokenizer(folder):  # AutoTokenizer would build a near-empty one and say nothing
+        raise BackboneError("model_no_tokenizer", folder=name)
     try:
-        tokenizer = KoBertTokenizer.from_folder(folder, mode=mode, max_len=max_len)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
-        raise BackboneError("model_tokenizer_failed", folder=name, reason=_reason(error, folder, name)) from None
+        if kobert:
+            tokenizer = KoBertTokenizer.from_folder(folder, mode=mode, max_len=max_len)
+        else:
+            with quiet_transformers():
+                tokenizer = FastTokenizer.from_folder(folder, max_len=max_len)
+    except Exception as error:  # a broken or foreign tokenizer file fails in many ways; all mean the same here
+        reason = _reason(error, folder, name)
+        if kobert:
+            raise BackboneError("model_tokenizer_failed", folder=name, reason=reason) from None
+        raise BackboneError("model_fast_tokenizer_failed", folder=name, reason=reason) from None
     if tokenizer.vocab_size > config.vocab_size:
         raise BackboneError(
             "model_tokenizer_mismatch", folder=name, tokens=tokenizer.vocab_size, model_tokens=config.vocab_size
         )
+    family = family_of(config)
+    if not kobert:
+        if family.model_type == "roberta" and tokenizer.pad_id != config.pad_token_id:
+            raise BackboneError("model_tokenizer_pad", folder=name, pad=tokenizer.pad_id, model_pad=config.pad_token_id)
+        share = tokenizer.unknown_share()
+        if share > MAX_UNKNOWN_SHARE:
+            raise BackboneError("model_tokenizer_not_korean", folder=name, share=f"{share:.0%}")
     # Longer inputs would index past the position embeddings; a shorter max_len only truncates sooner.
-    tokenizer.max_len = min(tokenizer.max_len, config.max_position_embeddings)
+    tokenizer.max_len = min(tokenizer.max_len, family.max_tokens(config))
     return tokenizer
 
 
-def parameter_count(config: BertConfig, num_labels: int | None = None) -> int:
-    """BertForSequenceClassification(config)'s weights, counted on the meta device (no memory)."""
+def parameter_count(config: PretrainedConfig, num_labels: int | None = None) -> int:
+    """The classifier's weights (its family's *ForSequenceClassification), counted on the meta device (no memory)."""
     if num_labels is not None and num_labels != config.num_labels:
         config = copy.deepcopy(config)
         config.num_labels = num_labels
@@ -261,7 +336,7 @@ def parameter_count(config: BertConfig, num_labels: int | None = None) -> int:
 SERVING_BATCH = 64  # Predictor's batch size
 
 
-def memory_estimate(params: int, config: BertConfig, max_len: int, checkpoint_bytes: int, training: bool) -> int:
+def memory_estimate(params: int, config: PretrainedConfig, max_len: int, checkpoint_bytes: int, training: bool) -> int:
     """The bytes a model takes at its peak, from its config and checkpoint size alone.
 
     Per parameter 8 bytes when serving (fp32 weights, and the `auto` backend's int8 copy and quantization
@@ -277,7 +352,7 @@ def memory_estimate(params: int, config: BertConfig, max_len: int, checkpoint_by
     return state + checkpoint_bytes + activations
 
 
-def check_memory(folder: Path, config: BertConfig, max_len: int, name: str, *, training: bool, trusted: bool,
+def check_memory(folder: Path, config: PretrainedConfig, max_len: int, name: str, *, training: bool, trusted: bool,
                  num_labels: int | None = None) -> int:  # fmt: skip
     """Refuse a model whose memory_estimate is over the budget (KOBERT_DEMO_MAX_MODEL_MB); returns the estimate."""
     params = parameter_count(config, num_labels)
@@ -298,7 +373,7 @@ _quiet_lock = threading.Lock()
 
 
 @contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """transformers' warnings and progress bars off for one of our loads or saves, then back as they were.
 
     `check_weights` has already refused what transformers' load report would warn about, and the report would list
@@ -322,11 +397,10 @@ def _quiet_transformers() -> Iterator[None]:
                     transformers_logging.enable_progress_bar()
 
 
-# --- strict weights: every weight of the encoder and pooler comes from the checkpoint, in the shape config.json says --
+# --- strict weights: every weight of the encoder (and BERT's pooler) comes from the checkpoint, in the config's shape
 # transformers 5.24 renames these anywhere in a checkpoint key when it loads (conversion_mapping.py, "legacy").
 _LEGACY_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
-_BACKBONE_PARTS = ("embeddings.", "encoder.", "pooler.")  # BertModel's weights, after the `bert.` prefix
-_HEAD = "classifier."
+_HEAD = "classifier."  # every family's classification head
 _SHOWN_KEYS = 3
 
 
@@ -374,29 +448,30 @@ def checkpoint_shapes(folder: Path, trusted: bool, name: str = "") -> dict[str, 
     return shapes
 
 
-def expected_shapes(config: BertConfig) -> tuple[dict[str, tuple[int, ...]], set[str]]:
-    """BertForSequenceClassification(config)'s weight names and shapes, and its buffer names.
+def expected_shapes(config: PretrainedConfig) -> tuple[dict[str, tuple[int, ...]], set[str]]:
+    """The family's *ForSequenceClassification(config)'s weight names and shapes, and its buffer names.
 
     Built on the meta device, so even the largest config `_read_config` allows costs no memory. Buffers
     (position_ids, token_type_ids) are rebuilt from the config, never loaded: a checkpoint may hold them or not.
     """
     with torch.device("meta"):
-        model = BertForSequenceClassification(config)
+        model = family_of(config).model_class(config)
     weights = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
     return weights, {name for name, _ in model.named_buffers()}
 
 
-def _model_key(key: str, expected: dict) -> str:
-    """A checkpoint key as transformers 5.24 loads it into BertForSequenceClassification.
+def _model_key(key: str, expected: dict, prefix: str) -> str:
+    """A checkpoint key as transformers 5.24 loads it into the family's *ForSequenceClassification.
 
-    As core_model_loading.rename_source_key does: legacy LayerNorm names renamed, then the `bert.` prefix stripped
-    or added wherever that names a weight of the model (a BertModel checkpoint has none, BertForPreTraining has it).
+    As core_model_loading.rename_source_key does: legacy LayerNorm names renamed, then the family's prefix (`bert.`,
+    `roberta.`, `electra.`) stripped or added wherever that names a weight of the model (a BertModel checkpoint has
+    none, BertForPreTraining has it).
     """
     for old, new in _LEGACY_NAMES.items():
         key = key.replace(old, new)
-    if key.startswith("bert.") and key.removeprefix("bert.") in expected:
-        return key.removeprefix("bert.")
-    return f"bert.{key}" if f"bert.{key}" in expected else key
+    if key.startswith(prefix) and key.removeprefix(prefix) in expected:
+        return key.removeprefix(prefix)
+    return f"{prefix}{key}" if f"{prefix}{key}" in expected else key
 
 
 def _natural(key: str) -> list:
@@ -412,27 +487,32 @@ def _shape(shape: tuple[int, ...]) -> str:
     return str(list(shape))
 
 
-def check_weights(folder: Path, config: BertConfig, *, need_head: bool, trusted: bool = True, name: str = "") -> None:
+def check_weights(
+    folder: Path, config: PretrainedConfig, *, need_head: bool, trusted: bool = True, name: str = ""
+) -> None:
     """Refuse, before any tensor is read, a checkpoint that would leave a weight of the encoder or pooler random.
 
-    From config.json and the checkpoint's names and shapes alone: every weight of BertModel must be there in the
-    shape the config implies, and the checkpoint may hold no encoder weight the config lacks (a 13th layer, say).
-    Only the classification head may be absent or sized for other classes, unless need_head (a trained model).
-    Pre-training heads (cls.*) and buffers are ignored, as transformers ignores them. name: how errors call folder.
+    From config.json and the checkpoint's names and shapes alone: every weight of the encoder (BertModel,
+    RobertaModel, ElectraModel) must be there in the shape the config implies, and the checkpoint may hold no
+    encoder weight the config lacks (a 13th layer, say). Only the classification head may be absent or sized for
+    other classes, unless need_head (a trained model). Pre-training heads (cls.*, lm_head.*,
+    discriminator_predictions.*) and buffers are ignored, as transformers ignores them. name: how errors call folder.
     """
     name = name or folder.name
+    family = family_of(config)
+    prefix = f"{family.base}."
     shapes = checkpoint_shapes(folder, trusted, name)
     expected, buffers = expected_shapes(config)
-    buffers = {buffer.removeprefix("bert.") for buffer in buffers}
+    buffers = {buffer.removeprefix(prefix) for buffer in buffers}
     found: dict[str, str] = {}  # model key -> checkpoint key
     unplaced, extra = [], []
     for key in sorted(shapes, key=_natural):
-        target = _model_key(key, expected)
+        target = _model_key(key, expected, prefix)
         if target in expected:
             found[target] = key
-        elif target.removeprefix("bert.") not in buffers:
+        elif target.removeprefix(prefix) not in buffers:
             unplaced.append(key)
-            if target.removeprefix("bert.").startswith(_BACKBONE_PARTS):
+            if target.removeprefix(prefix).startswith(family.backbone_parts):
                 extra.append(key)
     checked = [key for key in expected if need_head or not key.startswith(_HEAD)]
     missing = [key for key in checked if key not in found and not key.startswith(_HEAD)]
@@ -498,9 +578,10 @@ def load_backbone(
     check_memory(folder, config, tokenizer.max_len, name, training=True, trusted=True, num_labels=len(label_names))
     check_weights(folder, config, need_head=False, name=name)
     use_safetensors = _uses_safetensors(folder, True, name)
+    family = family_of(config)
     try:
-        with _quiet_transformers():
-            model, info = BertForSequenceClassification.from_pretrained(
+        with quiet_transformers():
+            model, info = family.model_class.from_pretrained(
                 folder,
                 num_labels=len(label_names),
                 classifier_dropout=dropout,
@@ -516,13 +597,15 @@ def load_backbone(
     return Classifier(model, tokenizer, label_names, source)
 
 
-def _tutorial_head(model: BertForSequenceClassification) -> BertForSequenceClassification:
+def _tutorial_head(model: PreTrainedModel) -> PreTrainedModel:
     """A new classifier layer initialised as the tutorial's `nn.Linear` was (PyTorch's default), not N(0, 0.02).
 
     Measured with `bench --accuracy` (tiny, NSMC, 6 seeds): BERT's initialisation cost about 0.7 points against
-    the tutorial's loop; with this one the two loops agree.
+    the tutorial's loop; with this one the two loops agree. RoBERTa and ELECTRA keep their own head's
+    initialisation: the tutorial never had their head.
     """
-    model.classifier.reset_parameters()
+    if family_of(model).model_type == "bert":
+        model.classifier.reset_parameters()
     return model
 
 
@@ -543,8 +626,8 @@ def load_classifier(folder: str | Path, trusted: bool = True, name: str = "") ->
     check_weights(folder, config, need_head=True, trusted=trusted, name=name)
     use_safetensors = _uses_safetensors(folder, trusted, name)
     try:
-        with _quiet_transformers():
-            model, info = BertForSequenceClassification.from_pretrained(
+        with quiet_transformers():
+            model, info = family_of(config).model_class.from_pretrained(
                 folder,
                 output_loading_info=True,
                 use_safetensors=use_safetensors,
@@ -558,24 +641,27 @@ def load_classifier(folder: str | Path, trusted: bool = True, name: str = "") ->
     return Classifier(model, tokenizer, label_names, source)
 
 
-def freeze_lower_layers(model: BertForSequenceClassification, trainable: int) -> list[torch.nn.Module]:
+def freeze_lower_layers(model: PreTrainedModel, trainable: int) -> list[torch.nn.Module]:
     """Freeze the embeddings and all but the top `trainable` encoder layers; returns the frozen modules."""
-    layers = model.bert.encoder.layer
-    frozen = [model.bert.embeddings, *layers[: max(0, len(layers) - trainable)]]
+    family = family_of(model)
+    layers = family.layers(model)
+    frozen = [*family.embedding_modules(model), *layers[: max(0, len(layers) - trainable)]]
     for module in frozen:
         module.requires_grad_(False)
     return frozen
 
 
 def save_classifier(classifier: Classifier, folder: str | Path) -> str | None:
-    """Weights as safetensors, config with the class names, and the tokenizer files: ours, and tokenizer.json +
-    tokenizer_config.json for plain transformers when they reproduce ours exactly (else None of those and the
-    reason is returned)."""
+    """Weights as safetensors, config with the class names, and the tokenizer files. KoBERT's: ours, and
+    tokenizer.json + tokenizer_config.json for plain transformers when they reproduce ours exactly (else None of
+    those and the reason is returned). Other models': their own tokenizer.json, which plain transformers reads."""
     folder = Path(folder)
     classifier.model.config.kobert_demo_source = classifier.source
-    with _quiet_transformers():  # no "Writing model shards" bar
+    with quiet_transformers():  # no "Writing model shards" bar
         classifier.model.save_pretrained(folder, safe_serialization=True)
-    classifier.tokenizer.save(folder)
+        classifier.tokenizer.save(folder)
+    if isinstance(classifier.tokenizer, FastTokenizer):
+        return None
     reason = save_for_transformers(classifier.tokenizer, folder)
     if reason:
         for name in HF_TOKENIZER_FILES:  # a stale tokenizer.json from an earlier save would be wrong now

@@ -41,6 +41,18 @@ def basic_split(text: str) -> list[str]:
     return _PUNCT_OR_CJK.sub(r" \1 ", text).split()
 
 
+def pad_ids(batch: list[list[int]], pad_id: int, multiple: int = 1) -> dict[str, torch.Tensor]:
+    """Pad id lists on the right to the longest one in the batch (rounded up to a multiple); token types 0; mask 1 for
+    real tokens. Every family's model expects right padding."""
+    lengths = torch.tensor([len(ids) for ids in batch])
+    width = -(-int(lengths.max()) // multiple) * multiple
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+    attention_mask = (torch.arange(input_ids.shape[1]) < lengths[:, None]).long()
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": torch.zeros_like(input_ids)}
+
+
 @dataclass
 class Encoded:
     """One sentence: its KoBERT ids (with [CLS]/[SEP], truncated) and pieces."""
@@ -146,19 +158,7 @@ class KoBertTokenizer:
         return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids])
 
     def pad(self, batch: list[list[int]], multiple: int = 1) -> dict[str, torch.Tensor]:
-        """Pad id lists on the right to the longest one in the batch (rounded up to a multiple); token types 0; mask 1
-        for real tokens."""
-        lengths = torch.tensor([len(ids) for ids in batch])
-        width = -(-int(lengths.max()) // multiple) * multiple
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention_mask = (torch.arange(input_ids.shape[1]) < lengths[:, None]).long()
-        return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": torch.zeros_like(input_ids),
-        }
+        return pad_ids(batch, self.pad_id, multiple)
 
     def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, torch.Tensor]:
         return self.pad(self.encode_batch(texts, max_len))

@@ -33,11 +33,11 @@ from .events import DoneEvent, EpochEvent, ErrorEvent, Event, StartEvent, StepEv
 from .metrics import classification_metrics
 from .model import (
     Classifier,
-    PaddingFreeClassifier,
     describe_source,
     freeze_lower_layers,
     load_backbone,
     save_classifier,
+    training_forward,
 )
 from .runs import Run
 
@@ -121,10 +121,12 @@ def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def training_model(classifier: Classifier, cpu_mode: bool) -> tuple[PaddingFreeClassifier, list[torch.nn.Module]]:
-    """The classifier as it trains: padding-free, and in CPU mode with all but its top layers frozen."""
+def training_model(classifier: Classifier, cpu_mode: bool) -> tuple[torch.nn.Module, list[torch.nn.Module], str]:
+    """The classifier as it trains: padding-free where that is proven for its config (else padded, and the third
+    value says why), and in CPU mode with all but its top layers frozen."""
     frozen = freeze_lower_layers(classifier.model, CPU_MODE_LAYERS) if cpu_mode else []
-    return PaddingFreeClassifier(classifier.model), frozen
+    model, forward = training_forward(classifier.model)
+    return model, frozen, forward
 
 
 def train_mode(model: torch.nn.Module, frozen: list[torch.nn.Module]) -> None:
@@ -291,7 +293,7 @@ def _train(
     test_loader = make_loader(
         test_ids, splits.test_labels, config.batch_size * 2, config.seed, False, Collator(classifier)
     )
-    model, frozen = training_model(classifier, config.cpu_mode)
+    model, frozen, forward = training_model(classifier, config.cpu_mode)
     optimizer = torch.optim.AdamW(
         decay_groups(model, config.weight_decay),
         lr=config.learning_rate,
@@ -308,7 +310,7 @@ def _train(
         model=describe_source(config.model), device=str(device), precision=precision,
         processes=accelerator.num_processes, train_rows=len(train_ids), test_rows=len(test_ids),
         labels=splits.label_names, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=sum(p.numel() for p in model.parameters()), forward=forward,
     )  # fmt: skip
 
     # Train

@@ -44,7 +44,7 @@ def test_log_lines_keep_the_fields_api_clients_read() -> None:
     """The /logs endpoint returns these dicts: the fields written before events became classes are all there."""
     assert list(start().to_json()) == [
         "model", "device", "precision", "processes", "train_rows", "test_rows", "labels", "steps_per_epoch",
-        "total_steps", "parameters", "type",
+        "total_steps", "parameters", "forward", "type",
     ]  # fmt: skip
     assert step().to_json()["type"] == "step" and step(eta=3.0).to_json()["eta"] == 3.0
     assert set(epoch().to_json()) == {"epoch", "train_loss", "train_acc", "test", "elapsed", "mistakes", "type"}
@@ -127,7 +127,10 @@ def test_tutorial_lines_are_the_tutorials_format() -> None:
         "stopped in 2 s, no completed epoch, no model kept"
     )
     line = tutorial_line(start(processes=2, parameters=92_186_880))
-    assert line == "model tiny | cpu fp32 | 2 process(es) | train 120 test 16 | classes 2 | 92.19M parameters"
+    assert line == (
+        "model tiny | cpu fp32 | 2 process(es) | train 120 test 16 | classes 2 | 92.19M parameters | "
+        "padding-free forward"
+    )
     failure = ErrorEvent.of(UserFacingError("gpu_out_of_memory"))
     assert tutorial_line(failure) == f"error: {failure.message}"
     assert not any(HANGUL.search(tutorial_line(event)) for event in EVENTS)  # English on purpose

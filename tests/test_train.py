@@ -405,7 +405,7 @@ def test_a_step_updates_the_wrapped_models_weights(tiny_kobert_folder: Path) -> 
     from accelerate import Accelerator
 
     classifier = load_backbone(str(tiny_kobert_folder), ["0", "1"], 0.1)
-    model, frozen = train_module.training_model(classifier, cpu_mode=False)
+    model, frozen, _ = train_module.training_model(classifier, cpu_mode=False)
     assert model.model is classifier.model and frozen == []
     before = {n: p.detach().clone() for n, p in classifier.model.named_parameters()}
     optimizer = torch.optim.AdamW(decay_groups(model, 0.01), lr=1e-3)
