@@ -176,6 +176,27 @@ def model_folder_copy(tiny_kobert_folder, tmp_path) -> Path:
     return Path(shutil.copytree(tiny_kobert_folder, tmp_path / "model"))
 
 
+FAMILY_TYPES = ("bert", "roberta", "electra")
+
+
+@pytest.fixture(scope="session")
+def family_folders(tmp_path_factory) -> dict[str, Path]:
+    """A tiny hub-like folder of each family (random weights; WordPiece or byte-level BPE learnt from NSMC's training
+    slice by `tokenizers`), keyed by model_type. Session-wide: do not change them, copy them."""
+    from kobert_demo.data import read_table
+    from kobert_demo.hublike import build_folder
+
+    texts = read_table(DATA / "nsmc" / "train.tsv").texts
+    home = tmp_path_factory.mktemp("families")
+    return {family: build_folder(home / family, family, texts) for family in FAMILY_TYPES}
+
+
+@pytest.fixture(params=FAMILY_TYPES)
+def family_folder(request, family_folders) -> Path:
+    """Each family's tiny hub-like folder in turn."""
+    return family_folders[request.param]
+
+
 @pytest.fixture(scope="session")
 def kobert_shape_folder(tmp_path_factory) -> Path:
     """A local model folder with KoBERT's real shape (about 92M parameters, random weights)."""
