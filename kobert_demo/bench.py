@@ -1,8 +1,10 @@
-"""`python -m kobert_demo bench`: the KoBERT tutorial's loop against ours, on KoBERT's exact shape.
+"""`python -m kobert_demo bench`: the KoBERT tutorial's loop against ours, on KoBERT's exact shape; or, with
+`--family bert|roberta|electra`, that family's plain transformers forward (padded to max_len) against ours.
 
-Random weights (no hub here), the real tokenizer, the same NSMC rows for every path. Each path runs in its own
-process so that its peak memory is its own. Figures: training sentences/s, one-sentence latency p50/p95, batch
-prediction sentences/s, peak RSS (and GPU memory where there is one), and each one's ratio to the tutorial.
+Random weights (no hub here), the real tokenizer (KoBERT) or one learnt from the rows (the other families), the same
+NSMC rows for every path. Each path runs in its own process so that its peak memory is its own. Figures: training
+sentences/s, one-sentence latency p50/p95, batch prediction sentences/s, peak RSS (and GPU memory where there is
+one), and each one's ratio to the tutorial or to the family's padded forward.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ADAM_EPSILON, KOBERT_LR
+from .config import ADAM_EPSILON, CPU_MODE_LAYERS, KOBERT_LR
+from .families import MODEL_TYPES
 
 # NSMC slices that ship with a clone; the README's figures pass the full files (--data, --accuracy-test).
 CLONE_NSMC = Path(__file__).resolve().parents[1] / "tests" / "data" / "nsmc"
@@ -35,6 +38,24 @@ TUTORIAL_MAX_LEN = 64
 TRAIN_PATHS = ("tutorial_train", "full", "cpu_mode")
 # `predict` is what the app and the CLI serve by default (`--backend auto`: int8 on a CPU where it passes its check).
 PREDICT_PATHS = ("tutorial_predict", "predict", "predict_fp32", "predict_int8")
+FAMILY_CHOICES = ("kobert", *MODEL_TYPES)
+# --family bert/roberta/electra: the family's *ForSequenceClassification as plain transformers runs it, every row
+# padded to max_len (`padded_*`), against the same paths of ours.
+PADDED = "padded_"
+FAMILY_PATHS = ("padded_full", "padded_cpu_mode", "padded_predict", "full", "cpu_mode", "predict")
+# ratio name: (our path, the padded path it is set against, figure). Speeds divide ours by the padded forward's,
+# latencies the padded forward's by ours: faster is above 1. A ratio is given when both paths ran.
+FAMILY_RATIOS = {
+    "train_full": ("full", "full", "train_sentences_per_s"),
+    "train_cpu_mode": ("cpu_mode", "cpu_mode", "train_sentences_per_s"),
+    "train_cpu_mode_vs_padded_full": ("cpu_mode", "full", "train_sentences_per_s"),
+    "predict_p50": ("predict", "predict", "predict_p50_ms"),
+    "predict_p50_fp32": ("predict_fp32", "predict", "predict_p50_ms"),
+    "predict_p50_int8": ("predict_int8", "predict", "predict_p50_ms"),
+    "batch_predict": ("predict", "predict", "batch_predict_sentences_per_s"),
+}
+# The instruction-set extensions the fast paths use (bf16 autocast, int8 serving), as /proc/cpuinfo names them.
+SPEED_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni")
 
 
 # --- the tutorial, as written ---------------------------------------------------------------------------------------
@@ -135,36 +156,70 @@ def _tutorial_train_timed(model, tokenizer, texts, labels, batch_size: int):
     yield from steps
 
 
-def _ours_train_timed(folder: Path, texts, labels, warmup: tuple[list, list], batch_size: int, cpu_mode: bool):
-    """Our loop over a warm-up pass of other rows, then the pass that is timed.
+def _ours_training(folder: Path, texts, labels, warmup: tuple[list, list], batch_size: int, cpu_mode: bool):
+    """Our model and loaders: a warm-up pass of other rows, then the pass that is timed; and what forward it uses.
 
     Batch shapes vary (a batch's token count), and a shape's first step pays for building its kernels; over an NSMC
     epoch (2,273 batches) that cost is spread thin. The warm-up pays the one-off costs; it uses rows of its own, so
     that the timed batches are new shapes about as often as in a real epoch.
     """
-    from transformers import get_cosine_schedule_with_warmup
-
     from .model import load_backbone
-    from .train import (
-        Collator,
-        Stepper,
-        decay_groups,
-        make_accelerator,
-        make_loader,
-        resolve_precision,
-        train_mode,
-        training_model,
-    )
+    from .train import Collator, make_loader, training_model
 
-    accelerator = make_accelerator()
     classifier = load_backbone(str(folder), ["0", "1"], 0.5, "gluonnlp", TUTORIAL_MAX_LEN)
-    model, frozen, _ = training_model(classifier, cpu_mode)
+    model, frozen, forward = training_model(classifier, cpu_mode)
     loaders = [
         make_loader(
             classifier.tokenizer.encode_batch(x, TUTORIAL_MAX_LEN), y, batch_size, 0, True, Collator(classifier)
         )
         for x, y in (warmup, (texts, labels))
     ]
+    return model, frozen, loaders, {"forward": forward, "model_class": type(classifier.model).__name__}
+
+
+def _padded_training(folder: Path, texts, labels, batch_size: int, cpu_mode: bool):
+    """The family's *ForSequenceClassification as a plain transformers loop trains it: its own forward and loss, on
+    the same batches as ours but every row padded to max_len; one warm-up batch, as every batch has that one shape."""
+    from .fast_tokenizer import FastTokenizer
+    from .model import freeze_lower_layers
+    from .train import make_loader
+
+    model = _plain_model(folder, num_labels=2)
+    frozen = freeze_lower_layers(model, CPU_MODE_LAYERS) if cpu_mode else []
+    tokenizer = FastTokenizer.from_folder(folder, TUTORIAL_MAX_LEN)
+
+    def pad_to_max_len(rows: list[tuple[list[int], int, int]]) -> dict:
+        batch = tokenizer.pad([ids for ids, _, _ in rows], multiple=TUTORIAL_MAX_LEN)
+        batch["labels"] = torch.tensor([label for _, label, _ in rows])
+        return batch
+
+    ids = tokenizer.encode_batch(texts, TUTORIAL_MAX_LEN)
+    loaders = [
+        make_loader(x, y, batch_size, 0, True, pad_to_max_len)
+        for x, y in ((ids[:batch_size], labels[:batch_size]), (ids, labels))
+    ]
+    return model, frozen, loaders, {"model_class": type(model).__name__}
+
+
+def _plain_model(folder: Path, num_labels: int | None = None) -> nn.Module:
+    """folder's model in its family's *ForSequenceClassification, loaded as plain transformers loads it."""
+    from transformers import AutoConfig
+
+    from .families import family_of
+    from .model import quiet_transformers
+
+    extra = {"num_labels": num_labels} if num_labels else {}
+    with quiet_transformers():
+        return family_of(AutoConfig.from_pretrained(folder)).model_class.from_pretrained(folder, **extra)
+
+
+def _timed_steps(model: nn.Module, frozen: list[nn.Module], loaders: list):
+    """train.py's optimizer, schedule, precision and clipping over every loader; None where the last (timed) starts."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    from .train import Stepper, decay_groups, make_accelerator, resolve_precision, train_mode
+
+    accelerator = make_accelerator()
     device = accelerator.device
     optimizer = torch.optim.AdamW(
         decay_groups(model, 0.01), lr=KOBERT_LR, eps=ADAM_EPSILON, fused=device.type in ("cpu", "cuda")
@@ -178,7 +233,7 @@ def _ours_train_timed(folder: Path, texts, labels, warmup: tuple[list, list], ba
         if timed:
             yield None
         for batch in loader:
-            batch.pop("index")
+            batch.pop("index", None)
             optimize(batch)
             yield len(batch["labels"])
 
@@ -203,39 +258,73 @@ def _batch_rate(predict_all, rows: int) -> float:
     return rows / (time.perf_counter() - start)
 
 
+def _padded_predict_figures(predict_batch, texts: list[str], args: argparse.Namespace) -> dict:
+    """Latency of one sentence and the rate over batches of 64, for a forward that pads every row to max_len."""
+    one = texts[-args.latency_sentences :]
+    result: dict = {}
+    result["predict_p50_ms"], result["predict_p95_ms"] = _latencies(lambda s: predict_batch([s]), one)
+    batch = texts[-args.predict_rows :]
+    result["batch_predict_sentences_per_s"] = _batch_rate(
+        lambda: [predict_batch(batch[i : i + 64]) for i in range(0, len(batch), 64)], len(batch)
+    )
+    return result
+
+
 def run_worker(path: str, folder: Path, texts: list[str], labels: list[int], args: argparse.Namespace) -> dict:
     """Measure one path in this process."""
-    from .tokenizer import KoBertTokenizer
-
     torch.manual_seed(0)
-    tokenizer = KoBertTokenizer.from_folder(folder)
+    kobert = args.family == "kobert"
+    max_len = None if kobert else TUTORIAL_MAX_LEN  # KoBERT's tokenizer cuts at 64 unless told otherwise
     train_texts, train_labels = texts[: args.train_rows], labels[: args.train_rows]
     result: dict = {}
     if path == "tutorial_train":
+        from .tokenizer import KoBertTokenizer
+
         model = tutorial_model(folder)
-        steps = _tutorial_train_timed(model, tokenizer, train_texts, train_labels, args.batch_size)
+        steps = _tutorial_train_timed(
+            model, KoBertTokenizer.from_folder(folder), train_texts, train_labels, args.batch_size
+        )
         result["train_sentences_per_s"] = _timed_train(steps)
-    elif path in ("full", "cpu_mode"):
+    elif path in ("full", "cpu_mode", "padded_full", "padded_cpu_mode"):
+        cpu_mode = path.endswith("cpu_mode")
         warmup = texts[args.train_rows : 2 * args.train_rows], labels[args.train_rows : 2 * args.train_rows]
-        steps = _ours_train_timed(folder, train_texts, train_labels, warmup, args.batch_size, path == "cpu_mode")
-        result["train_sentences_per_s"] = _timed_train(steps)
+        model, frozen, loaders, info = (
+            _padded_training(folder, train_texts, train_labels, args.batch_size, cpu_mode)
+            if path.startswith(PADDED)
+            else _ours_training(folder, train_texts, train_labels, warmup, args.batch_size, cpu_mode)
+        )
+        result["train_sentences_per_s"] = _timed_train(_timed_steps(model, frozen, loaders))
+        if not kobert:
+            result.update(info)
     elif path == "tutorial_predict":
+        from .tokenizer import KoBertTokenizer
+
+        tokenizer = KoBertTokenizer.from_folder(folder)
         model = tutorial_model(folder).eval()
 
         def predict_tutorial(batch_texts):  # the tutorial's evaluation: padded to 64, autograd on
             return model(*tutorial_batch(tokenizer, batch_texts)).softmax(-1)
 
-        one = texts[-args.latency_sentences :]
-        result["predict_p50_ms"], result["predict_p95_ms"] = _latencies(lambda s: predict_tutorial([s]), one)
-        batch = texts[-args.predict_rows :]
-        result["batch_predict_sentences_per_s"] = _batch_rate(
-            lambda: [predict_tutorial(batch[i : i + 64]) for i in range(0, len(batch), 64)], len(batch)
-        )
+        result.update(_padded_predict_figures(predict_tutorial, texts, args))
+    elif path == "padded_predict":
+        from .fast_tokenizer import FastTokenizer
+
+        classifier = _classifier_folder(folder, max_len)
+        tokenizer = FastTokenizer.from_folder(classifier, TUTORIAL_MAX_LEN)
+        model = _plain_model(classifier).eval()
+
+        @torch.no_grad()
+        def predict_padded(batch_texts):  # plain transformers in fp32: padding="max_length", no autograd
+            batch = tokenizer.pad(tokenizer.encode_batch(batch_texts), multiple=TUTORIAL_MAX_LEN)
+            return model(**batch).logits.softmax(-1)
+
+        result.update(_padded_predict_figures(predict_padded, texts, args))
+        result["model_class"] = type(model).__name__
     else:
         from .predict import Predictor
 
         backend = {"predict": "auto", "predict_fp32": "torch", "predict_int8": "int8"}[path]
-        predictor = Predictor.load(_classifier_folder(folder), backend=backend)
+        predictor = Predictor.load(_classifier_folder(folder, max_len), backend=backend)
         result["backend"] = predictor.backend
         one = texts[-args.latency_sentences :]
         result["predict_p50_ms"], result["predict_p95_ms"] = _latencies(lambda s: predictor.predict_proba([s]), one)
@@ -243,21 +332,23 @@ def run_worker(path: str, folder: Path, texts: list[str], labels: list[int], arg
         result["batch_predict_sentences_per_s"] = _batch_rate(lambda: predictor.predict_proba(batch), len(batch))
         result["peak_rss_mb"] = _peak_rss_mb()  # what serving this model costs
         if predictor.backend == "int8":
-            reference = Predictor.load(_classifier_folder(folder), backend="torch").predict_proba(batch)
+            reference = Predictor.load(_classifier_folder(folder, max_len), backend="torch").predict_proba(batch)
             result["max_prob_diff_vs_fp32"] = float(np.abs(reference - predictor.predict_proba(batch)).max())
+        if not kobert:
+            result["model_class"] = type(predictor.classifier.model).__name__
     result.setdefault("peak_rss_mb", _peak_rss_mb())
     if (gpu := _gpu_peak_mb()) is not None:
         result["peak_gpu_mb"] = gpu
     return result
 
 
-def _classifier_folder(folder: Path) -> Path:
-    """A 2-class classifier on the KoBERT-shaped backbone, saved once beside it (what the app would serve)."""
+def _classifier_folder(folder: Path, max_len: int | None = None) -> Path:
+    """A 2-class classifier on the backbone, saved once beside it (what the app would serve)."""
     target = folder.parent / "classifier"
     if not (target / "model.safetensors").is_file():
         from .model import load_backbone, save_classifier
 
-        save_classifier(load_backbone(str(folder), ["부정", "긍정"], 0.5), target)
+        save_classifier(load_backbone(str(folder), ["부정", "긍정"], 0.5, max_len=max_len), target)
     return target
 
 
@@ -331,6 +422,39 @@ def build_backbone(folder: Path) -> Path:
     return folder
 
 
+def build_family_backbone(folder: Path, family: str, texts: list[str], size: str) -> Path:
+    """A hub-like folder of the family (hublike.py): the real models' shape at base size, random weights, and a
+    tokenizer learnt from texts (WordPiece, or byte-level BPE for RoBERTa)."""
+    import transformers
+
+    from .hublike import build_folder
+
+    transformers.utils.logging.disable_progress_bar()
+    return build_folder(folder, family, texts, size=size)
+
+
+def describe_backbone(folder: Path, size: str, tokenizer_rows: int) -> dict:
+    """What was measured, as the built folder's config.json and tokenizer.json say it (so: the family's own)."""
+    from transformers import AutoConfig
+
+    from .model import parameter_count
+
+    config = AutoConfig.from_pretrained(folder)
+    tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"]
+    keys += ["embedding_size"] if config.model_type == "electra" else []
+    return {
+        "model_type": config.model_type,
+        "checkpoint": config.architectures[0],
+        "size": size,
+        **{key: getattr(config, key) for key in keys},
+        "parameters": parameter_count(config, 2),
+        "tokenizer": tokenizer["model"]["type"],
+        "tokenizer_rows": tokenizer_rows,
+        "weights": "random",
+    }
+
+
 def read_rows(data: Path, n: int) -> tuple[list[str], list[int]]:
     from .data import read_table
 
@@ -380,8 +504,34 @@ def ratios(tutorial: dict, ours: dict) -> dict:
     return {k: round(v, 2) for k, v in out.items()}
 
 
-def table(report: dict) -> str:
-    rows = [("tutorial (train + predict)", {**report["tutorial"]})] + list(report["ours"].items())
+def family_ratios(padded: dict, ours: dict) -> dict:
+    """FAMILY_RATIOS for the paths that ran: how many times faster ours is than the family's padded forward."""
+    out = {}
+    for name, (mine, theirs, figure) in FAMILY_RATIOS.items():
+        if figure in ours.get(mine, {}) and figure in padded.get(theirs, {}):
+            a, b = ours[mine][figure], padded[theirs][figure]
+            out[name] = round(b / a if figure.endswith("_ms") else a / b, 2)
+    return out
+
+
+def family_report(family: str, backbone: dict, results: dict[str, dict]) -> dict:
+    """The family's JSON: the backbone measured, the forward ours trained with, both sides' figures, the ratios."""
+    from .cpu import cpu_flags
+
+    padded = {p.removeprefix(PADDED): r for p, r in results.items() if p.startswith(PADDED)}
+    ours = {p: r for p, r in results.items() if not p.startswith(PADDED)}
+    return {
+        "family": family,
+        "backbone": backbone,
+        "forward": next((r["forward"] for r in ours.values() if "forward" in r), None),
+        "padded": padded,
+        "ours": ours,
+        "ratios": family_ratios(padded, ours),
+        "machine": {**machine(), "cpu_flags": [flag for flag in SPEED_FLAGS if flag in cpu_flags()]},
+    }
+
+
+def _table_lines(rows: list[tuple[str, dict]]) -> list[str]:
     header = "| path | train sent/s | predict p50 ms | p95 ms | batch predict sent/s | peak RSS MB |"
     lines = [header, "|---|---:|---:|---:|---:|---:|"]
 
@@ -391,11 +541,21 @@ def table(report: dict) -> str:
     for name, r in rows:
         if "backend" in r:
             name = f"{name} ({r['backend']})"
+        elif "forward" in r:
+            name = f"{name} ({r['forward']})"
         lines.append(
             f"| {name} | {cell(r.get('train_sentences_per_s'))} | {cell(r.get('predict_p50_ms'))} | "
             f"{cell(r.get('predict_p95_ms'))} | {cell(r.get('batch_predict_sentences_per_s'))} | "
             f"{cell(r.get('peak_rss_mb'), 0)} |"
         )
+    return lines
+
+
+def table(report: dict) -> str:
+    if "family" in report:
+        return family_table(report)
+    rows = [("tutorial (train + predict)", {**report["tutorial"]})] + list(report["ours"].items())
+    lines = _table_lines(rows)
     lines.append("")
     lines.append("ratios to the tutorial: " + ", ".join(f"{k} {v}x" for k, v in report["ratios"].items()))
     m = report["machine"]
@@ -403,8 +563,35 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def family_table(report: dict) -> str:
+    rows = [(f"{PADDED}{p} (transformers)", r) for p, r in report["padded"].items()] + list(report["ours"].items())
+    lines = _table_lines(rows)
+    b, m = report["backbone"], report["machine"]
+    lines.append("")
+    lines.append("ratios to the padded forward: " + ", ".join(f"{k} {v}x" for k, v in report["ratios"].items()))
+    lines.append(
+        f"backbone: {b['model_type']} {b['size']}, {b['num_hidden_layers']} layers, hidden {b['hidden_size']}, "
+        f"{b['parameters'] / 1e6:.1f}M parameters, {b['vocab_size']}-token {b['tokenizer']} tokenizer learnt from "
+        f"{b['tokenizer_rows']} rows, {b['weights']} weights; our forward: {report['forward']}"
+    )
+    flags = " ".join(m["cpu_flags"]) or "none of " + " ".join(SPEED_FLAGS)
+    lines.append(f"machine: {m['cpu']}, {m['cores']} cores, flags {flags}, torch {m['torch']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kobert_demo bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--family",
+        choices=FAMILY_CHOICES,
+        default="kobert",
+        help="kobert: the tutorial's loop against ours on KoBERT's shape; bert, roberta, electra: the family's padded "
+        "transformers forward against ours, on a hub-like folder built here (random weights, a tokenizer learnt "
+        "from --data)",
+    )
+    parser.add_argument(
+        "--size", choices=("base", "tiny"), help="with --family bert/roberta/electra: base (default) or tiny (a check)"
+    )
     parser.add_argument("--data", default=str(CLONE_NSMC / "train.tsv"), help="NSMC rows to use")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
@@ -412,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--latency-sentences", type=int, default=30)
     parser.add_argument("--predict-rows", type=int, default=256)
-    parser.add_argument("--paths", default=",".join(TRAIN_PATHS + PREDICT_PATHS))
+    parser.add_argument("--paths", help="comma-separated; default: every path of the family")
     parser.add_argument(
         "--accuracy",
         action="store_true",
@@ -425,6 +612,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    kobert = args.family == "kobert"
+    if kobert and args.size:
+        parser.error("--size goes with --family bert, roberta or electra (kobert is KoBERT's own shape)")
+    if args.accuracy and not kobert:
+        parser.error("--accuracy compares the tutorial's loop with ours on tiny; it takes no --family")
 
     if args.accuracy:
         report = accuracy_check(args)
@@ -436,19 +628,35 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_worker(args.worker, Path(args.folder), texts, labels, args)))
         return 0
 
+    paths = args.paths.split(",") if args.paths else list(TRAIN_PATHS + PREDICT_PATHS if kobert else FAMILY_PATHS)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="kobert-bench-") as tmp:
-        folder = build_backbone(Path(tmp) / "backbone")
-        for path in args.paths.split(","):
+        if kobert:
+            folder = build_backbone(Path(tmp) / "backbone")
+        else:
+            from .data import read_table
+
+            every_text = read_table(Path(args.data)).texts
+            folder = build_family_backbone(Path(tmp) / "backbone", args.family, every_text, args.size or "base")
+            backbone = describe_backbone(folder, args.size or "base", len(every_text))
+        for path in paths:
             print(f"bench: {path} ...", file=sys.stderr, flush=True)
             command = [sys.executable, "-m", "kobert_demo", "bench", "--worker", path, "--folder", str(folder)]
             command += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("data", "batch_size", "train_rows")]
             command += [f"--latency-sentences={args.latency_sentences}", f"--predict-rows={args.predict_rows}"]
+            command += [f"--family={args.family}"]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode:
                 print(done.stderr, file=sys.stderr)
                 raise SystemExit(f"error: bench path {path} failed")
             results[path] = json.loads(done.stdout.strip().splitlines()[-1])
+    report = kobert_report(results) if kobert else family_report(args.family, backbone, results)
+    print(json.dumps(report, indent=2) if args.json else table(report))
+    return 0
+
+
+def kobert_report(results: dict[str, dict]) -> dict:
+    """The tutorial's two halves joined into one row, against ours."""
     halves = [results.pop(p) for p in ("tutorial_train", "tutorial_predict") if p in results]
     tutorial = {k: v for half in halves for k, v in half.items()}
     if halves:
@@ -458,5 +666,4 @@ def main(argv: list[str] | None = None) -> int:
         report["ratios"] = ratios(tutorial, results)
     except KeyError:
         report["ratios"] = {}
-    print(json.dumps(report, indent=2) if args.json else table(report))
-    return 0
+    return report
