@@ -1,4 +1,5 @@
-"""Tests for kobert_demo.bench: a small real run of every path through the CLI, and the JSON the issue asks for.
+"""Tests for kobert_demo.bench: a small real run of every path through the CLI, and the JSON the issue asks for;
+the same for each family's bench (--family, at tiny size) against its padded transformers forward.
 
 Only the shape of the report and its arithmetic are checked here; the figures themselves are measured by hand
 (README, Speed) because timings do not belong in assertions.
@@ -9,17 +10,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DATA, run_cli
+from conftest import DATA, FAMILY_TYPES, run_cli
 
-from kobert_demo.bench import PREDICT_PATHS, TRAIN_PATHS, ratios, table
+from kobert_demo.bench import FAMILY_RATIOS, PREDICT_PATHS, SPEED_FLAGS, TRAIN_PATHS, family_ratios, main, ratios, table
+from kobert_demo.families import FAMILIES
+from kobert_demo.hublike import TINY_EMBEDDING_SIZE
+from kobert_demo.model import TINY_SHAPE
+
+SMALL = ("--train-rows", "8", "--batch-size", "4", "--latency-sentences", "3", "--predict-rows", "8")
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict:
     done = run_cli(
         "bench", "--json", "--data", DATA / "nsmc" / "train.tsv",
-        "--train-rows", "8", "--batch-size", "4", "--latency-sentences", "3", "--predict-rows", "8",
-        cwd=tmp_path_factory.mktemp("bench"),
+        *SMALL, cwd=tmp_path_factory.mktemp("bench"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
@@ -86,3 +91,101 @@ def test_accuracy_mode_trains_both_loops_per_seed(tmp_path) -> None:
         assert all(0 <= s <= 1 for s in scores)
         assert result[f"{loop}_mean"] == pytest.approx(sum(scores) / 2, abs=1e-4)
     assert result["difference"] == pytest.approx(result["ours_mean"] - result["tutorial_mean"], abs=2e-4)
+
+
+# --- --family bert/roberta/electra -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module", params=FAMILY_TYPES)
+def family_run(request, tmp_path_factory) -> dict:
+    """bench --family F --size tiny --json, every path, a few rows each."""
+    done = run_cli(
+        "bench", "--family", request.param, "--size", "tiny", "--json", "--data", DATA / "nsmc" / "train.tsv", *SMALL,
+        cwd=tmp_path_factory.mktemp(f"bench-{request.param}"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_family_report_has_both_sides_of_every_path(family_run: dict) -> None:
+    assert set(family_run) == {"family", "backbone", "forward", "padded", "ours", "ratios", "machine"}
+    assert list(family_run["padded"]) == ["full", "cpu_mode", "predict"]
+    assert list(family_run["ours"]) == ["full", "cpu_mode", "predict"]
+    for side in ("padded", "ours"):
+        for path in ("full", "cpu_mode"):
+            assert family_run[side][path]["train_sentences_per_s"] > 0
+        figures = family_run[side]["predict"]
+        assert figures["predict_p95_ms"] >= figures["predict_p50_ms"] > 0
+        assert figures["batch_predict_sentences_per_s"] > 0
+    assert family_run["forward"] == "padding-free"
+    assert {family_run["ours"][p]["forward"] for p in ("full", "cpu_mode")} == {"padding-free"}
+    assert family_run["ours"]["predict"]["backend"] in ("torch", "int8")  # auto: whichever passed its check
+    assert set(family_run["machine"]["cpu_flags"]) <= set(SPEED_FLAGS)
+    assert family_run["machine"]["cores"] >= 1
+
+
+@pytest.mark.slow
+def test_family_bench_measures_the_familys_own_folder(family_run: dict) -> None:
+    """The built folder is the family's hub-like checkpoint, and every path ran the family's classifier class."""
+    family = family_run["family"]
+    backbone = family_run["backbone"]
+    checkpoint = {"bert": "BertForPreTraining", "roberta": "RobertaForMaskedLM", "electra": "ElectraForPreTraining"}
+    assert (backbone["model_type"], backbone["checkpoint"]) == (family, checkpoint[family])
+    assert backbone["tokenizer"] == ("BPE" if family == "roberta" else "WordPiece")
+    assert (backbone["size"], backbone["hidden_size"]) == ("tiny", TINY_SHAPE["hidden_size"])
+    if family == "electra":
+        assert backbone["embedding_size"] == TINY_EMBEDDING_SIZE
+    classes = {r["model_class"] for side in ("padded", "ours") for r in family_run[side].values()}
+    assert classes == {FAMILIES[family].model_class.__name__}
+
+
+@pytest.mark.slow
+def test_family_ratios_are_computed_from_its_figures(family_run: dict) -> None:
+    padded, ours = family_run["padded"], family_run["ours"]
+    assert family_run["ratios"] == family_ratios(padded, ours)
+    names = {"train_full", "train_cpu_mode", "train_cpu_mode_vs_padded_full", "predict_p50", "batch_predict"}
+    assert set(family_run["ratios"]) == names
+    expected = ours["full"]["train_sentences_per_s"] / padded["full"]["train_sentences_per_s"]
+    assert family_run["ratios"]["train_full"] == round(expected, 2)
+
+
+@pytest.mark.slow
+def test_family_table_names_both_sides_and_the_backbone(family_run: dict) -> None:
+    text = table(family_run)
+    assert text.splitlines()[0].startswith("| path | train sent/s |")
+    assert "| padded_full (transformers) |" in text and "| full (padding-free) |" in text
+    assert f"| predict ({family_run['ours']['predict']['backend']}) |" in text
+    assert f"train_full {family_run['ratios']['train_full']}x" in text
+    assert f"backbone: {family_run['family']} tiny" in text
+
+
+def test_family_ratios_set_ours_against_the_padded_forward() -> None:
+    """Speeds divide ours by the padded forward's, latencies the padded forward's by ours; absent paths, no ratio."""
+    padded = {
+        "full": {"train_sentences_per_s": 10.0},
+        "cpu_mode": {"train_sentences_per_s": 20.0},
+        "predict": {"predict_p50_ms": 90.0, "batch_predict_sentences_per_s": 40.0},
+    }
+    ours = {
+        "full": {"train_sentences_per_s": 25.0},
+        "cpu_mode": {"train_sentences_per_s": 70.0},
+        "predict": {"predict_p50_ms": 20.0, "batch_predict_sentences_per_s": 30.0},
+    }
+    found = family_ratios(padded, ours)
+    assert found == {
+        "train_full": 2.5, "train_cpu_mode": 3.5, "train_cpu_mode_vs_padded_full": 7.0, "predict_p50": 4.5,
+        "batch_predict": 0.75,
+    }  # fmt: skip
+    del padded["cpu_mode"]
+    assert "train_cpu_mode" not in family_ratios(padded, ours)
+    assert set(FAMILY_RATIOS) > set(found)  # predict_fp32 / predict_int8 only when those paths ran
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["--family", "roberta", "--accuracy"], "--accuracy"), (["--size", "tiny"], "--size")],
+)
+def test_family_options_that_do_not_go_together_are_refused(argv: list[str], said: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert said in capsys.readouterr().err
