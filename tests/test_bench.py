@@ -8,9 +8,12 @@ Only the shape of the report and its arithmetic are checked here; the figures th
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
-from conftest import DATA, FAMILY_TYPES, run_cli
+from conftest import DATA, FAMILY_TYPES, REPO, run_cli
 
 from kobert_demo.bench import FAMILY_RATIOS, PREDICT_PATHS, SPEED_FLAGS, TRAIN_PATHS, family_ratios, main, ratios, table
 from kobert_demo.families import FAMILIES
@@ -73,6 +76,23 @@ def test_table_names_each_path_its_backend_and_the_machine(report: dict) -> None
     assert f"| predict ({report['ours']['predict']['backend']}) |" in text
     assert f"train_full {report['ratios']['train_full']}x" in text
     assert f"{report['machine']['cores']} cores" in text
+
+
+@pytest.mark.slow
+def test_peak_memory_is_the_workers_own_not_its_parents(tmp_path) -> None:
+    """A worker's peak RSS must not include the driver's: a child of a process that held 1 GB reports less."""
+    parent = (
+        "import subprocess, sys\n"
+        "held = bytearray(2**30)\n"
+        "for i in range(0, len(held), 4096):\n"
+        "    held[i] = 1\n"
+        "child = 'from kobert_demo.bench import _peak_rss_mb; print(_peak_rss_mb())'\n"
+        "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True, check=True).stdout)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 0 < float(done.stdout) < 1024
 
 
 @pytest.mark.slow
