@@ -324,7 +324,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tokenize)
 
-    sub.add_parser("bench", help="speed benchmark: the tutorial's loop against ours (see bench --help)")
+    sub.add_parser("bench", help="speed: the tutorial's or a family's padded loop against ours (see bench --help)")
 
     p = sub.add_parser("app", help="serve the web app (like python app.py)")
     add_app_arguments(p)
