@@ -188,3 +188,34 @@ def test_int8_quantizes_encoder_linears_with_full_range_inputs_on_vnni() -> None
     assert error < 0.02 * reference.abs().mean()
     if has_vnni():
         assert error < 0.7 * (default["encoder"](x) - reference).abs().mean()
+
+
+# Every family (#14): int8 quantizes the encoder's layers only, and `auto` keeps its 0.01 check
+
+
+@pytest.mark.slow
+def test_int8_and_auto_in_every_family(family_run: TrainedRun) -> None:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from kobert_demo.families import family_of
+    from kobert_demo.predict import CHECK_SENTENCES, INT8_MAX_DIFF
+
+    reference = Predictor.load(family_run.path, backend="torch").predict_proba(CHECK_SENTENCES)
+    int8 = Predictor.load(family_run.path, backend="int8")
+    assert int8.backend == "int8"
+    model = int8.model
+    family = family_of(model)
+    layers = list(family.layers(model).modules())
+    assert sum(isinstance(m, DynamicLinear) for m in layers) == 6 * len(family.layers(model))  # q k v o, ffn in, out
+    outside = [m for m in model.modules() if not any(m is layer for layer in layers)]
+    assert not any(isinstance(m, DynamicLinear) for m in outside)  # the head and ELECTRA's projection stay float
+    head = family.new_head_layer(model)
+    assert type(head) is torch.nn.Linear
+    if family.model_type == "electra":
+        assert type(family.encoder(model).embeddings_project) is torch.nn.Linear
+    assert np.abs(int8.predict_proba(CHECK_SENTENCES) - reference).max() < 0.1  # unchecked, but not far off
+
+    auto = Predictor.load(family_run.path, backend="auto")
+    diff = np.abs(auto.predict_proba(CHECK_SENTENCES) - reference).max()
+    assert auto.backend in ("int8", "torch")
+    assert diff <= INT8_MAX_DIFF if auto.backend == "int8" else diff < 1e-5
