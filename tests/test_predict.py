@@ -170,24 +170,26 @@ def test_auto_backend_quantizes_in_place_and_reloads_float_when_int8_fails(
 def test_int8_quantizes_encoder_linears_with_full_range_inputs_on_vnni() -> None:
     """On VNNI CPUs the int8 layers take 8-bit inputs (torch's default keeps 7): closer to float, no overflow."""
     import torch.ao.nn.quantized.dynamic as dynamic
+    from transformers import BertConfig, BertForSequenceClassification
 
     from kobert_demo.cpu import has_vnni
     from kobert_demo.predict import FullRangeDynamicLinear, quantize_int8
 
     torch.manual_seed(0)
-    model = torch.nn.ModuleDict(
-        {"encoder": torch.nn.Sequential(torch.nn.Linear(768, 768)), "head": torch.nn.Linear(768, 2)}
-    )
+    config = BertConfig(vocab_size=100, hidden_size=768, num_hidden_layers=1, num_attention_heads=12)
+    model = BertForSequenceClassification(config).eval()
     x = torch.randn(64, 768)
-    reference = model["encoder"](x)
+    query = lambda m: m.bert.encoder.layer[0].attention.self.query  # noqa: E731
+    reference = query(model)(x)
     default = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     quantized = quantize_int8(model, inplace=False)
-    assert isinstance(quantized["head"], torch.nn.Linear)  # only the encoder is quantized
-    assert isinstance(quantized["encoder"][0], FullRangeDynamicLinear if has_vnni() else dynamic.Linear)
-    error = (quantized["encoder"](x) - reference).abs().mean()
+    head = (quantized.bert.pooler.dense, quantized.classifier)
+    assert all(type(layer) is torch.nn.Linear for layer in head)  # only the encoder is quantized
+    assert isinstance(query(quantized), FullRangeDynamicLinear if has_vnni() else dynamic.Linear)
+    error = (query(quantized)(x) - reference).abs().mean()
     assert error < 0.02 * reference.abs().mean()
     if has_vnni():
-        assert error < 0.7 * (default["encoder"](x) - reference).abs().mean()
+        assert error < 0.7 * (query(default)(x) - reference).abs().mean()
 
 
 # Every family (#14): int8 quantizes the encoder's layers only, and `auto` keeps its 0.01 check
