@@ -30,10 +30,16 @@ class Family:
     """One `model_type` of config.json: its classes, where its encoder sits, and its embeddings' and head's ways."""
 
     model_type: str
+    name: str  # as sentences call it: BERT, RoBERTa, ELECTRA
     config_class: type[PretrainedConfig]
     model_class: type[PreTrainedModel]
     base: str  # the classifier's attribute holding the encoder, and its weights' prefix in checkpoints
     backbone_parts: tuple[str, ...]  # the encoder's weights after that prefix (all must come from the checkpoint)
+
+    @property
+    def encoder_class_name(self) -> str:
+        """BertModel, RobertaModel, ElectraModel: the encoder whose weight names checkpoints use."""
+        return self.model_class.__name__.replace("ForSequenceClassification", "Model")
 
     def encoder(self, model: nn.Module) -> nn.Module:
         """BertModel / RobertaModel / ElectraModel inside the classifier."""
@@ -84,19 +90,21 @@ class Family:
 FAMILIES = {
     family.model_type: family
     for family in (
-        Family("bert", BertConfig, BertForSequenceClassification, "bert", ("embeddings.", "encoder.", "pooler.")),
+        Family(
+            "bert", "BERT", BertConfig, BertForSequenceClassification, "bert", ("embeddings.", "encoder.", "pooler."),
+        ),
         # RobertaForSequenceClassification has no pooler: a checkpoint's pooler weights are ignored, as transformers
         # ignores them.
-        Family("roberta", RobertaConfig, RobertaForSequenceClassification, "roberta", ("embeddings.", "encoder.")),
         Family(
-            "electra",
-            ElectraConfig,
-            ElectraForSequenceClassification,
-            "electra",
+            "roberta", "RoBERTa", RobertaConfig, RobertaForSequenceClassification, "roberta",
+            ("embeddings.", "encoder."),
+        ),
+        Family(
+            "electra", "ELECTRA", ElectraConfig, ElectraForSequenceClassification, "electra",
             ("embeddings.", "embeddings_project.", "encoder."),
-        ),  # fmt: skip
+        ),
     )
-}
+}  # fmt: skip
 MODEL_TYPES = tuple(FAMILIES)
 
 

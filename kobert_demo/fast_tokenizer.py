@@ -63,8 +63,13 @@ class FastTokenizer:
         return len(self.hf)
 
     def unknown_share(self, texts: list[str] = KOREAN_SAMPLE) -> float:
-        """The share of the texts' pieces that are the unknown token."""
-        pieces = [i for ids in self.encode_batch(texts, self.max_len) for i in ids if i not in self._special]
+        """The share of the texts' pieces that are the unknown token (itself one of the special tokens)."""
+        pieces = [
+            i
+            for ids in self.encode_batch(texts, self.max_len)
+            for i in ids
+            if i not in self._special or i == self.unk_id
+        ]
         unknown = sum(i == self.unk_id for i in pieces) if self.unk_id is not None else 0
         return unknown / max(len(pieces), 1)
 

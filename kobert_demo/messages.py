@@ -385,8 +385,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "아니거나 이 모델의 것이 아닙니다.",
     ),
     "model_bad_config": (
-        "{path} is not a usable BERT config: {reason}",
-        "{path} 은(는) 쓸 수 있는 BERT 설정이 아닙니다: {reason}",
+        "{path} is not a usable {family} config: {reason}",
+        "{path} 은(는) 쓸 수 있는 {family} 설정이 아닙니다: {reason}",
     ),
     "model_config_out_of_range": (
         "{path} has {setting}={value!r}; expected a whole number from 1 to {high}.",
@@ -439,17 +439,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{folder} 은(는) 학습된 분류 모델이 아닙니다: 가중치에 분류 헤드({keys})가 없습니다.",
     ),
     "model_weights_missing": (
-        "{name} lacks {count} weight(s) of the BERT encoder its config.json describes ({keys}); they would train "
+        "{name} lacks {count} weight(s) of the {family} encoder its config.json describes ({keys}); they would train "
         "from random values, so it is not loaded.",
-        "{name} 에는 config.json이 설명하는 BERT 인코더의 가중치 {count}개가 없습니다({keys}). 무작위 값으로 "
+        "{name} 에는 config.json이 설명하는 {family} 인코더의 가중치 {count}개가 없습니다({keys}). 무작위 값으로 "
         "학습하게 되므로 불러오지 않습니다.",
     ),
     "model_weights_missing_unplaced": (
-        "{name} lacks {count} weight(s) of the BERT encoder its config.json describes ({keys}) and holds "
-        "{unplaced_count} it cannot place ({unplaced}): the keys need BertModel's names, with or without a bert. "
+        "{name} lacks {count} weight(s) of the {family} encoder its config.json describes ({keys}) and holds "
+        "{unplaced_count} it cannot place ({unplaced}): the keys need {encoder}'s names, with or without a {prefix} "
         "prefix.",
-        "{name} 에는 config.json이 설명하는 BERT 인코더의 가중치 {count}개가 없고({keys}), 자리를 찾을 수 없는 "
-        "가중치 {unplaced_count}개가 있습니다({unplaced}). 키 이름은 BertModel의 이름이어야 합니다(bert. 접두사는 "
+        "{name} 에는 config.json이 설명하는 {family} 인코더의 가중치 {count}개가 없고({keys}), 자리를 찾을 수 없는 "
+        "가중치 {unplaced_count}개가 있습니다({unplaced}). 키 이름은 {encoder}의 이름이어야 합니다({prefix} 접두사는 "
         "있어도 없어도 됩니다).",
     ),
     "model_weights_shape": (

@@ -39,7 +39,8 @@ from .tokenizer import CLS, MASK, PAD, SEP, SETTINGS_FILE, UNK, KoBertTokenizer
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Weights, configs and every kind of tokenizer file: SentencePiece (*.model), tokenizer.json, vocab.txt, merges.txt.
-HUB_FILES = ["config.json", "*.safetensors", "pytorch_model.bin", "*.model", "*.json", "*.txt"]
+# README.md: the model card, whose front matter names the model's license.
+HUB_FILES = ["config.json", "*.safetensors", "pytorch_model.bin", "*.model", "*.json", "*.txt", "README.md"]
 
 # Small enough to train an NSMC epoch on two CPU cores in minutes; big enough to learn it.
 TINY_SHAPE = dict(
@@ -274,7 +275,10 @@ def _read_config(folder: Path, name: str) -> PretrainedConfig:
     try:
         config = config_class.from_dict(raw)
     except Exception as error:
-        raise BackboneError("model_bad_config", path=shown, reason=_reason(error, folder, name)) from None
+        family = FAMILIES[model_type].name
+        raise BackboneError(
+            "model_bad_config", path=shown, family=family, reason=_reason(error, folder, name)
+        ) from None
     if config.num_labels > MAX_CLASSES:
         raise BackboneError("model_too_many_classes", path=shown, classes=config.num_labels, limit=MAX_CLASSES)
     return config
@@ -518,11 +522,13 @@ def check_weights(
     missing = [key for key in checked if key not in found and not key.startswith(_HEAD)]
     if missing and unplaced:  # the keys it has but cannot place usually show why (another prefix, another model)
         raise BackboneError(
-            "model_weights_missing_unplaced", name=name, count=len(missing), keys=_first(missing),
-            unplaced_count=len(unplaced), unplaced=_first(unplaced),
+            "model_weights_missing_unplaced", name=name, family=family.name, count=len(missing), keys=_first(missing),
+            unplaced_count=len(unplaced), unplaced=_first(unplaced), encoder=family.encoder_class_name, prefix=prefix,
         )  # fmt: skip
     if missing:
-        raise BackboneError("model_weights_missing", name=name, count=len(missing), keys=_first(missing))
+        raise BackboneError(
+            "model_weights_missing", name=name, family=family.name, count=len(missing), keys=_first(missing)
+        )
     wrong = [key for key in checked if key in found and shapes[found[key]] != expected[key]]
     if wrong:
         first = found[wrong[0]]
@@ -537,16 +543,16 @@ def check_weights(
         raise BackboneError("model_no_head", folder=name, keys=_first(head))
 
 
-def _check_loaded(info: dict, need_head: bool, name: str) -> list[str]:
+def _check_loaded(info: dict, need_head: bool, name: str, family: str) -> list[str]:
     """transformers' own account of the load, checked again: nothing but a new head may start random.
 
     check_weights has refused such a folder already, so this only fires if the two ever disagree (a transformers
-    upgrade that loads differently). Returns the head's keys that start random.
+    upgrade that loads differently). Returns the head's keys that start random. family: as sentences call it.
     """
     fresh = sorted([*info["missing_keys"], *(key for key, *_ in info["mismatched_keys"])], key=_natural)
     random = [key for key in fresh if need_head or not key.startswith(_HEAD)]
     if random:
-        raise BackboneError("model_weights_missing", name=name, count=len(random), keys=_first(random))
+        raise BackboneError("model_weights_missing", name=name, family=family, count=len(random), keys=_first(random))
     return fresh
 
 
@@ -592,7 +598,9 @@ def load_backbone(
             )
     except Exception as error:
         raise BackboneError("model_weights_failed", folder=name, reason=_reason(error, folder, name)) from None
-    if _check_loaded(info, need_head=False, name=name):  # a head from the folder, with these classes, stays
+    if _check_loaded(
+        info, need_head=False, name=name, family=family.name
+    ):  # a head from the folder, with these classes, stays
         _tutorial_head(model)
     return Classifier(model, tokenizer, label_names, source)
 
@@ -634,7 +642,7 @@ def load_classifier(folder: str | Path, trusted: bool = True, name: str = "") ->
             )
     except Exception as error:
         raise BackboneError("model_weights_failed", folder=name, reason=_reason(error, folder, name)) from None
-    _check_loaded(info, need_head=True, name=name)
+    _check_loaded(info, need_head=True, name=name, family=family_of(config).name)
     model.eval()
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     source = getattr(model.config, "kobert_demo_source", str(folder))

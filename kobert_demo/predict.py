@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .cpu import has_vnni
+from .families import family_of
 from .model import Classifier, load_classifier
 from .runs import Run
 from .settings import limits
@@ -67,17 +68,20 @@ def quantize_int8(model: torch.nn.Module, inplace: bool) -> torch.nn.Module:
     """Dynamic int8 quantization of the encoder's linear layers (CPU), about 3-5x faster on one sentence.
 
     Weights per output channel; on CPUs with VNNI, inputs over the full 8 bits rather than torch's default 7: on
-    KoBERT's shape that halves the error. The pooler and the classifier stay in float (they cost nothing).
+    KoBERT's shape that halves the error. Only the encoder's layers are quantized: the head (BERT's pooler and
+    classifier, RoBERTa's and ELECTRA's two-layer head) and ELECTRA's embedding projection stay in float (they
+    cost nothing).
     In place, the float weights are freed as each layer is swapped; otherwise a quantized copy is made.
     """
     import warnings
 
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    in_layers = {id(module) for module in family_of(model).layers(model).modules()}
     encoder_linears = {
         name: per_channel_dynamic_qconfig
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and ".encoder." in f".{name}"
+        if isinstance(module, torch.nn.Linear) and id(module) in in_layers
     }
     mapping = {torch.nn.Linear: FullRangeDynamicLinear} if has_vnni() else None
     with warnings.catch_warnings():

@@ -282,9 +282,11 @@ def _train(
         config.model, splits.label_names, config.dropout, config.tokenizer_mode, config.max_len,
         train_texts=splits.train_texts, seed=config.seed,
     )  # fmt: skip
+    # The tokenizer's own max_len: config.max_len, or less where the model has fewer positions (a RoBERTa with 512
+    # position embeddings takes 510 tokens).
     tokenizer = classifier.tokenizer
-    train_ids = tokenizer.encode_batch(splits.train_texts, config.max_len)
-    test_ids = tokenizer.encode_batch(splits.test_texts, config.max_len)
+    train_ids = tokenizer.encode_batch(splits.train_texts)
+    test_ids = tokenizer.encode_batch(splits.test_texts)
 
     # Dataloaders, optimizer, schedule
     # The batch size is the global one, as in the tutorial: N processes take batch_size / N rows each.

@@ -141,3 +141,15 @@ def test_unknown_text_column(small_model, reviews, tmp_path):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith("error: in.tsv has no column 'nope'")
+
+
+@pytest.mark.slow
+def test_every_family_predicts_a_file_as_in_memory(family_run, tmp_path):
+    texts = pd.read_csv(DATA / "nsmc/test.tsv", sep="\t", dtype=str, keep_default_na=False)["document"].tolist()
+    source = write_table(tmp_path / "in.tsv", texts)
+    predictor = Predictor.load(family_run.path, backend="torch")
+    assert predict_file(predictor, source, tmp_path / "out.csv", chunk_rows=64, progress=False) == len(texts)
+    out = read_output(tmp_path / "out.csv")
+    expected = predictor.predict_proba(texts)
+    np.testing.assert_allclose(out[[f"p_{name}" for name in predictor.label_names]].to_numpy(), expected, atol=2e-6)
+    assert out["label"].tolist() == [predictor.label_names[i] for i in expected.argmax(1)]

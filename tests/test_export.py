@@ -172,3 +172,65 @@ def test_export_refuses_a_non_empty_folder(trained_run, tmp_path):
     with pytest.raises(RunError, match="not empty"):
         export_model(Run(trained_run[0]), tmp_path / "busy", "transformers")
     assert (tmp_path / "busy" / "keep.txt").read_text(encoding="utf-8") == "mine"
+
+
+# Every family (#14): zip, transformers and ONNX exports, read back by us and by plain transformers
+
+
+def held_out() -> list[str]:
+    """nsmc/test.tsv's rows (never trained on), and a sentence longer than max_len."""
+    from conftest import DATA
+
+    from kobert_demo.data import read_table
+
+    return [*read_table(DATA / "nsmc" / "test.tsv").texts[:120], "정말 재미있는 영화였어요, 또 보고 싶네요 " * 40]
+
+
+@pytest.mark.slow
+def test_every_family_exports_read_back_in_plain_transformers(family_run, tmp_path):
+    """`pipeline("text-classification")` on the transformers export gives our probabilities on held-out sentences,
+    and AutoTokenizer our ids."""
+    from transformers import AutoTokenizer, pipeline
+
+    from kobert_demo.export import export_model
+
+    run = Run(family_run.path)
+    out, _ = export_model(run, tmp_path / "hf", "transformers")
+    texts = held_out()
+    ours = Predictor.load(run.path, backend="torch")
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer(texts, truncation=True)["input_ids"] == ours.tokenizer.encode_batch(texts)
+    assert max(map(len, ours.tokenizer.encode_batch(texts))) == ours.tokenizer.max_len == 64  # the long one is cut
+    classify = pipeline("text-classification", model=str(out), top_k=None, truncation=True)
+    expected = ours.predict(texts)
+    for theirs, mine in zip(classify(texts), expected, strict=True):
+        assert {row["label"]: row["score"] for row in theirs} == pytest.approx(mine, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_every_family_zip_holds_its_tokenizer_and_imports_back(family_run, tmp_path):
+    run = Run(family_run.path)
+    exported = export_zip(run, tmp_path)
+    saved = {p.name for p in run.model_dir.iterdir()}  # what save_pretrained wrote for the model and tokenizer
+    assert saved <= set(_members(exported)) and "tokenizer.json" in saved
+    assert saved <= {p.name for p in import_zip(exported, tmp_path / "unpacked").iterdir()}
+    texts = held_out()
+    original = Predictor.load(run.path, backend="torch").predict_proba(texts)
+    np.testing.assert_allclose(Predictor(load_zip(exported, tmp_path)).predict_proba(texts), original, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_every_family_exports_to_onnx(family_run, tmp_path):
+    import onnxruntime
+
+    from kobert_demo.export import ONNX_MAX_DIFF, export_model
+
+    run = Run(family_run.path)
+    out, diff = export_model(run, tmp_path / "onnx", "onnx")
+    assert diff <= ONNX_MAX_DIFF
+    predictor = Predictor.load(run.path, backend="torch")
+    texts = held_out()[:40]
+    batch = predictor.tokenizer(texts)
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {name: value.numpy() for name, value in batch.items()})[0]
+    np.testing.assert_allclose(got, predictor.predict_proba(texts), atol=1e-4)

@@ -20,6 +20,7 @@ from transformers import BertConfig, BertForPreTraining, BertForSequenceClassifi
 
 from kobert_demo import model as model_module
 from kobert_demo.config import KOBERT_HUB_ID, TINY
+from kobert_demo.families import FAMILIES, family_of
 from kobert_demo.model import (
     TINY_SHAPE,
     BackboneError,
@@ -673,3 +674,98 @@ def test_transformers_logging_is_ours_only_while_we_load(tiny_kobert_folder: Pat
         assert logging.get_verbosity() == logging.INFO and logging.is_progress_bar_enabled()
     finally:
         logging.set_verbosity(verbosity)
+
+
+# Strict weights and the memory budget for every family (#14)
+
+
+def family_copy(family_folders: dict, family: str, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(family_folders[family], tmp_path / f"my-{family}"))
+
+
+def rewrite_weights(folder: Path, change: Callable[[dict], dict]) -> dict[str, torch.Tensor]:
+    """Apply change to folder's model.safetensors; returns the weights as they were."""
+    state = load_file(folder / "model.safetensors")
+    save_file(change(dict(state)), folder / "model.safetensors")
+    return state
+
+
+def assert_encoder_loaded(classifier: Classifier, state: dict[str, torch.Tensor]) -> None:
+    """Every weight of the classifier's encoder is the checkpoint's, whatever prefix the checkpoint used."""
+    family = family_of(classifier.model)
+    loaded = family.encoder(classifier.model).state_dict()
+    buffers = {name for name, _ in family.encoder(classifier.model).named_buffers()}
+    prefix = f"{family.base}."
+    for key, value in loaded.items():
+        if key in buffers:
+            continue
+        stored = state[prefix + key] if prefix + key in state else state[key]
+        assert torch.equal(value, stored), key
+
+
+@pytest.mark.parametrize(
+    ("family", "key", "count"),
+    [
+        ("roberta", "roberta.encoder.layer.1.output.dense.weight", 1),
+        ("electra", "electra.encoder.layer.0.attention.self.key.bias", 1),
+        ("electra", "electra.embeddings_project.", 2),  # embedding_size 64 != hidden_size 128: it is needed
+    ],
+)
+def test_a_missing_encoder_weight_is_refused_in_every_family(family_folders, tmp_path, family, key, count) -> None:
+    folder = family_copy(family_folders, family, tmp_path)
+    rewrite_weights(folder, lambda state: {k: v for k, v in state.items() if not k.startswith(key)})
+    message = backbone_error(folder)
+    name = FAMILIES[family].name
+    assert message.startswith(f"my-{family} lacks {count} weight(s) of the {name} encoder"), message
+    assert key in message and str(tmp_path) not in message
+
+
+def test_pretraining_heads_and_a_roberta_pooler_are_ignored(family_folders, tmp_path) -> None:
+    """The hub's pre-training heads (cls.*, lm_head.*, discriminator_predictions.*) and a RoBERTa pooler, which
+    RobertaForSequenceClassification does not have, are ignored, as transformers ignores them."""
+    heads = {"bert": "cls.", "roberta": "lm_head.", "electra": "discriminator_predictions."}
+    for family, head in heads.items():
+        state = load_file(family_folders[family] / "model.safetensors")
+        assert any(key.startswith(head) for key in state)
+        assert_encoder_loaded(load_backbone(str(family_folders[family]), LABELS, 0.1), state)
+    folder = family_copy(family_folders, "roberta", tmp_path)
+    hidden = json.loads((folder / "config.json").read_text(encoding="utf-8"))["hidden_size"]
+    pooler = {
+        "roberta.pooler.dense.weight": torch.ones(hidden, hidden),
+        "roberta.pooler.dense.bias": torch.ones(hidden),
+    }
+    state = rewrite_weights(folder, lambda state: {**state, **pooler})
+    assert_encoder_loaded(load_backbone(str(folder), LABELS, 0.1), state)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "electra"])
+def test_a_checkpoint_without_the_prefix_loads(family_folders, tmp_path, family) -> None:
+    """AutoModel.save_pretrained's layout: the encoder's own names, no `roberta.`/`electra.` before them."""
+    from transformers import AutoModel
+
+    folder = family_copy(family_folders, family, tmp_path)
+    (folder / "model.safetensors").unlink()
+    with model_module.quiet_transformers():
+        AutoModel.from_pretrained(family_folders[family]).save_pretrained(folder)
+    state = load_file(folder / "model.safetensors")
+    assert not any(key.startswith(f"{FAMILIES[family].base}.") for key in state)
+    assert_encoder_loaded(load_backbone(str(folder), LABELS, 0.1), state)
+
+
+@pytest.mark.parametrize("family", ["roberta", "electra"])
+def test_the_memory_budget_refuses_a_family_model_before_allocating_it(family_folders, tmp_path, family, monkeypatch):
+    folder = family_copy(family_folders, family, tmp_path)
+    huge = dict(hidden_size=4096, num_hidden_layers=48, num_attention_heads=64, intermediate_size=16384)
+    edit_config(folder, **huge, **({"embedding_size": 4096} if family == "electra" else {}))
+
+    def never(*args, **kwargs):
+        raise AssertionError("from_pretrained was called")
+
+    monkeypatch.setattr(FAMILIES[family].model_class, "from_pretrained", never)
+    monkeypatch.setenv("KOBERT_DEMO_MAX_MODEL_MB", "100000")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    message = backbone_error(folder)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
+    params = model_module.parameter_count(model_module._read_config(folder, folder.name), 2)
+    assert params > 9e9 and f"({params:,} parameters); this server allows 100,000 MB" in message
+    assert message.startswith(f"my-{family} would take about ")

@@ -170,21 +170,54 @@ def test_auto_backend_quantizes_in_place_and_reloads_float_when_int8_fails(
 def test_int8_quantizes_encoder_linears_with_full_range_inputs_on_vnni() -> None:
     """On VNNI CPUs the int8 layers take 8-bit inputs (torch's default keeps 7): closer to float, no overflow."""
     import torch.ao.nn.quantized.dynamic as dynamic
+    from transformers import BertConfig, BertForSequenceClassification
 
     from kobert_demo.cpu import has_vnni
     from kobert_demo.predict import FullRangeDynamicLinear, quantize_int8
 
     torch.manual_seed(0)
-    model = torch.nn.ModuleDict(
-        {"encoder": torch.nn.Sequential(torch.nn.Linear(768, 768)), "head": torch.nn.Linear(768, 2)}
-    )
+    config = BertConfig(vocab_size=100, hidden_size=768, num_hidden_layers=1, num_attention_heads=12)
+    model = BertForSequenceClassification(config).eval()
     x = torch.randn(64, 768)
-    reference = model["encoder"](x)
+    query = lambda m: m.bert.encoder.layer[0].attention.self.query  # noqa: E731
+    reference = query(model)(x)
     default = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     quantized = quantize_int8(model, inplace=False)
-    assert isinstance(quantized["head"], torch.nn.Linear)  # only the encoder is quantized
-    assert isinstance(quantized["encoder"][0], FullRangeDynamicLinear if has_vnni() else dynamic.Linear)
-    error = (quantized["encoder"](x) - reference).abs().mean()
+    head = (quantized.bert.pooler.dense, quantized.classifier)
+    assert all(type(layer) is torch.nn.Linear for layer in head)  # only the encoder is quantized
+    assert isinstance(query(quantized), FullRangeDynamicLinear if has_vnni() else dynamic.Linear)
+    error = (query(quantized)(x) - reference).abs().mean()
     assert error < 0.02 * reference.abs().mean()
     if has_vnni():
-        assert error < 0.7 * (default["encoder"](x) - reference).abs().mean()
+        assert error < 0.7 * (query(default)(x) - reference).abs().mean()
+
+
+# Every family (#14): int8 quantizes the encoder's layers only, and `auto` keeps its 0.01 check
+
+
+@pytest.mark.slow
+def test_int8_and_auto_in_every_family(family_run: TrainedRun) -> None:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from kobert_demo.families import family_of
+    from kobert_demo.predict import CHECK_SENTENCES, INT8_MAX_DIFF
+
+    reference = Predictor.load(family_run.path, backend="torch").predict_proba(CHECK_SENTENCES)
+    int8 = Predictor.load(family_run.path, backend="int8")
+    assert int8.backend == "int8"
+    model = int8.model
+    family = family_of(model)
+    layers = list(family.layers(model).modules())
+    assert sum(isinstance(m, DynamicLinear) for m in layers) == 6 * len(family.layers(model))  # q k v o, ffn in, out
+    outside = [m for m in model.modules() if not any(m is layer for layer in layers)]
+    assert not any(isinstance(m, DynamicLinear) for m in outside)  # the head and ELECTRA's projection stay float
+    head = family.new_head_layer(model)
+    assert type(head) is torch.nn.Linear
+    if family.model_type == "electra":
+        assert type(family.encoder(model).embeddings_project) is torch.nn.Linear
+    assert np.abs(int8.predict_proba(CHECK_SENTENCES) - reference).max() < 0.1  # unchecked, but not far off
+
+    auto = Predictor.load(family_run.path, backend="auto")
+    diff = np.abs(auto.predict_proba(CHECK_SENTENCES) - reference).max()
+    assert auto.backend in ("int8", "torch")
+    assert diff <= INT8_MAX_DIFF if auto.backend == "int8" else diff < 1e-5

@@ -452,3 +452,59 @@ def test_auto_precision_follows_the_hardware(monkeypatch, device: str, bf16: boo
     assert resolve_precision("auto", torch.device(device)) == expected
     for asked in ("bf16", "fp16", "fp32"):
         assert resolve_precision(asked, torch.device(device)) == asked
+
+
+# Every family (#14): the same training, CPU mode and bf16 through the engine
+
+
+@pytest.mark.slow
+def test_every_family_trains_padding_free_and_learns(family_run: TrainedRun) -> None:
+    """Full fine-tuning of each family's tiny model beats chance on NSMC's test slice, and the saved model predicts
+    what the run measured."""
+    from conftest import DATA
+
+    from kobert_demo.data import read_table
+
+    run = Run(family_run.path)
+    start = family_run.events[0]
+    assert start.forward == "padding-free" and start.precision == "fp32"
+    accuracy = run.final_metrics()["accuracy"]
+    assert accuracy > 0.6, accuracy  # chance is 0.5 (conftest.FAMILY_TRAINING has the measured figures)
+    assert {"tokenizer.json", "tokenizer_config.json", "model.safetensors"} <= {p.name for p in run.model_dir.iterdir()}
+    test = read_table(DATA / "nsmc" / "test.tsv")
+    predictor = Predictor.load(run.path, backend="torch")
+    predicted = predictor.predict_proba(test.texts).argmax(1)
+    labels = [predictor.label_names.index(label) for label in test.labels]
+    assert abs((predicted == labels).mean() - accuracy) <= 1 / len(labels)  # the same model, the same forward math
+
+
+def test_cpu_mode_freezes_every_familys_embeddings(family_folder: Path, small_splits: Splits, tmp_path: Path) -> None:
+    """CPU mode trains only the top layers: the embeddings (ELECTRA's projection too) stay as the checkpoint has
+    them, in bf16 where the CPU has it."""
+    from kobert_demo.cpu import has_bf16
+    from kobert_demo.families import family_of
+    from kobert_demo.model import load_classifier
+
+    config = TrainConfig(model=str(family_folder), epochs=1, batch_size=32, lr=1e-3, cpu_mode=True, seed=1)
+    events = list(train(config, small_splits, tmp_path / "run"))
+    assert events[-1].type == "done", events[-1]
+    assert events[0].precision == ("bf16" if has_bf16() else "fp32") and events[0].forward == "padding-free"
+    before = load_backbone(str(family_folder), small_splits.label_names, 0.1).model
+    after = load_classifier(tmp_path / "run" / "model").model
+    family = family_of(after)
+    frozen = family.embedding_modules(before)
+    assert len(frozen) == (2 if family.model_type == "electra" else 1)  # ELECTRA's embeddings_project is frozen too
+    for old, new in zip(frozen, family.embedding_modules(after), strict=True):
+        for (name, p), q in zip(old.named_parameters(), new.parameters(), strict=True):
+            assert torch.equal(p, q), name
+    top = lambda model: family.layers(model)[-1].output.dense.weight  # noqa: E731
+    assert not torch.equal(top(before), top(after))
+
+
+def test_inputs_at_a_robertas_position_limit_train(family_folders, tmp_path: Path) -> None:
+    """max_len 512 on a RoBERTa with 512 position embeddings: its tokenizer stops at the 510 positions it has."""
+    long = "원작 소설을 먼저 읽었는데, 영화는 원작의 분위기를 잘 살리지 못한 것 같아 아쉽다. " * 40
+    splits = Splits([long, "별로"] * 4, [0, 1] * 4, [long, "최고"], [0, 1], ["0", "1"], "file")
+    config = TrainConfig(model=str(family_folders["roberta"]), epochs=1, batch_size=4, max_len=512, precision="fp32")
+    events = list(train(config, splits))
+    assert events[-1].type == "done", events[-1]
