@@ -272,7 +272,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         return 0
     for text, e in zip(args.texts, encoded):
         unknown = sum(e.unknown)
-        print(f"{text}\n  mode {tokenizer.mode}, {len(e.ids)} tokens, {unknown} unknown")
+        mode = f"mode {tokenizer.mode}, " if tokenizer.mode else ""  # KoBERT's splitting mode; others have none
+        print(f"{text}\n  {mode}{len(e.ids)} tokens, {unknown} unknown")
         print("  pieces: " + " ".join(f"{p}<UNK!>" if u else p for p, u in zip(e.pieces, e.unknown)))
         print("  ids:    " + " ".join(map(str, e.ids)))
     return 0
