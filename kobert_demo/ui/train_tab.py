@@ -318,8 +318,9 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
             elem_id="backbone",
         )
         custom_model = gr.Textbox(
-            label=I18N("model_path"), placeholder="./kobert-base-v1", visible=False, scale=2, max_lines=1
-        )
+            label=I18N("model_path"), placeholder="./kobert-base-v1", visible=False, scale=2, max_lines=1,
+            elem_id="custom-model",
+        )  # fmt: skip
     backbone_note = gr.Markdown(I18N("note_kobert"), elem_classes=["kd-help"], elem_id="backbone-note")
     settings = _settings_form(widgets())
     start = gr.Button(I18N("start"), variant="primary", elem_id="start")
