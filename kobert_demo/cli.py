@@ -1,4 +1,5 @@
-"""`kobert-demo` (or `python -m kobert_demo`): validate, train, evaluate, predict, tokenize, export, bench and app.
+"""`kobert-demo` (or `python -m kobert_demo`): validate, train, evaluate, predict, tokenize, export, models, bench
+and app.
 
 Options and sentences may come in any order; `--` ends the options, so that `predict RUN -- "-_- 별로"` works.
 User errors exit with status 2 and one line `error: ...` on stderr, in Korean when the locale is Korean
@@ -13,11 +14,12 @@ import os
 import sys
 from collections.abc import Mapping
 
+from .backbones import CATALOGUE, HUB_MODELS, expected_speed
 from .config import MODES, TrainConfig, config_fields
 from .errors import UserFacingError
 from .launch import add_arguments as add_app_arguments
 from .messages import t
-from .settings import CHUNK_ROWS
+from .settings import CHUNK_ROWS, runs_home
 
 EXIT_USER_ERROR = 2
 
@@ -191,9 +193,54 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- models -------------------------------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    """The curated backbones: family, size, license, the NSMC accuracy each card reports, expected speed here."""
+    from .jobs import JobQueue
+
+    speeds = JobQueue(args.runs or runs_home()).measured_speeds()
+    rows = []
+    for model, backbone in CATALOGUE.items():
+        speed = expected_speed(model, speeds)
+        rows.append({
+            "model": model, "family": backbone.family, "parameters": backbone.parameters, "license": backbone.license,
+            "tokenizer": t("en", backbone.tokenizer),
+            "nsmc_card": None if backbone.nsmc is None else {
+                "accuracy": backbone.nsmc.accuracy, "card": backbone.nsmc.card, "url": backbone.nsmc.url,
+            },
+            "speed": None if speed is None else {
+                "sentences_per_s": round(speed.sentences_per_s, 2), "measured": speed.measured,
+                "reference": speed.reference,
+            },
+        })  # fmt: skip
+    if args.json:
+        print(json.dumps({"default": HUB_MODELS[0], "models": rows}, ensure_ascii=False))
+        return 0
+    width = max(len(model) for model in CATALOGUE)
+    print(f"{'model':<{width}}  family   size    license       NSMC (card)  training speed here")
+    for row, backbone in zip(rows, CATALOGUE.values()):
+        card = f"{row['nsmc_card']['accuracy']:.2f}" if row["nsmc_card"] else "-"
+        print(
+            f"{row['model']:<{width}}  {backbone.family_name:<7}  {backbone.millions:>5}   "
+            f"{row['license'] or '-':<12}  {card:>11}  {_speed_text(row['speed'])}"
+        )
+    cards = dict.fromkeys(f"{b.nsmc.card}: {b.nsmc.url}" for b in CATALOGUE.values() if b.nsmc)
+    print("NSMC (card): the test accuracy the model's card reports, not measured here; " + "; ".join(cards))
+    return 0
+
+
+def _speed_text(speed: dict | None) -> str:
+    """`12.5 sentences/s (measured)`, `... (estimate from tiny)` or `not measured yet`."""
+    if speed is None:
+        return "not measured yet"
+    how = "measured" if speed["measured"] else f"estimate from {speed['reference']}"
+    return f"{speed['sentences_per_s']:,.1f} sentences/s ({how})"
+
+
 # --- tokenize -----------------------------------------------------------------------------------------------------
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    from .model import resolve_folder
+    from .fast_tokenizer import FastTokenizer
+    from .model import resolve_folder, uses_kobert_tokenizer
     from .predict import model_folder
     from .tokenizer import KoBertTokenizer
 
@@ -201,9 +248,12 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         raise UserError("cli_model_or_spm")
     if args.spm:
         tokenizer = KoBertTokenizer.from_files(args.spm, args.vocab, args.mode or "gluonnlp", args.max_len or 64)
-    elif args.model:
+    elif args.model:  # the model's own tokenizer: KoBERT's for KoBERT-like folders, tokenizer.json otherwise
         folder = model_folder(resolve_folder(args.model))
-        tokenizer = KoBertTokenizer.from_folder(folder, mode=args.mode, max_len=args.max_len)
+        if uses_kobert_tokenizer(folder):
+            tokenizer = KoBertTokenizer.from_folder(folder, mode=args.mode, max_len=args.max_len)
+        else:
+            tokenizer = FastTokenizer.from_folder(folder, max_len=args.max_len)
     else:  # KoBERT's own files, carried with the package: works offline
         tokenizer = KoBertTokenizer.original(args.mode or "gluonnlp", args.max_len or 64)
     encoded = [tokenizer.encode(text) for text in args.texts]
@@ -222,7 +272,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         return 0
     for text, e in zip(args.texts, encoded):
         unknown = sum(e.unknown)
-        print(f"{text}\n  mode {tokenizer.mode}, {len(e.ids)} tokens, {unknown} unknown")
+        mode = f"mode {tokenizer.mode}, " if tokenizer.mode else ""  # KoBERT's splitting mode; others have none
+        print(f"{text}\n  {mode}{len(e.ids)} tokens, {unknown} unknown")
         print("  pieces: " + " ".join(f"{p}<UNK!>" if u else p for p, u in zip(e.pieces, e.unknown)))
         print("  ids:    " + " ".join(map(str, e.ids)))
     return 0
@@ -248,6 +299,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config: type[TrainConfig] 
     for spec in config_fields(config).values():
         setting = spec.setting
         text = t("en", setting.help).replace("%", "%%")  # argparse formats help with %
+        if spec.name == "model":
+            text = f"{text} Curated: {', '.join(CATALOGUE)}."
         default = setting.cli_default or ("%(default)s" if spec.default is not None else None)
         if default and spec.type is not bool:
             text = f"{text.rstrip('.')} (default: {default})."
@@ -314,15 +367,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--out", required=True, help="the folder to create (for zip: the folder to put it in)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("tokenize", help="show KoBERT pieces and ids, with [UNK] pieces flagged")
+    p = sub.add_parser("tokenize", help="show a tokenizer's pieces and ids, with unknown pieces flagged")
     p.add_argument("texts", nargs="+", metavar="TEXT")
     p.add_argument("--model", help="a model folder, run folder or hub id (default: KoBERT's original tokenizer)")
     p.add_argument("--spm", help="a SentencePiece model file")
     p.add_argument("--vocab", help="the gluonnlp vocab JSON that goes with --spm")
-    p.add_argument("--mode", choices=MODES, help=f"default: the model's, else {MODES[0]}")
+    p.add_argument("--mode", choices=MODES, help=f"KoBERT's splitting mode; default: the model's, else {MODES[0]}")
     p.add_argument("--max-len", type=int)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tokenize)
+
+    p = sub.add_parser("models", help="the curated backbones: size, license, NSMC figure from each card, speed here")
+    p.add_argument("--runs", help="the runs home whose measured speeds to use (default: KOBERT_DEMO_RUNS or ./runs)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=cmd_models)
 
     sub.add_parser("bench", help="speed: the tutorial's or a family's padded loop against ours (see bench --help)")
 

@@ -23,7 +23,8 @@ TINY = "tiny"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 MODES = ("gluonnlp", "whole")  # KoBERT's tokenizer splitting modes (tokenizer.py); here so the CLI needs no torch
 
-# The KoBERT NSMC tutorial's fine-tuning rate.
+# The KoBERT NSMC tutorial's fine-tuning rate, for every pretrained backbone: KoELECTRA's own NSMC config uses it
+# too (finetune/config/nsmc/koelectra-base-v3.json), and no other curated model's card recommends a rate.
 KOBERT_LR = 5e-5
 # A randomly initialised model learns nothing at KoBERT's fine-tuning rate; this is tiny's default instead.
 TINY_LR = 1e-3

@@ -193,6 +193,19 @@ class JobQueue:
             total += cfg.get("train_rows", 0) * cfg.get("epochs", 1) / speed
         return total
 
+    def measured_speeds(self) -> dict[str, float]:
+        """Each model's training sentences per second in its latest run that logged steps (the speed the queue's
+        estimates use), by model name."""
+        speeds: dict[str, float] = {}
+        for run in list_runs(self.home):  # newest first
+            model = run.config().get("model")
+            if model is None or model in speeds:
+                continue
+            last_step = run.summary().last_step
+            if last_step:
+                speeds[model] = last_step.sentences_per_s
+        return speeds
+
     def _measured_speed(self, model: str | None = None) -> float | None:
         """Training sentences per second of the latest run (of model, if given) that logged steps."""
         for run in list_runs(self.home):

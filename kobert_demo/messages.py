@@ -57,8 +57,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # Each TrainConfig field's help (config.py's Setting): the CLI's --help in English, the form's info lines.
     # No format fields: the form's static labels go to the browser as they are.
     "help_model": (
-        "A hub id, a local model folder, or tiny: a small randomly initialised BERT that trains offline.",
-        "허브 id, 로컬 모델 폴더, 또는 tiny(오프라인으로 학습하는 작은 무작위 초기화 BERT).",
+        "A curated backbone (kobert-demo models lists them), another hub id or local folder of a BERT, RoBERTa or "
+        "ELECTRA model, or tiny: a small randomly initialised BERT that trains offline.",
+        "선별된 백본(kobert-demo models 로 목록 확인), BERT·RoBERTa·ELECTRA 모델의 다른 허브 id나 로컬 폴더, 또는 "
+        "tiny(오프라인으로 학습하는 작은 무작위 초기화 BERT).",
     ),
     "help_text_col": ("The column of sentences (default: detected).", "문장이 든 열 (기본값: 자동 감지)."),
     "help_label_col": ("The column of classes (default: detected).", "클래스가 든 열 (기본값: 자동 감지)."),
@@ -625,8 +627,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "몇 초~몇 분 만에 학습됩니다. 학습률 기본값은 1e-3입니다.",
     ),
     "note_custom": (
-        "A BERT folder shaped like KoBERT (config.json, model.safetensors, a SentencePiece *.model) or a hub id.",
-        "KoBERT 형태의 BERT 폴더(config.json, model.safetensors, SentencePiece *.model) 또는 허브 id.",
+        "A BERT, RoBERTa or ELECTRA model: a hub id, or a local folder with config.json, its weights and its "
+        "tokenizer (tokenizer.json or vocab.txt; KoBERT's SentencePiece *.model for KoBERT-like folders).",
+        "BERT, RoBERTa, ELECTRA 모델: 허브 id, 또는 config.json, 가중치, 토크나이저(tokenizer.json 또는 vocab.txt, "
+        "KoBERT 형태 폴더는 SentencePiece *.model)가 있는 로컬 폴더.",
     ),
     "epochs": ("Epochs", "에폭"),
     "batch_size": ("Batch size", "배치 크기"),
@@ -747,10 +751,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "model_ref": ("Model in use", "사용할 모델"),
     "sentence": ("Sentence (predicted as you type)", "문장 (입력하는 대로 예측)"),
     "prediction": ("Class probabilities", "클래스 확률"),
-    "pieces": ("KoBERT pieces", "KoBERT 토큰 조각"),
+    "pieces": ("The model's tokens", "모델의 토큰 조각"),
     "pieces_help": (
-        "Red pieces are [UNK]: not in the vocabulary. Many of them hurt accuracy.",
-        "빨간색은 어휘에 없는 [UNK] 조각입니다. 많으면 정확도가 떨어집니다.",
+        "Red pieces are unknown to the model's tokenizer ([UNK]); grey ones are its special tokens. Many unknown "
+        "pieces hurt accuracy.",
+        "빨간색은 모델의 토크나이저가 모르는 [UNK] 조각, 회색은 특수 토큰입니다. 모르는 조각이 많으면 정확도가 "
+        "떨어집니다.",
     ),
     "examples": ("Example sentences (movie reviews)", "예시 문장 (영화 리뷰)"),
     "many_lines": ("Several sentences (one per line)", "여러 문장 (한 줄에 하나)"),
@@ -764,8 +770,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "err_same_columns": ("The text and label columns must differ.", "텍스트 열과 라벨 열은 서로 달라야 합니다."),
     "err_custom_model_empty": ("Enter a model folder or hub id.", "모델 폴더나 허브 id를 입력하세요."),
     "err_custom_models_off": (
-        "This server does not accept model folders or hub ids; choose KoBERT, tiny, one of your runs or a model zip.",
-        "이 서버에서는 폴더나 허브 id로 모델을 지정할 수 없습니다. KoBERT, tiny, 내 실행, 모델 zip 중에서 고르세요.",
+        "This server accepts no other model folders or hub ids; choose a listed backbone, one of your runs or a "
+        "model zip.",
+        "이 서버에서는 목록에 없는 폴더나 허브 id로 모델을 지정할 수 없습니다. 목록의 백본, 내 실행, 모델 zip 중에서 "
+        "고르세요.",
     ),
     "err_unknown_options": ("Unknown settings: {names}.", "알 수 없는 설정입니다: {names}."),
     "err_options_not_object": (
@@ -821,6 +829,51 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Something unexpected went wrong ({kind}); the server log has the details.",
         "예상하지 못한 오류가 났습니다 ({kind}). 서버 로그를 확인하세요.",
     ),
+    # ---- #14 front-ends ----
+    # The curated backbones (backbones.py) in the Train tab, the CLI's `models` and the model card.
+    "note_hub": (
+        "{model}: a {family} encoder from the Hugging Face hub, with {tokenizer}; downloaded once and cached. "
+        "License: {license}.",
+        "{model}: Hugging Face 허브의 {family} 인코더로, {tokenizer}를 씁니다. 한 번 내려받아 캐시합니다. "
+        "라이선스: {license}.",
+    ),
+    "facts_size": ("Size: {size} parameters", "크기: 파라미터 {size}개"),
+    "facts_speed_measured": (
+        "Training speed here: {speed} sentences/s (measured)",
+        "이 서버의 학습 속도: 초당 {speed}문장 (측정값)",
+    ),
+    "facts_speed_estimate": (
+        "Training speed here: about {speed} sentences/s (an estimate: {reference}'s measured speed, scaled by the "
+        "compute per token)",
+        "이 서버의 학습 속도: 초당 약 {speed}문장 (추정값: {reference}의 측정 속도를 토큰당 계산량 비율로 환산)",
+    ),
+    "facts_speed_none": (
+        "Training speed here: not known yet (no model has trained on this server)",
+        "이 서버의 학습 속도: 아직 알 수 없음 (이 서버에서 학습한 모델이 없음)",
+    ),
+    "facts_card": (
+        "NSMC test accuracy {accuracy}%: the figure in {card}, not measured here",
+        "NSMC 테스트 정확도 {accuracy}%: {card}에 실린 수치이며 여기서 잰 값이 아닙니다",
+    ),
+    "facts_card_none": ("NSMC accuracy: its model card reports none", "NSMC 정확도: 모델 카드에 없음"),
+    "tok_kobert": ("KoBERT's own SentencePiece tokenizer", "KoBERT 자체 SentencePiece 토크나이저"),
+    "tok_wordpiece": (
+        "its own WordPiece tokenizer (tokenizer.json or vocab.txt)",
+        "자체 WordPiece 토크나이저(tokenizer.json 또는 vocab.txt)",
+    ),
+    "tok_fast": (
+        "its own tokenizer (tokenizer.json, read by AutoTokenizer)",
+        "자체 토크나이저(AutoTokenizer로 읽는 tokenizer.json)",
+    ),
+    "tok_tiny": (
+        "a SentencePiece tokenizer learnt from the training sentences",
+        "학습 문장으로 배운 SentencePiece 토크나이저",
+    ),
+    "license_tiny": (
+        "none: trained from scratch here, nothing downloaded",
+        "없음: 여기서 처음부터 학습, 내려받은 것 없음",
+    ),
+    "license_unknown": ("unknown: see the model's own card", "알 수 없음: 모델 자체의 카드를 확인하세요"),
 }
 
 # Words the engine puts into its sentences (a file kind, a separator, a column role, a run state), in Korean.

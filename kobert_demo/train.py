@@ -387,11 +387,29 @@ def model_card(
     processes: int,
     no_tokenizer_json: str | None = None,
 ) -> str:
-    """A short README for the run folder and its export; no_tokenizer_json: why plain transformers cannot tokenize."""
+    """A short README for the run folder and its export; no_tokenizer_json: why plain transformers cannot tokenize.
+
+    It names the backbone, its family, its tokenizer and its license: a curated backbone's from the catalogue,
+    another's from its folder (config.json, its tokenizer files, its README.md front matter's `license:`).
+    """
+    from .backbones import CATALOGUE, FAMILY_NAMES, card_license, folder_family, local_folder
+    from .messages import t
+    from .model import uses_kobert_tokenizer
+
+    curated = CATALOGUE.get(config.model)
+    if curated:
+        family, tokenizer = curated.family_name, t("en", curated.tokenizer)
+        license_ = curated.license or t("en", "license_tiny")
+    else:
+        folder = local_folder(config.model)
+        family = FAMILY_NAMES.get(folder_family(folder) or "", "unknown") if folder else "unknown"
+        tokenizer = t("en", "tok_kobert" if folder and uses_kobert_tokenizer(folder) else "tok_fast")
+        license_ = (card_license(folder) if folder else None) or t("en", "license_unknown")
     lines = [
         "# KoBERT Demo classifier",
         "",
         f"- Backbone: {describe_source(config.model)}",
+        f"- Family: {family}; tokenizer: {tokenizer}; backbone license: {license_}",
         f"- Classes ({len(splits.label_names)}): {', '.join(splits.label_names)}",
         f"- Training rows: {len(splits.train_texts)}; test rows: {len(splits.test_texts)} ({splits.test_source})",
         f"- Finished: {done.state}; model kept: epoch {done.kept_epoch} (the last completed one; the test data "

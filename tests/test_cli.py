@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, KOBERT_FILES, VECTORS, CliRun, TrainedRun, run_cli, write_tsv
+from conftest import DATA, KOBERT_FILES, VECTORS, CliRun, TrainedRun, run_cli, sample_rows, write_tsv
 
 from kobert_demo.cli import EXIT_USER_ERROR, main, parse_args, user_lang
 from kobert_demo.config import TrainConfig, config_fields
@@ -417,3 +417,81 @@ def test_a_korean_locale_reaches_the_process(cli, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("LC_ALL", "ko_KR.UTF-8")
     line = user_error(cli("validate", DATA / "hate_speech/train.tsv", "--text-col", "document"))
     assert line.startswith("error: train.tsv 에 'document' 열이 없습니다"), line
+
+
+# models: the curated backbones
+
+
+def test_models_lists_the_catalogue_with_speeds_from_the_runs_home(capsys, tmp_path: Path) -> None:
+    from conftest import step
+
+    from kobert_demo.backbones import CATALOGUE
+    from kobert_demo.runs import Run
+
+    Run.create(tmp_path / "r1", TrainConfig(model="skt/kobert-base-v1"), ["0", "1"], {}).append(
+        step(sentences_per_s=20.0)
+    )
+    assert main(["models", "--json", "--runs", str(tmp_path)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["default"] == "skt/kobert-base-v1"
+    rows = {row["model"]: row for row in listed["models"]}
+    assert list(rows) == list(CATALOGUE)
+    assert rows["skt/kobert-base-v1"]["speed"] == {"sentences_per_s": 20.0, "measured": True, "reference": None}
+    assert rows["klue/roberta-base"]["speed"]["reference"] == "skt/kobert-base-v1"  # an estimate, and from which
+    assert rows["klue/roberta-large"]["speed"]["sentences_per_s"] < 20.0
+    assert rows["beomi/KcELECTRA-base-v2022"]["nsmc_card"]["accuracy"] == 91.97
+    assert rows["klue/bert-base"]["nsmc_card"] is None and rows["klue/bert-base"]["license"] == "cc-by-sa-4.0"
+
+    assert main(["models", "--runs", str(tmp_path / "empty")]) == 0
+    text = capsys.readouterr().out
+    assert "klue/roberta-large" in text and "337M" in text and "not measured yet" in text
+    assert "not measured here" in text  # the NSMC figures are the cards'
+
+
+def test_train_help_names_the_curated_backbones(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse would wrap the ids at their hyphens
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "klue/roberta-large," in help_text and "monologg/koelectra-base-v3-discriminator" in help_text
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "electra"])
+def test_tokenize_uses_the_models_own_tokenizer(capsys, family_folders: dict[str, Path], family: str) -> None:
+    assert main(["tokenize", "--json", "--model", str(family_folders[family]), "정말 재밌어요"]) == 0
+    pieces = json.loads(capsys.readouterr().out)["pieces"][0]
+    assert (pieces[0], pieces[-1]) == (("<s>", "</s>") if family == "roberta" else ("[CLS]", "[SEP]"))
+    assert main(["tokenize", "--model", str(family_folders[family]), "정말 재밌어요"]) == 0
+    assert "mode" not in capsys.readouterr().out  # KoBERT's splitting modes are KoBERT's
+
+
+@pytest.mark.slow
+def test_every_family_trains_predicts_and_exports_through_the_cli(family_folder: Path, tmp_path: Path) -> None:
+    """A hub-like folder of each family through the real CLI: train (padding-free), predict, export for plain
+    transformers, and the export read back by transformers' own pipeline gives the same probabilities."""
+    from transformers import pipeline
+
+    train_file = write_tsv(tmp_path / "train.tsv", sample_rows("nsmc/train.tsv", 40))
+    test_file = write_tsv(tmp_path / "test.tsv", sample_rows("nsmc/test.tsv", 20))
+    trained = run_cli(
+        "train", train_file, "--test", test_file, "--model", family_folder, "--out", "run", "--epochs", "1",
+        "--batch-size", "16", "--lr", "1e-3", "--precision", "fp32", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert "padding-free forward" in trained.stderr
+    card = (tmp_path / "run" / "README.md").read_text(encoding="utf-8")
+    family = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA"}[_family(family_folder)]
+    assert f"- Family: {family}; tokenizer: its own tokenizer" in card
+
+    sentences = ["정말 재밌어요 최고", "시간 낭비, 별로였다"]
+    predicted = json.loads(ok(run_cli("predict", "run", "--json", "--backend", "torch", *sentences, cwd=tmp_path)))
+    assert predicted["labels"] == ["0", "1"]
+    ok(run_cli("export", "run", "--format", "transformers", "--out", "exported", cwd=tmp_path))
+    classify = pipeline("text-classification", model=str(tmp_path / "exported"), top_k=None, truncation=True)
+    for row, scores in zip(predicted["predictions"], classify(sentences)):
+        plain = {score["label"]: score["score"] for score in scores}
+        assert plain == pytest.approx(row["probabilities"], abs=1e-3)
+
+
+def _family(folder: Path) -> str:
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]

@@ -186,6 +186,13 @@ def test_learning_rate_follows_the_backbone() -> None:
     assert TrainConfig(model="tiny", lr=0.5).learning_rate == 0.5
 
 
+def test_every_pretrained_backbone_fine_tunes_at_the_tutorials_rate() -> None:
+    """5e-5: KoBERT's tutorial and KoELECTRA's own NSMC config; no other curated model's card recommends one."""
+    from kobert_demo.backbones import HUB_MODELS
+
+    assert {default_lr(model) for model in HUB_MODELS} == {KOBERT_LR} == {5e-5}
+
+
 def test_tokenizer_modes_are_one_constant() -> None:
     from kobert_demo import tokenizer
 

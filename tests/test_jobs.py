@@ -191,3 +191,21 @@ def test_full_disk_is_one_clear_sentence(tmp_path, monkeypatch, small_splits):
     assert "KOBERT_DEMO_RUNS" in events[-1].message
     assert Run(tmp_path / "run").status().state == "failed"
     assert "디스크가 가득 찼습니다" in Run(tmp_path / "run").status().reason("ko")
+
+
+def test_measured_speeds_are_each_models_latest(tmp_path):
+    """The speed the Train tab's estimates and the queue's ETA use: each model's newest run that logged a step."""
+    from conftest import step
+
+    home = tmp_path / "runs"
+    for name, model, speed in [  # oldest first
+        ("old-tiny", "tiny", 100.0), ("klue", "klue/bert-base", 12.5), ("new-tiny", "tiny", 250.0),
+        ("newest-tiny-no-steps", "tiny", None),
+    ]:  # fmt: skip
+        run = Run.create(home / name, TrainConfig(model=model), ["0", "1"], {})
+        if speed is not None:
+            run.append(step(sentences_per_s=speed))
+    queue = JobQueue(home)
+    assert queue.measured_speeds() == {"tiny": 250.0, "klue/bert-base": 12.5}
+    assert queue._measured_speed("tiny") == queue.measured_speeds()["tiny"]  # the queue's ETA agrees
+    assert JobQueue(tmp_path / "nothing").measured_speeds() == {}

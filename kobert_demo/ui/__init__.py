@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from kobert_demo.config import KOBERT_HUB_ID
 from kobert_demo.jobs import JobQueue
 from kobert_demo.settings import limits, runs_home
 
@@ -103,7 +104,8 @@ def _wire(
     private = {"api_visibility": "private", "show_progress": "hidden"}
 
     def on_load(token: str | None, request: gr.Request) -> dict[Any, Any]:
-        """A page opens: its visitor token (made on the first visit), limits, the run to follow, the model to use."""
+        """A page opens: its visitor token (made on the first visit), limits, the default backbone's note with the
+        speed measured so far, the run to follow, the model to use."""
         lang = lang_of(request)
         token = token if isinstance(token, str) and len(token) >= MIN_VISITOR_CHARS else secrets.token_urlsafe(24)
         shared = request.query_params.get("run") or None
@@ -124,6 +126,7 @@ def _wire(
         shown = {
             visitor: token,
             train.limits: limit_text,
+            train.backbone_note: train_tab.backbone_note(KOBERT_HUB_ID, state.queue.measured_speeds(), lang),
             logs.follow: Follow(run=follow),
             logs.run_select: gr.update(choices=runs, value=follow),
             logs.share: share_link(follow, request) if follow else "",
@@ -141,7 +144,17 @@ def _wire(
     demo.load(
         on_load,
         [visitor],
-        [visitor, train.limits, logs.follow, logs.run_select, logs.share, predict.run_select, predict.model, tabs],
+        [
+            visitor,
+            train.limits,
+            train.backbone_note,
+            logs.follow,
+            logs.run_select,
+            logs.share,
+            predict.run_select,
+            predict.model,
+            tabs,
+        ],
         **private,
     ).then(refresh, [logs.follow, visitor], logs.outputs, **private)
 

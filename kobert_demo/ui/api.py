@@ -10,7 +10,8 @@ from typing import Any
 
 import gradio as gr
 
-from kobert_demo.config import KOBERT_HUB_ID, TINY
+from kobert_demo.backbones import is_curated
+from kobert_demo.config import KOBERT_HUB_ID
 from kobert_demo.jobs import is_owner, request_stop
 from kobert_demo.runs import Run, RunStatus, delete_run
 
@@ -93,7 +94,7 @@ def build(state: AppState) -> None:
 
     @api_errors
     def pieces(model: str, text: str) -> dict:
-        """How the model's KoBERT tokenizer splits a sentence: pieces, ids and which pieces are [UNK]."""
+        """How the model's own tokenizer splits a sentence: pieces, ids and which pieces are unknown ([UNK])."""
         encoded = state.predictor(model).pieces(predict_tab.checked_text(text))
         return {"pieces": encoded.pieces, "ids": encoded.ids, "unknown": encoded.unknown}
 
@@ -158,10 +159,11 @@ def build(state: AppState) -> None:
 
     @api_errors
     def train(train_file: str | None, test_file: str | None, model: str, options: Any, visitor: str) -> str:
-        """Queue a run; returns its name at once. options: TrainConfig settings by field name (`epochs`,
-        `batch_size`, ...; see `kobert-demo train --help`), typed and bounded as in the web form."""
+        """Queue a run; returns its name at once. model: a curated backbone (`kobert-demo models`; always allowed),
+        or another folder or hub id (where custom models are allowed). options: TrainConfig settings by field name
+        (`epochs`, `batch_size`, ...; see `kobert-demo train --help`), typed and bounded as in the web form."""
         model = (model or KOBERT_HUB_ID).strip()
-        backbone = model if model in (KOBERT_HUB_ID, TINY) else CUSTOM
+        backbone = model if is_curated(model) else CUSTOM
         if not isinstance(options or {}, dict):
             raise UserError("err_options_not_object")
         config = make_config(backbone, model, dict(options or {}))

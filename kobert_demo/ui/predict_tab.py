@@ -10,6 +10,7 @@ command line, so the same file gives the same bytes in the browser, through the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,6 @@ EXAMPLES = [
     "인생 영화입니다 ㅠㅠ 몇 번을 봐도 감동",
     "별점 1점도 아깝다",
 ]
-SPECIAL_PIECES = ("[CLS]", "[SEP]")
 
 
 # --- predicting ---------------------------------------------------------------------------------------------------
@@ -153,13 +153,22 @@ def confidences(label_names: list[str], probs: np.ndarray) -> dict[str, float]:
     return {name: float(p) for name, p in zip(label_names, probs, strict=True)}
 
 
-def marked_pieces(encoded: Encoded) -> list[tuple[str, str]]:
-    """KoBERT pieces for gr.HighlightedText: each piece with its kind, "[UNK]", "special" or "piece"."""
+def marked_pieces(encoded: Encoded, special_ids: Collection[int]) -> list[tuple[str, str]]:
+    """The model's pieces for gr.HighlightedText: each piece with its kind, "[UNK]", "special" or "piece".
+
+    Special tokens are known by id (special_ids: the tokenizer's first and last tokens), not by their text: they
+    are [CLS]/[SEP] for KoBERT and BERT, <s>/</s> for RoBERTa.
+    """
     kinds = (
-        "[UNK]" if unknown else "special" if piece in SPECIAL_PIECES else "piece"
-        for piece, unknown in zip(encoded.pieces, encoded.unknown, strict=True)
+        "[UNK]" if unknown else "special" if i in special_ids else "piece"
+        for i, unknown in zip(encoded.ids, encoded.unknown, strict=True)
     )
     return list(zip(encoded.pieces, kinds))
+
+
+def special_ids(predictor: Predictor) -> set[int]:
+    """The ids marked_pieces shows as special: the tokenizer's first and last tokens."""
+    return {predictor.tokenizer.cls_id, predictor.tokenizer.sep_id}
 
 
 def lines_table(predictions: Predictions, lang: str) -> pd.DataFrame:
@@ -224,7 +233,7 @@ class PredictTab:
         return {self.model: ref.strip()}
 
     def on_sentence(self, ref: str, text: str, request: gr.Request) -> Outputs:
-        """As the visitor types: class probabilities and KoBERT pieces. Both are cleared for an empty sentence and
+        """As the visitor types: class probabilities and the model's pieces. Both are cleared for an empty sentence and
         on a failure (a toast says why), so that no earlier prediction stays beside the new text."""
         cleared = {self.label: None, self.tokens: None}
 
@@ -233,8 +242,9 @@ class PredictTab:
             if not (text or "").strip():
                 return cleared
             probs = predict_one(self.state, ref, text)
-            encoded = self.state.predictor(ref).pieces(checked_text(text))
-            return {self.label: probs, self.tokens: marked_pieces(encoded)}
+            predictor = self.state.predictor(ref)
+            encoded = predictor.pieces(checked_text(text))
+            return {self.label: probs, self.tokens: marked_pieces(encoded, special_ids(predictor))}
 
         return predict(text, request)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from kobert_demo.backbones import is_curated
 from kobert_demo.errors import BackboneError, UserFacingError
 from kobert_demo.jobs import JobQueue, is_owner, owner_id
 from kobert_demo.runs import Run, list_runs
@@ -93,6 +94,13 @@ def shown_errors(fallback: Callable[[], Any] = gr.skip) -> Callable[[Callable], 
         return wrapper
 
     return decorate
+
+
+def check_model_allowed(model: str | None) -> None:
+    """UserError for a model to train that this server does not accept: a curated backbone always is (a known model);
+    any other folder or hub id only where custom models are allowed (KOBERT_DEMO_CUSTOM_MODELS)."""
+    if not is_curated(model) and not custom_models_allowed():
+        raise UserError("err_custom_models_off")
 
 
 def check_visitor(visitor: str | None) -> str:

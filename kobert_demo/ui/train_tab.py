@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from kobert_demo.backbones import CATALOGUE, HUB_MODELS, expected_speed
 from kobert_demo.config import KOBERT_HUB_ID, TINY, TrainConfig, config_fields, default_lr
 from kobert_demo.jobs import owner_id
 from kobert_demo.messages import fmt_duration
@@ -21,12 +22,12 @@ from kobert_demo.settings import custom_models_allowed
 
 from .i18n import I18N, lang_of, t
 from .render import md_text
-from .state import AppState, UserError, check_visitor, message
+from .state import AppState, UserError, check_model_allowed, check_visitor, message
 
 CUSTOM = "custom"
 SEPARATOR_KEYS = {"\t": "sep_tab", ",": "sep_comma", ";": "sep_semicolon", "|": "sep_pipe"}
 ADVANCED_ROW = 5  # widgets per row in the "Advanced settings" accordion
-NOTE_KEYS = {TINY: "note_tiny", CUSTOM: "note_custom"}  # the note under the backbone choice (default: note_kobert)
+NOTE_KEYS = {KOBERT_HUB_ID: "note_kobert", TINY: "note_tiny"}  # other curated backbones: note_hub
 
 Component = gr.components.Component
 
@@ -191,26 +192,64 @@ def form_config(tab: TrainTab, values: Mapping[Component, Any]) -> TrainConfig:
     return make_config(values[tab.backbone], values[tab.custom_model], options)
 
 
-def backbone_changed(tab: TrainTab, choice: str) -> dict[Component, Any]:
-    """A backbone chosen: the custom model box, the backbone's learning rate and its note."""
+def backbone_changed(tab: TrainTab, choice: str, speeds: Mapping[str, float], lang: str) -> dict[Component, Any]:
+    """A backbone chosen: the custom model box, the backbone's learning rate and its note (speeds: the measured
+    training speed of each model, JobQueue.measured_speeds)."""
     return {
         tab.custom_model: gr.update(visible=choice == CUSTOM),
         tab.settings["lr"]: default_lr(choice),
-        tab.backbone_note: I18N(NOTE_KEYS.get(choice, "note_kobert")),
+        tab.backbone_note: backbone_note(choice, speeds, lang),
     }
+
+
+def backbone_choices(custom: bool) -> list[tuple[Any, str]]:
+    """The backbone radio's (label, value) pairs: KoBERT first (the default), the other curated models with their
+    size, the custom model box when custom models are allowed, tiny last."""
+    hub = [(f"{model} · {CATALOGUE[model].millions}", model) for model in HUB_MODELS[1:]]
+    custom_choice = [(I18N("backbone_custom"), CUSTOM)] if custom else []
+    return [(I18N("backbone_kobert"), KOBERT_HUB_ID), *hub, *custom_choice, (I18N("backbone_tiny"), TINY)]
+
+
+def backbone_note(choice: str, speeds: Mapping[str, float], lang: str) -> str:
+    """What the form says under the chosen backbone: what it is, then its size, its expected training speed here and
+    the NSMC accuracy its model card reports (marked as the card's). A custom model has only its note."""
+    backbone = CATALOGUE.get(choice)
+    if backbone is None:
+        return t(lang, "note_custom")
+    key = NOTE_KEYS.get(choice, "note_hub")
+    license_ = backbone.license or t(lang, "license_tiny")
+    note = t(
+        lang, key, model=choice, family=backbone.family_name, tokenizer=t(lang, backbone.tokenizer), license=license_
+    )
+    return f"{note}\n\n{backbone_facts(choice, speeds, lang)}"
+
+
+def backbone_facts(choice: str, speeds: Mapping[str, float], lang: str) -> str:
+    """One line: size · expected training speed here · the card's NSMC figure (tiny has no card)."""
+    backbone = CATALOGUE[choice]
+    facts = [t(lang, "facts_size", size=backbone.millions)]
+    speed = expected_speed(choice, speeds)
+    if speed is None:
+        facts.append(t(lang, "facts_speed_none"))
+    elif speed.measured:
+        facts.append(t(lang, "facts_speed_measured", speed=f"{speed.sentences_per_s:,.1f}"))
+    else:
+        facts.append(t(lang, "facts_speed_estimate", speed=f"{speed.sentences_per_s:,.1f}", reference=speed.reference))
+    if backbone.nsmc:
+        facts.append(t(lang, "facts_card", accuracy=f"{backbone.nsmc.accuracy:.2f}", card=backbone.nsmc.card))
+    elif choice != TINY:
+        facts.append(t(lang, "facts_card_none"))
+    return " · ".join(facts)
 
 
 # --- starting a run -----------------------------------------------------------------------------------------------
 def make_config(backbone: str, custom_model: str | None, options: Mapping[str, Any]) -> TrainConfig:
-    """A checked TrainConfig from the backbone choice and the form's (or the API's) options."""
-    if backbone == CUSTOM:
-        if not custom_models_allowed():
-            raise UserError("err_custom_models_off")
-        model = (custom_model or "").strip()
-        if not model:
-            raise UserError("err_custom_model_empty")
-    else:
-        model = backbone or KOBERT_HUB_ID
+    """A checked TrainConfig from the backbone choice and the form's (or the API's) options. A curated backbone is
+    always allowed; other folders and hub ids only with custom models on."""
+    model = (custom_model or "").strip() if backbone == CUSTOM else backbone or KOBERT_HUB_ID
+    check_model_allowed(model)
+    if not model:
+        raise UserError("err_custom_model_empty")
     return TrainConfig.from_options(options, model=model)
 
 
@@ -272,20 +311,17 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
     gr.Markdown(I18N("backbone_title"))
     with gr.Row(equal_height=True):
         backbone = gr.Radio(
-            choices=[
-                (I18N("backbone_kobert"), KOBERT_HUB_ID),
-                *([(I18N("backbone_custom"), CUSTOM)] if custom_models_allowed() else []),
-                (I18N("backbone_tiny"), TINY),
-            ],
+            choices=backbone_choices(custom_models_allowed()),
             value=KOBERT_HUB_ID,
             show_label=False,
             scale=3,
             elem_id="backbone",
         )
         custom_model = gr.Textbox(
-            label=I18N("model_path"), placeholder="./kobert-base-v1", visible=False, scale=2, max_lines=1
-        )
-    backbone_note = gr.Markdown(I18N("note_kobert"), elem_classes=["kd-help"])
+            label=I18N("model_path"), placeholder="./kobert-base-v1", visible=False, scale=2, max_lines=1,
+            elem_id="custom-model",
+        )  # fmt: skip
+    backbone_note = gr.Markdown(I18N("note_kobert"), elem_classes=["kd-help"], elem_id="backbone-note")
     settings = _settings_form(widgets())
     start = gr.Button(I18N("start"), variant="primary", elem_id="start")
     message_md = gr.Markdown(elem_id="train-message")
@@ -304,9 +340,9 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
         """Columns chosen or a test file added: check both files again."""
         return check_files(tab, _path(train), _path(test), text, label, lang_of(request))
 
-    def on_backbone(choice: str) -> dict[Component, Any]:
-        """The custom model box, the backbone's learning rate and its note."""
-        return backbone_changed(tab, choice)
+    def on_backbone(choice: str, request: gr.Request) -> dict[Component, Any]:
+        """The custom model box, the backbone's learning rate and its note with the speed measured so far."""
+        return backbone_changed(tab, choice, state.queue.measured_speeds(), lang_of(request))
 
     private = {"api_visibility": "private", "show_progress": "minimal"}
     train_file.change(on_upload, [train_file, test_file], tab.checked, **private)

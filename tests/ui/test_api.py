@@ -16,7 +16,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from kobert_demo.ui import build_app
-from kobert_demo.ui.driving import free_port
+from kobert_demo.ui.driving import free_port, wait_for_state
 from kobert_demo.ui.i18n import pick_lang
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
@@ -277,13 +277,42 @@ def test_custom_models_are_off_on_a_space_unless_allowed(
 def test_custom_models_off_refuses_folders_and_hub_ids(
     app: SimpleNamespace, trained: SimpleNamespace, tiny_kobert_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With KOBERT_DEMO_CUSTOM_MODELS=0 a folder or hub id is refused in one sentence; runs and tiny still work."""
+    """With KOBERT_DEMO_CUSTOM_MODELS=0 a folder or hub id is refused in one sentence; runs, tiny and the curated
+    backbones (known models) still work."""
     train = DATA / "movie_ratings" / "train.tsv"
     assert app.client.predict(str(trained.path_model), "재밌다", api_name="/predict")["label"]  # allowed locally
     monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "0")
     for model in (str(tiny_kobert_folder), "someone/some-model"):
-        with pytest.raises(AppError, match="does not accept model folders or hub ids"):
+        with pytest.raises(AppError, match="accepts no other model folders or hub ids"):
             app.client.predict(handle_file(train), None, model, {"epochs": 1}, ALICE, api_name="/train")
-    with pytest.raises(AppError, match="does not accept model folders or hub ids"):
+    with pytest.raises(AppError, match="accepts no other model folders or hub ids"):
         app.client.predict(str(trained.path_model), "재밌다", api_name="/predict")
     assert app.client.predict(trained.name, "재밌다", api_name="/predict")["label"]
+    # A curated backbone is queued (offline here, its job cannot download it: stopped at once)
+    curated = app.client.predict(handle_file(train), None, "klue/roberta-base", {"epochs": 1}, BOB, api_name="/train")
+    assert app.client.predict(curated, BOB, api_name="/status")["model"] == "klue/roberta-base"
+    app.client.predict(curated, BOB, api_name="/stop")
+    wait_for_state(app.client, curated, BOB, ("stopped", "failed"), 120)
+
+
+@pytest.mark.parametrize("family", ["roberta", "electra"])
+def test_a_family_folder_trains_and_predicts_through_the_api(
+    app: SimpleNamespace, family_folders: dict[str, Path], family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local hub-like folder as a custom model (KOBERT_DEMO_CUSTOM_MODELS=1): /train to done, then /predict and
+    /pieces with the family's own tokenizer."""
+    monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "1")
+    train, test = DATA / "movie_ratings" / "train.tsv", DATA / "movie_ratings" / "test.tsv"
+    options = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "log_interval": 5}
+    run = app.client.predict(
+        handle_file(train), handle_file(test), str(family_folders[family]), options, ALICE, api_name="/train"
+    )
+    status = wait_for(app.client, run, ("done", "failed", "stopped"), 600)
+    assert status["state"] == "done", status["reason"]
+    start = app.client.predict(run, 0, api_name="/logs")["events"][0]
+    assert start["type"] == "start" and start["forward"] == "padding-free"
+    answer = app.client.predict(run, "배우들 연기가 정말 최고였어요", api_name="/predict")
+    assert set(answer["confidences"]) == {"긍정", "부정", "중립"}
+    pieces = app.client.predict(run, "정말 최고였어요", api_name="/pieces")
+    first, last = ("<s>", "</s>") if family == "roberta" else ("[CLS]", "[SEP]")
+    assert (pieces["pieces"][0], pieces["pieces"][-1]) == (first, last) and len(pieces["unknown"]) > 2

@@ -141,3 +141,42 @@ def test_english_for_browsers_that_ask(server: SimpleNamespace, browser) -> None
     page.get_by_role("tab", name="Logs").click()
     expect(page.locator("#run-status")).to_contain_text("No run to follow yet")
     page.close()
+
+
+def test_a_family_folder_trains_from_the_form_and_shows_its_tokens(
+    server: SimpleNamespace, browser, family_folders: dict[str, Path]
+) -> None:
+    """A RoBERTa hub-like folder as a custom model: the note shows each curated backbone's facts, training runs to
+    done from the form, and the Predict tab shows the model's own tokens (<s> ... </s>, not [CLS])."""
+    expect = playwright.expect
+    page = browser.new_page(locale="en-US", viewport={"width": 1280, "height": 900})
+    page.goto(server.url)
+    page.locator("#train-file input[type=file]").set_input_files(str(DATA / "movie_ratings" / "train.tsv"))
+    expect(page.locator("#train-summary")).to_contain_text("train.tsv", timeout=30_000)
+
+    # A curated backbone: its size, expected speed and the card's figure (or that it reports none)
+    page.get_by_text("klue/roberta-large · 337M").click()
+    note = page.locator("#backbone-note")
+    expect(note).to_contain_text("Size: 337M parameters")
+    expect(note).to_contain_text("NSMC accuracy: its model card reports none")
+    page.get_by_text("beomi/KcELECTRA-base-v2022").click()
+    expect(note).to_contain_text("91.97%: the figure in KcELECTRA's README")
+
+    page.get_by_text("Local folder or hub id").click()
+    page.locator("#custom-model textarea, #custom-model input").first.fill(str(family_folders["roberta"]))
+    page.locator("#epochs input").fill("1")
+    page.locator("#batch-size input").fill("32")
+    page.locator("#lr input").fill("0.001")
+    page.locator("#start").click()
+    expect(page.get_by_role("tab", name="Logs")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#run-status")).to_contain_text("done", timeout=300_000)
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile("padding-free forward"))
+
+    page.get_by_role("tab", name="Predict").click()
+    expect(page.locator("#model-ref input")).not_to_have_value("", timeout=15_000)
+    page.locator("#sentence textarea").fill("배우들 연기가 정말 최고였어요")
+    expect(page.locator(LABEL)).to_have_text(re.compile("^(긍정|부정|중립)$"), timeout=60_000)
+    expect(page.locator("#pieces")).to_contain_text("<s>")
+    expect(page.locator("#pieces")).to_contain_text("연기")
+    expect(page.locator("#pieces")).not_to_contain_text("[CLS]")
+    page.close()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from kobert_demo.csv_out import predictions_head
+from kobert_demo.fast_tokenizer import FastTokenizer
 from kobert_demo.tokenizer import KoBertTokenizer
 from kobert_demo.ui import render
 from kobert_demo.ui.predict_tab import Predictions, PredictTab, build, confidences, lines_table, marked_pieces
@@ -75,12 +76,32 @@ def test_confidences_are_floats_by_class() -> None:
 
 
 def test_marked_pieces_flag_unknown_and_special_pieces() -> None:
-    encoded = KoBertTokenizer.original().encode("굳 䨻 영화")  # 䨻 is no KoBERT piece
-    marked = marked_pieces(encoded)
+    tokenizer = KoBertTokenizer.original()
+    encoded = tokenizer.encode("굳 䨻 영화")  # 䨻 is no KoBERT piece
+    marked = marked_pieces(encoded, {tokenizer.cls_id, tokenizer.sep_id})
     assert [piece for piece, _ in marked] == encoded.pieces
     assert marked[0] == ("[CLS]", "special") and marked[-1] == ("[SEP]", "special")
     assert [kind for _, kind in marked].count("[UNK]") == sum(encoded.unknown) >= 1
     assert {kind for piece, kind in marked if piece not in ("[CLS]", "[SEP]", "[UNK]")} == {"piece"}
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "electra"])
+def test_marked_pieces_work_for_every_family(family_folders: dict[str, Path], family: str) -> None:
+    """WordPiece (`##` pieces, [UNK]) and byte-level BPE (<s> </s>, pieces shown as the text they cover) alike."""
+    tokenizer = FastTokenizer.from_folder(family_folders[family])
+    text = "정말 재밌어요 䨻䨻"  # 䨻 is in no vocabulary learnt from NSMC's slice
+    encoded = tokenizer.encode(text)
+    marked = marked_pieces(encoded, {tokenizer.cls_id, tokenizer.sep_id})
+    first, last = ("<s>", "</s>") if family == "roberta" else ("[CLS]", "[SEP]")
+    assert marked[0] == (first, "special") and marked[-1] == (last, "special")
+    inner = marked[1:-1]
+    assert all(kind != "special" for _, kind in inner)
+    if family == "roberta":  # byte-level BPE has no unknown piece; each piece reads as the text it covers
+        assert all(piece in text for piece, _ in inner)  # no byte symbols (Ġ, ì...)
+        assert "".join(piece for piece, _ in inner).startswith("정말재밌어요")  # trim_offsets drops spaces
+    else:
+        assert [kind for _, kind in inner].count("[UNK]") >= 1
+        assert "정말" in "".join(piece.removeprefix("##") for piece, _ in inner)
 
 
 def test_lines_table_names_columns_in_the_visitors_language() -> None:

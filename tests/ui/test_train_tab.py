@@ -10,19 +10,24 @@ import gradio as gr
 import pytest
 from conftest import DATA
 
+from kobert_demo.backbones import CATALOGUE, HUB_MODELS
 from kobert_demo.config import KOBERT_HUB_ID, KOBERT_LR, TINY, TINY_LR, ConfigError, TrainConfig, config_fields
 from kobert_demo.data import read_table
 from kobert_demo.jobs import JobQueue
-from kobert_demo.ui.state import AppState
+from kobert_demo.ui.state import AppState, UserError
 from kobert_demo.ui.train_tab import (
     CUSTOM,
     TrainTab,
     backbone_changed,
+    backbone_choices,
+    backbone_facts,
+    backbone_note,
     build,
     check_files,
     class_frame,
     error_note,
     form_config,
+    make_config,
     queued_message,
     queued_text,
     start_from_form,
@@ -116,15 +121,57 @@ def test_an_empty_custom_model_is_refused(tab: TrainTab) -> None:
 
 @pytest.mark.parametrize(
     ("choice", "lr", "custom_box", "note"),
-    [(KOBERT_HUB_ID, KOBERT_LR, False, "note_kobert"), (TINY, TINY_LR, False, "note_tiny"),
-     (CUSTOM, KOBERT_LR, True, "note_custom")],
+    [(KOBERT_HUB_ID, KOBERT_LR, False, "SKT Brain's KoBERT"), (TINY, TINY_LR, False, "tiny is not KoBERT"),
+     ("klue/roberta-large", KOBERT_LR, False, "klue/roberta-large: a RoBERTa encoder from the Hugging Face hub"),
+     (CUSTOM, KOBERT_LR, True, "A BERT, RoBERTa or ELECTRA model")],
 )  # fmt: skip
 def test_a_backbone_sets_its_learning_rate_and_note(tab: TrainTab, choice, lr, custom_box, note) -> None:
-    shown = backbone_changed(tab, choice)
+    shown = backbone_changed(tab, choice, {}, "en")
     assert set(shown) == {tab.custom_model, tab.settings["lr"], tab.backbone_note}
     assert shown[tab.settings["lr"]] == lr
     assert shown[tab.custom_model]["visible"] is custom_box
-    assert shown[tab.backbone_note].key == note
+    assert note in shown[tab.backbone_note]
+    assert HANGUL.search(backbone_changed(tab, choice, {}, "ko")[tab.backbone_note])
+
+
+def test_the_backbones_offered_kobert_first() -> None:
+    values = [value for _, value in backbone_choices(custom=True)]
+    assert values == [*HUB_MODELS, CUSTOM, TINY]
+    assert [value for _, value in backbone_choices(custom=False)] == [*HUB_MODELS, TINY]
+    labels = dict((value, label) for label, value in backbone_choices(custom=False))
+    assert labels["klue/roberta-large"] == "klue/roberta-large · 337M"  # the size next to each choice
+
+
+def test_the_note_gives_size_speed_and_the_cards_figure() -> None:
+    """Measured speed as measured, another model's scaled as an estimate, none as unknown; the card's figure as the
+    card's, with which card."""
+    kobert = backbone_facts(KOBERT_HUB_ID, {KOBERT_HUB_ID: 31.25}, "en")
+    assert kobert == (
+        "Size: 92M parameters · Training speed here: 31.2 sentences/s (measured) · NSMC test accuracy 89.59%: the "
+        "figure in KoELECTRA's benchmark table, not measured here"
+    )
+    large = backbone_facts("klue/roberta-large", {KOBERT_HUB_ID: 30.0}, "en")
+    scaled = 30.0 * CATALOGUE[KOBERT_HUB_ID].compute_parameters / CATALOGUE["klue/roberta-large"].compute_parameters
+    assert f"about {scaled:.1f} sentences/s (an estimate: {KOBERT_HUB_ID}'s measured speed" in large
+    assert "NSMC accuracy: its model card reports none" in large
+    assert "not known yet" in backbone_facts("beomi/KcELECTRA-base-v2022", {}, "en")
+    assert "91.97%" in backbone_facts("beomi/KcELECTRA-base-v2022", {}, "en")
+    assert "NSMC" not in backbone_facts(TINY, {}, "en")  # tiny has no card
+    korean = backbone_note("monologg/koelectra-base-v3-discriminator", {TINY: 400.0}, "ko")
+    assert "추정값" in korean and "90.63%" in korean and "apache-2.0" in korean
+    assert backbone_note("./my-model", {}, "en") == backbone_note(CUSTOM, {}, "en")  # no facts for custom models
+
+
+def test_curated_backbones_are_allowed_with_custom_models_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "0")
+    assert make_config("klue/bert-base", None, {}).model == "klue/bert-base"
+    assert make_config(CUSTOM, " monologg/koelectra-base-v3-discriminator ", {}).model.startswith("monologg/")
+    for custom in ("someone/bert", "./model", ""):
+        with pytest.raises(UserError) as refused:
+            make_config(CUSTOM, custom, {})
+        assert refused.value.key == "err_custom_models_off"
+    monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "1")
+    assert make_config(CUSTOM, "someone/bert", {}).model == "someone/bert"
 
 
 # --- starting a run ----------------------------------------------------------------------------------------------
