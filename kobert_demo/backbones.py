@@ -21,6 +21,8 @@ FAMILY_NAMES = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA"}
 KOELECTRA_TABLE = "KoELECTRA's benchmark table"
 KOELECTRA_TABLE_URL = "https://github.com/monologg/KoELECTRA/blob/master/finetune/README.md"
 
+KOELECTRA_LICENSE = "apache-2.0 on the hub card; CC BY-NC-SA 4.0 in its GitHub repository"
+
 
 @dataclass(frozen=True)
 class CardFigure:
@@ -101,7 +103,8 @@ CATALOGUE: dict[str, Backbone] = {
                 vocab_size=35000, embedding_size=768, max_position_embeddings=512, type_vocab_size=2, pad_token_id=0,
                 **_BASE,
             ),
-            112_922_882, 85_646_594, "apache-2.0", "tok_wordpiece",
+            # The hub card says apache-2.0; the GitHub repository's LICENSE file says CC BY-NC-SA 4.0 (non-commercial).
+            112_922_882, 85_646_594, KOELECTRA_LICENSE, "tok_wordpiece",
             CardFigure(90.63, KOELECTRA_TABLE, KOELECTRA_TABLE_URL),
         ),
         Backbone(

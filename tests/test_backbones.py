@@ -33,7 +33,8 @@ LICENSES = {
     "klue/roberta-base": "cc-by-sa-4.0",
     "klue/roberta-large": "cc-by-sa-4.0",
     "beomi/KcELECTRA-base-v2022": "mit",
-    "monologg/koelectra-base-v3-discriminator": "apache-2.0",
+    # The hub card says apache-2.0, the GitHub repository's LICENSE CC BY-NC-SA 4.0: both are named.
+    "monologg/koelectra-base-v3-discriminator": "apache-2.0 on the hub card; CC BY-NC-SA 4.0 in its GitHub repository",
     TINY: None,
 }
 # The NSMC test accuracies the cards report (KoELECTRA's finetune/README.md table; KcELECTRA's README table);
