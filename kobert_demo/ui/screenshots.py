@@ -39,7 +39,7 @@ def capture(out: Path, locale: str, data: Path, epochs: int) -> list[Path]:
                 expect(page.locator("#train-summary")).to_contain_text("train.tsv", timeout=30_000)
                 page.locator("#test-file input[type=file]").set_input_files(str(data / "nsmc" / "test.tsv"))
                 expect(page.locator("#train-summary")).to_contain_text("test.tsv", timeout=30_000)
-                page.locator("#backbone label").nth(2).click()
+                page.locator("#backbone label").filter(has_text="tiny").click()
                 page.locator("#epochs input").fill(str(epochs))
                 page.locator("#batch-size input").fill("32")
                 page.locator("#lr input").click()  # leave the batch field so its value is sent
