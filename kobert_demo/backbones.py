@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,19 +157,19 @@ def expected_speed(model: str, measured: Mapping[str, float]) -> Speed | None:
 
 
 # --- what a model card says about a backbone that is not in the catalogue ------------------------------------------
-_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", re.S)
-_LICENSE = re.compile(r"^license:\s*[\"']?([^\"'\n#]+?)[\"']?\s*$", re.M)
-
-
 def card_license(folder: Path) -> str | None:
     """The `license:` of folder's README.md front matter (a hub model card's), or None."""
+    from huggingface_hub.repocard import metadata_load
+    from yaml import YAMLError
+
     try:
-        text = (folder / "README.md").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        metadata = metadata_load(folder / "README.md")
+    except (OSError, UnicodeDecodeError, YAMLError):
         return None
-    front = _FRONT_MATTER.match(text)
-    found = _LICENSE.search(front[1]) if front else None
-    return found[1].strip() if found else None
+    license_ = metadata.get("license") if isinstance(metadata, dict) else None
+    if isinstance(license_, list):  # a card may list several
+        license_ = ", ".join(map(str, license_))
+    return str(license_).strip() if license_ else None
 
 
 def local_folder(source: str) -> Path | None:

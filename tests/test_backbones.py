@@ -130,6 +130,8 @@ def test_no_speed_without_a_usable_measurement() -> None:
         ('---\nlicense: "cc-by-sa-4.0"\ntags:\n- korean\n---\n', "cc-by-sa-4.0"),
         ("---\ntags:\n- korean\n---\nlicense: mit\n", None),  # only the front matter counts
         ("# No front matter\nlicense: mit\n", None),
+        ("---\nlicense:\n- mit\n- apache-2.0\n---\n", "mit, apache-2.0"),
+        ("---\nlicense: [mit\n---\n", None),  # front matter that is not YAML
         (None, None),
     ],
 )
