@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from .tokenizer import Encoded, pad_ids
+from .tokenizer import Encoded, PadsOnTheRight
 
 # A few everyday sentences: a tokenizer that knows no Korean turns most of their pieces into its unknown token.
 KOREAN_SAMPLE = [
@@ -25,7 +23,7 @@ MAX_UNKNOWN_SHARE = 0.5
 DEFAULT_MAX_LEN = 512
 
 
-class FastTokenizer:
+class FastTokenizer(PadsOnTheRight):
     """ids, pieces, padding and saving for a transformers fast tokenizer, as KoBertTokenizer offers them."""
 
     mode = None  # KoBERT's splitting modes (gluonnlp, whole) do not apply to other tokenizers
@@ -94,12 +92,6 @@ class FastTokenizer:
                 for i, piece, (start, end) in zip(ids, pieces, encoding["offset_mapping"])
             ]
         return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids])
-
-    def pad(self, batch: list[list[int]], multiple: int = 1) -> dict[str, torch.Tensor]:
-        return pad_ids(batch, self.pad_id, multiple)
-
-    def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, torch.Tensor]:
-        return self.pad(self.encode_batch(texts, max_len))
 
     def save(self, folder: str | Path) -> None:
         """tokenizer.json + tokenizer_config.json, with model_max_length the length trained with, so that

@@ -146,9 +146,7 @@ class PaddingFreeClassifier(nn.Module):
             h = _add_and_norm(layer.attention.output, context, queries)
             x = _add_and_norm(layer.output, layer.intermediate(h), h)
 
-        logits = family.head(self.model, x)
-        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return _classified(family.head(self.model, x), labels)
 
 
 class PaddedClassifier(nn.Module):
@@ -167,8 +165,13 @@ class PaddedClassifier(nn.Module):
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return _classified(logits, labels)
+
+
+def _classified(logits: torch.Tensor, labels: torch.Tensor | None) -> SequenceClassifierOutput:
+    """The logits and, given labels, their cross-entropy in fp32: both training forwards' output."""
+    loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
+    return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
 PADDING_FREE = "padding-free"

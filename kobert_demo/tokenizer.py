@@ -53,6 +53,21 @@ def pad_ids(batch: list[list[int]], pad_id: int, multiple: int = 1) -> dict[str,
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": torch.zeros_like(input_ids)}
 
 
+class PadsOnTheRight:
+    """pad and __call__ for a tokenizer with `pad_id` and `encode_batch`: KoBERT's and every family's fast one."""
+
+    pad_id: int
+
+    def encode_batch(self, texts: list[str], max_len: int | None = None) -> list[list[int]]:
+        raise NotImplementedError
+
+    def pad(self, batch: list[list[int]], multiple: int = 1) -> dict[str, torch.Tensor]:
+        return pad_ids(batch, self.pad_id, multiple)
+
+    def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, torch.Tensor]:
+        return self.pad(self.encode_batch(texts, max_len))
+
+
 @dataclass
 class Encoded:
     """One sentence: its KoBERT ids (with [CLS]/[SEP], truncated) and pieces."""
@@ -62,7 +77,7 @@ class Encoded:
     unknown: list[bool]
 
 
-class KoBertTokenizer:
+class KoBertTokenizer(PadsOnTheRight):
     """KoBERT tokenizer on sentencepiece, with both splitting modes and both piece-to-id schemes.
 
     Schemes: `vocab` (the original 8000-piece SP model plus the gluonnlp vocab JSON, pieces mapped through
@@ -156,12 +171,6 @@ class KoBertTokenizer:
         ids = self.encode_batch([text], max_len)[0]
         pieces = [self.idx_to_token[i] for i in ids]
         return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids])
-
-    def pad(self, batch: list[list[int]], multiple: int = 1) -> dict[str, torch.Tensor]:
-        return pad_ids(batch, self.pad_id, multiple)
-
-    def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, torch.Tensor]:
-        return self.pad(self.encode_batch(texts, max_len))
 
     # --- saving with a model folder -------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
