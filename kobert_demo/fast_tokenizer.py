@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .tokenizer import Encoded, PadsOnTheRight
+from .tokenizer import Encoded, PadsOnTheRight, words_of_spans
 
 # A few everyday sentences: a tokenizer that knows no Korean turns most of their pieces into its unknown token.
 KOREAN_SAMPLE = [
@@ -84,14 +84,15 @@ class FastTokenizer(PadsOnTheRight):
             text, truncation=True, max_length=max_len or self.max_len, return_offsets_mapping=True,
             return_attention_mask=False, return_token_type_ids=False,
         )  # fmt: skip
-        ids = encoding["input_ids"]
+        ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
         pieces = self.hf.convert_ids_to_tokens(ids)
         if self._byte_level:
             pieces = [
-                piece if i in self._special else text[start:end]
-                for i, piece, (start, end) in zip(ids, pieces, encoding["offset_mapping"])
+                piece if i in self._special else text[start:end] for i, piece, (start, end) in zip(ids, pieces, offsets)
             ]
-        return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids])
+        spans = [None if i in self._special and i != self.unk_id else span for i, span in zip(ids, offsets)]
+        words = words_of_spans(text, spans)
+        return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids], words=words)
 
     def save(self, folder: str | Path) -> None:
         """tokenizer.json + tokenizer_config.json, with model_max_length the length trained with, so that

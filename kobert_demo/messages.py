@@ -824,6 +824,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{n:,} sentences is more than the {limit:,} that can be predicted at once.",
         "문장이 {n:,}개로, 한 번에 예측할 수 있는 {limit:,}개를 넘습니다.",
     ),
+    # ---- #15 explanations (explain.py) ----
+    "err_unknown_label": (
+        "The model has no class '{label}'; its classes are: {labels}.",
+        "모델에 '{label}' 클래스가 없습니다. 이 모델의 클래스: {labels}.",
+    ),
     "err_no_predict_file": ("Upload a file of sentences to classify.", "예측할 문장 파일을 올리세요."),
     "err_unexpected": (
         "Something unexpected went wrong ({kind}); the server log has the details.",

@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from .model import Classifier, load_classifier
 from .runs import Run
 from .settings import limits
 from .tokenizer import Encoded
+
+if TYPE_CHECKING:
+    from .explain import Explanation
 
 
 def model_folder(path: str | Path) -> Path:
@@ -118,6 +122,8 @@ class Predictor:
         if device is not None:
             model.to(device)
         self.model, self.backend = model, "torch"
+        self._float_model: torch.nn.Module | None = None
+        self._float_lock = threading.Lock()
         on_cpu = next(model.parameters()).device.type == "cpu"
         if backend == "int8" or (backend == "auto" and on_cpu and torch.backends.quantized.engine != "none"):
             self._use_int8(checked=backend == "auto")
@@ -181,6 +187,28 @@ class Predictor:
 
     def pieces(self, text: str) -> Encoded:
         return self.tokenizer.encode(text)
+
+    def explain(self, text: str, label: str | None = None) -> Explanation:
+        """Each word's and piece's share of `label`'s log-probability (default: the predicted class); see explain.py.
+
+        Integrated Gradients needs gradients, which the int8 model has none of: an int8 predictor reads the float
+        model from disk the first time it explains, and keeps it.
+        """
+        from .explain import explain
+
+        text = text[: limits().max_text_chars]
+        return explain(self.float_model(), self.tokenizer.encode(text), text, self.label_names, label)
+
+    def float_model(self) -> torch.nn.Module:
+        """The model in float: the served one, or for int8 a float copy read once from disk."""
+        if self.backend == "torch":
+            return self.model
+        with self._float_lock:
+            if self._float_model is None:
+                if self.reload is None:
+                    raise ValueError("this int8 predictor cannot reload its float model to explain")
+                self._float_model = self.reload().model.eval()
+            return self._float_model
 
 
 class PredictorCache:

@@ -7,7 +7,9 @@ turns Hangul into [UNK]. KoBERT was trained with the gluonnlp pipeline reproduce
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import regex
@@ -33,12 +35,32 @@ _PUNCT_OR_CJK = regex.compile(
 )
 _CONTROL = regex.compile(r"[\x00\uFFFD]|[^\P{C}\t\n\r]")
 _SPACE = regex.compile(r"\s+")
+_WORD = re.compile(r"\S+")  # the words of str.split(): re's \s is str.isspace(), character for character
 
 
 def basic_split(text: str) -> list[str]:
     """Split like gluonnlp's BERTBasicTokenizer(lower=False): clean, then whitespace and each punctuation mark."""
     text = _CONTROL.sub("", text)
     return _PUNCT_OR_CJK.sub(r" \1 ", text).split()
+
+
+def words_of_spans(text: str, spans: list[tuple[int, int] | None]) -> list[int | None]:
+    """For each token's character span in text, the index of the word of `text.split()` it lies in: the word of its
+    first non-space character; a span of spaces alone (a byte-level or SentencePiece space) goes with the next word.
+    None where a token has no span (special tokens)."""
+    starts = [m.start() for m in _WORD.finditer(text)]
+    words: list[int | None] = []
+    for span in spans:
+        if span is None or not starts:
+            words.append(None)
+            continue
+        start, end = span
+        first = next((i for i in range(start, end) if not text[i].isspace()), None)
+        if first is None:
+            words.append(min(bisect_left(starts, end), len(starts) - 1))
+        else:
+            words.append(max(bisect_right(starts, first) - 1, 0))
+    return words
 
 
 def pad_ids(batch: list[list[int]], pad_id: int, multiple: int = 1) -> dict[str, torch.Tensor]:
@@ -70,11 +92,13 @@ class PadsOnTheRight:
 
 @dataclass
 class Encoded:
-    """One sentence: its KoBERT ids (with [CLS]/[SEP], truncated) and pieces."""
+    """One sentence: its ids (with [CLS]/[SEP] or <s>/</s>, truncated) and pieces; `words`: for each token, the index
+    of the word of `text.split()` it came from (None for the special tokens)."""
 
     ids: list[int]
     pieces: list[str]
     unknown: list[bool]
+    words: list[int | None] = field(default_factory=list)
 
 
 class KoBertTokenizer(PadsOnTheRight):
@@ -170,7 +194,32 @@ class KoBertTokenizer(PadsOnTheRight):
     def encode(self, text: str, max_len: int | None = None) -> Encoded:
         ids = self.encode_batch([text], max_len)[0]
         pieces = [self.idx_to_token[i] for i in ids]
-        return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids])
+        words = [None, *self._piece_words(text)[: len(ids) - 2], None]
+        return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids], words=words)
+
+    def _piece_words(self, text: str) -> list[int | None]:
+        """For each piece of text (before truncation), the word of `text.split()` it came from.
+
+        gluonnlp: the basic split's chunks (a word, or one punctuation mark of it) are found in the cleaned text in
+        order, and each chunk's pieces go with the word its first character is in. whole: the text is encoded as
+        its words joined by single spaces, and a piece that starts with "▁" starts the next word.
+        """
+        if self.mode == "whole":
+            word, words = -1, []
+            for piece in self.sp.encode(" ".join(text.split()), out_type=str):
+                word += piece.startswith("▁")
+                words.append(max(word, 0))
+            return words
+        removed = {m.start() for m in _CONTROL.finditer(text)}
+        kept = [i for i in range(len(text)) if i not in removed]  # cleaned text's characters -> text's
+        cleaned = "".join(text[i] for i in kept)
+        chunks, spans, at = basic_split(text), [], 0
+        for chunk in chunks:
+            at = cleaned.find(chunk, at)
+            spans.append((kept[at], kept[at + len(chunk) - 1] + 1))
+            at += len(chunk)
+        chunk_words = words_of_spans(text, spans)
+        return [word for word, ids in zip(chunk_words, self._piece_ids(chunks)) for _ in ids]
 
     # --- saving with a model folder -------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:

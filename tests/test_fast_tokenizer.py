@@ -160,3 +160,14 @@ def test_a_kobert_style_hub_folder_keeps_kobert_s_tokenizer(tiny_kobert_folder: 
 def test_a_batch_is_tensors(tokenizer: FastTokenizer) -> None:
     batch = tokenizer([SHORT])
     assert {key: value.dtype for key, value in batch.items()} == dict.fromkeys(batch, torch.long)
+
+
+def test_each_token_belongs_to_the_word_it_came_from(family_folder: Path) -> None:
+    tokenizer = FastTokenizer.from_folder(family_folder, max_len=512)
+    for text in (LONG, SHORT, "  배우들 연기는  좋은데,스토리가... 뻔하다 ^^ 😀"):
+        encoded = tokenizer.encode(text)
+        assert encoded.words[0] is None and encoded.words[-1] is None
+        words = encoded.words[1:-1]
+        assert words == sorted(words) and set(words) == set(range(len(text.split()))), text
+    encoded = tokenizer.encode("좋은데,스토리가 뻔하다")  # every piece of the first word, the comma's too, is word 0
+    assert encoded.words.count(0) > 2 and encoded.words[1:-1] == sorted(encoded.words[1:-1])

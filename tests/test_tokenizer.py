@@ -248,3 +248,50 @@ def test_real_data_has_few_unknowns(kobert_tokenizer: KoBertTokenizer) -> None:
     tokens = sum(len(i) - 2 for i in ids)
     unknown = sum(i.count(0) for i in ids)
     assert unknown < 0.02 * tokens
+
+
+# Which word of the text each piece came from (explanations sum pieces into words)
+
+
+def _pieces_by_word(encoded, text: str) -> dict[str, str]:
+    """Each word of text.split() -> its pieces joined, "▁" dropped."""
+    joined: dict[int, str] = {}
+    for piece, word in zip(encoded.pieces, encoded.words, strict=True):
+        if word is not None:
+            joined[word] = joined.get(word, "") + piece.replace("▁", "")
+    return {text.split()[word]: pieces for word, pieces in joined.items()}
+
+
+@pytest.mark.parametrize("mode", ["gluonnlp", "whole"])
+def test_each_piece_belongs_to_the_word_it_came_from(mode: str) -> None:
+    tokenizer = KoBertTokenizer.from_files(KOBERT_FILES.spm, KOBERT_FILES.vocab, mode=mode)
+    text = "  배우들 연기는  좋은데,스토리가... 뻔하다 ^^"
+    encoded = tokenizer.encode(text)
+    assert encoded.words[0] is None and encoded.words[-1] is None  # [CLS] and [SEP] belong to no word
+    assert _pieces_by_word(encoded, text) == {word: word for word in text.split()}
+
+
+@pytest.mark.parametrize("mode", ["gluonnlp", "whole"])
+def test_every_word_of_real_sentences_gets_its_pieces_in_order(mode: str) -> None:
+    tokenizer = KoBertTokenizer.from_files(KOBERT_FILES.spm, KOBERT_FILES.vocab, mode=mode, max_len=512)
+    for text, _ in sample_rows("nsmc/test.tsv", 300) + sample_rows("hate_speech/train.tsv", 100):
+        encoded = tokenizer.encode(text)
+        words = encoded.words[1:-1]
+        assert words == sorted(words), text  # pieces come word after word
+        assert set(words) == set(range(len(text.split()))), text  # every word has a piece, no other word does
+
+
+def test_a_truncated_sentence_keeps_the_words_of_its_pieces() -> None:
+    tokenizer = KoBertTokenizer.from_files(KOBERT_FILES.spm, KOBERT_FILES.vocab, max_len=6)
+    encoded = tokenizer.encode("정말 재미있게 봤습니다 배우들의 연기가 최고")
+    assert len(encoded.ids) == len(encoded.words) == 6
+    assert encoded.words[1] == 0 and encoded.words[-2] >= 1 and encoded.words[-1] is None
+
+
+def test_control_characters_join_what_they_separate_as_the_model_reads_it() -> None:
+    # \x0b is whitespace to str.split() but a control character the basic split removes: "a\x0bb" is one chunk,
+    # whose pieces go with the first word; the other word gets none.
+    tokenizer = KoBertTokenizer.from_files(KOBERT_FILES.spm, KOBERT_FILES.vocab)
+    encoded = tokenizer.encode("영화\x0b최고 좋다")
+    assert encoded.ids == tokenizer.encode_batch(["영화\x0b최고 좋다"])[0]
+    assert set(encoded.words[1:-1]) == {0, 2}

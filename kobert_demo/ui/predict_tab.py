@@ -29,6 +29,7 @@ from .state import AppState, UserError, shown_errors
 if TYPE_CHECKING:
     import numpy as np
 
+    from kobert_demo.explain import Explanation
     from kobert_demo.predict import Predictor
     from kobert_demo.tokenizer import Encoded
 
@@ -119,6 +120,12 @@ def predict_one(state: AppState, ref: str | None, text: str) -> dict[str, float]
     text = checked_text(text)
     predictor = state.predictor(ref)
     return confidences(predictor.label_names, probabilities(predictor, [text])[0])
+
+
+def explain_one(state: AppState, ref: str | None, text: str, label: str | None = None) -> Explanation:
+    """Each word's share of `label`'s probability for one sentence (label None or "": the predicted class)."""
+    text = checked_text(text)
+    return state.predictor(ref).explain(text, label or None)
 
 
 def predict_lines(state: AppState, ref: str | None, texts: list[str]) -> Predictions:

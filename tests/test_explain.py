@@ -1,0 +1,154 @@
+"""Tests for kobert_demo.explain: completeness, words, labels, faithfulness (deletion check), every family, int8."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import numpy as np
+import pytest
+import torch
+from conftest import TrainedRun, sample_rows
+
+from kobert_demo.errors import UserFacingError
+from kobert_demo.explain import MAX_RELATIVE_GAP, MIN_CHANGE, Explanation
+from kobert_demo.families import family_of
+from kobert_demo.predict import Predictor
+
+TEXT = "배우들 연기는 좋은데, 스토리가 너무 뻔하다... 그래도 음악은 최고!"
+
+
+def held_out(n: int, min_words: int = 1) -> list[str]:
+    """NSMC test rows (never trained on) with at least min_words words."""
+    return [text for text, _ in sample_rows("nsmc/test.tsv", 300) if len(text.split()) >= min_words][:n]
+
+
+def baseline_log_prob(predictor: Predictor, explanation: Explanation, text: str) -> float:
+    """The explained class's log-probability with every piece of text replaced by the padding token, computed apart
+    from explain.py: through input_ids, not embeddings. Positions count on through the padding (RoBERTa would give
+    padding ids its padding position)."""
+    encoded = predictor.tokenizer.encode(text)
+    ids = [i if word is None else predictor.tokenizer.pad_id for i, word in zip(encoded.ids, encoded.words)]
+    model = predictor.float_model()
+    positions = torch.arange(len(ids))[None] + family_of(model).position_offset(model.config)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids]), position_ids=positions).logits
+    return float(logits.log_softmax(-1)[0, predictor.label_names.index(explanation.label)])
+
+
+def assert_complete(predictor: Predictor, explanation: Explanation, text: str) -> None:
+    """The token scores add up to the change in log-probability from baseline to sentence, short of the reported
+    gap, and the gap is within the bound."""
+    change = np.log(explanation.probability) - baseline_log_prob(predictor, explanation, text)
+    assert sum(explanation.token_scores) - change == pytest.approx(explanation.completeness_gap, abs=2e-4)
+    assert abs(explanation.completeness_gap) <= MAX_RELATIVE_GAP * max(abs(change), MIN_CHANGE) + 2e-4
+
+
+def test_scores_add_up_to_the_change_in_log_probability(trained_predictor: Predictor) -> None:
+    for text in [TEXT, *held_out(8)]:
+        assert_complete(trained_predictor, trained_predictor.explain(text), text)
+
+
+def test_words_are_the_text_split_and_carry_their_pieces(trained_predictor: Predictor) -> None:
+    explanation = trained_predictor.explain(TEXT)
+    encoded = trained_predictor.pieces(TEXT)
+    assert explanation.words == TEXT.split()
+    assert explanation.tokens == encoded.pieces and len(explanation.token_scores) == len(encoded.ids)
+    assert explanation.token_scores[0] == 0 and explanation.token_scores[-1] == 0  # [CLS]/[SEP] are the baseline's
+    for word in range(len(explanation.words)):
+        pieces = [s for s, w in zip(explanation.token_scores, encoded.words) if w == word]
+        assert explanation.word_scores[word] == pytest.approx(sum(pieces), abs=1e-6)
+    assert sum(explanation.word_scores) == pytest.approx(sum(explanation.token_scores), abs=1e-5)
+
+
+def test_the_predicted_class_by_default_any_class_on_request(trained_predictor: Predictor) -> None:
+    probs = trained_predictor.predict_proba([TEXT])[0]
+    default = trained_predictor.explain(TEXT)
+    assert default.label == trained_predictor.label_names[int(probs.argmax())]
+    assert default.probability == pytest.approx(float(probs.max()), abs=1e-5)
+    other = next(name for name in trained_predictor.label_names if name != default.label)
+    explained = trained_predictor.explain(TEXT, other)
+    assert explained.label == other
+    assert explained.probability == pytest.approx(1 - default.probability, abs=1e-5)
+    # Two classes: what raises one's log-probability lowers the other's, so the words' signs mostly flip.
+    flipped = np.sign(explained.word_scores) == -np.sign(default.word_scores)
+    assert flipped.mean() >= 0.75, (default.word_scores, explained.word_scores)
+
+
+def test_an_unknown_class_is_refused_in_one_sentence(trained_predictor: Predictor) -> None:
+    with pytest.raises(UserFacingError) as caught:
+        trained_predictor.explain(TEXT, "긍정")
+    assert caught.value.key == "err_unknown_label"
+    assert str(caught.value) == "The model has no class '긍정'; its classes are: 0, 1."
+    assert "클래스" in caught.value.text("ko")
+
+
+def test_a_sentence_longer_than_max_len_explains_the_words_the_model_read(trained_predictor: Predictor) -> None:
+    text = " ".join(["정말 재미있는 영화였어요"] * 30)
+    explanation = trained_predictor.explain(text)
+    assert len(explanation.words) == 90 and len(explanation.word_scores) == 90
+    assert len(explanation.tokens) == trained_predictor.tokenizer.max_len
+    read = {word for word in trained_predictor.pieces(text).words if word is not None}
+    assert 0 < len(read) < 90 and read == set(range(len(read)))
+    assert all(explanation.word_scores[word] == 0 for word in range(len(read), 90))  # never read: score 0
+    assert sum(explanation.word_scores[word] != 0 for word in read) > len(read) / 2
+
+
+def test_removing_the_top_word_costs_more_than_removing_a_random_word(trained_predictor: Predictor) -> None:
+    """The deletion check: on held-out sentences, dropping the word scored highest for the predicted class lowers
+    that class's probability far more than dropping a random word."""
+    rng = random.Random(0)
+    top_drops, random_drops = [], []
+    for text in held_out(60, min_words=3):
+        explanation = trained_predictor.explain(text)
+        words, column = explanation.words, trained_predictor.label_names.index(explanation.label)
+        top = int(np.argmax(explanation.word_scores))
+        other = rng.randrange(len(words))
+        without = [" ".join(words[:i] + words[i + 1 :]) for i in (top, other)]
+        p_top, p_random = trained_predictor.predict_proba(without)[:, column]
+        top_drops.append(explanation.probability - p_top)
+        random_drops.append(explanation.probability - p_random)
+    top_drop, random_drop = float(np.mean(top_drops)), float(np.mean(random_drops))
+    # The tiny model, trained for 3 epochs on 1,200 rows, is not sure of much (measured: 0.039 against 0.003).
+    assert top_drop > 0.02 and top_drop > 4 * max(random_drop, 0.0), (top_drop, random_drop)
+
+
+def test_every_family_explains_its_own_tokens(family_run: TrainedRun) -> None:
+    predictor = Predictor.load(family_run.path)
+    for text in [TEXT, *held_out(4)]:
+        explanation = predictor.explain(text)
+        assert explanation.words == text.split() and len(explanation.word_scores) == len(explanation.words)
+        assert explanation.tokens == predictor.pieces(text).pieces
+        assert_complete(predictor, explanation, text)
+
+
+def test_an_int8_predictor_explains_its_float_model(trained_run: TrainedRun) -> None:
+    float_predictor = Predictor.load(trained_run.path)
+    int8 = Predictor.load(trained_run.path, backend="int8")
+    assert int8.backend == "int8" and int8.float_model() is not int8.model
+    assert int8.float_model() is int8.float_model()  # read once
+    expected, got = float_predictor.explain(TEXT), int8.explain(TEXT)
+    np.testing.assert_allclose(got.token_scores, expected.token_scores, atol=1e-5)
+    assert got.label == expected.label
+
+
+def test_predictions_made_while_explaining_are_unchanged(trained_run: TrainedRun) -> None:
+    """Explaining touches no shared state of the model: visitors' predictions at the same time stay exact."""
+    predictor = Predictor.load(trained_run.path)
+    texts = held_out(16)
+    expected = predictor.predict_proba(texts)
+    done = threading.Event()
+
+    def explain_repeatedly() -> None:
+        while not done.is_set():
+            predictor.explain(TEXT)
+
+    worker = threading.Thread(target=explain_repeatedly)
+    worker.start()
+    try:
+        during = [predictor.predict_proba(texts) for _ in range(20)]
+    finally:
+        done.set()
+        worker.join()
+    for probs in during:
+        np.testing.assert_allclose(probs, expected, atol=1e-6)
