@@ -420,6 +420,40 @@ def _accuracy_once(splits, seed: int) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
 
 
+# --- explanations: time at the family's real size, faithfulness of a trained run --------------------------------------
+def explain_check(args: argparse.Namespace, folder: Path) -> dict:
+    """Time Integrated Gradients explanations one sentence at a time with the family's base-size classifier (random
+    weights: the same work as trained ones), served in fp32; with --run, that run's deletion check on held-out rows."""
+    from .data import read_table
+    from .explain import deletion_check
+    from .predict import Predictor
+
+    texts = read_table(Path(args.data)).texts[: args.latency_sentences]
+    predictor = Predictor.load(_classifier_folder(folder), backend="torch")
+    predictor.explain(texts[0])  # warm-up
+    times, steps, tokens, gaps = [], [], [], []
+    for text in texts:
+        start = time.perf_counter()
+        explanation = predictor.explain(text)
+        times.append((time.perf_counter() - start) * 1000)
+        steps.append(explanation.steps)
+        tokens.append(len(explanation.tokens))
+        gaps.append(abs(explanation.completeness_gap))
+    report: dict = {
+        "sentences": len(texts),
+        "tokens_mean": round(float(np.mean(tokens)), 1),
+        "explain_p50_ms": round(float(np.percentile(times, 50)), 1),
+        "explain_p95_ms": round(float(np.percentile(times, 95)), 1),
+        "steps_mean": round(float(np.mean(steps)), 1),
+        "completeness_gap_max": round(float(np.max(gaps)), 5),
+    }
+    if args.run:
+        held_out = read_table(Path(args.accuracy_test)).texts[: args.explain_rows]
+        check = deletion_check(Predictor.load(args.run, backend="torch"), held_out, seed=0)
+        report["deletion_check"] = {"run": Path(args.run).name, **check.to_json()}
+    return report
+
+
 # --- the driver -----------------------------------------------------------------------------------------------------
 def build_backbone(folder: Path) -> Path:
     """KoBERT's exact shape with random weights, and KoBERT's original tokenizer (carried with the package)."""
@@ -618,7 +652,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead: train tiny one epoch with the tutorial's loop and with ours, and compare test accuracy",
     )
-    parser.add_argument("--accuracy-test", default=str(CLONE_NSMC / "test.tsv"))
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="instead: time explanations (Integrated Gradients) one sentence at a time at the family's base size; "
+        "with --run, also that run's deletion check on --accuracy-test rows",
+    )
+    parser.add_argument("--run", help="with --explain: a trained run whose explanations to check by deletion")
+    parser.add_argument("--explain-rows", type=int, default=500, help="with --explain --run: held-out rows to check")
+    parser.add_argument("--accuracy-test", default=str(CLONE_NSMC / "test.tsv"), help="held-out rows")
     parser.add_argument("--accuracy-rows", type=int, default=40_000)
     parser.add_argument("--seeds", default="42,43,44", help="with --accuracy: one run of each loop per seed")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -635,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
         report = accuracy_check(args)
         print(json.dumps(report, indent=2 if not args.json else None))
         return 0
+    if args.run and not args.explain:
+        parser.error("--run goes with --explain")
     n_rows = max(args.train_rows, args.predict_rows, args.latency_sentences) * 2
     texts, labels = read_rows(Path(args.data), n_rows)
     if args.worker:
@@ -652,6 +696,10 @@ def main(argv: list[str] | None = None) -> int:
             every_text = read_table(Path(args.data)).texts
             folder = build_family_backbone(Path(tmp) / "backbone", args.family, every_text, args.size or "base")
             backbone = describe_backbone(folder, args.size or "base", len(every_text))
+        if args.explain:
+            report = {"family": args.family, "explain": explain_check(args, folder), "machine": machine()}
+            print(json.dumps(report, indent=2 if not args.json else None))
+            return 0
         for path in paths:
             print(f"bench: {path} ...", file=sys.stderr, flush=True)
             command = [sys.executable, "-m", "kobert_demo", "bench", "--worker", path, "--folder", str(folder)]
