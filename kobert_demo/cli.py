@@ -1,5 +1,5 @@
-"""`kobert-demo` (or `python -m kobert_demo`): validate, train, evaluate, predict, tokenize, export, models, bench
-and app.
+"""`kobert-demo` (or `python -m kobert_demo`): validate, train, evaluate, predict, explain, tokenize, export, models,
+bench and app.
 
 Options and sentences may come in any order; `--` ends the options, so that `predict RUN -- "-_- 별로"` works.
 User errors exit with status 2 and one line `error: ...` on stderr, in Korean when the locale is Korean
@@ -175,6 +175,27 @@ def _has_gpu() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
+# --- explain ------------------------------------------------------------------------------------------------------
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Each word's share of a class's log-probability (see explain.py), for each sentence in order."""
+    from .predict import Predictor
+
+    # Integrated Gradients needs the float model's gradients: an int8 predictor would only reload it from disk.
+    predictor = Predictor.load(args.run, backend="torch")
+    explanations = [predictor.explain(text, args.label) for text in args.texts]
+    if args.json:
+        entries = [{k: v for k, v in e.to_json().items() if k != "steps"} for e in explanations]
+        print(json.dumps({"explanations": entries}, ensure_ascii=False))
+        return 0
+    print("score: the word's share of the label's log-probability; positive = towards the label, negative = against")
+    for e in explanations:
+        print(f"\n{e.label} {e.probability:.3f}\t{e.text}")
+        for word, score in zip(e.words, e.word_scores):
+            print(f"  {score:+.3f} {word}")
+        print(f"  completeness gap {e.completeness_gap:+.4f} (the scores' sum minus the change from [PAD] input)")
+    return 0
+
+
 # --- export -------------------------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_model
@@ -318,6 +339,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def model_source(p: argparse.ArgumentParser) -> None:
+        p.add_argument("run", help="a run folder or model folder")
+
     def columns(p: argparse.ArgumentParser) -> None:
         p.add_argument("--text-col", help="the text column (default: detected)")
         p.add_argument("--label-col", help="the label column (default: detected)")
@@ -337,14 +361,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a run on a labelled file")
-    p.add_argument("run", help="a run folder or model folder")
+    model_source(p)
     p.add_argument("file")
     columns(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="class probabilities for sentences or a file")
-    p.add_argument("run", help="a run folder or model folder")
+    model_source(p)
     p.add_argument("texts", nargs="*", metavar="TEXT")
     p.add_argument("--file", help="a file of sentences (a table with a text column, or one sentence per line)")
     p.add_argument("--text-col", help="the text column of --file (default: detected)")
@@ -360,6 +384,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("explain", help="why this label: each word's share of a class's probability")
+    model_source(p)
+    p.add_argument("texts", nargs="+", metavar="TEXT")
+    p.add_argument("--label", help="the class to explain for every sentence (default: each one's predicted class)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("export", help="export a run: zip, plain transformers folder, or ONNX (checked)")
     p.add_argument("run", help="a run folder")

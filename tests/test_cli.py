@@ -242,6 +242,30 @@ def test_predict_file_to_csv(cli_run: CliRun) -> None:
     np.testing.assert_allclose(table["confidence"], probs.max(1), atol=1e-5)
 
 
+EXPLANATION_KEYS = {
+    "text", "label", "probability", "words", "word_scores", "tokens", "token_scores", "completeness_gap"
+}  # fmt: skip
+
+
+def test_explain_json_through_the_cli(cli_run: CliRun) -> None:
+    """One process: several sentences around the options, a class to explain; each word of text.split() scored, and
+    the class's probability is the float model's (what `predict --backend torch` gives)."""
+    texts = ["정말 재미있는 영화였다!", "시간 낭비,  최악...", "-_- 그럭저럭"]
+    result = cli_run_call(cli_run, "explain", "run", texts[0], "--label", "부정", "--json", "--", *texts[1:])
+    entries = json.loads(ok(result))["explanations"]
+    assert result.stderr == ""  # transformers and captum kept quiet
+    expected = Predictor.load(cli_run.run, backend="torch").predict(texts)
+    assert [entry["text"] for entry in entries] == texts
+    for entry, probs in zip(entries, expected):
+        assert set(entry) == EXPLANATION_KEYS
+        assert entry["words"] == entry["text"].split()
+        assert len(entry["word_scores"]) == len(entry["words"])
+        assert len(entry["token_scores"]) == len(entry["tokens"]) and entry["tokens"][0] == "[CLS]"
+        assert entry["label"] == "부정"
+        assert entry["probability"] == pytest.approx(probs["부정"], abs=1e-4)
+        assert sum(entry["word_scores"]) == pytest.approx(sum(entry["token_scores"]), abs=1e-5)
+
+
 def cli_run_call(cli_run: CliRun, *args: str) -> subprocess.CompletedProcess:
     """A CLI call in the folder of the CLI-trained run."""
     return run_cli(*args, cwd=cli_run.folder)
@@ -296,6 +320,35 @@ def test_predict_file_of_lines(capsys, trained_predictor: Predictor, trained_run
     table = pd.read_csv(out)
     assert table["text"].tolist() == lines
     np.testing.assert_allclose(table[["p_0", "p_1"]].to_numpy(), trained_predictor.predict_proba(lines), atol=1e-5)
+
+
+def test_explain_predicted_classes_and_text_view(capsys, trained_run: TrainedRun, trained_predictor: Predictor) -> None:
+    """Without --label each sentence's predicted class is explained; the text view shows the same scores, a word a
+    line in the sentence's order."""
+    texts = ["정말 재밌어요 최고", "별로였다. 시간 아까움", "그냥 그래요"]
+    assert main(["explain", str(trained_run.path), "--json", *texts]) == 0
+    entries = json.loads(capsys.readouterr().out)["explanations"]
+    for entry, probs in zip(entries, trained_predictor.predict(texts), strict=True):
+        assert entry["label"] == max(probs, key=probs.get)
+        assert entry["probability"] == pytest.approx(probs[entry["label"]], abs=1e-4)
+        assert entry["words"] == entry["text"].split() and len(entry["word_scores"]) == len(entry["words"])
+    assert main(["explain", str(trained_run.path), *texts]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "positive = towards the label" in lines[0]
+    expected = []
+    for entry in entries:
+        expected += ["", f"{entry['label']} {entry['probability']:.3f}\t{entry['text']}"]
+        expected += [f"  {score:+.3f} {word}" for word, score in zip(entry["words"], entry["word_scores"])]
+        expected.append(f"  completeness gap {entry['completeness_gap']:+.4f}")
+    gap = "  completeness gap"  # then what the gap is, in brackets
+    assert [line.split(" (")[0] if line.startswith(gap) else line for line in lines[1:]] == expected
+
+
+def test_explain_unknown_label(capsys, trained_run: TrainedRun) -> None:
+    assert main(["explain", str(trained_run.path), "좋다", "별로", "--label", "긍정"]) == EXIT_USER_ERROR
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["error: The model has no class '긍정'; its classes are: 0, 1."]
+    assert captured.out == ""
 
 
 def test_evaluate_unknown_labels(capsys, trained_run: TrainedRun, tmp_path: Path) -> None:

@@ -99,6 +99,14 @@ def build(state: AppState) -> None:
         return {"pieces": encoded.pieces, "ids": encoded.ids, "unknown": encoded.unknown}
 
     @api_errors
+    def explain(model: str, text: str, label: str = "") -> dict:
+        """Why this label: each word's share of `label`'s log-probability ("" = the predicted class), by Integrated
+        Gradients. Returns {"text", "label", "probability", "words" (text.split()), "word_scores" (one per word,
+        positive = towards the label), "tokens", "token_scores", "completeness_gap"}."""
+        explanation = predict_tab.explain_one(state, model, text, label)
+        return {key: value for key, value in explanation.to_json().items() if key != "steps"}
+
+    @api_errors
     def status(run: str, visitor: str = "") -> dict:
         """A run's state (queued|running|done|stopped|failed|interrupted), queue position, progress and metrics;
         `owner` says whether visitor (optional) owns it."""
@@ -131,6 +139,9 @@ def build(state: AppState) -> None:
 
     for fn in (predict, predict_lines, pieces):
         gr.api(fn, api_name=fn.__name__, concurrency_id="predict", concurrency_limit=4)
+    # Tens of forward and backward passes each (1-2 s at KoBERT's size on two cores): one at a time, in a queue
+    # of its own, so that explanations never hold up /predict.
+    gr.api(explain, api_name="explain", concurrency_id="explain", concurrency_limit=1)
     for fn in (status, logs, runs, stop, delete):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
 

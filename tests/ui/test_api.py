@@ -15,6 +15,7 @@ from conftest import ALICE, BOB, DATA, run_cli, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from kobert_demo.messages import t
 from kobert_demo.ui import build_app
 from kobert_demo.ui.driving import free_port, wait_for_state
 from kobert_demo.ui.i18n import pick_lang
@@ -22,7 +23,7 @@ from kobert_demo.ui.i18n import pick_lang
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
 API = {
     "/validate", "/train", "/status", "/logs", "/runs", "/stop", "/delete", "/export", "/load_model_zip",
-    "/predict", "/predict_lines", "/predict_file", "/pieces",
+    "/predict", "/predict_lines", "/predict_file", "/pieces", "/explain",
 }  # fmt: skip
 
 
@@ -65,6 +66,7 @@ def test_api_names_are_stable(app: SimpleNamespace) -> None:
     params = {p["parameter_name"] for p in endpoints["/train"]["parameters"]}
     assert params == {"train_file", "test_file", "model", "options", "visitor"}
     assert [p["parameter_name"] for p in endpoints["/predict"]["parameters"]] == ["model", "text"]
+    assert [p["parameter_name"] for p in endpoints["/explain"]["parameters"]] == ["model", "text", "label"]
 
 
 def test_validate_detects_columns_and_classes(app: SimpleNamespace) -> None:
@@ -177,6 +179,31 @@ def test_predict_sentence_lines_and_file(app: SimpleNamespace, trained: SimpleNa
         app.client.predict(trained.name, "   ", api_name="/predict")
     with pytest.raises(AppError, match="Choose a model"):
         app.client.predict("", "좋아요", api_name="/predict")
+
+
+def test_explain_scores_each_word_of_the_predicted_class(app: SimpleNamespace, trained: SimpleNamespace) -> None:
+    """label "" explains the predicted class: the float model's (an int8 /predict keeps within INT8_MAX_DIFF)."""
+    from kobert_demo.predict import INT8_MAX_DIFF, Predictor
+
+    text = "배우들 연기는  좋은데, 스토리가 너무 뻔하다..."
+    explained = app.client.predict(trained.name, text, "", api_name="/explain")
+    keys = {"text", "label", "probability", "words", "word_scores", "tokens", "token_scores", "completeness_gap"}
+    assert set(explained) == keys
+    assert explained["words"] == text.split() and len(explained["word_scores"]) == len(explained["words"])
+    assert len(explained["token_scores"]) == len(explained["tokens"])
+    probs = Predictor.load(trained.path_model, backend="torch").predict([text])[0]
+    assert explained["label"] == max(probs, key=probs.get)
+    assert explained["probability"] == pytest.approx(probs[explained["label"]], abs=1e-4)
+    served = app.client.predict(trained.name, text, api_name="/predict")["confidences"]
+    assert explained["probability"] == pytest.approx(served[explained["label"]], abs=INT8_MAX_DIFF)
+    with pytest.raises(AppError) as error:
+        app.client.predict(trained.name, text, "좋음", api_name="/explain")
+    assert "The model has no class '좋음'; its classes are: 긍정, 부정, 중립." in str(error.value)
+    with pytest.raises(AppError, match=t("en", "err_no_text")):
+        app.client.predict(trained.name, "  ", "긍정", api_name="/explain")
+    # Explaining costs tens of passes: one at a time, in its own queue, apart from the predict endpoints'.
+    (endpoint,) = [fn for fn in app.demo.fns.values() if fn.api_name == "explain"]
+    assert (endpoint.concurrency_id, endpoint.concurrency_limit) == ("explain", 1)
 
 
 def test_export_zip_loads_in_predict_and_python(app: SimpleNamespace, trained: SimpleNamespace, tmp_path: Path) -> None:
