@@ -36,6 +36,9 @@ STEPS = (16, 32, 64)
 # The gap allowed, relative to the change it explains (at least MIN_CHANGE, so that a change near 0 is not divided).
 MAX_RELATIVE_GAP = 0.05
 MIN_CHANGE = 0.1
+# Tokens per forward and backward pass (steps x sentence length): bounds the activations kept for the backward pass,
+# whatever a visitor sends (a 512-token sentence at 64 steps would otherwise keep about 5 GB at KoBERT's size).
+TOKENS_PER_PASS = 1024
 MAX_LABEL_CHARS, MAX_LABELS_SHOWN = 40, 20  # what an error repeats of a visitor's label and of the model's classes
 
 
@@ -108,8 +111,9 @@ def _integrated_gradients(
     ig = IntegratedGradients(forward)
     for steps in STEPS:
         attributions, delta = ig.attribute(
-            sentence, baselines=baseline, n_steps=steps, method="gausslegendre", return_convergence_delta=True
-        )
+            sentence, baselines=baseline, n_steps=steps, method="gausslegendre", return_convergence_delta=True,
+            internal_batch_size=max(1, TOKENS_PER_PASS // sentence.shape[1]),
+        )  # fmt: skip
         scores = attributions.sum(-1)[0]
         gap = float(delta[0])
         change = float(scores.sum()) - gap

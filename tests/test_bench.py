@@ -205,10 +205,31 @@ def test_family_ratios_set_ours_against_the_padded_forward() -> None:
 
 @pytest.mark.parametrize(
     ("argv", "said"),
-    [(["--family", "roberta", "--accuracy"], "--accuracy"), (["--size", "tiny"], "--size")],
+    [
+        (["--family", "roberta", "--accuracy"], "--accuracy"),
+        (["--size", "tiny"], "--size"),
+        (["--run", "runs/x"], "--explain"),
+    ],
 )
 def test_family_options_that_do_not_go_together_are_refused(argv: list[str], said: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_explain_mode_times_explanations_and_checks_a_runs_deletion(trained_run, capsys) -> None:
+    """bench --explain at tiny size (the README's figures are at base size): explanation times, the steps IG took,
+    and with --run that run's deletion check on held-out rows."""
+    argv = ["--explain", "--family", "bert", "--size", "tiny", "--json", "--data", str(DATA / "nsmc" / "train.tsv")]
+    argv += ["--latency-sentences", "3", "--run", str(trained_run.path), "--explain-rows", "40"]
+    argv += ["--accuracy-test", str(DATA / "nsmc" / "test.tsv")]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    explain = report["explain"]
+    assert explain["sentences"] == 3 and explain["explain_p50_ms"] > 0 and explain["steps_mean"] >= 16
+    check = explain["deletion_check"]
+    assert check["run"] == trained_run.path.name and 0 < check["sentences"] <= 40
+    assert check["top_drop"] > check["random_drop"]
+    assert report["family"] == "bert" and "bf16_cpu" in report["machine"]
