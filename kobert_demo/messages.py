@@ -829,6 +829,38 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The model has no class '{label}'; its classes are: {labels}.",
         "모델에 '{label}' 클래스가 없습니다. 이 모델의 클래스: {labels}.",
     ),
+    # ---- #15 web UI (Predict tab, Logs tab's mistakes) ----
+    "explanation": ("Why this label? Each word's share", "왜 이 클래스일까? 단어별 기여도"),
+    "explain_class": ("Class to explain", "설명할 클래스"),
+    "explain_predicted": ("The predicted class", "예측된 클래스"),
+    "explain_help": (
+        "Red words push the model towards the explained class, purple words against it; the stronger the colour, "
+        "the larger the word's share (Integrated Gradients).",
+        "빨간 단어는 모델을 설명하는 클래스 쪽으로, 보라색 단어는 반대쪽으로 밉니다. 색이 진할수록 그 단어의 몫이 "
+        "큽니다 (통합 그래디언트).",
+    ),
+    "explain_line": (
+        "Explaining **{label}** (probability {probability:.1%}): red words push the model towards it, purple words "
+        "against it; the stronger the colour, the larger the word's share (Integrated Gradients, scaled to the "
+        "strongest word).",
+        "**{label}** 설명 (확률 {probability:.1%}): 빨간 단어는 모델을 이 클래스 쪽으로, 보라색 단어는 반대쪽으로 "
+        "밉니다. 색이 진할수록 그 단어의 몫이 큽니다 (통합 그래디언트, 가장 강한 단어 기준).",
+    ),
+    "mistakes_hint": (
+        "Click a sentence to see why the model got it wrong.",
+        "문장을 누르면 모델이 왜 틀렸는지 볼 수 있습니다.",
+    ),
+    "mistake_explanation": ("Why the model chose the wrong class", "모델이 틀린 클래스를 고른 이유"),
+    "mistake_line": (
+        "True class **{label}**, predicted **{predicted}** (probability {probability:.1%}): red words pushed the "
+        "model towards {predicted}, purple words against it.",
+        "정답 **{label}**, 예측 **{predicted}** (확률 {probability:.1%}): 빨간 단어는 모델을 {predicted} 쪽으로, "
+        "보라색 단어는 반대쪽으로 밀었습니다.",
+    ),
+    "err_not_a_mistake": (
+        "Click a sentence in the table of mistakes above.",
+        "위의 잘못 분류된 문장 표에서 문장을 누르세요.",
+    ),
     "err_no_predict_file": ("Upload a file of sentences to classify.", "예측할 문장 파일을 올리세요."),
     "err_unexpected": (
         "Something unexpected went wrong ({kind}); the server log has the details.",

@@ -217,6 +217,19 @@ def confusion_html(test: dict, lang: str) -> str:
     )
 
 
+def mistake_of(kept: EpochEvent | None, row: list | None) -> dict | None:
+    """The kept epoch's mistake on a row of the table (its sentence), or None when the row shows none of them."""
+    if kept is None or not row:
+        return None
+    return next((m for m in kept.mistakes[:MAX_MISTAKES] if m["text"] == row[0]), None)
+
+
+def mistake_line(mistake: dict, probability: float, lang: str) -> str:
+    """The true and the predicted class of an explained mistake, and how to read its colours (Markdown)."""
+    label, predicted = md_text(mistake["label"]), md_text(mistake["predicted"])
+    return t(lang, "mistake_line", label=label, predicted=predicted, probability=probability)
+
+
 def mistakes_frame(kept: EpochEvent, lang: str) -> pd.DataFrame:
     """The kept epoch's most confident mistakes on the test data."""
     rows = [[m["text"], m["label"], m["predicted"], round(m["confidence"], 3)] for m in kept.mistakes[:MAX_MISTAKES]]

@@ -21,6 +21,8 @@ from .logs_render import (
     confusion_html,
     epoch_frame,
     metrics_text,
+    mistake_line,
+    mistake_of,
     mistakes_frame,
     per_class_frame,
     progress_html,
@@ -28,6 +30,7 @@ from .logs_render import (
     status_text,
     step_frame,
 )
+from .predict_tab import explain_one, highlighted_words
 from .render import info, md_text
 from .state import AppState, UserError, message, shown_errors
 
@@ -63,6 +66,8 @@ class LogsTab:
     per_class: gr.Dataframe
     confusion: gr.HTML
     mistakes: gr.Dataframe
+    mistake_explanation: gr.HighlightedText
+    mistake_line: gr.Markdown
 
     @property
     def outputs(self) -> list[Any]:
@@ -70,7 +75,7 @@ class LogsTab:
         return [
             self.follow, self.timer, self.run_select, self.status, self.progress, self.step_plot, self.epoch_plot,
             self.log, self.stop, self.export, self.delete, self.results, self.metrics, self.per_class, self.confusion,
-            self.mistakes,
+            self.mistakes, self.mistake_explanation, self.mistake_line,
         ]  # fmt: skip
 
 
@@ -146,7 +151,7 @@ def poll(
 
 
 def results(tab: LogsTab, follow: Follow, lang: str) -> dict[Any, Any]:
-    """The epoch plot and the kept epoch's results (hidden before any epoch completed)."""
+    """The epoch plot and the kept epoch's results (hidden before any epoch completed), no mistake explained."""
     kept = follow.kept
     return {
         tab.epoch_plot: epoch_frame(follow, lang),
@@ -155,6 +160,25 @@ def results(tab: LogsTab, follow: Follow, lang: str) -> dict[Any, Any]:
         tab.per_class: per_class_frame(kept.test, lang) if kept else None,
         tab.confusion: confusion_html(kept.test, lang) if kept else "",
         tab.mistakes: mistakes_frame(kept, lang) if kept else None,
+        **unexplained(tab),
+    }
+
+
+def unexplained(tab: LogsTab) -> dict[Any, Any]:
+    """No mistake explained."""
+    return {tab.mistake_explanation: gr.update(value=None, visible=False), tab.mistake_line: ""}
+
+
+def explain_mistake(state: AppState, tab: LogsTab, follow: Follow, row: list | None, lang: str) -> dict[Any, Any]:
+    """Why the followed run's model got a sentence of the mistakes table wrong: each word's share of the class it
+    predicted. Only the kept epoch's mistakes are explained (this is no endpoint for any text)."""
+    mistake = mistake_of(follow.kept, row)
+    if mistake is None:
+        raise UserError("err_not_a_mistake")
+    explanation = explain_one(state, follow.run, mistake["text"], mistake["predicted"])
+    return {
+        tab.mistake_explanation: gr.update(value=highlighted_words(explanation), visible=True),
+        tab.mistake_line: mistake_line(mistake, explanation.probability, lang),
     }
 
 
@@ -212,6 +236,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         with gr.Row():
             per_class = gr.Dataframe(label=I18N("per_class"), interactive=False, scale=3, elem_id="per-class")
             confusion = gr.HTML(elem_id="confusion")
+        gr.Markdown(I18N("mistakes_hint"), elem_classes=["kd-help"])
         mistakes = gr.Dataframe(
             label=I18N("mistakes"),
             interactive=False,
@@ -220,11 +245,17 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
             elem_id="mistakes",
             column_widths=["64%", "12%", "12%", "12%"],
         )
+        mistake_explanation = gr.HighlightedText(
+            label=I18N("mistake_explanation"), show_legend=True, show_inline_category=False, visible=False,
+            elem_id="mistake-explanation",
+        )  # fmt: skip
+        mistake_md = gr.Markdown(elem_classes=["kd-help"], elem_id="mistake-line")
     tab = LogsTab(
         follow=follow, timer=timer, run_select=run_select, share=share, status=status, progress=progress,
         step_plot=step_plot, epoch_plot=epoch_plot, log=log_box, stop=stop, export=export, delete=delete,
         confirm_row=confirm_row, export_file=export_file, results=results_column, metrics=metrics,
-        per_class=per_class, confusion=confusion, mistakes=mistakes,
+        per_class=per_class, confusion=confusion, mistakes=mistakes, mistake_explanation=mistake_explanation,
+        mistake_line=mistake_md,
     )  # fmt: skip
 
     # Gradio 6.31's Textbox autoscroll does not scroll: keep the newest log line in view from the browser.
@@ -265,6 +296,16 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         return {export_file: gr.update(value=export_run(state, current.run, token), visible=True)}
 
     export.click(on_export, [follow, visitor], [export_file], concurrency_limit=1, **private)
+
+    @shown_errors(fallback=lambda: unexplained(tab))
+    def on_mistake(current: Follow, selected: gr.SelectData, request: gr.Request) -> dict[Any, Any]:
+        """A sentence of the mistakes table clicked: why the model predicted the class it did."""
+        return explain_mistake(state, tab, current, selected.row_value, lang_of(request))
+
+    mistakes.select(
+        on_mistake, [follow], [mistake_explanation, mistake_md], show_progress="minimal", concurrency_limit=2,
+        concurrency_id="explain", api_visibility="private",
+    )  # fmt: skip
 
     delete.click(lambda: gr.update(visible=True), None, [confirm_row], queue=False, **private)
     cancel.click(lambda: gr.update(visible=False), None, [confirm_row], queue=False, **private)

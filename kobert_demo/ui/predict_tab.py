@@ -1,9 +1,10 @@
 """The Predict tab: pick a model (a run, an uploaded zip, a folder or hub id), then classify as you type, several
 lines at once, or a whole file (CSV download).
 
-Three layers: what the tab computes (`predict_one`, `predict_lines`, `predict_file`, also the API's endpoints),
-pure renderers that turn results into component values (`confidences`, `marked_pieces`, `lines_table`), and
-`PredictTab`, whose handlers return {component: value}; `build` lays the tab out and wires the handlers.
+Three layers: what the tab computes (`predict_one`, `explain_one`, `predict_lines`, `predict_file`, also the API's
+endpoints), pure renderers that turn results into component values (`confidences`, `marked_pieces`,
+`highlighted_words`, `explanation_line`, `lines_table`), and `PredictTab`, whose handlers return {component: value};
+`build` lays the tab out and wires the handlers.
 Every predictions CSV comes from `csv_out`'s one writer: a file goes through `bulk.predict_file`, as on the
 command line, so the same file gives the same bytes in the browser, through the API and from `kobert-demo predict`.
 """
@@ -23,7 +24,7 @@ from kobert_demo.csv_out import prediction_records, write_predictions
 from kobert_demo.settings import custom_models_allowed, limits
 
 from .i18n import I18N, lang_of, t
-from .render import info
+from .render import info, md_text
 from .state import AppState, UserError, shown_errors
 
 if TYPE_CHECKING:
@@ -69,6 +70,13 @@ def probabilities(predictor: Predictor, texts: list[str]) -> np.ndarray:
     """Class probabilities for texts, on the GPU when there is one."""
     _to_gpu(predictor)
     return predictor.predict_proba(texts)
+
+
+@_gpu
+def _explained(predictor: Predictor, text: str, label: str | None) -> Explanation:
+    """predictor.explain, on the GPU when there is one (its model is where probabilities() put it)."""
+    _to_gpu(predictor)
+    return predictor.explain(text, label)
 
 
 @_gpu
@@ -125,7 +133,7 @@ def predict_one(state: AppState, ref: str | None, text: str) -> dict[str, float]
 def explain_one(state: AppState, ref: str | None, text: str, label: str | None = None) -> Explanation:
     """Each word's share of `label`'s probability for one sentence (label None or "": the predicted class)."""
     text = checked_text(text)
-    return state.predictor(ref).explain(text, label or None)
+    return _explained(state.predictor(ref), text, label or None)
 
 
 def predict_lines(state: AppState, ref: str | None, texts: list[str]) -> Predictions:
@@ -173,6 +181,29 @@ def marked_pieces(encoded: Encoded, special_ids: Collection[int]) -> list[tuple[
     return list(zip(encoded.pieces, kinds))
 
 
+def highlighted_words(explanation: Explanation) -> list[tuple[str, float | None]]:
+    """The sentence for gr.HighlightedText's scores mode: each word with its score scaled so that the strongest is
+    ±1 (red towards the class, purple against it), the words joined by unscored spaces as typed."""
+    scores = explanation.word_scores
+    strongest = max((abs(score) for score in scores), default=0.0) or 1.0
+    shown: list[tuple[str, float | None]] = []
+    for i, (word, score) in enumerate(zip(explanation.words, scores, strict=True)):
+        if i:
+            shown.append((" ", None))
+        shown.append((word, round(score / strongest, 3)))
+    return shown
+
+
+def explanation_line(explanation: Explanation, lang: str) -> str:
+    """How to read the colours, naming the explained class and its probability (Markdown)."""
+    return t(lang, "explain_line", label=md_text(explanation.label), probability=explanation.probability)
+
+
+def class_choices(label_names: list[str], lang: str) -> list[tuple[str, str]]:
+    """The class picker's choices: the predicted class (value "") first, then the model's classes."""
+    return [(t(lang, "explain_predicted"), ""), *((name, name) for name in label_names)]
+
+
 def special_ids(predictor: Predictor) -> set[int]:
     """The ids marked_pieces shows as special: the tokenizer's first and last tokens."""
     return {predictor.tokenizer.cls_id, predictor.tokenizer.sep_id}
@@ -198,6 +229,9 @@ class PredictTab:
     model: gr.Textbox
     label: gr.Label
     tokens: gr.HighlightedText
+    explain_class: gr.Dropdown
+    explanation: gr.HighlightedText
+    explain_line: gr.Markdown
     table: gr.Dataframe
     csv: gr.File
 
@@ -255,6 +289,37 @@ class PredictTab:
 
         return predict(text, request)
 
+    def on_model(self, ref: str, request: gr.Request) -> Outputs:
+        """A new model: the class picker lists its classes and is back on the predicted class. A model that does not
+        load lists none, silently: on_sentence, fired by the same change, says why."""
+        try:
+            names = self.state.predictor(ref).label_names if (ref or "").strip() else []
+        except Exception:
+            names = []
+        return {self.explain_class: gr.update(choices=class_choices(names, lang_of(request)), value="")}
+
+    def on_explain(self, ref: str, text: str, label: str | None, request: gr.Request) -> Outputs:
+        """After the probabilities: each word's share of the picked class (default: the predicted one). Cleared, like
+        the prediction, for an empty sentence and on a failure; a toast says why unless on_sentence, fired by the same
+        change, already does (no sentence, too long, no model)."""
+        lang = lang_of(request)
+        cleared = {self.explanation: None, self.explain_line: t(lang, "explain_help")}
+        try:
+            text = checked_text(text)
+            self.state.predictor(ref)
+        except Exception:
+            return cleared
+
+        @shown_errors(fallback=lambda: cleared)
+        def explained(request: gr.Request) -> Outputs:
+            explanation = explain_one(self.state, ref, text, label)
+            return {
+                self.explanation: highlighted_words(explanation),
+                self.explain_line: explanation_line(explanation, lang),
+            }
+
+        return explained(request)
+
     @shown_errors()
     def on_lines(self, ref: str, text: str, request: gr.Request) -> Outputs:
         """Several sentences, one per line -> a table (column names in the visitor's language) and its CSV."""
@@ -297,6 +362,13 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
                 show_legend=False, show_inline_category=False, elem_id="pieces",
             )  # fmt: skip
             gr.Markdown(I18N("pieces_help"), elem_classes=["kd-help"])
+            explain_class = gr.Dropdown(
+                label=I18N("explain_class"), choices=[], interactive=True, elem_id="explain-class"
+            )
+            explanation = gr.HighlightedText(
+                label=I18N("explanation"), show_legend=True, show_inline_category=False, elem_id="explanation"
+            )
+            explain_line = gr.Markdown(I18N("explain_help"), elem_classes=["kd-help"], elem_id="explain-line")
     gr.Examples([[text] for text in EXAMPLES], inputs=[sentence], label=I18N("examples"), examples_per_page=6)
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -311,7 +383,10 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     table = gr.Dataframe(
         label=I18N("predictions"), interactive=False, wrap=True, max_height=360, visible=False, elem_id="predictions"
     )
-    ui = PredictTab(state, source, run_select, zip_file, path_row, model, label, tokens, table, csv)
+    ui = PredictTab(
+        state, source, run_select, zip_file, path_row, model, label, tokens, explain_class, explanation, explain_line,
+        table, csv,
+    )  # fmt: skip
 
     private = {"api_visibility": "private"}
     source.input(ui.on_source, source, [run_select, zip_file, path_row], queue=False, **private)
@@ -320,10 +395,19 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     tab.select(ui.on_open, [model, visitor], [run_select, model], **private)
     zip_file.upload(ui.on_zip, zip_file, [model], show_progress="minimal", **private)
     gr.on([load.click, path.submit], ui.on_load_path, path, [model], show_progress="minimal", **private)
-    gr.on(
-        [sentence.change, model.change], ui.on_sentence, [model, sentence], [label, tokens],
-        show_progress="hidden", trigger_mode="always_last", concurrency_limit=4, concurrency_id="predict", **private,
-    )  # fmt: skip
+    # Explaining runs tens of forward and backward passes (1-2 s at KoBERT's size on 2 cores): it follows the
+    # probabilities as an event of its own, so they never wait for it. A new model first resets the class picker.
+    predicting = dict(trigger_mode="always_last", concurrency_limit=4, concurrency_id="predict", **private)
+    explaining = dict(trigger_mode="always_last", concurrency_limit=2, concurrency_id="explain", **private)
+    predicted = ([model, sentence], [label, tokens])
+    explained = ([model, sentence, explain_class], [explanation, explain_line])
+    sentence.change(ui.on_sentence, *predicted, show_progress="hidden", **predicting).then(
+        ui.on_explain, *explained, show_progress="minimal", **explaining
+    )
+    model.change(ui.on_model, model, [explain_class], show_progress="hidden", **private).then(
+        ui.on_sentence, *predicted, show_progress="hidden", **predicting
+    ).then(ui.on_explain, *explained, show_progress="minimal", **explaining)
+    explain_class.input(ui.on_explain, *explained, show_progress="minimal", **explaining)
     many.click(ui.on_lines, [model, lines], [table, csv], concurrency_id="predict", **private)
     run_file.click(ui.on_file, [model, upload], [csv], concurrency_id="predict", **private)
     return ui

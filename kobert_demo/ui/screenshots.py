@@ -1,7 +1,8 @@
 """Regenerate the README screenshots: `python -m kobert_demo.ui.screenshots [--out assets] [--locale ko-KR]`.
 
 Starts the app on a temporary runs home, trains `tiny` on the NSMC sample in a headless Chromium (Debian's
-/usr/bin/chromium, with fonts-nanum for Hangul), and captures the Train, Logs and Predict tabs. Not part of the tests.
+/usr/bin/chromium, with fonts-nanum for Hangul), and captures the Train, Logs (its first mistake explained) and
+Predict (a sentence predicted and explained) tabs. Not part of the tests.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def capture(out: Path, locale: str, data: Path, epochs: int) -> list[Path]:
                 page.locator("#start").click()
                 finished = re.compile(r"(done|stopped) in")
                 expect(page.locator("#run-log textarea")).to_have_value(finished, timeout=900_000)
+                page.locator("#mistakes [data-testid='cell-0-0']").click()  # why the first mistake
+                expect(page.locator("#mistake-explanation .score-token").first).to_be_visible(timeout=60_000)
                 page.wait_for_timeout(2500)
                 written.append(out / f"logs{suffix}.png")
                 page.screenshot(path=written[-1], full_page=True)
@@ -60,6 +63,7 @@ def capture(out: Path, locale: str, data: Path, epochs: int) -> list[Path]:
                 expect(page.locator("#model-ref input")).not_to_have_value("", timeout=30_000)
                 page.locator("#sentence textarea").fill("배우들 연기가 정말 최고였어요. 또 보고 싶네요")
                 expect(page.locator("[data-testid='label-output-value']")).not_to_be_empty(timeout=60_000)
+                expect(page.locator("#explanation .score-token").first).to_be_visible(timeout=60_000)
                 page.locator("#many-lines textarea").fill("시간 낭비였다\n인생 영화입니다 ㅠㅠ\n그냥 그랬어요")
                 page.locator("#predict-lines").click()
                 expect(page.locator("#predictions")).to_contain_text("시간 낭비", timeout=60_000)

@@ -115,13 +115,31 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
     for shown in ("#run-status", "#run-progress", "#run-metrics", "#per-class", "#mistakes"):
         expect(page.locator(shown)).not_to_contain_text(ENGLISH)
     expect(page.locator("#run-select input")).not_to_have_value(ENGLISH)
+    # A misclassified sentence, clicked: its words coloured for the class the model wrongly predicted
+    page.locator("#mistakes [data-testid='cell-0-0']").click()
+    sentence = page.locator("#mistakes [data-testid='cell-0-0']").inner_text().strip()
+    expect(page.locator("#mistake-explanation .score-token")).to_have_count(
+        2 * len(sentence.split()) - 1, timeout=60_000
+    )  # the words and the spaces between them
+    expect(page.locator("#mistake-line")).to_contain_text(re.compile(r"정답 \S+, 예측 \S+ \(확률"))
 
     # Predict with that run: the newest trained run is picked when the tab opens
     page.get_by_role("tab", name="예측").click()
     expect(page.locator("#model-ref input")).not_to_have_value("", timeout=15_000)
-    page.locator("#sentence textarea").fill("배우들 연기가 정말 최고였어요")
+    typed = "배우들 연기가 정말 최고였어요"
+    page.locator("#sentence textarea").fill(typed)
     expect(page.locator(LABEL)).to_have_text(re.compile("^(긍정|부정|중립)$"), timeout=60_000)
     expect(page.locator("#pieces")).to_contain_text("[CLS]")
+    # Then why: one coloured span per word of the sentence, for the predicted class and then for a picked one
+    words = page.locator("#explanation .score-token .text")
+    expect(words).to_have_count(2 * len(typed.split()) - 1, timeout=60_000)  # the words and the spaces between
+    assert [word for word in words.all_inner_texts() if word.strip()] == typed.split()
+    predicted = page.locator(LABEL).inner_text()
+    expect(page.locator("#explain-line")).to_contain_text(re.compile(rf"{predicted} 설명 \(확률 [\d.]+%\)"))
+    other = next(name for name in ("긍정", "부정", "중립") if name != predicted)
+    page.locator("#explain-class input").click()
+    page.get_by_role("option", name=other).click()
+    expect(page.locator("#explain-line")).to_contain_text(f"{other} 설명 (확률", timeout=60_000)
 
     # A reload reattaches to the same run with everything logged so far
     page.reload()

@@ -18,6 +18,8 @@ from kobert_demo.ui.logs_render import (
     confusion_html,
     epoch_frame,
     metrics_text,
+    mistake_line,
+    mistake_of,
     mistakes_frame,
     per_class_frame,
     progress_html,
@@ -157,6 +159,28 @@ def test_results_of_the_kept_epoch() -> None:
     assert table.iloc[0].tolist() == ["긍정", 0.9, 0.7, 0.79, 8]
     mistakes = mistakes_frame(follow.kept, "en")
     assert mistakes.iloc[0].tolist() == ["지루한 영화", "부정", "긍정", 0.91]
+
+
+def test_only_a_row_of_the_kept_epochs_mistakes_is_one() -> None:
+    wrong = [
+        {"text": f"문장 {i}", "label": "부정", "predicted": "긍정", "confidence": 0.9 - i / 100} for i in range(25)
+    ]
+    follow = followed(epoch(epoch=1, mistakes=[{**wrong[0], "text": "지난 에폭"}]), epoch(epoch=2, mistakes=wrong))
+    table = mistakes_frame(follow.kept, "en")
+    assert mistake_of(follow.kept, table.iloc[3].tolist()) == wrong[3]
+    assert mistake_of(follow.kept, ["문장 3"]) == wrong[3]
+    assert mistake_of(follow.kept, ["문장 22"]) is None  # kept, but not in the table
+    assert mistake_of(follow.kept, ["지난 에폭"]) is None  # an earlier epoch's
+    assert mistake_of(follow.kept, ["아무 문장"]) is None and mistake_of(follow.kept, None) is None
+    assert mistake_of(None, ["문장 3"]) is None
+
+
+def test_a_mistakes_line_names_both_classes_in_the_visitors_language() -> None:
+    mistake = {"text": "지루한 영화", "label": "부정", "predicted": "<b>긍정</b>", "confidence": 0.91}
+    english, korean = mistake_line(mistake, 0.9134, "en"), mistake_line(mistake, 0.9134, "ko")
+    assert english.startswith("True class **부정**, predicted **\\<b\\>긍정\\</b\\>** (probability 91.3%)")
+    assert korean.startswith("정답 **부정**, 예측 **\\<b\\>긍정\\</b\\>** (확률 91.3%)")
+    assert not english_words(korean)
 
 
 def test_the_confusion_matrix_shades_by_row_and_escapes_names() -> None:

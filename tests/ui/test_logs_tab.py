@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import typing
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,9 +18,10 @@ from kobert_demo.jobs import JobQueue, owner_id
 from kobert_demo.runs import Run
 from kobert_demo.ui import logs_tab, render
 from kobert_demo.ui.logs_tab import Follow, poll
+from kobert_demo.ui.predict_tab import highlighted_words
 from kobert_demo.ui.state import AppState
 
-HANDLERS = ("on_tick", "on_select", "on_focus", "on_stop", "on_export", "on_delete")
+HANDLERS = ("on_tick", "on_select", "on_focus", "on_stop", "on_export", "on_delete", "on_mistake")
 
 
 @pytest.fixture
@@ -191,3 +193,31 @@ def test_a_page_load_follows_the_newest_run_or_the_shared_one(tmp_path: Path, to
     assert not toasts
     on_load(ALICE, gr.Request(headers={"accept-language": "ko"}, query_params={"run": "no-such-run"}))
     assert toasts == [("warning", "&#x27;no-such-run&#x27; 실행이 없습니다.")]
+
+
+def test_a_clicked_mistake_is_explained_for_the_class_the_model_predicted(
+    app: SimpleNamespace, trained_run, trained_predictor, toasts: list
+) -> None:
+    """The followed run's model explains the clicked sentence for its wrong class; only the table's sentences are."""
+    tab, on_mistake = app.tab, app.handlers["on_mistake"]
+    shutil.copytree(trained_run.path, app.home / "nsmc-tiny")
+    shown = poll(app.state, tab, Follow(run="nsmc-tiny"), ALICE, "en", refresh=True)
+    assert shown[tab.mistake_explanation]["visible"] is False and shown[tab.mistake_line] == ""
+    follow, table = shown[tab.follow], shown[tab.mistakes]
+    row = table.iloc[0].tolist()
+    text, label, predicted = row[:3]
+    assert label != predicted
+
+    out = on_mistake(follow, gr.SelectData(None, {"index": [0, 1], "value": label, "row_value": row}), request("en"))
+    words = out[tab.mistake_explanation]["value"]
+    assert out[tab.mistake_explanation]["visible"] is True and "".join(word for word, _ in words) == text
+    expected = highlighted_words(trained_predictor.explain(text, predicted))
+    assert [word for word, _ in words] == [word for word, _ in expected]
+    assert [score for _, score in words] == pytest.approx([score for _, score in expected], abs=0.02)
+    assert out[tab.mistake_line].startswith(f"True class **{label}**, predicted **{predicted}** (probability ")
+    assert not toasts
+
+    edited = gr.SelectData(None, {"index": [0, 0], "value": "아무 문장", "row_value": ["아무 문장", label, predicted]})
+    refused = on_mistake(follow, edited, request("ko"))
+    assert refused == {tab.mistake_explanation: gr.update(value=None, visible=False), tab.mistake_line: ""}
+    assert toasts == [("warning", "위의 잘못 분류된 문장 표에서 문장을 누르세요.")]

@@ -11,10 +11,23 @@ import numpy as np
 import pytest
 
 from kobert_demo.csv_out import predictions_head
+from kobert_demo.errors import UserFacingError
+from kobert_demo.explain import Explanation
 from kobert_demo.fast_tokenizer import FastTokenizer
+from kobert_demo.messages import t
 from kobert_demo.tokenizer import KoBertTokenizer
 from kobert_demo.ui import render
-from kobert_demo.ui.predict_tab import Predictions, PredictTab, build, confidences, lines_table, marked_pieces
+from kobert_demo.ui.predict_tab import (
+    Predictions,
+    PredictTab,
+    build,
+    class_choices,
+    confidences,
+    explanation_line,
+    highlighted_words,
+    lines_table,
+    marked_pieces,
+)
 from kobert_demo.ui.state import UserError
 
 KO = gr.Request(headers={"accept-language": "ko-KR"})
@@ -35,6 +48,21 @@ class Model:
 
     def pieces(self, text: str):
         return self.tokenizer.encode(text)
+
+    def explain(self, text: str, label: str | None = None) -> Explanation:
+        """Each 좋 a word holds counts +1 towards 긍정 (-1 towards 부정)."""
+        if label and label not in LABELS:
+            raise UserFacingError("err_unknown_label", label=label, labels=", ".join(LABELS))
+        probs = self.predict_proba([text])[0]
+        target = LABELS.index(label) if label else int(probs.argmax())
+        sign = 1.0 if target == 1 else -1.0
+        words = text.split()
+        return explanation(text, LABELS[target], float(probs[target]), [sign * word.count("좋") for word in words])
+
+
+def explanation(text: str, label: str, probability: float, word_scores: list[float]) -> Explanation:
+    """An Explanation of text's words (the token fields are not what these tests read)."""
+    return Explanation(text, label, probability, text.split(), word_scores, [], [], 0.0, 16)
 
 
 class State:
@@ -104,6 +132,32 @@ def test_marked_pieces_work_for_every_family(family_folders: dict[str, Path], fa
         assert "정말" in "".join(piece.removeprefix("##") for piece, _ in inner)
 
 
+def test_highlighted_words_scale_to_the_strongest_and_keep_the_spaces() -> None:
+    shown = highlighted_words(explanation("정말 좋은 영화, 별로 아님", "긍정", 0.8, [0.5, 2.0, 0.0, -1.0, -0.25]))
+    assert "".join(word for word, _ in shown) == "정말 좋은 영화, 별로 아님"
+    words = [(word, score) for word, score in shown if word != " "]
+    assert words == [("정말", 0.25), ("좋은", 1.0), ("영화,", 0.0), ("별로", -0.5), ("아님", -0.125)]
+    assert [score for word, score in shown if word == " "] == [None] * 4  # spaces take no colour
+    assert all(type(score) is float for _, score in words)  # gradio's scores mode, JSON-ready
+    strongest_against = highlighted_words(explanation("별로 좋다", "긍정", 0.4, [-3.0, 1.5]))
+    assert strongest_against == [("별로", -1.0), (" ", None), ("좋다", 0.5)]
+    assert highlighted_words(explanation("그냥", "긍정", 0.5, [0.0])) == [("그냥", 0.0)]  # nothing to scale by
+
+
+def test_explanation_line_names_the_class_and_its_probability_in_both_languages() -> None:
+    explained = explanation("좋다", "긍정", 0.8734, [1.0])
+    english, korean = explanation_line(explained, "en"), explanation_line(explained, "ko")
+    assert english.startswith("Explaining **긍정** (probability 87.3%)") and "red words" in english
+    assert korean.startswith("**긍정** 설명 (확률 87.3%)") and "빨간" in korean and "보라색" in korean
+    hostile = explanation_line(explanation("좋다", "[x](http://a.b)", 0.5, [1.0]), "en")
+    assert "**\\[x\\](http\\://a.b)**" in hostile  # a class name stays text, never a link
+
+
+def test_class_choices_put_the_predicted_class_first() -> None:
+    assert class_choices(LABELS, "en") == [("The predicted class", ""), ("부정", "부정"), ("긍정", "긍정")]
+    assert class_choices([], "ko") == [("예측된 클래스", "")]
+
+
 def test_lines_table_names_columns_in_the_visitors_language() -> None:
     predictions = Predictions(["좋다", "별로"], Model().predict_proba(["좋다", "별로"]), LABELS)
     korean, english = lines_table(predictions, "ko"), lines_table(predictions, "en")
@@ -139,6 +193,34 @@ def test_a_failed_sentence_clears_the_prediction_and_says_why(tab: PredictTab, t
         "Choose a model first: one of your runs, a model zip, or a folder/hub id.",
         "먼저 모델을 고르세요: 내 실행, 모델 zip, 또는 폴더/허브 id.",
     ]
+
+
+def test_a_new_model_lists_its_classes_in_the_picker(tab: PredictTab, toasts: list[str]) -> None:
+    out = tab.on_model("run", KO)
+    assert out == {tab.explain_class: gr.update(choices=class_choices(LABELS, "ko"), value="")}
+    assert tab.on_model("missing", EN)[tab.explain_class]["choices"] == [("The predicted class", "")]
+    assert tab.on_model("", EN)[tab.explain_class]["choices"] == [("The predicted class", "")]
+    assert not toasts  # on_sentence, fired by the same change, says what is wrong with the model
+
+
+def test_sentence_explained_for_the_predicted_or_the_picked_class(tab: PredictTab, toasts: list[str]) -> None:
+    out = tab.on_explain("run", "좋다 그냥 좋아좋아", "", EN)
+    assert set(out) == {tab.explanation, tab.explain_line}
+    assert out[tab.explanation] == [("좋다", 0.5), (" ", None), ("그냥", 0.0), (" ", None), ("좋아좋아", 1.0)]
+    assert out[tab.explain_line].startswith("Explaining **긍정** (probability 80.0%)")  # 3 of 좋: 4/5
+    against = tab.on_explain("run", "좋다 그냥 좋아좋아", "부정", KO)
+    assert [score for _, score in against[tab.explanation]] == [-0.5, None, 0.0, None, -1.0]
+    assert against[tab.explain_line].startswith("**부정** 설명 (확률 20.0%)")
+    assert not toasts
+
+
+def test_a_failed_explanation_is_cleared_and_said_once(tab: PredictTab, toasts: list[str]) -> None:
+    cleared = {tab.explanation: None, tab.explain_line: t("en", "explain_help")}
+    assert tab.on_explain("run", "  ", "", EN) == cleared
+    assert tab.on_explain("missing", "좋다", "", EN) == cleared
+    assert not toasts  # on_sentence says these
+    assert tab.on_explain("run", "좋다", "중립", EN) == cleared  # a class of the model before
+    assert toasts == ["The model has no class &#x27;중립&#x27;; its classes are: 부정, 긍정."]
 
 
 def test_lines_give_a_table_and_the_same_csv_as_a_file(tab: PredictTab, tmp_path: Path) -> None:
