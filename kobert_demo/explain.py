@@ -30,9 +30,10 @@ from .tokenizer import Encoded
 if TYPE_CHECKING:
     from .predict import Predictor
 
-# Gauss-Legendre steps tried in turn until the completeness gap is small: on trained tiny and random KoBERT-shaped
-# models 16 steps met the bound on most sentences (see README, "Why this label?").
-STEPS = (16, 32, 64)
+# Gauss-Legendre steps tried in turn until the completeness gap is small. Measured on 200 held-out NSMC reviews with
+# `tiny` trained on 30k of them: 8 steps met the bound on 99.5% of sentences, 16 on all (4 steps: 87.5%). At KoBERT's
+# size (Intel Xeon with AMX, 2 cores, 21 tokens) 8 steps take 0.58 s and 16 take 0.93 s.
+STEPS = (8, 16, 32)
 # The gap allowed, relative to the change it explains (at least MIN_CHANGE, so that a change near 0 is not divided).
 MAX_RELATIVE_GAP = 0.05
 MIN_CHANGE = 0.1

@@ -16,6 +16,7 @@ import pytest
 from conftest import DATA, REPO, run_cli
 
 from kobert_demo.bench import FAMILY_RATIOS, PREDICT_PATHS, SPEED_FLAGS, TRAIN_PATHS, family_ratios, main, ratios, table
+from kobert_demo.explain import STEPS
 from kobert_demo.families import FAMILIES
 from kobert_demo.hublike import TINY_EMBEDDING_SIZE
 from kobert_demo.model import TINY_SHAPE
@@ -228,7 +229,7 @@ def test_explain_mode_times_explanations_and_checks_a_runs_deletion(trained_run,
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     explain = report["explain"]
-    assert explain["sentences"] == 3 and explain["explain_p50_ms"] > 0 and explain["steps_mean"] >= 16
+    assert explain["sentences"] == 3 and explain["explain_p50_ms"] > 0 and explain["steps_mean"] >= STEPS[0]
     check = explain["deletion_check"]
     assert check["run"] == trained_run.path.name and 0 < check["sentences"] <= 40
     assert check["top_drop"] > check["random_drop"]
