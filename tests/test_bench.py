@@ -220,9 +220,13 @@ def test_family_options_that_do_not_go_together_are_refused(argv: list[str], sai
 
 
 @pytest.mark.slow
-def test_explain_mode_times_explanations_and_checks_a_runs_deletion(trained_run, capsys) -> None:
+def test_explain_mode_times_explanations_and_checks_a_runs_deletion(trained_run, capsys, monkeypatch) -> None:
     """bench --explain at tiny size (the README's figures are at base size): explanation times, the steps IG took,
     and with --run that run's deletion check on held-out rows."""
+    import transformers
+
+    # In process here: bench's own process turns transformers' progress bars off for good, this one must not.
+    monkeypatch.setattr(transformers.utils.logging, "disable_progress_bar", lambda: None)
     argv = ["--explain", "--family", "bert", "--size", "tiny", "--json", "--data", str(DATA / "nsmc" / "train.tsv")]
     argv += ["--latency-sentences", "3", "--run", str(trained_run.path), "--explain-rows", "40"]
     argv += ["--accuracy-test", str(DATA / "nsmc" / "test.tsv")]

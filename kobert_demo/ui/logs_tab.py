@@ -303,7 +303,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         return explain_mistake(state, tab, current, selected.row_value, lang_of(request))
 
     mistakes.select(
-        on_mistake, [follow], [mistake_explanation, mistake_md], show_progress="minimal", concurrency_limit=2,
+        on_mistake, [follow], [mistake_explanation, mistake_md], show_progress="minimal", concurrency_limit=1,
         concurrency_id="explain", api_visibility="private",
     )  # fmt: skip
 

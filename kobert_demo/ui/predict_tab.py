@@ -301,14 +301,16 @@ class PredictTab:
     def on_explain(self, ref: str, text: str, label: str | None, request: gr.Request) -> Outputs:
         """After the probabilities: each word's share of the picked class (default: the predicted one). Cleared, like
         the prediction, for an empty sentence and on a failure; a toast says why unless on_sentence, fired by the same
-        change, already does (no sentence, too long, no model)."""
+        change, already does (no sentence, too long, no model). A picked class the model does not have is the
+        previous model's, left while on_model resets the picker: the predicted class is explained instead."""
         lang = lang_of(request)
         cleared = {self.explanation: None, self.explain_line: t(lang, "explain_help")}
         try:
             text = checked_text(text)
-            self.state.predictor(ref)
+            names = self.state.predictor(ref).label_names
         except Exception:
             return cleared
+        label = label if label in names else ""
 
         @shown_errors(fallback=lambda: cleared)
         def explained(request: gr.Request) -> Outputs:
@@ -402,12 +404,12 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     explaining = dict(trigger_mode="always_last", concurrency_limit=1, concurrency_id="explain", **private)
     predicted = ([model, sentence], [label, tokens])
     explained = ([model, sentence, explain_class], [explanation, explain_line])
-    sentence.change(ui.on_sentence, *predicted, show_progress="hidden", **predicting).then(
+    # One event for both triggers, so that with always_last a stale prediction (an empty sentence's, fired by the
+    # model's change) can never land after a newer one: two events could finish in either order.
+    gr.on([sentence.change, model.change], ui.on_sentence, *predicted, show_progress="hidden", **predicting).then(
         ui.on_explain, *explained, show_progress="minimal", **explaining
     )
-    model.change(ui.on_model, model, [explain_class], show_progress="hidden", **private).then(
-        ui.on_sentence, *predicted, show_progress="hidden", **predicting
-    ).then(ui.on_explain, *explained, show_progress="minimal", **explaining)
+    model.change(ui.on_model, model, [explain_class], show_progress="hidden", **private)
     explain_class.input(ui.on_explain, *explained, show_progress="minimal", **explaining)
     many.click(ui.on_lines, [model, lines], [table, csv], concurrency_id="predict", **private)
     run_file.click(ui.on_file, [model, upload], [csv], concurrency_id="predict", **private)
