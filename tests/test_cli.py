@@ -120,9 +120,10 @@ def test_error_missing_file(cli) -> None:
     assert user_error(cli("validate", "missing.tsv")) == "error: missing.tsv does not exist or is not a file."
 
 
-def test_error_single_class(cli, tmp_path: Path) -> None:
+# The next ones through main(), as a process would run it but without its start-up (about 8 s each on 2 cores).
+def test_error_single_class(capsys, tmp_path: Path) -> None:
     write_tsv(tmp_path / "one.tsv", [("좋아요", "1"), ("최고", "1"), ("재밌다", "1")])
-    line = user_error(cli("train", "one.tsv", "--out", "run", "--model", "tiny"))
+    line = in_process_error(capsys, ["train", tmp_path / "one.tsv", "--out", tmp_path / "run", "--model", "tiny"])
     assert line.startswith("error: one.tsv has only one class ('1') in column 'label'")
     assert not (tmp_path / "run").exists()
 
@@ -134,8 +135,9 @@ def test_error_unknown_text_column(cli) -> None:
     )
 
 
-def test_error_bad_epochs(cli, tmp_path: Path) -> None:
-    line = user_error(cli("train", DATA / "nsmc/test.tsv", "--out", "run", "--model", "tiny", "--epochs", "0"))
+def test_error_bad_epochs(capsys, tmp_path: Path) -> None:
+    argv = ["train", DATA / "nsmc/test.tsv", "--out", tmp_path / "run", "--model", "tiny", "--epochs", "0"]
+    line = in_process_error(capsys, argv)
     assert line == "error: epochs must be at least 1"
     assert not (tmp_path / "run").exists()
 
@@ -146,8 +148,8 @@ def test_error_nonsense_model(cli, tmp_path: Path) -> None:
     assert open_run(tmp_path / "run").status().state == "failed"
 
 
-def test_error_predict_without_input(cli, trained_run: TrainedRun) -> None:
-    line = user_error(cli("predict", trained_run.path))
+def test_error_predict_without_input(capsys, trained_run: TrainedRun) -> None:
+    line = in_process_error(capsys, ["predict", trained_run.path])
     assert line == "error: give either sentences or --file FILE (with --out CSV), not both or neither."
 
 
@@ -207,22 +209,24 @@ def test_predict_sentences_json(cli_run: CliRun) -> None:
         assert row["label"] == max(probs, key=probs.get)
 
 
-def test_predict_takes_options_and_sentences_in_any_order(cli_run: CliRun) -> None:
-    """Options before, between or after the sentences; `--` ends the options for sentences that start with -."""
+def test_predict_takes_options_and_sentences_in_any_order(cli_run: CliRun, capsys) -> None:
+    """Options before, between or after the sentences; `--` ends the options for sentences that start with -. One
+    real process, the other orders through main() (the same parser, without a process's start-up)."""
     texts = ["-_- 별로", "--최고--", "정말 좋다"]
     expected = Predictor.load(cli_run.run, backend="torch").predict(texts)
-    for call in (
-        ["--json", "run", "--backend", "torch", "--", *texts],
-        ["run", "--backend", "torch", "--json", "--", *texts],
-    ):
-        out = json.loads(ok(cli_run_call(cli_run, "predict", *call)))
-        assert [row["text"] for row in out["predictions"]] == texts
-        for row, probs in zip(out["predictions"], expected):
-            assert row["probabilities"] == pytest.approx(probs, abs=1e-5)
-    after_dashes = json.loads(ok(cli_run_call(cli_run, "predict", "run", "--json", "--", "좋다", "--json")))
-    assert [row["text"] for row in after_dashes["predictions"]] == ["좋다", "--json"]
-    mixed = json.loads(ok(cli_run_call(cli_run, "predict", "run", "정말 좋다", "--json", "별로", "--backend", "torch")))
-    assert [row["text"] for row in mixed["predictions"]] == ["정말 좋다", "별로"]
+    out = json.loads(ok(cli_run_call(cli_run, "predict", "--json", "run", "--backend", "torch", "--", *texts)))
+    assert [row["text"] for row in out["predictions"]] == texts
+    for row, probs in zip(out["predictions"], expected):
+        assert row["probabilities"] == pytest.approx(probs, abs=1e-5)
+
+    def predicted(*argv: str) -> list[str]:
+        assert main(["predict", *argv]) == 0
+        return [row["text"] for row in json.loads(capsys.readouterr().out)["predictions"]]
+
+    run = str(cli_run.run)
+    assert predicted(run, "--backend", "torch", "--json", "--", *texts) == texts
+    assert predicted(run, "--json", "--", "좋다", "--json") == ["좋다", "--json"]
+    assert predicted(run, "정말 좋다", "--json", "별로", "--backend", "torch") == ["정말 좋다", "별로"]
 
 
 def test_predict_file_to_csv(cli_run: CliRun) -> None:
