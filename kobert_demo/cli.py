@@ -184,8 +184,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     predictor = Predictor.load(args.run, backend="torch")
     explanations = [predictor.explain(text, args.label) for text in args.texts]
     if args.json:
-        entries = [{k: v for k, v in e.to_json().items() if k != "steps"} for e in explanations]
-        print(json.dumps({"explanations": entries}, ensure_ascii=False))
+        print(json.dumps({"explanations": [e.to_json() for e in explanations]}, ensure_ascii=False))
         return 0
     print("score: the word's share of the label's log-probability; positive = towards the label, negative = against")
     for e in explanations:

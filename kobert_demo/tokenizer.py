@@ -192,24 +192,30 @@ class KoBertTokenizer(PadsOnTheRight):
         return [[self.cls_id, *ids[:keep], self.sep_id] for ids in per_text]
 
     def encode(self, text: str, max_len: int | None = None) -> Encoded:
-        ids = self.encode_batch([text], max_len)[0]
+        """ids as encode_batch gives them, with pieces and each piece's word, from one pass of the splitter."""
+        piece_ids, piece_words = self._pieces_and_words(text)
+        keep = (max_len or self.max_len) - 2
+        ids = [self.cls_id, *piece_ids[:keep], self.sep_id]
         pieces = [self.idx_to_token[i] for i in ids]
-        words = [None, *self._piece_words(text)[: len(ids) - 2], None]
+        words = [None, *piece_words[:keep], None]
         return Encoded(ids=ids, pieces=pieces, unknown=[i == self.unk_id for i in ids], words=words)
 
-    def _piece_words(self, text: str) -> list[int | None]:
-        """For each piece of text (before truncation), the word of `text.split()` it came from.
+    def _pieces_and_words(self, text: str) -> tuple[list[int], list[int | None]]:
+        """The KoBERT ids of text's pieces (before truncation) and, for each, the word of `text.split()` it came from.
 
         gluonnlp: the basic split's chunks (a word, or one punctuation mark of it) are found in the cleaned text in
         order, and each chunk's pieces go with the word its first character is in. whole: the text is encoded as
         its words joined by single spaces, and a piece that starts with "▁" starts the next word.
         """
         if self.mode == "whole":
+            pieces = self.sp.encode(" ".join(text.split()), out_type=str)
+            sp_ids = [self.sp.piece_to_id(piece) for piece in pieces]
+            ids = sp_ids if self._sp_to_kobert is None else [self._sp_to_kobert[i] for i in sp_ids]
             word, words = -1, []
-            for piece in self.sp.encode(" ".join(text.split()), out_type=str):
+            for piece in pieces:
                 word += piece.startswith("▁")
                 words.append(max(word, 0))
-            return words
+            return ids, words
         removed = {m.start() for m in _CONTROL.finditer(text)}
         kept = [i for i in range(len(text)) if i not in removed]  # cleaned text's characters -> text's
         cleaned = "".join(text[i] for i in kept)
@@ -218,8 +224,9 @@ class KoBertTokenizer(PadsOnTheRight):
             at = cleaned.find(chunk, at)
             spans.append((kept[at], kept[at + len(chunk) - 1] + 1))
             at += len(chunk)
-        chunk_words = words_of_spans(text, spans)
-        return [word for word, ids in zip(chunk_words, self._piece_ids(chunks)) for _ in ids]
+        chunk_ids = self._piece_ids(chunks)
+        pairs = [(i, word) for word, ids in zip(words_of_spans(text, spans), chunk_ids) for i in ids]
+        return [i for i, _ in pairs], [word for _, word in pairs]
 
     # --- saving with a model folder -------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:

@@ -276,6 +276,7 @@ def test_every_word_of_real_sentences_gets_its_pieces_in_order(mode: str) -> Non
     tokenizer = KoBertTokenizer.from_files(KOBERT_FILES.spm, KOBERT_FILES.vocab, mode=mode, max_len=512)
     for text, _ in sample_rows("nsmc/test.tsv", 300) + sample_rows("hate_speech/train.tsv", 100):
         encoded = tokenizer.encode(text)
+        assert encoded.ids == tokenizer.encode_batch([text])[0], text  # one pass gives the ids encode_batch gives
         words = encoded.words[1:-1]
         assert words == sorted(words), text  # pieces come word after word
         assert set(words) == set(range(len(text.split()))), text  # every word has a piece, no other word does

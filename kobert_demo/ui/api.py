@@ -103,8 +103,7 @@ def build(state: AppState) -> None:
         """Why this label: each word's share of `label`'s log-probability ("" = the predicted class), by Integrated
         Gradients. Returns {"text", "label", "probability", "words" (text.split()), "word_scores" (one per word,
         positive = towards the label), "tokens", "token_scores", "completeness_gap"}."""
-        explanation = predict_tab.explain_one(state, model, text, label)
-        return {key: value for key, value in explanation.to_json().items() if key != "steps"}
+        return predict_tab.explain_one(state, model, text, label).to_json()
 
     @api_errors
     def status(run: str, visitor: str = "") -> dict:
@@ -139,7 +138,7 @@ def build(state: AppState) -> None:
 
     for fn in (predict, predict_lines, pieces):
         gr.api(fn, api_name=fn.__name__, concurrency_id="predict", concurrency_limit=4)
-    # 8 to 32 forward and backward passes each (0.55 s p50 at KoBERT's size on two cores): one at a time, in a queue
+    # 8 to 64 forward and backward passes each (0.55 s p50 at KoBERT's size on two cores): one at a time, in a queue
     # of its own, so that explanations never hold up /predict.
     gr.api(explain, api_name="explain", concurrency_id="explain", concurrency_limit=1)
     for fn in (status, logs, runs, stop, delete):

@@ -397,7 +397,7 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     tab.select(ui.on_open, [model, visitor], [run_select, model], **private)
     zip_file.upload(ui.on_zip, zip_file, [model], show_progress="minimal", **private)
     gr.on([load.click, path.submit], ui.on_load_path, path, [model], show_progress="minimal", **private)
-    # Explaining runs 8 to 32 forward and backward passes (0.55 s p50 at KoBERT's size on 2 cores, where predicting
+    # Explaining runs 8 to 64 forward and backward passes (0.55 s p50 at KoBERT's size on 2 cores, where predicting
     # takes 15 ms): it follows the probabilities as an event of its own, so they never wait for it, one at a time in
     # the queue /explain shares. A new model first resets the class picker.
     predicting = dict(trigger_mode="always_last", concurrency_limit=4, concurrency_id="predict", **private)
