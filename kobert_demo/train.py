@@ -38,6 +38,7 @@ from .model import (
     load_backbone,
     save_classifier,
     training_forward,
+    use_fast_dropout,
 )
 from .runs import Run
 
@@ -125,6 +126,7 @@ def training_model(classifier: Classifier, cpu_mode: bool) -> tuple[torch.nn.Mod
     """The classifier as it trains: padding-free where that is proven for its config (else padded, and the third
     value says why), and in CPU mode with all but its top layers frozen."""
     frozen = freeze_lower_layers(classifier.model, CPU_MODE_LAYERS) if cpu_mode else []
+    use_fast_dropout(classifier.model)
     model, forward = training_forward(classifier.model)
     return model, frozen, forward
 

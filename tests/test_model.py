@@ -11,11 +11,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import KOBERT_FILES, REPO, VECTORS, native_kobert_proto, run_cli, sample_rows, write_tsv
 from conftest import TINY_SHAPE as FOLDER_SHAPE
 from safetensors.torch import load_file, save_file
+from torch import nn
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 
 from kobert_demo import model as model_module
@@ -25,6 +27,7 @@ from kobert_demo.model import (
     TINY_SHAPE,
     BackboneError,
     Classifier,
+    FastDropout,
     PaddingFreeClassifier,
     _model_key,
     describe_source,
@@ -33,6 +36,7 @@ from kobert_demo.model import (
     load_classifier,
     save_classifier,
     skip_unused_last_layer_rows,
+    use_fast_dropout,
 )
 from kobert_demo.tokenizer import KoBertTokenizer
 
@@ -769,3 +773,46 @@ def test_the_memory_budget_refuses_a_family_model_before_allocating_it(family_fo
     params = model_module.parameter_count(model_module._read_config(folder, folder.name), 2)
     assert params > 9e9 and f"({params:,} parameters); this server allows 100,000 MB" in message
     assert message.startswith(f"my-{family} would take about ")
+
+
+# --- FastDropout: torch's dropout, with the mask drawn by NumPy ------------------------------------------------------
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_fast_dropout_drops_p_of_the_units_and_scales_the_rest(p: float) -> None:
+    torch.manual_seed(0)
+    dropout = FastDropout(p, np.random.default_rng(0)).train()
+    x = torch.rand(400, 500) + 1  # no zeros of its own
+    y = dropout(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - p) < 0.005
+    assert torch.allclose(y[kept], x[kept] / (1 - p))
+
+
+def test_fast_dropout_gradient_is_its_mask_times_the_scale() -> None:
+    dropout = FastDropout(0.1, np.random.default_rng(1)).train()
+    x = (torch.rand(64, 768) + 1).to(torch.bfloat16).requires_grad_()
+    y = dropout(x)
+    y.float().sum().backward()
+    assert x.grad.dtype == torch.bfloat16
+    want = (y != 0).to(torch.bfloat16) * (1 / 0.9)
+    assert torch.equal(x.grad, want)
+
+
+def test_fast_dropout_is_the_identity_in_eval_mode() -> None:
+    x = torch.randn(8, 16)
+    assert torch.equal(FastDropout(0.5, np.random.default_rng(0)).eval()(x), x)
+
+
+def test_fast_dropout_replaces_every_dropout_and_follows_torchs_seed(tiny_kobert_folder: Path) -> None:
+    def masks() -> torch.Tensor:
+        classifier = load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.5)
+        before = {k: v.clone() for k, v in classifier.model.state_dict().items()}
+        torch.manual_seed(3)
+        use_fast_dropout(classifier.model)
+        dropouts = [m for m in classifier.model.modules() if isinstance(m, nn.Dropout)]
+        assert dropouts and all(type(m) is FastDropout for m in dropouts)
+        assert {m.p for m in dropouts} == {0.1, 0.5}  # the encoder's and the tutorial's pooler dropout
+        after = classifier.model.state_dict()
+        assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+        return dropouts[0].train()(torch.ones(32, 32))
+
+    assert torch.equal(masks(), masks())
