@@ -143,10 +143,10 @@ class PaddingFreeClassifier(nn.Module):
             attention, last = layer.attention.self, number == len(layers)
             heads = attention.num_attention_heads
             queries = x[cls] if last else x
-            q = attention.query(queries)
+            q = attention.query(queries) * attention.scaling  # on the packed queries: fewer than the scores
             q = q.view(rows, 1, heads, -1).transpose(1, 2) if last else _padded_heads(q, packed, real.shape, heads)
             k, v = (_padded_heads(t, packed, real.shape, heads) for t in (attention.key(x), attention.value(x)))
-            scores = (q @ k.transpose(-1, -2)) * attention.scaling + masked_keys
+            scores = q @ k.transpose(-1, -2) + masked_keys
             context = (attention.dropout(scores.softmax(-1)) @ v).transpose(1, 2).flatten(2).flatten(0, 1)
             if not last:
                 context = context[unpack]
