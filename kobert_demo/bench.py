@@ -507,10 +507,12 @@ def read_rows(data: Path, n: int) -> tuple[list[str], list[int]]:
 
 
 def machine() -> dict:
-    from .cpu import has_bf16, has_vnni
+    """The CPU (its model name and the speed flags it has), cores, threads and versions every report records."""
+    from .cpu import cpu_flags, has_bf16, has_vnni
 
     info = {
         "cpu": platform.processor() or platform.machine(),
+        "cpu_flags": [flag for flag in SPEED_FLAGS if flag in cpu_flags()],
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "bf16_cpu": has_bf16(),
@@ -560,8 +562,6 @@ def family_ratios(padded: dict, ours: dict) -> dict:
 
 def family_report(family: str, backbone: dict, results: dict[str, dict]) -> dict:
     """The family's JSON: the backbone measured, the forward ours trained with, both sides' figures, the ratios."""
-    from .cpu import cpu_flags
-
     padded = {p.removeprefix(PADDED): r for p, r in results.items() if p.startswith(PADDED)}
     ours = {p: r for p, r in results.items() if not p.startswith(PADDED)}
     return {
@@ -571,7 +571,7 @@ def family_report(family: str, backbone: dict, results: dict[str, dict]) -> dict
         "padded": padded,
         "ours": ours,
         "ratios": family_ratios(padded, ours),
-        "machine": {**machine(), "cpu_flags": [flag for flag in SPEED_FLAGS if flag in cpu_flags()]},
+        "machine": machine(),
     }
 
 
@@ -602,8 +602,7 @@ def table(report: dict) -> str:
     lines = _table_lines(rows)
     lines.append("")
     lines.append("ratios to the tutorial: " + ", ".join(f"{k} {v}x" for k, v in report["ratios"].items()))
-    m = report["machine"]
-    lines.append(f"machine: {m['cpu']}, {m['cores']} cores, bf16 {m['bf16_cpu']}, torch {m['torch']}")
+    lines.append(machine_line(report["machine"]))
     return "\n".join(lines)
 
 
@@ -618,9 +617,13 @@ def family_table(report: dict) -> str:
         f"{b['parameters'] / 1e6:.1f}M parameters, {b['vocab_size']}-token {b['tokenizer']} tokenizer learnt from "
         f"{b['tokenizer_rows']} rows, {b['weights']} weights; our forward: {report['forward']}"
     )
-    flags = " ".join(m["cpu_flags"]) or "none of " + " ".join(SPEED_FLAGS)
-    lines.append(f"machine: {m['cpu']}, {m['cores']} cores, flags {flags}, torch {m['torch']}")
+    lines.append(machine_line(m))
     return "\n".join(lines)
+
+
+def machine_line(m: dict) -> str:
+    flags = " ".join(m["cpu_flags"]) or "none of " + " ".join(SPEED_FLAGS)
+    return f"machine: {m['cpu']}, {m['cores']} cores, flags {flags}, torch {m['torch']}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import pytest
 from conftest import DATA, REPO, run_cli
 
 from kobert_demo.bench import FAMILY_RATIOS, PREDICT_PATHS, SPEED_FLAGS, TRAIN_PATHS, family_ratios, main, ratios, table
+from kobert_demo.cpu import cpu_flags
 from kobert_demo.explain import STEPS
 from kobert_demo.families import FAMILIES
 from kobert_demo.hublike import TINY_EMBEDDING_SIZE
@@ -52,6 +53,7 @@ def test_report_has_every_path_and_the_required_figures(report: dict) -> None:
     assert 0 <= report["ours"]["predict_int8"]["max_prob_diff_vs_fp32"] < 0.1
     assert report["ours"]["predict"]["backend"] in ("torch", "int8")  # auto: whichever passed its check
     assert report["machine"]["cores"] >= 1 and "torch" in report["machine"]
+    assert report["machine"]["cpu_flags"] == [flag for flag in SPEED_FLAGS if flag in cpu_flags()]
 
 
 def test_ratios_say_how_many_times_faster_we_are() -> None:
