@@ -93,9 +93,10 @@ def load(url: str, model: str, visitors: int, requests_each: int, deadline_s: fl
 
 
 def last_step(run: Run) -> tuple[int, float]:
-    """The run's latest logged step: (step, seconds since training began); (0, 0.0) before its first."""
-    last = run.summary().last_step
-    return (last.step, last.elapsed) if last else (0, 0.0)
+    """The run's latest logged step: (step, seconds since training began); (0, 0.0) before its first. Read from its
+    log, since its summary takes a step at most every few seconds."""
+    steps = [event for event in run.events() if event.type == "step"]
+    return (steps[-1].step, steps[-1].elapsed) if steps else (0, 0.0)
 
 
 def sentences_per_s(first: tuple[int, float], last: tuple[int, float], batch_size: int) -> float | None:
