@@ -13,6 +13,7 @@ previous one before it starts anything: never two jobs at once.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -45,6 +46,17 @@ PARENT_ENV = "KOBERT_DEMO_JOB_PARENT"  # the server's pid, which the job watches
 KILL_GRACE_S = 60.0
 ORPHAN_STOP_S = 30.0  # how long a restarted server lets a previous server's job stop before killing it
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Visitors come first: the training child runs at a lower priority, and while the server's serving mark (a file in
+# the runs home, touched at most every SERVING_TOUCH_S while predictions run) is under SERVING_FRESH_S old, it
+# trains on one core fewer, leaving that core to the predictions. A change of torch threads is cheap itself
+# (0.3 us) but slows the next step: switching at every step took tiny steps from 8-22 ms to 325 ms (median, 2-core
+# Intel AMX machine, shared). So the mark stays fresh for 10 s: visitors who keep coming hold the job on one core
+# without switching, and a sporadic visitor costs at most two switches per 10 s.
+JOB_NICE = 10
+SERVING_FILE = ".serving"
+SERVING_TOUCH_S = 0.5
+SERVING_FRESH_S = 10.0
+YIELD_ENV = "KOBERT_DEMO_JOB_YIELD"  # "0": the child neither lowers its priority nor gives a core (to measure)
 
 
 def owner_id(visitor_token: str) -> str:
@@ -76,9 +88,11 @@ def stop_requested(run: Run) -> bool:
 class JobQueue:
     """Runs queued jobs one after another in child processes (`python -m kobert_demo job RUN`)."""
 
-    def __init__(self, home: str | Path, poll_s: float = 0.5) -> None:
+    def __init__(self, home: str | Path, poll_s: float = 0.5, yield_cpu: bool = True) -> None:
         self.home = Path(home)
         self.poll_s = poll_s
+        self.yield_cpu = yield_cpu  # whether jobs yield the CPU to visitors (False only to measure what it costs)
+        self._serving_touched = 0.0
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -216,6 +230,16 @@ class JobQueue:
                 return last_step.sentences_per_s
         return None
 
+    def mark_serving(self) -> None:
+        """Tell the training child that visitors are waiting for predictions, so that it leaves them a core: touch
+        the serving mark, at most once per SERVING_TOUCH_S."""
+        now = time.monotonic()
+        if now - self._serving_touched < SERVING_TOUCH_S:
+            return
+        self._serving_touched = now
+        with contextlib.suppress(OSError):  # no runs home yet, or a read-only one: predictions go on regardless
+            (self.home / SERVING_FILE).touch()
+
     # --- working ----------------------------------------------------------------------------------------------
     def start(self) -> JobQueue:
         """Take up the runs home: stop what a previous server left training, then work through the queue."""
@@ -266,7 +290,7 @@ class JobQueue:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, PARENT_ENV: str(os.getpid())},
+                env={**os.environ, PARENT_ENV: str(os.getpid()), YIELD_ENV: "1" if self.yield_cpu else "0"},
             )
             try:
                 code = self._process.wait(limit_s + KILL_GRACE_S if limit_s else None)
@@ -332,6 +356,38 @@ class _Watch:
         return self.parent_gone or self.timed_out
 
 
+def training_threads(cores: int, serving_age_s: float | None) -> int:
+    """Torch threads for the next training step: one core left to the visitors while the serving mark is fresh
+    (serving_age_s seconds old, None when there is none), every core otherwise."""
+    if serving_age_s is not None and serving_age_s <= SERVING_FRESH_S:
+        return max(1, cores - 1)
+    return cores
+
+
+class ServingYield:
+    """The training child's side of the serving mark: between steps, its torch threads follow the mark."""
+
+    def __init__(self, home: Path, cores: int | None = None) -> None:
+        import torch
+
+        self.mark = home / SERVING_FILE
+        self.cores = cores or torch.get_num_threads()
+        self.threads = torch.get_num_threads()
+
+    def between_steps(self) -> None:
+        """Set the torch threads for the next step (only when they change)."""
+        import torch
+
+        try:
+            age = time.time() - self.mark.stat().st_mtime
+        except OSError:
+            age = None
+        threads = training_threads(self.cores, age)
+        if threads != self.threads:
+            torch.set_num_threads(threads)
+            self.threads = threads
+
+
 def _die_with_parent() -> None:
     """Ask Linux to send this process SIGTERM when its parent (the server) dies; elsewhere nothing."""
     if sys.platform.startswith("linux"):
@@ -356,8 +412,18 @@ def run_job(run_path: str | Path) -> int:
         run.set_status("failed", error)
         drop_data(run)
         return 1
+    yielding = ServingYield(run.path.parent) if os.environ.get(YIELD_ENV, "1") != "0" else None
+    if yielding:
+        os.nice(JOB_NICE)
+
+    def should_stop() -> bool:
+        """Called before each step: the stop checks, and the threads for the step."""
+        if yielding:
+            yielding.between_steps()
+        return stop_requested(run) or watch.should_stop()
+
     failed = False
-    for event in train(config, splits, run.path, should_stop=lambda: stop_requested(run) or watch.should_stop()):
+    for event in train(config, splits, run.path, should_stop=should_stop):
         failed = failed or isinstance(event, ErrorEvent)
     drop_data(run)
     if not failed and watch.parent_gone:

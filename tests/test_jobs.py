@@ -15,7 +15,17 @@ from conftest import wait_until as wait_for
 from kobert_demo.config import TrainConfig
 from kobert_demo.data import DataError
 from kobert_demo.events import DoneEvent, StepEvent
-from kobert_demo.jobs import JobQueue, is_owner, owner_id, request_stop
+from kobert_demo.jobs import (
+    JOB_NICE,
+    SERVING_FILE,
+    SERVING_FRESH_S,
+    JobQueue,
+    ServingYield,
+    is_owner,
+    owner_id,
+    request_stop,
+    training_threads,
+)
 from kobert_demo.predict import Predictor
 from kobert_demo.runs import Run
 
@@ -92,8 +102,10 @@ def test_stop_a_running_job_keeps_a_clean_state(queue, tmp_path):
     big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/train.tsv", 1000))
     run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
     wait_for(lambda: run.summary().last_step)
+    niceness = os.getpriority(os.PRIO_PROCESS, run.status().pid) - os.getpriority(os.PRIO_PROCESS, 0)
     request_stop(run)
     wait_for(lambda: run.status().state in FINISHED, timeout=60)
+    assert niceness == JOB_NICE  # the training child yields the CPU to the server's visitors
     status = run.status()
     assert status.state == "stopped"
     assert not run.has_model and "no model" in status.reason("en")
@@ -209,3 +221,38 @@ def test_measured_speeds_are_each_models_latest(tmp_path):
     assert queue.measured_speeds() == {"tiny": 250.0, "klue/bert-base": 12.5}
     assert queue._measured_speed("tiny") == queue.measured_speeds()["tiny"]  # the queue's ETA agrees
     assert JobQueue(tmp_path / "nothing").measured_speeds() == {}
+
+
+def test_training_leaves_a_core_while_visitors_wait():
+    assert training_threads(4, None) == 4  # no serving mark yet
+    assert training_threads(4, 0.1) == 3
+    assert training_threads(4, SERVING_FRESH_S + 0.1) == 4  # the visitors are gone
+    assert training_threads(2, 0.0) == 1
+    assert training_threads(1, 0.0) == 1  # never none
+
+
+def test_the_child_follows_the_servers_mark_between_steps(tmp_path):
+    import torch
+
+    home, other = tmp_path / "runs", tmp_path / "other-server"
+    home.mkdir(), other.mkdir()
+    queue = JobQueue(home)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        yielding = ServingYield(home, cores=2)
+        yielding.between_steps()
+        assert torch.get_num_threads() == 2  # no visitors yet
+        JobQueue(other).mark_serving()  # another server's visitors are not this one's
+        yielding.between_steps()
+        assert torch.get_num_threads() == 2
+        queue.mark_serving()
+        yielding.between_steps()
+        assert torch.get_num_threads() == 1
+        old = (home / SERVING_FILE).stat().st_mtime - SERVING_FRESH_S - 1
+        os.utime(home / SERVING_FILE, (old, old))
+        queue.mark_serving()  # within its touch interval: the mark stays as it was
+        yielding.between_steps()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

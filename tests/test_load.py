@@ -14,9 +14,10 @@ pytestmark = [
 
 
 def test_fifty_visitors_predict_while_a_job_trains(tmp_path, capsys):
-    result = run(DATA / "nsmc" / "train.tsv", visitors=50, requests_each=2, home=tmp_path / "runs")
+    result = run(DATA / "nsmc" / "train.tsv", visitors=50, requests_each=2, home=tmp_path / "runs", before_s=0)
     with capsys.disabled():
         print(f"\nload test: {result}")
     assert result["failed"] == 0, result["failures"]
     assert result["ok"] == 100
     assert result["job_state_after"] == "running"  # the load really ran beside a training job
+    assert result["train_sentences_per_s_during"], "the job made no step during the load: it yields, not stops"

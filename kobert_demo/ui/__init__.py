@@ -59,6 +59,9 @@ class KoBertApp(gr.Blocks):
         kwargs.setdefault("allowed_paths", [str(self.state.work)])
         kwargs.setdefault("blocked_paths", [str(self.state.home.resolve()), str(self.state.private.resolve())])
         kwargs.setdefault("max_file_size", limits().max_upload_bytes)
+        # Every running request holds one of gradio's worker threads (40 by default): the `predict` queue alone runs
+        # up to PREDICT_CONCURRENCY requests at once, most of them waiting for their batched forward.
+        kwargs.setdefault("max_threads", 2 * predict_tab.PREDICT_CONCURRENCY)
         return super().launch(**kwargs)
 
     def close(self, verbose: bool = True) -> None:

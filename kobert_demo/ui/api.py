@@ -137,7 +137,7 @@ def build(state: AppState) -> None:
         return run
 
     for fn in (predict, predict_lines, pieces):
-        gr.api(fn, api_name=fn.__name__, concurrency_id="predict", concurrency_limit=4)
+        gr.api(fn, api_name=fn.__name__, concurrency_id="predict", concurrency_limit=predict_tab.PREDICT_CONCURRENCY)
     # 8 to 64 forward and backward passes each (0.55 s p50 at KoBERT's size on two cores): one at a time, in a queue
     # of its own, so that explanations never hold up /predict.
     gr.api(explain, api_name="explain", concurrency_id="explain", concurrency_limit=1)
@@ -203,5 +203,11 @@ def build(state: AppState) -> None:
     buttons[2].click(export, [run, visitor], out_file, api_name="export", concurrency_limit=1, **api)
     buttons[3].click(load_model_zip, [model_zip], model_ref, api_name="load_model_zip", **api)
     buttons[4].click(
-        predict_csv, [predict_model, file], out_file, api_name="predict_file", concurrency_id="predict", **api
+        predict_csv,
+        [predict_model, file],
+        out_file,
+        api_name="predict_file",
+        concurrency_id="predict_file",
+        concurrency_limit=2,
+        **api,
     )

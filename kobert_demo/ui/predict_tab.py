@@ -20,6 +20,7 @@ import gradio as gr
 import pandas as pd
 from gradio.blocks import Block
 
+from kobert_demo.batching import MAX_SENTENCES, batcher_for
 from kobert_demo.csv_out import prediction_records, write_predictions
 from kobert_demo.settings import custom_models_allowed, limits
 
@@ -48,6 +49,11 @@ EXAMPLES = [
 
 
 # --- predicting ---------------------------------------------------------------------------------------------------
+# How many prediction requests run at once (the `predict` queue): as many as one batched forward takes, since those
+# arriving while a forward runs join the next one (batching.py) rather than each running its own.
+PREDICT_CONCURRENCY = MAX_SENTENCES
+
+
 def _gpu(fn: Any) -> Any:
     """On a ZeroGPU Space (the `spaces` package imports), run fn on the GPU it lends; elsewhere fn itself."""
     try:
@@ -66,10 +72,18 @@ def _to_gpu(predictor: Predictor) -> None:
 
 
 @_gpu
-def probabilities(predictor: Predictor, texts: list[str]) -> np.ndarray:
-    """Class probabilities for texts, on the GPU when there is one."""
+def _forward(predictor: Predictor, texts: list[str]) -> np.ndarray:
+    """predictor.predict_proba, on the GPU when there is one."""
     _to_gpu(predictor)
     return predictor.predict_proba(texts)
+
+
+def probabilities(state: AppState, predictor: Predictor, texts: list[str]) -> np.ndarray:
+    """Class probabilities for texts, on the GPU when there is one. Concurrent calls for one predictor run as one
+    batched forward (batching.py), and the runs home is marked as serving, so that a training job leaves a core to
+    the visitors (jobs.py)."""
+    state.queue.mark_serving()
+    return batcher_for(predictor, _forward).predict_proba(texts)
 
 
 @_gpu
@@ -127,7 +141,7 @@ def predict_one(state: AppState, ref: str | None, text: str) -> dict[str, float]
     """Label -> probability for one sentence."""
     text = checked_text(text)
     predictor = state.predictor(ref)
-    return confidences(predictor.label_names, probabilities(predictor, [text])[0])
+    return confidences(predictor.label_names, probabilities(state, predictor, [text])[0])
 
 
 def explain_one(state: AppState, ref: str | None, text: str, label: str | None = None) -> Explanation:
@@ -140,7 +154,7 @@ def predict_lines(state: AppState, ref: str | None, texts: list[str]) -> Predict
     """Class probabilities for several sentences (blank ones included, so rows match lines)."""
     texts = checked_lines(texts)
     predictor = state.predictor(ref)
-    return Predictions(texts, probabilities(predictor, texts), predictor.label_names)
+    return Predictions(texts, probabilities(state, predictor, texts), predictor.label_names)
 
 
 def predict_file(state: AppState, ref: str | None, path: str | None) -> str:
@@ -400,7 +414,9 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     # Explaining runs 8 to 64 forward and backward passes (0.55 s p50 at KoBERT's size on 2 cores, where predicting
     # takes 15 ms): it follows the probabilities as an event of its own, so they never wait for it, one at a time in
     # the queue /explain shares. A new model first resets the class picker.
-    predicting = dict(trigger_mode="always_last", concurrency_limit=4, concurrency_id="predict", **private)
+    predicting = dict(
+        trigger_mode="always_last", concurrency_limit=PREDICT_CONCURRENCY, concurrency_id="predict", **private
+    )
     explaining = dict(trigger_mode="always_last", concurrency_limit=1, concurrency_id="explain", **private)
     predicted = ([model, sentence], [label, tokens])
     explained = ([model, sentence, explain_class], [explanation, explain_line])
@@ -411,8 +427,13 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     )
     model.change(ui.on_model, model, [explain_class], show_progress="hidden", **private)
     explain_class.input(ui.on_explain, *explained, show_progress="minimal", **explaining)
-    many.click(ui.on_lines, [model, lines], [table, csv], concurrency_id="predict", **private)
-    run_file.click(ui.on_file, [model, upload], [csv], concurrency_id="predict", **private)
+    # gradio gives a group its lowest limit: every `predict` event names the same one. A file (bulk prediction, not
+    # batched with the visitors' sentences) runs in a group of its own, two at a time as before.
+    many.click(
+        ui.on_lines, [model, lines], [table, csv], concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY,
+        **private,
+    )  # fmt: skip
+    run_file.click(ui.on_file, [model, upload], [csv], concurrency_id="predict_file", concurrency_limit=2, **private)
     return ui
 
 

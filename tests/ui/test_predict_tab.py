@@ -14,6 +14,7 @@ from kobert_demo.csv_out import predictions_head
 from kobert_demo.errors import UserFacingError
 from kobert_demo.explain import Explanation
 from kobert_demo.fast_tokenizer import FastTokenizer
+from kobert_demo.jobs import SERVING_FILE, JobQueue
 from kobert_demo.messages import t
 from kobert_demo.tokenizer import KoBertTokenizer
 from kobert_demo.ui import render
@@ -66,10 +67,13 @@ def explanation(text: str, label: str, probability: float, word_scores: list[flo
 
 
 class State:
-    """What the tab asks of AppState: a model for a reference ("missing" has none) and scratch folders."""
+    """What the tab asks of AppState: a model for a reference ("missing" has none), scratch folders and the job queue
+    (which predictions mark as serving)."""
 
     def __init__(self, work: Path) -> None:
         self.work = work
+        (work / "runs").mkdir(parents=True)
+        self.queue = JobQueue(work / "runs")
 
     def predictor(self, ref: str | None) -> Model:
         if ref == "missing":
@@ -184,6 +188,14 @@ def test_sentence_gives_probabilities_and_pieces(tab: PredictTab) -> None:
     assert out[tab.label] == pytest.approx({"부정": 0.25, "긍정": 0.75})
     assert out[tab.tokens][0] == ("[CLS]", "special")
     assert tab.on_sentence("run", "   ", KO) == {tab.label: None, tab.tokens: None}
+
+
+def test_a_prediction_marks_the_runs_home_as_serving(tab: PredictTab) -> None:
+    mark = tab.state.queue.home / SERVING_FILE
+    tab.on_sentence("run", "   ", KO)
+    assert not mark.exists()  # nothing predicted: a training job keeps every core
+    tab.on_sentence("run", "좋다", KO)
+    assert mark.exists()  # a training job leaves a core to the visitors
 
 
 def test_a_failed_sentence_clears_the_prediction_and_says_why(tab: PredictTab, toasts: list[str]) -> None:
