@@ -182,8 +182,9 @@ def test_predict_sentence_lines_and_file(app: SimpleNamespace, trained: SimpleNa
 
 
 def test_explain_scores_each_word_of_the_predicted_class(app: SimpleNamespace, trained: SimpleNamespace) -> None:
-    """label "" explains the predicted class: the float model's (an int8 /predict keeps within INT8_MAX_DIFF)."""
-    from kobert_demo.predict import INT8_MAX_DIFF, Predictor
+    """label "" explains the predicted class: the float model's (an int8 /predict keeps within MAX_DIFF)."""
+    from kobert_demo.predict import Predictor
+    from kobert_demo.serving import MAX_DIFF
 
     text = "배우들 연기는  좋은데, 스토리가 너무 뻔하다..."
     explained = app.client.predict(trained.name, text, "", api_name="/explain")
@@ -195,7 +196,7 @@ def test_explain_scores_each_word_of_the_predicted_class(app: SimpleNamespace, t
     assert explained["label"] == max(probs, key=probs.get)
     assert explained["probability"] == pytest.approx(probs[explained["label"]], abs=1e-4)
     served = app.client.predict(trained.name, text, api_name="/predict")["confidences"]
-    assert explained["probability"] == pytest.approx(served[explained["label"]], abs=INT8_MAX_DIFF)
+    assert explained["probability"] == pytest.approx(served[explained["label"]], abs=MAX_DIFF)
     with pytest.raises(AppError) as error:
         app.client.predict(trained.name, text, "좋음", api_name="/explain")
     assert "The model has no class '좋음'; its classes are: 긍정, 부정, 중립." in str(error.value)
