@@ -210,6 +210,7 @@ def test_explain_scores_each_word_of_the_predicted_class(app: SimpleNamespace, t
 def test_export_zip_loads_in_predict_and_python(app: SimpleNamespace, trained: SimpleNamespace, tmp_path: Path) -> None:
     from kobert_demo.export import load_zip
     from kobert_demo.predict import Predictor
+    from kobert_demo.serving import MAX_DIFF
 
     text = "스토리가 너무 지루함"
     expected = app.client.predict(trained.name, text, api_name="/predict")["confidences"]
@@ -218,10 +219,11 @@ def test_export_zip_loads_in_predict_and_python(app: SimpleNamespace, trained: S
     ref = app.client.predict(handle_file(path), api_name="/load_model_zip")
     assert ref.startswith("zip:")
     via_zip = app.client.predict(ref, text, api_name="/predict")["confidences"]
-    local = Predictor(load_zip(path, tmp_path), backend="auto").predict([text])[0]  # as the app serves it
-    for label, probability in expected.items():
-        assert via_zip[label] == pytest.approx(probability, abs=1e-4)
-        assert local[label] == pytest.approx(probability, abs=1e-4)
+    local = Predictor(load_zip(path, tmp_path)).predict([text])[0]  # fp32
+    # The run and the zip are each served on auto's pick (timed on each load): each within MAX_DIFF of fp32.
+    for label, probability in local.items():
+        assert via_zip[label] == pytest.approx(probability, abs=MAX_DIFF)
+        assert expected[label] == pytest.approx(probability, abs=MAX_DIFF)
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
     with pytest.raises(AppError, match="not a readable zip"):
