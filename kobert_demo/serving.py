@@ -269,11 +269,6 @@ class OnnxFiles:
                 _atomic(where / "weights.json", lambda tmp: tmp.write_text(json.dumps(self.identity)))
         return where / (INT8_FILE if backend == "int8" else FP32_FILE)
 
-    def close(self) -> None:
-        if self._temporary is not None:
-            self._temporary.cleanup()
-            self._temporary = None
-
 
 def _atomic(target: Path, write: Callable[[Path], Any]) -> None:
     """write(tmp) then rename over target: a reader (another process serving the same run) never sees half a file."""
