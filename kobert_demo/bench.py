@@ -36,8 +36,9 @@ KOBERT_SHAPE = dict(
 )  # fmt: skip
 TUTORIAL_MAX_LEN = 64
 TRAIN_PATHS = ("tutorial_train", "full", "cpu_mode")
-# `predict` is what the app and the CLI serve by default (`--backend auto`: int8 on a CPU where it passes its check).
-PREDICT_PATHS = ("tutorial_predict", "predict", "predict_fp32", "predict_int8")
+# `predict` is what the app and the CLI serve by default (`--backend auto`: the fastest path on this machine that keeps
+# within 0.01 of fp32; its JSON has the serving report: every candidate's p50 and difference), `predict_fp32` torch.
+PREDICT_PATHS = ("tutorial_predict", "predict", "predict_fp32")
 FAMILY_CHOICES = ("kobert", *MODEL_TYPES)
 # --family bert/roberta/electra: the family's *ForSequenceClassification as plain transformers runs it, every row
 # padded to max_len (`padded_*`), against the same paths of ours.
@@ -51,7 +52,6 @@ FAMILY_RATIOS = {
     "train_cpu_mode_vs_padded_full": ("cpu_mode", "full", "train_sentences_per_s"),
     "predict_p50": ("predict", "predict", "predict_p50_ms"),
     "predict_p50_fp32": ("predict_fp32", "predict", "predict_p50_ms"),
-    "predict_p50_int8": ("predict_int8", "predict", "predict_p50_ms"),
     "batch_predict": ("predict", "predict", "batch_predict_sentences_per_s"),
 }
 # The instruction-set extensions the fast paths use (bf16 autocast, int8 serving), as /proc/cpuinfo names them.
@@ -336,19 +336,21 @@ def run_worker(path: str, folder: Path, texts: list[str], labels: list[int], arg
     else:
         from .predict import Predictor
 
-        backend = {"predict": "auto", "predict_fp32": "torch", "predict_int8": "int8"}[path]
+        backend = {"predict": "auto", "predict_fp32": "torch"}[path]
         predictor = Predictor.load(_classifier_folder(folder, max_len), backend=backend)
         result["backend"] = predictor.backend
+        if backend == "auto":
+            result["serving"] = predictor.serving.to_json()
         one = texts[-args.latency_sentences :]
         result["predict_p50_ms"], result["predict_p95_ms"] = _latencies(lambda s: predictor.predict_proba([s]), one)
         batch = texts[-args.predict_rows :]
         result["batch_predict_sentences_per_s"] = _batch_rate(lambda: predictor.predict_proba(batch), len(batch))
-        result["peak_rss_mb"] = _peak_rss_mb()  # what serving this model costs
-        if predictor.backend == "int8":
+        result["peak_rss_mb"] = _peak_rss_mb()  # what serving this model costs, auto's selection included
+        if predictor.backend != "torch":
             reference = Predictor.load(_classifier_folder(folder, max_len), backend="torch").predict_proba(batch)
             result["max_prob_diff_vs_fp32"] = float(np.abs(reference - predictor.predict_proba(batch)).max())
         if not kobert:
-            result["model_class"] = type(predictor.classifier.model).__name__
+            result["model_class"] = predictor.model_class
     result.setdefault("peak_rss_mb", _peak_rss_mb())
     if (gpu := _gpu_peak_mb()) is not None:
         result["peak_gpu_mb"] = gpu
@@ -540,11 +542,8 @@ def ratios(tutorial: dict, ours: dict) -> dict:
         "train_cpu_mode": ours["cpu_mode"]["train_sentences_per_s"] / tutorial["train_sentences_per_s"],
         "predict_p50": tutorial["predict_p50_ms"] / ours["predict"]["predict_p50_ms"],
         "predict_p50_fp32": tutorial["predict_p50_ms"] / ours["predict_fp32"]["predict_p50_ms"],
-        "predict_p50_int8": tutorial["predict_p50_ms"] / ours["predict_int8"]["predict_p50_ms"],
         "batch_predict": ours["predict"]["batch_predict_sentences_per_s"] / tutorial["batch_predict_sentences_per_s"],
         "batch_predict_fp32": ours["predict_fp32"]["batch_predict_sentences_per_s"]
-        / tutorial["batch_predict_sentences_per_s"],
-        "batch_predict_int8": ours["predict_int8"]["batch_predict_sentences_per_s"]
         / tutorial["batch_predict_sentences_per_s"],
     }
     return {k: round(v, 2) for k, v in out.items()}

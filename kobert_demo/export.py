@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from .errors import BackboneError, UserFacingError
 from .model import Classifier, load_classifier
-from .predict import CHECK_SENTENCES
 from .runs import Run, RunError
+from .serving import CHECK_SENTENCES, SERVING_FILE, Probabilities, export_onnx
 from .tokenizer import SETTINGS_FILE
 
 ALLOWED_SUFFIXES = (".safetensors", ".json", ".model", ".md", ".txt")
@@ -31,7 +31,8 @@ class ModelZipError(UserFacingError, ValueError):
 
 
 def export_zip(run: Run, dest: str | Path | None = None) -> Path:
-    """`<run name>.zip` with the model folder's files and the run's model card and config."""
+    """`<run name>.zip` with the model folder's files (not serving's cache: its ONNX files and serving.json) and the
+    run's model card and config."""
     if not run.has_model:
         raise RunError("run_no_model", run=run.name)
     dest = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="kobert-demo-export-"))
@@ -39,7 +40,7 @@ def export_zip(run: Run, dest: str | Path | None = None) -> Path:
     target = dest / f"{run.name}.zip"
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for file in sorted(run.model_dir.iterdir()):
-            if file.is_file() and file.suffix in ALLOWED_SUFFIXES:
+            if file.is_file() and file.suffix in ALLOWED_SUFFIXES and file.name != SERVING_FILE:
                 archive.write(file, file.name)
         for name, arcname in (("README.md", "README.md"), ("config.json", "training_config.json")):
             if (run.path / name).is_file():
@@ -67,8 +68,8 @@ def export_model(run: Run, out: str | Path, fmt: str) -> tuple[Path, float | Non
     if out.exists() and any(out.iterdir()):
         raise RunError("export_out_not_empty", out=out)
     out.mkdir(parents=True, exist_ok=True)
-    for file in run.model_dir.iterdir():
-        if file.is_file() and (fmt == "transformers" or file.suffix != ".safetensors"):
+    for file in run.model_dir.iterdir():  # not the ONNX subfolder nor serving.json: this machine's serving cache
+        if file.is_file() and file.name != SERVING_FILE and (fmt == "transformers" or file.suffix != ".safetensors"):
             shutil.copy(file, out / file.name)
     if fmt == "transformers":
         return out, None
@@ -76,37 +77,17 @@ def export_model(run: Run, out: str | Path, fmt: str) -> tuple[Path, float | Non
 
 
 def _export_onnx(classifier: Classifier, target: Path) -> float:
-    import warnings
-
+    """serving's ONNX graph of the classifier (the one exporter), checked against PyTorch on CHECK_SENTENCES."""
     import numpy as np
     import onnxruntime
     import torch
 
-    class Probabilities(torch.nn.Module):
-        def __init__(self, model: torch.nn.Module) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).logits.softmax(-1)
-
-    wrapper = Probabilities(classifier.model.eval()).eval()
-    sample = classifier.tokenizer(CHECK_SENTENCES[:2])
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper, tuple(sample[n] for n in names), target, input_names=names, output_names=["probabilities"],
-            dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, "probabilities": {0: "batch"}},
-            opset_version=17, dynamo=False,
-        )  # fmt: skip
+    export_onnx(classifier, target)
     batch = classifier.tokenizer(CHECK_SENTENCES)
     session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    got = session.run(None, {n: batch[n].numpy() for n in names})[0]
+    got = session.run(None, {node.name: batch[node.name].numpy() for node in session.get_inputs()})[0]
     with torch.inference_mode():
-        want = wrapper(*(batch[n] for n in names)).numpy()
+        want = Probabilities(classifier.model.eval())(**batch).numpy()
     diff = float(np.abs(got - want).max())
     if diff > ONNX_MAX_DIFF:
         target.unlink()

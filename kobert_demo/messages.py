@@ -911,6 +911,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "없음: 여기서 처음부터 학습, 내려받은 것 없음",
     ),
     "license_unknown": ("unknown: see the model's own card", "알 수 없음: 모델 자체의 카드를 확인하세요"),
+    # ---- #16 serving backends (serving.py: the Predict tab's line under the model) ----
+    "serving_measured": (
+        "Served with {backend}: {ms:.1f} ms a sentence, {speedup:.1f}x fp32; within {diff:.3f} of fp32's "
+        "probabilities.",
+        "{backend}로 예측합니다: 문장당 {ms:.1f} ms, fp32의 {speedup:.1f}배 속도이며 fp32 확률과의 차이는 {diff:.3f} "
+        "이내입니다.",
+    ),
+    "serving_fp32": (
+        "Served with {backend}: {ms:.1f} ms a sentence, the fastest path here that keeps to fp32's probabilities.",
+        "{backend}로 예측합니다: 문장당 {ms:.1f} ms로, 이 서버에서 fp32 확률을 지키는 가장 빠른 경로입니다.",
+    ),
+    "serving_fixed": ("Served with {backend}.", "{backend}로 예측합니다."),
+    "serving_refused": (
+        "Not used: {backends} (more than 0.01 from fp32's probabilities, or not buildable for this model).",
+        "쓰지 않음: {backends} (fp32 확률과 0.01 넘게 다르거나 이 모델로 만들 수 없음).",
+    ),
 }
 
 # Words the engine puts into its sentences (a file kind, a separator, a column role, a run state), in Korean.

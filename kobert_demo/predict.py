@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -11,10 +12,27 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .cpu import has_vnni
-from .families import family_of
 from .model import Classifier, load_classifier
 from .runs import Run
+from .serving import (
+    BACKENDS,
+    BUILD_IN_CHILD_BYTES,
+    CHECK_SENTENCES,
+    MAX_DIFF,
+    TIMED_SENTENCES,
+    Candidate,
+    Engine,
+    OnnxFiles,
+    OrtEngine,
+    ServingReport,
+    TorchEngine,
+    cached_choice,
+    candidates_here,
+    is_writable,
+    one_sentence_p50,
+    release_memory,
+    save_choice,
+)
 from .settings import limits
 from .tokenizer import Encoded
 
@@ -28,81 +46,13 @@ def model_folder(path: str | Path) -> Path:
     return Run(path).model_dir if (path / "status.json").is_file() else path
 
 
-BACKENDS = ("auto", "torch", "int8")
-INT8_MAX_DIFF = 0.01
-# Sentences of varied length, register and topic on which `auto` checks that int8 keeps to the fp32 probabilities.
-CHECK_SENTENCES = [
-    "정말 재미있는 영화였어요, 또 보고 싶네요",
-    "시간 낭비. 최악의 영화",
-    "그럭저럭 볼만했다",
-    "배우들 연기는 좋은데 스토리가 너무 뻔하다...",
-    "ㅋㅋㅋ 대박",
-    "이 영화를 보고 나서 한참 동안 아무 말도 할 수 없었다. 음악, 연출, 연기 모두 완벽했다.",
-    "별로",
-    "기대 안 하고 봤는데 생각보다 괜찮네요!!",
-    "배송이 빨라서 좋았어요",
-    "환불 요청했는데 일주일째 답이 없습니다. 다시는 이용 안 합니다.",
-    "오늘 날씨 어때?",
-    "내일 오전 9시에 회의실 예약해 줘",
-    "요즘 너무 우울하고 아무것도 하기 싫어",
-    "정부는 다음 달부터 전기 요금을 인상한다고 밝혔다.",
-    "한국은행이 기준금리를 동결했다",
-    "너 같은 사람은 인터넷 하지 마라",
-    "댓글 보니까 다들 생각이 비슷하네",
-    "이 가격에 이 품질이면 만족합니다 ^^",
-    "음... 잘 모르겠어요",
-    "1점도 아깝다",
-    "10점 만점에 10점!",
-    "OST가 너무 좋아서 계속 듣고 있어요 ㅠㅠ",
-    "The acting was great, 근데 결말이 아쉬움",
-    "주인공이 왜 그런 선택을 했는지 끝까지 이해가 안 됐다. 감독의 의도가 뭔지 궁금하다.",
-    "아이들과 함께 보기 좋은 가족 영화입니다",
-    "졸려서 중간에 나왔음",
-    "국내 연구진이 새로운 배터리 소재를 개발했다고 발표했다",
-    "고객센터 연결이 너무 오래 걸려요",
-    "ㅎㅎ 감사합니다~",
-    "이걸 돈 주고 봤다니 내 자신이 한심하다",
-    "원작 소설을 먼저 읽었는데, 영화는 원작의 분위기를 잘 살리지 못한 것 같아 아쉽다. 그래도 배우들의 연기만큼은"
-    " 인상적이었고 특히 마지막 장면의 여운이 오래 남았다.",
-    "?",
-]
-
-
-def quantize_int8(model: torch.nn.Module, inplace: bool) -> torch.nn.Module:
-    """Dynamic int8 quantization of the encoder's linear layers (CPU), about 3-5x faster on one sentence.
-
-    Weights per output channel; on CPUs with VNNI, inputs over the full 8 bits rather than torch's default 7: on
-    KoBERT's shape that halves the error. Only the encoder's layers are quantized: the head (BERT's pooler and
-    classifier, RoBERTa's and ELECTRA's two-layer head) and ELECTRA's embedding projection stay in float (they
-    cost nothing).
-    In place, the float weights are freed as each layer is swapped; otherwise a quantized copy is made.
-    """
-    import warnings
-
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    in_layers = {id(module) for module in family_of(model).layers(model).modules()}
-    encoder_linears = {
-        name: per_channel_dynamic_qconfig
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and id(module) in in_layers
-    }
-    mapping = {torch.nn.Linear: FullRangeDynamicLinear} if has_vnni() else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
-        return quantize_dynamic(model, encoder_linears, dtype=torch.qint8, mapping=mapping, inplace=inplace)
-
-
-class FullRangeDynamicLinear(torch.ao.nn.quantized.dynamic.Linear):
-    """torch's dynamic int8 linear with its input quantized to 0..255 instead of 0..127 (safe only with VNNI)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        packed = self._packed_params._packed_params
-        return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
-
-
 class Predictor:
-    """Serves one classifier. `reload` rebuilds it from disk, so that int8 can be tried in place (see `_use_int8`)."""
+    """Serves one classifier on the backend asked for (serving.BACKENDS); `auto` picks the fastest exact one.
+
+    reload: reads the fp32 classifier from disk again (explanations of a non-fp32 backend, `auto` dropping and
+    rebuilding its candidates); folder: the model folder where `auto` caches its choice and the ONNX files, None for
+    one that must not be written (nothing is then kept on disk).
+    """
 
     def __init__(
         self,
@@ -111,56 +61,131 @@ class Predictor:
         backend: str = "torch",
         device: str | None = None,
         reload: Callable[[], Classifier] | None = None,
+        folder: Path | None = None,
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        self.classifier = classifier
+        self.classifier: Classifier | None = classifier
         self.reload = reload
         self.tokenizer = classifier.tokenizer
+        self.label_names = classifier.label_names
+        self.source = classifier.source
+        self.model_class = type(classifier.model).__name__
+        self._weight_bytes = sum(p.numel() * p.element_size() for p in classifier.model.parameters())
         self.batch_size = batch_size
-        model = classifier.model.eval()
-        if device is not None:
-            model.to(device)
-        self.model, self.backend = model, "torch"
+        self.engine: Engine | None = TorchEngine(classifier.model.eval().to(device), "torch")
         self._float_model: torch.nn.Module | None = None
         self._float_lock = threading.Lock()
-        on_cpu = next(model.parameters()).device.type == "cpu"
-        if backend == "int8" or (backend == "auto" and on_cpu and torch.backends.quantized.engine != "none"):
-            self._use_int8(checked=backend == "auto")
+        writable = folder is not None and is_writable(folder)
+        self._folder = folder if writable else None
+        self._onnx = OnnxFiles(self._folder)
+        self.serving = ServingReport("torch")
+        if backend != "torch":
+            self.use(backend)
 
-    def _use_int8(self, checked: bool) -> None:
-        """Switch to int8; when `checked`, only if its probabilities stay within 0.01 of fp32 on sample sentences.
+    def use(self, backend: str) -> None:
+        """Serve on backend from now on (serving.BACKENDS); `auto` measures or reads its cached choice.
 
-        The model is quantized in place, so serving never holds a float and an int8 model together, unless it is
-        checked and cannot be reloaded; a checked model that fails is reloaded from disk in float.
+        The fp32 model is freed while other backends are built only when nothing else holds it: the caller of
+        `Predictor(classifier, backend=...)` still does until the constructor returns, so build with the default
+        backend and then call `use`, as `load` does, to keep serving's peak memory to one model at a time.
         """
-        reference = self.predict_proba(CHECK_SENTENCES) if checked else None
-        inplace = not checked or self.reload is not None
-        float_model, self.model = self.model, quantize_int8(self.model, inplace)
-        if reference is not None and np.abs(self.predict_proba(CHECK_SENTENCES) - reference).max() > INT8_MAX_DIFF:
-            if inplace:  # the float weights are gone: read them again
-                self.classifier = self.reload()
-                float_model = self.classifier.model.eval()
-            self.model = float_model
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        if backend == "auto" and self.model is not None and self.model.device.type != "cpu":
+            backend = "torch"  # on a GPU, auto is torch
+        if backend == "auto":
+            self.serving = self._choose()
             return
-        self.backend = "int8"
+        if backend != self.backend:
+            self._serve(backend)
+        self.serving = ServingReport(backend)
+
+    @property
+    def backend(self) -> str:
+        """The path in use: torch (fp32), bf16, onnx (ONNX Runtime fp32) or int8 (ONNX Runtime dynamic int8)."""
+        return self.engine.backend
+
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The torch model served (fp32 or bf16); None when ONNX Runtime serves."""
+        return self.engine.model
+
+    def _fp32(self) -> Classifier:
+        """The fp32 classifier: the one served, else read again from disk."""
+        if self.classifier is not None and self.backend == "torch":
+            return self.classifier
+        if self.reload is None:
+            raise ValueError("this predictor cannot reload its fp32 model")
+        return self.reload()
+
+    def _serve(self, backend: str) -> None:
+        """Serve on backend, built from the fp32 model. bf16 converts the fp32 model in place; for ONNX Runtime the
+        torch model is freed before the session is built, so that serving never holds both."""
+        if backend in ("torch", "bf16"):
+            if self.classifier is None:  # an ONNX Runtime session is served: freed before the fp32 model is read
+                self.engine = None
+                release_memory()
+            self.classifier = self._fp32()
+            model = self.classifier.model.eval()
+            self.engine = TorchEngine(model.to(torch.bfloat16) if backend == "bf16" else model, backend)
+            return
+        big = self.reload is not None and self._weight_bytes > BUILD_IN_CHILD_BYTES
+        path = self._onnx.path(backend, self._fp32, self.reload if big else None)
+        self.classifier = self.engine = None
+        release_memory()
+        self.engine = OrtEngine(path, backend)
+
+    def _choose(self) -> ServingReport:
+        """`auto` on a CPU: the cached choice for this machine and these weights, else each candidate built in turn,
+        checked against fp32 on CHECK_SENTENCES (refused past MAX_DIFF), timed one sentence at a time, and freed
+        before the next; the fastest that passed serves. Without `reload`, fp32 is the only choice."""
+        if self._folder is not None and (cached := cached_choice(self._folder)) is not None:
+            if cached.backend != "torch":
+                self._serve(cached.backend)
+            return cached
+        reference = self.predict_proba(CHECK_SENTENCES)
+        candidates = [Candidate("torch", self._p50(), 0.0)]
+        for backend in candidates_here()[1:] if self.reload is not None else []:
+            try:
+                self._serve(backend)
+            except Exception as error:  # a graph the exporter or ONNX Runtime cannot take: the others still serve
+                candidates.append(Candidate(backend, refused=f"{type(error).__name__}: {error}"[:200]))
+                continue
+            diff = float(np.abs(self.predict_proba(CHECK_SENTENCES) - reference).max())
+            if diff > MAX_DIFF:
+                candidates.append(Candidate(backend, max_diff=diff, refused=f"differs from fp32 by {diff:.4f}"))
+            else:
+                candidates.append(Candidate(backend, self._p50(), diff))
+        best = min((c for c in candidates if c.refused is None), key=lambda c: c.p50_ms)
+        if self.engine is None or best.backend != self.backend:
+            self._serve(best.backend)
+        report = ServingReport(best.backend, candidates)
+        if self._folder is not None:
+            save_choice(self._folder, report)
+        return report
+
+    def _p50(self) -> float:
+        """One-sentence p50 (ms) of predict_proba as served now, tokenizing included."""
+        return one_sentence_p50(lambda text: self.predict_proba([text]), TIMED_SENTENCES)
 
     @classmethod
     def load(
         cls, path: str | Path, trusted: bool = True, backend: str = "torch", device: str | None = None, name: str = ""
     ) -> Predictor:
-        """From a run folder or a model folder (a run's `model/` or an unpacked export); name: how errors call it."""
-        folder = model_folder(path)
-        return cls(
-            load_classifier(folder, trusted=trusted, name=name),
-            backend=backend,
-            device=device,
-            reload=lambda: load_classifier(folder, trusted=trusted, name=name),
-        )
+        """From a run folder or a model folder (a run's `model/` or an unpacked export); name: how errors call it.
 
-    @property
-    def label_names(self) -> list[str]:
-        return self.classifier.label_names
+        Only a trusted folder caches `auto`'s choice and ONNX files in itself: an untrusted one (a hub or local model
+        a visitor named) is never written to.
+        """
+        folder = model_folder(path)
+        reload = functools.partial(load_classifier, folder, trusted=trusted, name=name)  # pickles, for a child
+        predictor = cls(
+            reload(),
+            device=device,
+            reload=reload,
+            folder=folder if trusted else None,
+        )
+        predictor.use(backend)
+        return predictor
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str]) -> np.ndarray:
@@ -168,17 +193,16 @@ class Predictor:
 
         A text is cut at max_text_chars characters before it is tokenized: only its first max_len pieces count, and
         KoBERT's tokenizer takes 0.34 s per MB of Korean (5 ms for 5,000 characters), so one 100 MB line uploaded
-        to the web app would otherwise hold it for half a minute.
+        to the web app would otherwise hold it for half a minute. Texts are sorted by length and padded per batch,
+        whatever the backend.
         """
         most = limits().max_text_chars
         ids = self.tokenizer.encode_batch([text[:most] for text in texts])
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         probs = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
-        device = next(self.model.parameters()).device
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch = {k: v.to(device) for k, v in self.tokenizer.pad([ids[i] for i in chunk]).items()}
-            probs[chunk] = self.model(**batch).logits.float().softmax(-1).cpu().numpy()
+            probs[chunk] = self.engine(self.tokenizer.pad([ids[i] for i in chunk]))
         return probs
 
     def predict(self, texts: list[str]) -> list[dict[str, float]]:
@@ -191,8 +215,8 @@ class Predictor:
     def explain(self, text: str, label: str | None = None) -> Explanation:
         """Each word's and piece's share of `label`'s log-probability (default: the predicted class); see explain.py.
 
-        Integrated Gradients needs gradients, which the int8 model has none of: an int8 predictor reads the float
-        model from disk the first time it explains, and keeps it.
+        Integrated Gradients needs fp32 gradients: a predictor on another backend reads the fp32 model from disk the
+        first time it explains, and keeps it.
         """
         from .explain import explain
 
@@ -200,13 +224,13 @@ class Predictor:
         return explain(self.float_model(), self.tokenizer.encode(text), text, self.label_names, label)
 
     def float_model(self) -> torch.nn.Module:
-        """The model in float: the served one, or for int8 a float copy read once from disk."""
+        """The model in fp32: the served one, or for another backend an fp32 copy read once from disk."""
         if self.backend == "torch":
             return self.model
         with self._float_lock:
             if self._float_model is None:
                 if self.reload is None:
-                    raise ValueError("this int8 predictor cannot reload its float model to explain")
+                    raise ValueError(f"this {self.backend} predictor cannot reload its fp32 model to explain")
                 self._float_model = self.reload().model.eval()
             return self._float_model
 

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 from conftest import DATA, KOBERT_FILES, VECTORS, CliRun, TrainedRun, run_cli, sample_rows, write_tsv
 
-from kobert_demo.cli import EXIT_USER_ERROR, main, parse_args, user_lang
+from kobert_demo.cli import EXIT_USER_ERROR, build_parser, main, parse_args, user_lang
 from kobert_demo.config import TrainConfig, config_fields
 from kobert_demo.predict import Predictor
 from kobert_demo.runs import open_run
+from kobert_demo.serving import BACKENDS
 
 LOCALE_VARIABLES = ("KOBERT_DEMO_LANG", "LC_ALL", "LC_MESSAGES", "LANG")
 
@@ -201,7 +202,9 @@ def test_predict_sentences_json(cli_run: CliRun) -> None:
     texts = ["정말 재미있는 영화였다", "시간 낭비, 최악"]
     out = json.loads(ok(cli_run_call(cli_run, "predict", "run", *texts, "--json")))
     assert out["labels"] == ["긍정", "부정", "중립"]
-    expected = Predictor.load(cli_run.run, backend="auto").predict(texts)  # the CLI's default backend
+    auto = Predictor.load(cli_run.run, backend="auto")  # the CLI's default backend
+    assert auto.serving.cached  # the choice the CLI's process measured, read back: the same backend
+    expected = auto.predict(texts)
     assert [row["text"] for row in out["predictions"]] == texts
     for row, probs in zip(out["predictions"], expected):
         assert list(row["probabilities"]) == out["labels"]
@@ -225,6 +228,10 @@ def test_predict_takes_options_and_sentences_in_any_order(cli_run: CliRun, capsy
 
     run = str(cli_run.run)
     assert predicted(run, "--backend", "torch", "--json", "--", *texts) == texts
+    assert predicted(run, "--backend", "int8", "--json", "--", *texts) == texts  # ONNX Runtime, int8 weights
+    assert build_parser()[1]["predict"].parse_args(["run"]).backend == "auto"
+    backend = next(action for action in build_parser()[1]["predict"]._actions if action.dest == "backend")
+    assert tuple(backend.choices) == BACKENDS
     assert predicted(run, "--json", "--", "좋다", "--json") == ["좋다", "--json"]
     assert predicted(run, "정말 좋다", "--json", "별로", "--backend", "torch") == ["정말 좋다", "별로"]
 

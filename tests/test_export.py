@@ -13,6 +13,7 @@ from transformers import BertForSequenceClassification
 from kobert_demo.export import ModelZipError, export_zip, import_zip, load_zip
 from kobert_demo.predict import Predictor
 from kobert_demo.runs import Run, RunError
+from kobert_demo.serving import SERVING_FILE, export_onnx
 
 SENTENCES = ["정말 재미있는 영화였어요", "시간 낭비, 최악이다", "그냥 그랬다"]
 
@@ -164,6 +165,24 @@ def test_export_onnx_matches_pytorch(trained_run, tmp_path):
     assert not (folder / "model.safetensors").exists()
 
 
+def test_exports_leave_out_the_serving_cache(trained_run, tmp_path, monkeypatch):
+    """auto's serving.json and ONNX files stay on this machine; `--format onnx` exports with serving's exporter."""
+    from kobert_demo import export
+    from kobert_demo.serving import ONNX_DIR
+
+    run = Run(trained_run.path)
+    Predictor.load(run.path, backend="auto")
+    assert (run.model_dir / SERVING_FILE).is_file() and (run.model_dir / ONNX_DIR / "model.onnx").is_file()
+    zipped = set(_members(export_zip(run, tmp_path / "zip")))
+    copied = {p.name for p in export.export_model(run, tmp_path / "hf", "transformers")[0].iterdir()}
+    exported = []
+    monkeypatch.setattr(export, "export_onnx", lambda *args: exported.append(args) or export_onnx(*args))
+    onnx = {p.name for p in export.export_model(run, tmp_path / "onnx", "onnx")[0].iterdir()}
+    for names in (zipped, copied, onnx):
+        assert not {SERVING_FILE, ONNX_DIR, "model_int8.onnx"} & names
+    assert len(exported) == 1 and "model.onnx" in onnx
+
+
 def test_export_refuses_a_non_empty_folder(trained_run, tmp_path):
     from kobert_demo.export import export_model
 
@@ -211,7 +230,8 @@ def test_every_family_exports_read_back_in_plain_transformers(family_run, tmp_pa
 def test_every_family_zip_holds_its_tokenizer_and_imports_back(family_run, tmp_path):
     run = Run(family_run.path)
     exported = export_zip(run, tmp_path)
-    saved = {p.name for p in run.model_dir.iterdir()}  # what save_pretrained wrote for the model and tokenizer
+    # what save_pretrained wrote for the model and tokenizer (not serving's cache, when a test served it on auto)
+    saved = {p.name for p in run.model_dir.iterdir() if p.is_file() and p.name != SERVING_FILE}
     assert saved <= set(_members(exported)) and "tokenizer.json" in saved
     assert saved <= {p.name for p in import_zip(exported, tmp_path / "unpacked").iterdir()}
     texts = held_out()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from kobert_demo.explain import Explanation
     from kobert_demo.predict import Predictor
+    from kobert_demo.serving import ServingReport
     from kobert_demo.tokenizer import Encoded
 
 Outputs = dict[Block, Any]  # a handler's return: the value of each component it sets (gradio reads these hints)
@@ -213,6 +214,23 @@ def explanation_line(explanation: Explanation, lang: str) -> str:
     return t(lang, "explain_line", label=md_text(explanation.label), probability=explanation.probability)
 
 
+def serving_line(report: ServingReport, lang: str) -> str:
+    """What serves the model and, when auto measured it, how fast and how close to fp32 (Markdown)."""
+    from kobert_demo.serving import BACKEND_NAMES
+
+    backend = BACKEND_NAMES.get(report.backend, report.backend)
+    chosen = report.candidate(report.backend)
+    if chosen is None or chosen.p50_ms is None:
+        line = t(lang, "serving_fixed", backend=backend)
+    elif report.backend == "torch":
+        line = t(lang, "serving_fp32", backend=backend, ms=chosen.p50_ms)
+    else:
+        line = t(lang, "serving_measured", backend=backend, ms=chosen.p50_ms, speedup=report.speedup or 1.0,
+                 diff=chosen.max_diff or 0.0)  # fmt: skip
+    refused = [BACKEND_NAMES.get(c.backend, c.backend) for c in report.candidates if c.refused]
+    return f"{line} {t(lang, 'serving_refused', backends=', '.join(refused))}" if refused else line
+
+
 def class_choices(label_names: list[str], lang: str) -> list[tuple[str, str]]:
     """The class picker's choices: the predicted class (value "") first, then the model's classes."""
     return [(t(lang, "explain_predicted"), ""), *((name, name) for name in label_names)]
@@ -241,6 +259,7 @@ class PredictTab:
     zip_file: gr.File
     path_row: gr.Row
     model: gr.Textbox
+    serving: gr.Markdown
     label: gr.Label
     tokens: gr.HighlightedText
     explain_class: gr.Dropdown
@@ -304,13 +323,19 @@ class PredictTab:
         return predict(text, request)
 
     def on_model(self, ref: str, request: gr.Request) -> Outputs:
-        """A new model: the class picker lists its classes and is back on the predicted class. A model that does not
-        load lists none, silently: on_sentence, fired by the same change, says why."""
+        """A new model: the class picker lists its classes and is back on the predicted class, and a line says what
+        serves it. A model that does not load lists none and no line, silently: on_sentence, fired by the same
+        change, says why."""
+        lang = lang_of(request)
         try:
-            names = self.state.predictor(ref).label_names if (ref or "").strip() else []
+            predictor = self.state.predictor(ref) if (ref or "").strip() else None
         except Exception:
-            names = []
-        return {self.explain_class: gr.update(choices=class_choices(names, lang_of(request)), value="")}
+            predictor = None
+        names = predictor.label_names if predictor is not None else []
+        return {
+            self.explain_class: gr.update(choices=class_choices(names, lang), value=""),
+            self.serving: serving_line(predictor.serving, lang) if predictor is not None else "",
+        }
 
     def on_explain(self, ref: str, text: str, label: str | None, request: gr.Request) -> Outputs:
         """After the probabilities: each word's share of the picked class (default: the predicted one). Cleared, like
@@ -368,6 +393,7 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
                 path = gr.Textbox(label=I18N("model_path"), placeholder="./runs/<run>/model", scale=4, max_lines=1)
                 load = gr.Button(I18N("load"), scale=1)
             model = gr.Textbox(label=I18N("model_ref"), interactive=False, max_lines=1, elem_id="model-ref")
+            serving = gr.Markdown("", elem_classes=["kd-help"], elem_id="serving-line")
         with gr.Column(scale=3, min_width=360):
             sentence = gr.Textbox(
                 label=I18N("sentence"), placeholder=EXAMPLES[0], lines=2, max_lines=4, elem_id="sentence"
@@ -400,8 +426,8 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
         label=I18N("predictions"), interactive=False, wrap=True, max_height=360, visible=False, elem_id="predictions"
     )
     ui = PredictTab(
-        state, source, run_select, zip_file, path_row, model, label, tokens, explain_class, explanation, explain_line,
-        table, csv,
+        state, source, run_select, zip_file, path_row, model, serving, label, tokens, explain_class, explanation,
+        explain_line, table, csv,
     )  # fmt: skip
 
     private = {"api_visibility": "private"}
@@ -425,7 +451,7 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
     gr.on([sentence.change, model.change], ui.on_sentence, *predicted, show_progress="hidden", **predicting).then(
         ui.on_explain, *explained, show_progress="minimal", **explaining
     )
-    model.change(ui.on_model, model, [explain_class], show_progress="hidden", **private)
+    model.change(ui.on_model, model, [explain_class, serving], show_progress="hidden", **private)
     explain_class.input(ui.on_explain, *explained, show_progress="minimal", **explaining)
     # gradio gives a group its lowest limit: every `predict` event names the same one. A file (bulk prediction, not
     # batched with the visitors' sentences) runs in a group of its own, two at a time as before.

@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import partial, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -213,11 +213,13 @@ class AppState:
             name = self._zip_names.get(match[1], path.name)
 
             def load_from_zip() -> Predictor:
-                """Unpack into a temporary folder, load, and remove the folder."""
+                """Unpack into a temporary folder, load, serve on `auto` (its files in a temporary folder of its
+                own), and remove the folder."""
                 with tempfile.TemporaryDirectory(dir=self.folder("unpacked", private=True)) as folder:
-                    return Predictor(
-                        load_zip(path, folder, name), backend="auto", reload=lambda: load_zip(path, folder, name)
-                    )
+                    reload = partial(load_zip, path, folder, name)  # pickles, for auto's ONNX build
+                    predictor = Predictor(reload(), reload=reload)
+                    predictor.use("auto")  # after the constructor: nothing else holds the fp32 model then
+                    return predictor
 
             return self.cache.get(ref, load_from_zip)
         if _RUN_NAME.match(ref) and (self.home / ref / "status.json").is_file():

@@ -16,6 +16,7 @@ from kobert_demo.explain import Explanation
 from kobert_demo.fast_tokenizer import FastTokenizer
 from kobert_demo.jobs import SERVING_FILE, JobQueue
 from kobert_demo.messages import t
+from kobert_demo.serving import Candidate, ServingReport
 from kobert_demo.tokenizer import KoBertTokenizer
 from kobert_demo.ui import render
 from kobert_demo.ui.predict_tab import (
@@ -28,6 +29,7 @@ from kobert_demo.ui.predict_tab import (
     highlighted_words,
     lines_table,
     marked_pieces,
+    serving_line,
 )
 from kobert_demo.ui.state import UserError
 
@@ -39,7 +41,15 @@ LABELS = ["부정", "긍정"]
 class Model:
     """A stand-in classifier: the more 좋 in a text, the more positive; KoBERT's own tokenizer for the pieces."""
 
-    backend = "stand-in"
+    backend = "int8"
+    serving = ServingReport(
+        "int8",
+        [
+            Candidate("torch", 38.4, 0.0),
+            Candidate("int8", 6.4, 0.0042),
+            Candidate("bf16", max_diff=0.02, refused="differs from fp32 by 0.0200"),
+        ],
+    )
     label_names = LABELS
     tokenizer = KoBertTokenizer.original()
 
@@ -207,12 +217,29 @@ def test_a_failed_sentence_clears_the_prediction_and_says_why(tab: PredictTab, t
     ]
 
 
-def test_a_new_model_lists_its_classes_in_the_picker(tab: PredictTab, toasts: list[str]) -> None:
+def test_a_new_model_lists_its_classes_and_says_what_serves_it(tab: PredictTab, toasts: list[str]) -> None:
     out = tab.on_model("run", KO)
-    assert out == {tab.explain_class: gr.update(choices=class_choices(LABELS, "ko"), value="")}
-    assert tab.on_model("missing", EN)[tab.explain_class]["choices"] == [("The predicted class", "")]
-    assert tab.on_model("", EN)[tab.explain_class]["choices"] == [("The predicted class", "")]
+    assert out == {
+        tab.explain_class: gr.update(choices=class_choices(LABELS, "ko"), value=""),
+        tab.serving: serving_line(Model.serving, "ko"),
+    }
+    assert out[tab.serving].startswith("int8 (ONNX Runtime)로 예측합니다: 문장당 6.4 ms")
+    for ref in ("missing", ""):
+        assert tab.on_model(ref, EN) == {
+            tab.explain_class: gr.update(choices=[("The predicted class", "")], value=""),
+            tab.serving: "",
+        }
     assert not toasts  # on_sentence, fired by the same change, says what is wrong with the model
+
+
+def test_serving_line_says_the_backend_its_speed_and_its_distance_from_fp32() -> None:
+    assert serving_line(Model.serving, "en") == (
+        "Served with int8 (ONNX Runtime): 6.4 ms a sentence, 6.0x fp32; within 0.004 of fp32's probabilities. "
+        "Not used: bf16 (PyTorch) (more than 0.01 from fp32's probabilities, or not buildable for this model)."
+    )
+    fp32 = ServingReport("torch", [Candidate("torch", 38.6, 0.0), Candidate("int8", max_diff=0.3, refused="far")])
+    assert serving_line(fp32, "en").startswith("Served with fp32 (PyTorch): 38.6 ms a sentence, the fastest path")
+    assert serving_line(ServingReport("onnx"), "ko") == "fp32 (ONNX Runtime)로 예측합니다."  # asked for, not measured
 
 
 def test_sentence_explained_for_the_predicted_or_the_picked_class(tab: PredictTab, toasts: list[str]) -> None:

@@ -1,0 +1,160 @@
+"""Tests for kobert_demo.serving: every backend keeps to fp32, `auto` refuses a wrong path, caches its choice per
+model and machine, keeps its ONNX files in the model folder (or nowhere on disk for a folder it must not write)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TrainedRun
+
+from kobert_demo import serving
+from kobert_demo.predict import Predictor
+from kobert_demo.serving import BACKENDS, CHECK_SENTENCES, MAX_DIFF, ONNX_DIR, SERVING_FILE
+
+TEXTS = ["정말 재미있게 봤습니다", "최악", "", "굳 ㅋ", "감동적인 스토리, 훌륭한 음악, 완벽한 연출! " * 5]
+FIXED = [backend for backend in BACKENDS if backend != "auto"]
+
+
+@pytest.fixture
+def model_copy(trained_run: TrainedRun, tmp_path: Path) -> Path:
+    """A private copy of the trained run's model folder, for auto to write its cache into."""
+    return Path(shutil.copytree(trained_run.path / "model", tmp_path / "model"))
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How many times auto timed a candidate and built ONNX files (exported or only quantized)."""
+    counts = {"timed": 0, "exported": 0, "built": 0}
+    timed, build = serving.one_sentence_p50, serving.build_onnx
+
+    def count_timed(*args, **kwargs):
+        counts["timed"] += 1
+        return timed(*args, **kwargs)
+
+    def count_build(load, where, export):
+        counts["built"] += 1
+        counts["exported"] += export
+        return build(load, where, export)
+
+    monkeypatch.setattr("kobert_demo.predict.one_sentence_p50", count_timed)
+    monkeypatch.setattr(serving, "build_onnx", count_build)
+    return counts
+
+
+def assert_close_to_fp32(path: Path, texts: list[str]) -> None:
+    """Each fixed backend's probabilities within MAX_DIFF of fp32's (ONNX Runtime fp32: equal to float precision)."""
+    reference = Predictor.load(path, backend="torch").predict_proba(texts)
+    for backend in FIXED:
+        predictor = Predictor.load(path, backend=backend)
+        assert predictor.backend == backend
+        probs = predictor.predict_proba(texts)
+        np.testing.assert_allclose(probs.sum(1), 1, atol=1e-3)
+        assert np.abs(probs - reference).max() <= (1e-5 if backend in ("torch", "onnx") else MAX_DIFF), backend
+
+
+def test_every_backend_keeps_to_fp32(model_copy: Path) -> None:
+    assert_close_to_fp32(model_copy, TEXTS + CHECK_SENTENCES)
+    assert Predictor.load(model_copy, backend="int8").model is None  # ONNX Runtime serves: no torch model held
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Predictor.load(model_copy, backend="int4")
+
+
+@pytest.mark.slow
+def test_every_backend_in_every_family(family_run: TrainedRun, tmp_path: Path) -> None:
+    """bert, roberta (its graph may drop token_type_ids) and electra: ONNX inputs are what pad() gives."""
+    folder = Path(shutil.copytree(family_run.path / "model", tmp_path / "model"))
+    assert_close_to_fp32(folder, TEXTS + CHECK_SENTENCES)
+    auto = Predictor.load(folder, backend="auto")
+    reference = Predictor.load(folder, backend="torch").predict_proba(CHECK_SENTENCES)
+    assert np.abs(auto.predict_proba(CHECK_SENTENCES) - reference).max() <= MAX_DIFF
+
+
+def test_auto_measures_every_candidate_and_keeps_the_fastest_that_passed(model_copy: Path, counted) -> None:
+    auto = Predictor.load(model_copy, backend="auto")
+    report = auto.serving
+    assert not report.cached and auto.backend == report.backend
+    assert [c.backend for c in report.candidates] == serving.candidates_here()
+    passed = [c for c in report.candidates if c.refused is None]
+    assert report.backend == min(passed, key=lambda c: c.p50_ms).backend
+    assert all(c.max_diff <= MAX_DIFF for c in passed)
+    assert counted["timed"] == len(passed) and counted["exported"] == 1
+    reference = Predictor.load(model_copy, backend="torch").predict_proba(CHECK_SENTENCES)
+    diff = np.abs(auto.predict_proba(CHECK_SENTENCES) - reference).max()
+    assert diff == pytest.approx(report.candidate(auto.backend).max_diff, abs=1e-6)
+
+
+def test_auto_refuses_a_fast_wrong_path(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """int8 made instant and wrong (every sentence the first class): measured, refused, never served."""
+    served = serving.OrtEngine.__call__
+
+    def wrong_int8(self, batch):
+        if self.backend != "int8":
+            return served(self, batch)
+        return np.tile(np.array([1, 0], dtype=np.float32), (len(batch["input_ids"]), 1))  # the run's 2 classes
+
+    monkeypatch.setattr(serving.OrtEngine, "__call__", wrong_int8)
+    auto = Predictor.load(model_copy, backend="auto")
+    int8 = auto.serving.candidate("int8")
+    assert int8.refused and int8.max_diff > MAX_DIFF and int8.p50_ms is None
+    assert auto.backend != "int8"
+
+
+def test_the_choice_is_cached_per_weights_and_machine(model_copy: Path, counted, monkeypatch) -> None:
+    first = Predictor.load(model_copy, backend="auto")
+    assert (model_copy / SERVING_FILE).is_file()
+    assert sorted(path.name for path in (model_copy / ONNX_DIR).glob("*.onnx")) == ["model.onnx", "model_int8.onnx"]
+    before = dict(counted)
+
+    again = Predictor.load(model_copy, backend="auto")  # same machine, same weights: nothing measured or built
+    assert again.serving.cached and again.backend == first.backend
+    assert counted == before
+    assert again.serving.candidates == first.serving.candidates
+
+    monkeypatch.setattr(serving, "cpu_name", lambda: "another CPU")  # another machine: measured, files kept
+    assert not Predictor.load(model_copy, backend="auto").serving.cached
+    assert counted["timed"] > before["timed"] and counted["built"] == before["built"]
+
+    stat = (model_copy / "model.safetensors").stat()
+    os.utime(model_copy / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # new weights
+    assert not Predictor.load(model_copy, backend="auto").serving.cached
+    assert counted["exported"] == before["exported"] + 1  # the ONNX files were rebuilt from them
+
+
+def test_a_folder_that_must_not_be_written_stays_as_it_was(model_copy: Path, counted) -> None:
+    """An untrusted folder (a hub or local model a visitor named): ONNX files in a temporary folder, no cache."""
+    before = sorted(path.name for path in model_copy.rglob("*"))
+    untrusted = Predictor.load(model_copy, trusted=False, backend="auto")
+    onnx = Predictor.load(model_copy, trusted=False, backend="onnx")
+    assert sorted(path.name for path in model_copy.rglob("*")) == before
+    assert not untrusted.serving.cached and counted["exported"] == 2  # nothing cached: each load builds its own
+    reference = Predictor.load(model_copy, backend="torch").predict_proba(TEXTS)
+    np.testing.assert_allclose(onnx.predict_proba(TEXTS), reference, atol=1e-5)
+
+
+def test_an_onnx_runtime_predictor_explains_with_its_fp32_model(trained_run: TrainedRun, model_copy: Path) -> None:
+    int8 = Predictor.load(model_copy, backend="int8")
+    text = TEXTS[0]
+    expected = Predictor.load(model_copy, backend="torch").explain(text)
+    got = int8.explain(text)
+    assert int8.model is None and int8.float_model() is int8.float_model()  # read from disk once
+    assert got.words == expected.words
+    np.testing.assert_allclose(got.word_scores, expected.word_scores, atol=1e-5)
+
+
+def test_report_json_round_trip_and_speedup() -> None:
+    report = serving.ServingReport(
+        "int8",
+        [
+            serving.Candidate("torch", 40.0, 0.0),
+            serving.Candidate("onnx", 25.0, 1e-7),
+            serving.Candidate("int8", 8.0, 0.004),
+            serving.Candidate("bf16", max_diff=0.02, refused="differs from fp32 by 0.0200"),
+        ],
+    )
+    assert report.speedup == 5.0
+    assert serving.ServingReport.from_json(report.to_json()) == report
+    assert serving.ServingReport("torch").speedup is None
