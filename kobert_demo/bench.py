@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .config import ADAM_EPSILON, CPU_MODE_LAYERS, KOBERT_LR
+from .cpu import SPEED_FLAGS
 from .families import MODEL_TYPES
 
 # NSMC slices that ship with a clone; the README's figures pass the full files (--data, --accuracy-test).
@@ -54,8 +55,6 @@ FAMILY_RATIOS = {
     "predict_p50_fp32": ("predict_fp32", "predict", "predict_p50_ms"),
     "batch_predict": ("predict", "predict", "batch_predict_sentences_per_s"),
 }
-# The instruction-set extensions the fast paths use (bf16 autocast, int8 serving), as /proc/cpuinfo names them.
-SPEED_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni")
 
 
 # --- the tutorial, as written ---------------------------------------------------------------------------------------
@@ -510,11 +509,11 @@ def read_rows(data: Path, n: int) -> tuple[list[str], list[int]]:
 
 def machine() -> dict:
     """The CPU (its model name and the speed flags it has), cores, threads and versions every report records."""
-    from .cpu import cpu_flags, has_bf16, has_vnni
+    from .cpu import cpu_name, has_bf16, has_vnni, speed_flags
 
     info = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_flags": [flag for flag in SPEED_FLAGS if flag in cpu_flags()],
+        "cpu": cpu_name(),
+        "cpu_flags": speed_flags(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "bf16_cpu": has_bf16(),
@@ -522,15 +521,6 @@ def machine() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    try:
-        model_name = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-        info["cpu"] = model_name
-    except (OSError, StopIteration):
-        pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

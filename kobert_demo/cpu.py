@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import platform
 from functools import cache
 from pathlib import Path
+
+# The instruction-set extensions the fast paths use (bf16 autocast and serving, int8 serving), as /proc/cpuinfo
+# names them; bench and serving's cache record which of them this CPU has.
+SPEED_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni")
 
 
 @cache
@@ -24,3 +29,21 @@ def has_bf16() -> bool:
 def has_vnni() -> bool:
     """int8 dot products that accumulate in 32 bits (AVX512-VNNI, AVX-VNNI or AMX): no overflow on full-range input."""
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
+
+
+def speed_flags() -> list[str]:
+    """The SPEED_FLAGS this CPU has."""
+    return [flag for flag in SPEED_FLAGS if flag in cpu_flags()]
+
+
+@cache
+def cpu_name() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it, else what platform knows."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()

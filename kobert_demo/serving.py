@@ -16,7 +16,6 @@ import gc
 import json
 import logging
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .cpu import cpu_flags, has_bf16
+from .cpu import cpu_name, has_bf16, speed_flags
 
 if TYPE_CHECKING:
     from .model import Classifier
@@ -44,8 +43,6 @@ MAX_DIFF = 0.01  # the most any probability of a served path may differ from fp3
 SERVING_FILE = "serving.json"  # auto's choice, per machine fingerprint, in the model folder
 ONNX_DIR = "onnx"  # the ONNX files built from the weights, in the model folder
 ONNX_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
-# The instruction-set extensions the fast paths use (bf16, int8), as /proc/cpuinfo names them.
-SPEED_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni")
 # Sentences of varied length, register and topic on which `auto` checks each path against fp32 and times it.
 CHECK_SENTENCES = [
     "정말 재미있는 영화였어요, 또 보고 싶네요",
@@ -320,22 +317,13 @@ class ServingReport:
         return cls(data["backend"], [Candidate(**c) for c in data["candidates"]], bool(data.get("cached")))
 
 
-def cpu_name() -> str:
-    """The CPU's model name as /proc/cpuinfo gives it, else what platform knows."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
-
-
 def fingerprint(folder: Path) -> dict:
     """What a cached choice holds for: this CPU, its speed flags, the libraries, the threads, and the weights."""
     import onnxruntime
 
     return {
         "cpu": cpu_name(),
-        "flags": [flag for flag in SPEED_FLAGS if flag in cpu_flags()],
+        "flags": speed_flags(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "threads": torch.get_num_threads(),
