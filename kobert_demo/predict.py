@@ -77,6 +77,8 @@ class Predictor:
         writable = folder is not None and is_writable(folder)
         self._folder = folder if writable else None
         self._onnx = OnnxFiles(self._folder)
+        # The model folder a child process can build the ONNX files from, and whether it is trusted (set by `load`).
+        self._source: tuple[Path, bool] | None = None
         self.serving = ServingReport("torch")
         if backend != "torch":
             self.use(backend)
@@ -128,8 +130,8 @@ class Predictor:
             model = self.classifier.model.eval()
             self.engine = TorchEngine(model.to(torch.bfloat16) if backend == "bf16" else model, backend)
             return
-        big = self.reload is not None and self._weight_bytes > BUILD_IN_CHILD_BYTES
-        path = self._onnx.path(backend, self._fp32, self.reload if big else None)
+        big = self._source is not None and self._weight_bytes > BUILD_IN_CHILD_BYTES
+        path = self._onnx.path(backend, self._fp32, self._source if big else None)
         self.classifier = self.engine = None
         release_memory()
         self.engine = OrtEngine(path, backend)
@@ -177,13 +179,9 @@ class Predictor:
         a visitor named) is never written to.
         """
         folder = model_folder(path)
-        reload = functools.partial(load_classifier, folder, trusted=trusted, name=name)  # pickles, for a child
-        predictor = cls(
-            reload(),
-            device=device,
-            reload=reload,
-            folder=folder if trusted else None,
-        )
+        reload = functools.partial(load_classifier, folder, trusted=trusted, name=name)
+        predictor = cls(reload(), device=device, reload=reload, folder=folder if trusted else None)
+        predictor._source = (folder, trusted)
         predictor.use(backend)
         return predictor
 

@@ -16,6 +16,8 @@ import gc
 import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -215,13 +217,23 @@ def build_onnx(load: Callable[[], Classifier], where: Path, export: bool) -> Non
     _atomic(where / INT8_FILE, lambda tmp: quantize_int8(where / FP32_FILE, tmp))
 
 
-def build_onnx_in_child(load: Callable[[], Classifier], where: Path, export: bool) -> None:
-    """build_onnx in a fresh process (load must pickle: a module-level function with its arguments)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(build_onnx, load, where, export).result()
+def build_onnx_in_child(source: Path, trusted: bool, where: Path, export: bool) -> None:
+    """build_onnx in a fresh interpreter, from the model folder `source`: `python -m kobert_demo.serving`, not
+    multiprocessing, whose spawned child re-runs the caller's main module (a user's script without a
+    `__name__ == "__main__"` guard would start loading its model again)."""
+    command = [
+        sys.executable,
+        "-m",
+        "kobert_demo.serving",
+        str(source),
+        str(where),
+        str(int(export)),
+        str(int(trusted)),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise RuntimeError(f"building the ONNX files failed: {last}")
 
 
 class OnnxFiles:
@@ -250,16 +262,17 @@ class OnnxFiles:
         except (OSError, ValueError):
             return False
 
-    def path(self, backend: str, load: Callable[[], Classifier], child: Callable[[], Classifier] | None) -> Path:
+    def path(self, backend: str, load: Callable[[], Classifier], child: tuple[Path, bool] | None) -> Path:
         """The file of `onnx` or `int8`, both built when missing or stale: from load()'s fp32 classifier in this
-        process, or in a child process from child() when it is given (see BUILD_IN_CHILD_BYTES)."""
+        process, or in a child process from the model folder when `child` (folder, trusted) is given (see
+        BUILD_IN_CHILD_BYTES)."""
         where = self._where()
         export = not self._exported(where)
         if export or not (where / INT8_FILE).is_file():
             where.mkdir(exist_ok=True)
             (where / "weights.json").unlink(missing_ok=True)
             if child is not None:
-                build_onnx_in_child(child, where, export)
+                build_onnx_in_child(*child, where, export)
             else:
                 build_onnx(load, where, export)
             if self.folder is not None:
@@ -382,3 +395,16 @@ def release_memory() -> None:
 
 def is_writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child of build_onnx_in_child: SOURCE WHERE EXPORT(0|1) TRUSTED(0|1)."""
+    from .model import load_classifier
+
+    source, where, export, trusted = argv if argv is not None else sys.argv[1:]
+    build_onnx(lambda: load_classifier(Path(source), trusted=trusted == "1"), Path(where), export == "1")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

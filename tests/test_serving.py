@@ -3,13 +3,16 @@ model and machine, keeps its ONNX files in the model folder (or nowhere on disk 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TrainedRun
+from conftest import REPO, TrainedRun
 
 from kobert_demo import serving
 from kobert_demo.predict import Predictor
@@ -158,3 +161,26 @@ def test_report_json_round_trip_and_speedup() -> None:
     assert report.speedup == 5.0
     assert serving.ServingReport.from_json(report.to_json()) == report
     assert serving.ServingReport("torch").speedup is None
+
+
+@pytest.mark.slow
+def test_a_big_model_builds_its_onnx_files_in_a_child_even_from_an_unguarded_script(model_copy: Path) -> None:
+    """Models past BUILD_IN_CHILD_BYTES build in `python -m kobert_demo.serving`; a user's script that loads at top
+    level (no `__name__ == "__main__"` guard) must not be run again by that child, as multiprocessing's spawn would."""
+    script = model_copy.parent / "serve.py"
+    script.write_text(
+        "from kobert_demo import predict\n"
+        "from kobert_demo.predict import Predictor\n"
+        "predict.BUILD_IN_CHILD_BYTES = 0  # the tiny model counts as big\n"
+        f"predictor = Predictor.load({str(model_copy)!r}, backend='int8')\n"
+        "print('served', predictor.backend, predictor.predict_proba(['정말 재미있어요']).round(4).tolist())\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's package, as run_cli gives it
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("served int8") == 1  # the script ran once: the child did not run it again
+    assert (model_copy / ONNX_DIR / serving.INT8_FILE).is_file()
+    served = np.array(json.loads(done.stdout.split("served int8", 1)[1]))
+    reference = Predictor.load(model_copy, backend="torch").predict_proba(["정말 재미있어요"])
+    assert np.abs(served - reference).max() <= MAX_DIFF
