@@ -385,8 +385,8 @@ SERVING_BATCH = 64  # Predictor's batch size
 def memory_estimate(params: int, config: PretrainedConfig, max_len: int, checkpoint_bytes: int, training: bool) -> int:
     """The bytes a model takes at its peak, from its config and checkpoint size alone.
 
-    Per parameter 8 bytes when serving (fp32 weights, and the `auto` backend's int8 copy and quantization
-    temporaries while it checks int8 against fp32) or 16 when training (fp32 weights, gradients and AdamW's two
+    Per parameter 8 bytes when serving (fp32 weights, and the candidate `auto` builds and checks against fp32; at
+    KoBERT's shape its measuring peaked at 1.1 GB) or 16 when training (fp32 weights, gradients and AdamW's two
     moments); plus the checkpoint as read while loading (from_pretrained copies it into the model); plus one batch's
     largest activations, 64 rows of max_len tokens through the feed-forward layer and the attention scores:
     4 x 64 x max_len x (intermediate_size + heads x max_len) bytes. Measured on a KoBERT-shaped classifier

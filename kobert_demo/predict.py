@@ -51,7 +51,8 @@ class Predictor:
 
     reload: reads the fp32 classifier from disk again (explanations of a non-fp32 backend, `auto` dropping and
     rebuilding its candidates); folder: the model folder where `auto` caches its choice and the ONNX files, None for
-    one that must not be written (nothing is then kept on disk).
+    one that must not be written (nothing is then kept on disk); build_from: (model folder, trusted) that a child
+    process can read to build a big model's ONNX files, None to build them in this process.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class Predictor:
         device: str | None = None,
         reload: Callable[[], Classifier] | None = None,
         folder: Path | None = None,
+        build_from: tuple[Path, bool] | None = None,
     ) -> None:
         self.classifier: Classifier | None = classifier
         self.reload = reload
@@ -77,8 +79,7 @@ class Predictor:
         writable = folder is not None and is_writable(folder)
         self._folder = folder if writable else None
         self._onnx = OnnxFiles(self._folder)
-        # The model folder a child process can build the ONNX files from, and whether it is trusted (set by `load`).
-        self._source: tuple[Path, bool] | None = None
+        self._build_from = build_from
         self.serving = ServingReport("torch")
         if backend != "torch":
             self.use(backend)
@@ -130,8 +131,8 @@ class Predictor:
             model = self.classifier.model.eval()
             self.engine = TorchEngine(model.to(torch.bfloat16) if backend == "bf16" else model, backend)
             return
-        big = self._source is not None and self._weight_bytes > BUILD_IN_CHILD_BYTES
-        path = self._onnx.path(backend, self._fp32, self._source if big else None)
+        big = self._build_from is not None and self._weight_bytes > BUILD_IN_CHILD_BYTES
+        path = self._onnx.path(backend, self._fp32, self._build_from if big else None)
         self.classifier = self.engine = None
         release_memory()
         self.engine = OrtEngine(path, backend)
@@ -180,8 +181,9 @@ class Predictor:
         """
         folder = model_folder(path)
         reload = functools.partial(load_classifier, folder, trusted=trusted, name=name)
-        predictor = cls(reload(), device=device, reload=reload, folder=folder if trusted else None)
-        predictor._source = (folder, trusted)
+        predictor = cls(
+            reload(), device=device, reload=reload, folder=folder if trusted else None, build_from=(folder, trusted)
+        )
         predictor.use(backend)
         return predictor
 

@@ -216,7 +216,7 @@ class AppState:
                 """Unpack into a temporary folder, load, serve on `auto` (its files in a temporary folder of its
                 own), and remove the folder."""
                 with tempfile.TemporaryDirectory(dir=self.folder("unpacked", private=True)) as folder:
-                    reload = partial(load_zip, path, folder, name)  # pickles, for auto's ONNX build
+                    reload = partial(load_zip, path, folder, name)  # unpacks again: explanations, auto
                     predictor = Predictor(reload(), reload=reload)
                     predictor.use("auto")  # after the constructor: nothing else holds the fp32 model then
                     return predictor
