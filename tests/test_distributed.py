@@ -53,11 +53,12 @@ def test_two_processes_train_a_roberta(tmp_path, family_folders):
 
     folder = str(family_folders["roberta"])
     launcher = [*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29534", "-m", "kobert_demo"]
-    two = train(tmp_path, "two", launcher, folder, ("--lr", "2e-3", "--precision", "fp32"))
+    # Five epochs: after three, whether this tiny RoBERTa left chance hung on the seed and the dropout masks.
+    two = train(tmp_path, "two", launcher, folder, ("--lr", "2e-3", "--precision", "fp32", "--epochs", "5"))
     starts = [e for e in two.events() if e.type == "start"]
     assert len(starts) == 1 and starts[0].processes == 2 and starts[0].forward == "padding-free"
     assert two.status().state == "done" and two.has_model
     for epoch in (e for e in two.events() if e.type == "epoch"):
         assert epoch.test["n"] == 300  # every test row counted once across the two processes
-    assert two.final_metrics()["accuracy"] > 0.55  # measured 0.62 after 3 epochs (chance 0.50)
+    assert two.final_metrics()["accuracy"] > 0.55  # chance: 0.50
     assert Predictor.load(two.path).predict(["정말 재미있는 영화였어요"])[0].keys() == {"0", "1"}
