@@ -252,13 +252,9 @@ def _timed_steps(model: nn.Module, frozen: list[nn.Module], loaders: list):
 
 def _latencies(predict_one, sentences: list[str]) -> tuple[float, float]:
     """p50 and p95 in ms of one sentence at a time, after a warm-up pass over the same sentences."""
-    for sentence in sentences:
-        predict_one(sentence)
-    times = []
-    for sentence in sentences:
-        start = time.perf_counter()
-        predict_one(sentence)
-        times.append((time.perf_counter() - start) * 1000)
+    from .serving import one_sentence_times
+
+    times = one_sentence_times(predict_one, sentences, warmup=sentences)
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 

@@ -370,16 +370,21 @@ def candidates_here() -> list[str]:
     return ["torch", "onnx", "int8", *(["bf16"] if has_bf16() else [])]
 
 
-def one_sentence_p50(predict_one: Callable[[str], object], sentences: list[str]) -> float:
-    """p50 in ms of predict_one over sentences, after WARMUP_SENTENCES warm-up calls."""
-    for sentence in sentences[:WARMUP_SENTENCES]:
+def one_sentence_times(predict_one: Callable[[str], object], sentences: list[str], warmup: list[str]) -> np.ndarray:
+    """ms of predict_one on each of sentences, one at a time, after a call on each warm-up sentence."""
+    for sentence in warmup:
         predict_one(sentence)
     times = []
     for sentence in sentences:
         start = time.perf_counter()
         predict_one(sentence)
         times.append((time.perf_counter() - start) * 1000)
-    return float(np.percentile(times, 50))
+    return np.array(times)
+
+
+def one_sentence_p50(predict_one: Callable[[str], object], sentences: list[str]) -> float:
+    """p50 in ms of predict_one over sentences, after WARMUP_SENTENCES warm-up calls."""
+    return float(np.percentile(one_sentence_times(predict_one, sentences, sentences[:WARMUP_SENTENCES]), 50))
 
 
 def release_memory() -> None:
