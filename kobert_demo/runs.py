@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import files
 from .config import TrainConfig
 from .errors import UserFacingError
 from .events import Event, StepEvent, StoredMessage, Summary, event_from_json, params_from_json, params_to_json
@@ -196,7 +197,7 @@ class Run:
         self._summary, self._summary_written = summary, time.monotonic()
 
     def write_card(self, text: str) -> None:
-        (self.path / "README.md").write_text(text, encoding="utf-8")
+        files.write_text(self.path / "README.md", text)
 
     # --- reading ----------------------------------------------------------------------------------------------
     def config(self) -> dict:
@@ -263,8 +264,8 @@ def list_runs(home: str | Path) -> list[Run]:
 def folder_bytes(path: str | Path) -> int:
     """Bytes of the files under path (0 when it is gone, even half way through)."""
     total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
+    for root, _, names in os.walk(path):
+        for name in names:
             try:
                 total += os.lstat(os.path.join(root, name)).st_size
             except FileNotFoundError:
@@ -296,14 +297,11 @@ def delete_run(run: Run) -> None:
 
 
 def _write_json(path: Path, data: object) -> None:
-    """Write through a temporary file so a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    files.write_json(path, data)
 
 
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return files.read_json(path)
     except FileNotFoundError:
         raise RunError("run_missing_file", folder=path.parent, file=path.name) from None

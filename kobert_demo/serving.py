@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from . import files
 from .cpu import cpu_name, has_bf16, speed_flags
 
 if TYPE_CHECKING:
@@ -282,12 +283,8 @@ class OnnxFiles:
 
 def _atomic(target: Path, write: Callable[[Path], Any]) -> None:
     """write(tmp) then rename over target: a reader (another process serving the same run) never sees half a file."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with files.atomic_path(target) as tmp:
         write(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --- the choice and its report ----------------------------------------------------------------------------------------
