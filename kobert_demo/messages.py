@@ -185,6 +185,32 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "stopped because the server that started it stopped; start it again",
         "이 작업을 시작한 서버가 멈춰서 함께 멈췄습니다. 다시 시작하세요",
     ),
+    "job_queue_full": (
+        "the training queue is full ({count} jobs waiting): try again later.",
+        "학습 대기열이 가득 찼습니다(대기 중인 작업 {count}개): 나중에 다시 시도하세요.",
+    ),
+    "job_address_busy": (
+        "{count} jobs from your network are already waiting or running, the most one address may hold: wait for "
+        "one to end.",
+        "같은 네트워크 주소에서 보낸 작업이 이미 {count}개 대기 중이거나 실행 중으로, 주소 하나의 최대치입니다: "
+        "하나가 끝나길 기다리세요.",
+    ),
+    "job_home_full": (
+        "this server's space for runs is full ({mb:,} MB of {limit:,} MB held by runs that are waiting or "
+        "running): try again later.",
+        "이 서버의 실행 저장 공간이 가득 찼습니다(한도 {limit:,} MB 중 {mb:,} MB를 대기 중이거나 실행 중인 "
+        "작업이 쓰고 있습니다): 나중에 다시 시도하세요.",
+    ),
+    "job_home_taken": (
+        "another server is using this runs folder, so this one is read-only: runs can be watched and models used, "
+        "but training, stopping and deleting wait until that server stops.",
+        "다른 서버가 이 실행 폴더를 쓰고 있어 이 서버는 읽기 전용입니다: 실행을 보고 모델을 쓸 수는 있지만, "
+        "학습·멈춤·삭제는 그 서버가 멈출 때까지 할 수 없습니다.",
+    ),
+    "job_unexpected": (
+        "the training queue could not run this job ({kind}); the server log has the details",
+        "학습 대기열이 이 작업을 실행하지 못했습니다({kind}). 서버 로그에 자세한 내용이 있습니다",
+    ),
     "job_orphan_stopped": (
         "stopped when the server restarted: a job of the previous server was still training",
         "서버가 다시 시작될 때 이전 서버의 작업이 아직 학습 중이어서 멈췄습니다",
@@ -480,8 +506,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "실행 {run} 이(가) 아직 {state}입니다. 먼저 멈추세요.",
     ),
     "run_missing_file": (
-        "{folder} has no {file}.",
-        "{folder} 에 {file} 이(가) 없습니다.",
+        "run {run} has no {file}.",
+        "실행 {run} 에 {file} 이(가) 없습니다.",
+    ),
+    "run_damaged_file": (
+        "run {run} cannot be read: its {file} is damaged.",
+        "실행 {run} 을(를) 읽을 수 없습니다: {file} 이(가) 손상되었습니다.",
     ),
     "run_no_model": (
         "run {run} has no model to export (no epoch completed).",

@@ -13,7 +13,9 @@ rendered in the reader's language (`RunStatus.reason`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -21,6 +23,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from . import files
 from .config import TrainConfig
@@ -35,6 +39,12 @@ FINISHED = ("done", "stopped", "failed", "interrupted")
 # confusion matrix), against about 40 ms for a tiny step on its CPU (less on a GPU). Throttled, a step's append
 # takes 0.04-0.05 ms either way; readers poll once a second.
 SUMMARY_EVERY_S = 0.5
+# psutil derives a start time from the boot time and the process's start tick, both read afresh each call: two
+# readings of one process agree to the tick (0.01 s), so a second of slack never takes one process for another.
+START_SLACK_S = 1.0
+DELETING = ".deleting"
+HIDDEN = "."  # names under a runs home that are not runs: the lock, marks, runs being prepared or deleted
+log = logging.getLogger(__name__)
 
 
 class RunError(UserFacingError, ValueError):
@@ -46,21 +56,30 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_urlsafe(12).replace("_", "x").replace("-", "x")
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs. A zombie (dead, not reaped) counts only when this process is its
-    parent, which reaps it and then records how it ended; another's may never be reaped (an init that does not)."""
+def process_started(pid: int) -> float | None:
+    """When process pid started (seconds since the epoch, as psutil reads it), None when it is gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def pid_alive(pid: int, started: float | None = None) -> bool:
+    """Whether the process pid (started at `started`, when known) runs.
+
+    The start time tells a pid reused by another process since (a restarted container counts pids from 1 again).
+    A zombie (dead, not reaped) counts only when this process is its parent, which reaps it and then records how it
+    ended; another's may never be reaped (an init that does not).
+    """
+    try:
+        process = psutil.Process(pid)
+        if started is not None and abs(process.create_time() - started) > START_SLACK_S:
+            return False
+        return process.status() != psutil.STATUS_ZOMBIE or process.ppid() == os.getpid()
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:  # someone else's process: it exists, and nothing more is known
         return True
-    try:
-        # /proc/PID/stat: "pid (name) STATE PPID ..."; the name may hold spaces or ")", so split after the last ")"
-        state, parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
-    except (FileNotFoundError, IndexError, ValueError):
-        return True
-    return state != "Z" or int(parent) == os.getpid()
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,7 @@ class RunStatus:
     reason_key: str | None = None
     reason_params: dict[str, Any] = field(default_factory=dict)  # JSON-safe (events.params_to_json)
     pid: int | None = None  # the training process, while it runs
+    pid_started: float | None = None  # when that process started (psutil), so that a reused pid is not taken for it
     updated: float = 0.0
 
     @property
@@ -93,6 +113,7 @@ class RunStatus:
             reason_key=data.get("reason_key"),
             reason_params=data.get("reason_params") or {},
             pid=data.get("pid"),
+            pid_started=data.get("pid_started"),
             updated=data.get("updated", 0.0),
         )
 
@@ -100,6 +121,8 @@ class RunStatus:
 class Run:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._config: dict | None = None  # as list_runs read it (a run's config is written when it is queued, and
+        # once more, with the same settings, when its job starts)
         self._summary: Summary | None = None  # what this writer has appended, kept to update summary.json
         self._summary_written = 0.0
 
@@ -164,6 +187,7 @@ class Run:
             reason_key=reason.key if reason else None,
             reason_params=params_to_json(reason.params) if reason else {},
             pid=pid,
+            pid_started=process_started(pid) if pid else None,
             updated=time.time(),
         )
         _write_json(self.status_path, status.to_json())
@@ -201,7 +225,12 @@ class Run:
 
     # --- reading ----------------------------------------------------------------------------------------------
     def config(self) -> dict:
-        return _read_json(self.path / "config.json")
+        if self._config is not None:
+            return self._config
+        config = _read_json(self.path / "config.json")
+        if not isinstance(config, dict):
+            raise ValueError("config.json does not hold settings")
+        return config
 
     def labels(self) -> list[str]:
         return _read_json(self.path / "labels.json")
@@ -214,7 +243,7 @@ class Run:
         return RunStatus.from_json(_read_json(self.status_path))
 
     def _interpret(self, status: RunStatus) -> RunStatus:
-        if status.state != "running" or not status.pid or pid_alive(status.pid):
+        if status.state != "running" or not status.pid or pid_alive(status.pid, status.pid_started):
             return status
         key = "reason_process_gone_kept" if self.has_model else "reason_process_gone"
         return RunStatus("interrupted", reason_key=key, updated=status.updated)
@@ -253,12 +282,43 @@ def open_run(path: str | Path) -> Run:
 
 
 def list_runs(home: str | Path) -> list[Run]:
-    """The runs under home, newest first."""
+    """The runs under home, newest first.
+
+    A folder that cannot be read as a run is left out: one being removed or prepared (they are renamed to hidden
+    names first, but a listing may race the rename), or a damaged one (torn JSON from outside our writer, a hand
+    edit), which is reported once in the server's log. Nothing one run folder holds can stop a listing.
+    """
     home = Path(home)
-    if not home.is_dir():
+    try:
+        paths = [path for path in home.iterdir() if not path.name.startswith(HIDDEN)]
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    runs = [Run(p) for p in home.iterdir() if (p / "status.json").is_file() and (p / "config.json").is_file()]
-    return sorted(runs, key=lambda r: r.config().get("created", 0), reverse=True)
+    runs = []
+    for path in paths:
+        run = Run(path)
+        try:
+            run._config = run.config()
+            run._stored_status()
+            created = float(run._config.get("created", 0))
+        except FileNotFoundError:
+            continue  # not a run, or one removed since the listing
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            if isinstance(error, RunError) and error.key == "run_missing_file":
+                continue
+            _report_damaged(path, error)
+            continue
+        runs.append((created, run))
+    return [run for _, run in sorted(runs, key=lambda item: item[0], reverse=True)]
+
+
+_damaged: set[str] = set()
+
+
+def _report_damaged(path: Path, error: Exception) -> None:
+    """Say once per folder, in the server's log, that a run folder could not be read (it is left out)."""
+    if str(path) not in _damaged:
+        _damaged.add(str(path))
+        log.warning("run folder %s left out: it cannot be read (%s: %s)", path.name, type(error).__name__, error)
 
 
 def folder_bytes(path: str | Path) -> int:
@@ -282,18 +342,55 @@ def prune_runs(home: str | Path, max_bytes: int) -> list[str]:
     for run in reversed(runs):  # oldest first
         if total <= max_bytes:
             break
-        if run.status().finished:
-            shutil.rmtree(run.path, ignore_errors=True)
+        if _finished(run) and remove_folder(run.path):
             total -= sizes[run.name]
             removed.append(run.name)
     return removed
 
 
+def _finished(run: Run) -> bool:
+    try:
+        return run.status().finished
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # gone or torn since the listing: not ours to remove now
+
+
+def remove_folder(path: Path) -> bool:
+    """Remove a run folder so that no reader ever sees half of it: renamed to a hidden name first (one atomic step,
+    which only one of several concurrent removers wins), then deleted; whether this call removed it."""
+    aside = files.temp_name(path.with_name(f"{path.name}{DELETING}"))
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return False
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
+
+
+def clean_hidden(home: str | Path) -> None:
+    """Remove what killed removals and preparations left under home (hidden folders with a temporary name); only
+    the server that holds the runs home calls this, as nothing else may be preparing a run there."""
+    home = Path(home)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for path in home.iterdir():
+            if files.is_temp(path) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def delete_run(run: Run) -> None:
-    state = run.status().state
+    """Remove a finished run (or one whose status is damaged); a run already gone is not an error: a second delete
+    of the same run, racing the first, gets what it asked for."""
+    try:
+        state = run.status().state
+    except RunError as error:
+        if error.key == "run_missing_file" and not run.path.exists():
+            return
+        if error.key != "run_damaged_file":
+            raise
+        state = "damaged"
     if state in ("running", "queued"):
         raise RunError("run_still_active", run=run.name, state=Term(state))
-    shutil.rmtree(run.path)
+    remove_folder(run.path)
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -304,4 +401,6 @@ def _read_json(path: Path):
     try:
         return files.read_json(path)
     except FileNotFoundError:
-        raise RunError("run_missing_file", folder=path.parent, file=path.name) from None
+        raise RunError("run_missing_file", run=path.parent.name, file=path.name) from None
+    except ValueError:  # torn or hand-edited: files.write_json never leaves half a file
+        raise RunError("run_damaged_file", run=path.parent.name, file=path.name) from None

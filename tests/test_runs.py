@@ -289,3 +289,73 @@ def test_new_run_id() -> None:
     assert len(ids) == 50
     for run_id in ids:
         assert re.fullmatch(r"\d{8}-\d{6}-[A-Za-z0-9]{16}", run_id)
+
+
+# --- faults: torn files, concurrent deletes, reused pids (#23) ---------------------------------------------------
+def test_a_torn_or_damaged_run_is_left_out_of_the_listing_and_reported_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = create(tmp_path / "good")
+    for name, torn in (("torn-status", "status.json"), ("torn-config", "config.json")):
+        (create(tmp_path / name).path / torn).write_text('{"state": "run', encoding="utf-8")
+    (create(tmp_path / "list-status").path / "status.json").write_text("[1, 2]", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="kobert_demo.runs"):
+        assert [run.name for run in list_runs(tmp_path)] == [good.name]
+        assert [run.name for run in list_runs(tmp_path)] == [good.name]
+    reports = [record.getMessage() for record in caplog.records]
+    assert len(reports) == 3 and all("cannot be read" in report for report in reports)
+    with pytest.raises(RunError, match=r"status\.json is damaged"):
+        Run(tmp_path / "torn-status").status()  # one sentence, no parser message and no server path
+    assert str(tmp_path) not in UserFacingError.__str__(RunError("run_damaged_file", run="x", file="status.json"))
+
+
+def test_listing_never_fails_while_runs_are_deleted(tmp_path: Path) -> None:
+    """300 concurrent deletes once killed the queue: a listing found status.json, then rmtree took config.json."""
+    import threading
+
+    runs = [create(tmp_path / f"run-{i:03d}") for i in range(120)]
+    for run in runs:
+        run.set_status("done")
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def keep_listing() -> None:
+        while not done.is_set():
+            try:
+                for run in list_runs(tmp_path):
+                    run.config().get("owner")
+            except BaseException as error:  # noqa: BLE001 - any failure is the finding
+                errors.append(error)
+                return
+
+    def delete_each(chunk: list[Run]) -> None:
+        for run in chunk:
+            try:
+                delete_run(run)
+            except BaseException as error:  # noqa: BLE001
+                errors.append(error)
+
+    listers = [threading.Thread(target=keep_listing) for _ in range(2)]
+    # two deleters per run: a second delete of one run finds it gone, which is what it asked for
+    deleters = [threading.Thread(target=delete_each, args=(runs[i::4] * 2,)) for i in range(4)]
+    for thread in listers + deleters:
+        thread.start()
+    for thread in deleters:
+        thread.join()
+    done.set()
+    for thread in listers:
+        thread.join()
+    assert errors == []
+    assert list_runs(tmp_path) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_reused_pid_is_not_taken_for_the_training_process(tmp_path: Path) -> None:
+    """A restarted container counts pids from 1 again: a live process with the stored pid but another start time
+    is someone else, and the run was interrupted."""
+    run = create(tmp_path / "run")  # running, with this process's pid and start time
+    assert run.status().state == "running"
+    status = stored(run)
+    status["pid_started"] -= 3600  # the pid's first owner started an hour before this process
+    (run.path / "status.json").write_text(json.dumps(status), encoding="utf-8")
+    assert run.status().state == "interrupted"
+    assert runs_module.pid_alive(os.getpid(), runs_module.process_started(os.getpid()))
