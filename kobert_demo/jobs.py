@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
-import json
+import logging
 import os
 import shutil
 import signal
@@ -28,12 +28,26 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
+from filelock import FileLock, Timeout
+
+from . import files
 from .config import TrainConfig
 from .data import make_splits, read_table
 from .errors import UserFacingError
-from .events import ErrorEvent
-from .messages import fmt_duration
-from .runs import Run, folder_bytes, list_runs, new_run_id, open_run, pid_alive, prune_runs
+from .events import ErrorEvent, StepEvent
+from .messages import fmt_duration, t
+from .runs import (
+    Run,
+    clean_hidden,
+    delete_run,
+    folder_bytes,
+    list_runs,
+    new_run_id,
+    open_run,
+    pid_alive,
+    prune_runs,
+)
 from .settings import job_limits
 
 JOB_FILE = "job.json"
@@ -57,11 +71,21 @@ SERVING_FILE = ".serving"
 SERVING_TOUCH_S = 0.5
 SERVING_FRESH_S = 10.0
 YIELD_ENV = "KOBERT_DEMO_JOB_YIELD"  # "0": the child neither lowers its priority nor gives a core (to measure)
+# One server per runs home: the server that holds this lock (an flock, released by the kernel when its process
+# dies, even by kill -9) runs the queue; another one on the same home serves read-only until it gets the lock.
+LOCK_FILE = ".lock"
+log = logging.getLogger(__name__)
 
 
 def owner_id(visitor_token: str) -> str:
     """What a run stores about its owner: a hash of the visitor's browser token, never the token itself."""
     return hashlib.sha256(visitor_token.encode("utf-8")).hexdigest()[:32]
+
+
+def address_id(address: str) -> str:
+    """What a queued job keeps of the network address it came from (to cap each address's share of the queue): a
+    hash, kept in its private job.json only."""
+    return hashlib.sha256(f"kobert-demo address {address}".encode()).hexdigest()[:32] if address else ""
 
 
 def is_owner(run: Run, visitor_token: str) -> bool:
@@ -98,13 +122,25 @@ class JobQueue:
         self._thread: threading.Thread | None = None
         self._process: subprocess.Popen | None = None
         self._submit_lock = threading.Lock()
+        self._lock: FileLock | None = None  # the runs home's, once taken
 
     # --- submitting -------------------------------------------------------------------------------------------
     def submit(
-        self, config: TrainConfig, train_file: str | Path, test_file: str | Path | None = None, owner: str = ""
+        self,
+        config: TrainConfig,
+        train_file: str | Path,
+        test_file: str | Path | None = None,
+        owner: str = "",
+        address: str = "",
     ) -> Run:
-        """Check the settings, the data and this visitor's share of the queue (raising a UserFacingError or a
-        ValueError before anything is created), then queue a run (config itself is left as it was)."""
+        """Check the settings, the data, this visitor's and this address's share of the queue and the room left
+        (raising a UserFacingError or a ValueError before anything is created), then queue a run (config itself is
+        left as it was). address: the client's network address, where known (never stored as such).
+
+        The run is prepared under a hidden name (its config, status, copy of the data and job.json) and renamed into
+        place whole, so the queue never sees a run that is half there.
+        """
+        self.check_writable()
         config.check()
         train = read_table(train_file, config.text_col, config.label_col)
         test = read_table(test_file, config.text_col, config.label_col) if test_file else None
@@ -121,28 +157,55 @@ class JobQueue:
         }
         limits = job_limits()
         upload = sum(Path(f).stat().st_size for f in (train_file, test_file) if f)
-        with self._submit_lock:  # two requests of one visitor must not both pass the checks
+        with self._submit_lock:  # two requests must not both pass the checks
             if owner:
                 self._check_visitor(owner, upload)
+            self._check_room(address_id(address), upload)
             self._check_time(config, len(splits.train_texts), limits.max_job_s)
             self.home.mkdir(parents=True, exist_ok=True)
             prune_runs(self.home, limits.runs_home_bytes)
-            run = Run.queue(self.home / new_run_id(), config, meta)
-            data = run.path / DATA_DIR
-            data.mkdir()
-            job = {"train": str(shutil.copy(train_file, data / f"train{Path(train_file).suffix}"))}
-            if test_file:
-                job["test"] = str(shutil.copy(test_file, data / f"test{Path(test_file).suffix}"))
-            job["time_limit_s"] = limits.max_job_s
-            (run.path / JOB_FILE).write_text(json.dumps(job), encoding="utf-8")
+            name = new_run_id()
+            staging = files.temp_name(self.home / name)
+            try:
+                run = Run.queue(staging, config, meta)
+                data = run.path / DATA_DIR
+                data.mkdir()
+                job = {"train": f"train{Path(train_file).suffix}", "time_limit_s": limits.max_job_s}
+                shutil.copy(train_file, data / job["train"])
+                if test_file:
+                    job["test"] = f"test{Path(test_file).suffix}"
+                    shutil.copy(test_file, data / job["test"])
+                job["address"] = address_id(address)
+                files.write_json(run.path / JOB_FILE, job)
+                os.rename(staging, self.home / name)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         self._wake.set()
-        return run
+        return Run(self.home / name)
+
+    def _check_room(self, address: str, upload: int) -> None:
+        """Refuse a job when the queue is full, when this address holds its share of it, or when the runs waiting
+        or running (their copies of the data included) would fill the runs home: minted visitor tokens pass the
+        per-visitor checks, these they do not."""
+        limits = job_limits()
+        active = [run for run in list_runs(self.home) if _state(run) in ("queued", "running")]
+        waiting = sum(_state(run) == "queued" for run in active)
+        if waiting >= limits.max_queued:
+            raise UserFacingError("job_queue_full", count=waiting)
+        if address:
+            mine = sum(_job(run).get("address") == address for run in active)
+            if mine >= limits.jobs_per_address:
+                raise UserFacingError("job_address_busy", count=mine)
+        held = sum(folder_bytes(run.path) for run in active) + upload
+        if held > limits.runs_home_bytes:
+            raise UserFacingError("job_home_full", mb=-(-held // 2**20), limit=limits.runs_home_bytes // 2**20)
 
     def _check_visitor(self, owner: str, upload: int) -> None:
         """Refuse a visitor who has as many jobs waiting or running, runs or bytes as one visitor may have."""
         limits = job_limits()
         mine = [run for run in list_runs(self.home) if run.config().get("owner") == owner]
-        active = sum(run.status().state in ("queued", "running") for run in mine)
+        active = sum(_state(run) in ("queued", "running") for run in mine)
         if active >= limits.jobs_per_visitor:
             raise UserFacingError("job_visitor_busy", count=active)
         if len(mine) >= limits.visitor_runs:
@@ -170,7 +233,7 @@ class JobQueue:
         waits behind each other visitor's first one (round robin), whoever came first.
         """
         runs = list_runs(self.home)
-        states = {run.name: run.status().state for run in runs}
+        states = {run.name: _state(run) for run in runs}
         turns = Counter(run.config().get("owner", "") for run in runs if states[run.name] == "running")
         order = []
         for run in sorted((r for r in runs if states[r.name] == "queued"), key=lambda r: r.config().get("created", 0)):
@@ -186,7 +249,7 @@ class JobQueue:
         return names.index(run.name) + 1 if run.name in names else None
 
     def running(self) -> Run | None:
-        return next((r for r in list_runs(self.home) if r.status().state == "running"), None)
+        return next((r for r in list_runs(self.home) if _state(r) == "running"), None)
 
     def wait_estimate(self, run: Run) -> float | None:
         """Seconds until this queued run may start: the running job's ETA plus the jobs ahead, by measured speed."""
@@ -195,7 +258,7 @@ class JobQueue:
             return None
         total = 0.0
         current = self.running()
-        last_step = current.summary().last_step if current else None
+        last_step = _last_step(current) if current else None
         if last_step:
             total += last_step.eta
         fallback = self._measured_speed()
@@ -215,7 +278,7 @@ class JobQueue:
             model = run.config().get("model")
             if model is None or model in speeds:
                 continue
-            last_step = run.summary().last_step
+            last_step = _last_step(run)
             if last_step:
                 speeds[model] = last_step.sentences_per_s
         return speeds
@@ -225,7 +288,7 @@ class JobQueue:
         for run in list_runs(self.home):
             if model is not None and run.config().get("model") != model:
                 continue
-            last_step = run.summary().last_step
+            last_step = _last_step(run)
             if last_step:
                 return last_step.sentences_per_s
         return None
@@ -240,23 +303,71 @@ class JobQueue:
         with contextlib.suppress(OSError):  # no runs home yet, or a read-only one: predictions go on regardless
             (self.home / SERVING_FILE).touch()
 
-    # --- working ----------------------------------------------------------------------------------------------
-    def start(self) -> JobQueue:
-        """Take up the runs home: stop what a previous server left training, then work through the queue."""
-        if self._thread is None:
-            for run in list_runs(self.home):
+    # --- the runs home: one server at a time ---------------------------------------------------------------
+    @property
+    def holds_home(self) -> bool:
+        """Whether this queue holds the runs home (it runs jobs); another server's queue does while this is False."""
+        return self._lock is not None and self._lock.is_locked
+
+    def check_writable(self) -> None:
+        """Refuse (UserFacingError) what only the server holding the runs home may do: queue, stop or delete runs."""
+        if self._thread is not None and not self.holds_home:
+            raise UserFacingError("job_home_taken")
+
+    def stop(self, run: Run) -> None:
+        """Ask run's job to stop (request_stop), on the server that holds the runs home."""
+        self.check_writable()
+        request_stop(run)
+        self._wake.set()
+
+    def delete(self, run: Run) -> None:
+        """Delete a finished run (runs.delete_run), on the server that holds the runs home."""
+        self.check_writable()
+        delete_run(run)
+
+    def _take_home(self) -> bool:
+        """Try to take the runs home's lock (never waiting); on success take up what a previous server left."""
+        if self.holds_home:
+            return True
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            if self._lock is None:
+                # thread_local=False: taken by the worker or start(), released by close() on another thread
+                self._lock = FileLock(self.home / LOCK_FILE, thread_local=False)
+            self._lock.acquire(timeout=0)
+        except (Timeout, OSError):
+            return False
+        self._take_up()
+        return True
+
+    def _take_up(self) -> None:
+        """Stop what a previous server left training, store what ended while no server was there, and remove what
+        killed preparations and removals left; one damaged run folder never stops the rest."""
+        clean_hidden(self.home)
+        for run in list_runs(self.home):
+            try:
                 run.mark_interrupted()  # left `running` by a process that is gone
                 status = run.status()
-                if status.state == "running" and _is_job_of(status.pid, run):
-                    stop_orphan(run, status.pid)  # other processes (a CLI run in this home) are waited for
+                if status.state == "running" and _is_job_of(status.pid, run, status.pid_started):
+                    stop_orphan(run, status.pid, status.pid_started)  # others (a CLI run in this home) are waited for
                 if run.status().finished:
                     drop_data(run)  # ended while no server was there to clean up
+            except Exception:
+                log.exception("run %s could not be taken up; it is left as it is", run.name)
+
+    # --- working ----------------------------------------------------------------------------------------------
+    def start(self) -> JobQueue:
+        """Take up the runs home (or, when another server holds it, serve read-only until it stops), then work
+        through the queue."""
+        if self._thread is None:
+            if not self._take_home():
+                log.warning("%s", t("en", "job_home_taken"))
             self._thread = threading.Thread(target=self._work, name="kobert-demo-jobs", daemon=True)
             self._thread.start()
         return self
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop taking jobs; the running child is asked to stop and waited for."""
+        """Stop taking jobs; the running child is asked to stop and waited for, then the runs home is let go."""
         self._closed.set()
         self._wake.set()
         if self._process and self._process.poll() is None:
@@ -269,20 +380,55 @@ class JobQueue:
                 self._process.kill()
         if self._thread:
             self._thread.join(timeout)
+        if self.holds_home:
+            self._lock.release()
 
     def _work(self) -> None:
+        """The worker thread: nothing that one job or one run folder does can end it."""
         while not self._closed.is_set():
-            waiting = self.queued()
-            # A run still `running` belongs to a process this queue did not start (one being stopped, or a CLI run
-            # in this home): its end comes first, so that one job trains at a time.
-            if not waiting or self.running() is not None:
+            try:
+                run = self._next() if self._take_home() else None
+            except Exception:  # the runs home itself unreadable for a moment (a full disk, a removed volume)
+                log.exception("the job queue could not read the runs home; it tries again")
+                run = None
+            if run is None:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
-            self._run_child(waiting[0])
+            try:
+                self._run_child(run)
+            except Exception as error:
+                log.exception("job %s failed in the queue", run.name)
+                self._fail(run, error)
+                self._wake.wait(self.poll_s)  # whatever broke may break again: never spin
+
+    def _next(self) -> Run | None:
+        """The next run to start, if it may start now.
+
+        A run still `running` belongs to a process this queue did not start (one being stopped, or a CLI run in this
+        home): its end comes first, so that one job trains at a time.
+        """
+        waiting = self.queued()
+        if not waiting or self.running() is not None:
+            return None
+        return waiting[0]
+
+    def _fail(self, run: Run, error: Exception) -> None:
+        """Store that the queue could not run this job, and why, so that it stops waiting (and the next one goes)."""
+        with contextlib.suppress(Exception):
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+        try:
+            if _state(run) in ("queued", "running"):
+                run.set_status("failed", UserFacingError("job_unexpected", kind=type(error).__name__))
+            drop_data(run)
+        except Exception:
+            log.exception("run %s could not be marked failed", run.name)
 
     def _run_child(self, run: Run) -> None:
-        limit_s = json.loads((run.path / JOB_FILE).read_text(encoding="utf-8")).get("time_limit_s")
+        limit_s = _job(run).get("time_limit_s")
+        if stop_requested(run) or _state(run) != "queued":
+            return  # stopped or deleted since it was picked
         timed_out = False
         with (run.path / PROCESS_LOG).open("ab") as log:
             self._process = subprocess.Popen(
@@ -299,40 +445,69 @@ class JobQueue:
                 code, timed_out = self._process.wait(), True
         drop_data(run)
         prune_runs(self.home, job_limits().runs_home_bytes)
-        if not (run.path / "status.json").is_file():
+        if _state(run) is None:
             return  # deleted as soon as it stopped
         if timed_out:
             run.set_status("stopped", UserFacingError("job_time_limit", limit=fmt_duration(limit_s)))
             return
-        if run.status().state in ("queued", "running", "interrupted"):  # it ended without saying how
+        if _state(run) in ("queued", "running", "interrupted"):  # it ended without saying how
             ended = (
                 UserFacingError("process_killed") if code in (-9, 137) else UserFacingError("process_exit", code=code)
             )
             run.set_status("failed", ended)
 
 
-def _is_job_of(pid: int | None, run: Run) -> bool:
-    """Whether pid is the job process of run (not another process that got its pid since); True where /proc is
-    missing, since then nothing better is known."""
-    if not pid or pid == os.getpid():
+def _state(run: Run) -> str | None:
+    """The run's state, None when it cannot be read now (deleted or torn since it was listed)."""
+    try:
+        return run.status().state
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _last_step(run: Run) -> StepEvent | None:
+    """The run's last logged step, None when it has none or its summary cannot be read now."""
+    try:
+        return run.summary().last_step
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _job(run: Run) -> dict:
+    """The run's job.json (its data files, time limit and address), {} when there is none or it cannot be read."""
+    try:
+        job = files.read_json(run.path / JOB_FILE)
+    except (OSError, ValueError):
+        return {}
+    return job if isinstance(job, dict) else {}
+
+
+def _is_job_of(pid: int | None, run: Run, started: float | None = None) -> bool:
+    """Whether pid (started at `started`, when known) is the job process of run, not another process that got its
+    pid since."""
+    if not pid or pid == os.getpid() or not pid_alive(pid, started):
         return False
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()
-    return b"job" in command and str(run.path).encode() in command
+        command = psutil.Process(pid).cmdline()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # another user's process: not a job this server could have started
+        return False
+    return "job" in command and str(run.path) in command
 
 
-def stop_orphan(run: Run, pid: int | None) -> None:
+def stop_orphan(run: Run, pid: int | None, started: float | None = None) -> None:
     """Stop a job that a previous server left training (asked, then killed), and mark its run interrupted."""
-    if _is_job_of(pid, run):
+    if pid and _is_job_of(pid, run, started):
         request_stop(run)
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + ORPHAN_STOP_S
-        while pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid, started) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        if pid_alive(pid, started):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     run.set_status("interrupted", UserFacingError("job_orphan_stopped"))
     drop_data(run)
 
@@ -399,14 +574,15 @@ def run_job(run_path: str | Path) -> int:
     from .train import train
 
     run = open_run(run_path)
-    job = json.loads((run.path / JOB_FILE).read_text(encoding="utf-8"))
+    job = _job(run)
     watch = _Watch(job.get("time_limit_s"))
-    config = TrainConfig.from_dict(run.config())
     try:
-        train_data = read_table(job["train"], config.text_col, config.label_col)
-        test_data = read_table(job["test"], config.text_col, config.label_col) if job.get("test") else None
+        config = TrainConfig.from_dict(run.config())  # a config stored by an older version may not pass today's schema
+        data = run.path / DATA_DIR  # job.json names the copies (older servers wrote whole paths: kept as they are)
+        train_data = read_table(data / job["train"], config.text_col, config.label_col)
+        test_data = read_table(data / job["test"], config.text_col, config.label_col) if job.get("test") else None
         splits = make_splits(train_data, test_data, config.test_size, config.seed)
-    except Exception as error:  # checked when queued; this only guards against files changed since
+    except Exception as error:  # checked when queued; this only guards against what changed since
         if not isinstance(error, UserFacingError):
             error = UserFacingError("train_unexpected", kind=type(error).__name__, detail=str(error))
         run.set_status("failed", error)

@@ -95,6 +95,10 @@ class JobLimits:
     """What one visitor may ask of the shared training queue, so that no visitor can hold it or fill the disk."""
 
     jobs_per_visitor: int = 2  # queued or running at once
+    # Visitor tokens cost nothing to mint, addresses do: 40 fresh tokens once queued 78 jobs in 45 s, putting an
+    # honest visitor 3.8 days back. So the queue as a whole, and each network address's share of it, are capped.
+    max_queued: int = 24  # jobs waiting, all visitors together
+    jobs_per_address: int = 4  # queued or running at once from one address (a shared NAT is several visitors)
     max_job_s: int = 7200  # a job estimated to take longer is refused; a running one is stopped at this age
     visitor_runs: int = 20  # runs a visitor may keep (finished ones included); delete some to start more
     visitor_mb: int = 2_000  # bytes of runs (models, copies of uploads) a visitor may keep
@@ -110,14 +114,25 @@ class JobLimits:
 
 
 def job_limits() -> JobLimits:
-    """The queue's limits in force: `KOBERT_DEMO_JOBS_PER_VISITOR` (2), `_MAX_JOB_SECONDS` (7200),
-    `_VISITOR_RUNS` (20), `_VISITOR_MB` (2000) and `_RUNS_HOME_MB` (20000); read at each submit, so a change
-    needs no restart."""
+    """The queue's limits in force: `KOBERT_DEMO_JOBS_PER_VISITOR` (2), `_MAX_QUEUED` (24), `_JOBS_PER_ADDRESS`
+    (4), `_MAX_JOB_SECONDS` (7200), `_VISITOR_RUNS` (20), `_VISITOR_MB` (2000) and `_RUNS_HOME_MB` (20000); read at
+    each submit, so a change needs no restart."""
     default = JobLimits()
     return JobLimits(
         jobs_per_visitor=_env_int("KOBERT_DEMO_JOBS_PER_VISITOR", default.jobs_per_visitor),
+        max_queued=_env_int("KOBERT_DEMO_MAX_QUEUED", default.max_queued),
+        jobs_per_address=_env_int("KOBERT_DEMO_JOBS_PER_ADDRESS", default.jobs_per_address),
         max_job_s=_env_int("KOBERT_DEMO_MAX_JOB_SECONDS", default.max_job_s),
         visitor_runs=_env_int("KOBERT_DEMO_VISITOR_RUNS", default.visitor_runs),
         visitor_mb=_env_int("KOBERT_DEMO_VISITOR_MB", default.visitor_mb),
         runs_home_mb=_env_int("KOBERT_DEMO_RUNS_HOME_MB", default.runs_home_mb),
     )
+
+
+def trusted_proxies() -> int:
+    """How many proxies in front of the server append to X-Forwarded-For (`KOBERT_DEMO_TRUSTED_PROXIES`, 0 unset).
+
+    Only the deployment knows: behind none, the header is whatever a visitor sent, so it is ignored; a Hugging Face
+    Space sets it to 1 (its proxy appends the address it saw).
+    """
+    return max(0, _env_int("KOBERT_DEMO_TRUSTED_PROXIES", 0))

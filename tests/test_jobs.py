@@ -14,6 +14,7 @@ from conftest import wait_until as wait_for
 
 from kobert_demo.config import TrainConfig
 from kobert_demo.data import DataError
+from kobert_demo.errors import UserFacingError
 from kobert_demo.events import DoneEvent, StepEvent
 from kobert_demo.jobs import (
     JOB_NICE,
@@ -256,3 +257,220 @@ def test_the_child_follows_the_servers_mark_between_steps(tmp_path):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# --- faults: the queue never stops, one server per home, fair against minted tokens (#23) -----------------------
+class _Recorder:
+    """A stand-in for JobQueue._run_child: fails the runs named in `broken` with an exception, marks others done."""
+
+    def __init__(self, broken: set[str]) -> None:
+        self.broken, self.ran = broken, []
+
+    def __call__(self, run: Run) -> None:
+        self.ran.append(run.name)
+        if run.name in self.broken:
+            raise RuntimeError("a fault inside one job")
+        run.set_status("done")
+
+
+def test_the_worker_survives_a_job_that_raises_and_runs_the_next(tmp_path, small_file, monkeypatch):
+    jobs = JobQueue(tmp_path / "runs", poll_s=0.05)
+    first = jobs.submit(TrainConfig(model="tiny"), small_file, owner=owner_id("a"))
+    second = jobs.submit(TrainConfig(model="tiny"), small_file, owner=owner_id("b"))
+    recorder = _Recorder({first.name})
+    monkeypatch.setattr(jobs, "_run_child", recorder)
+    jobs.start()
+    try:
+        wait_for(lambda: second.status().state == "done")
+    finally:
+        jobs.close()
+    status = first.status()
+    assert status.state == "failed" and "RuntimeError" in status.reason("en") and "RuntimeError" in status.reason("ko")
+    assert recorder.ran == [first.name, second.name]
+    assert not (first.path / "data").exists()
+
+
+def test_a_damaged_run_folder_stops_neither_the_start_nor_the_queue(tmp_path, small_file, monkeypatch):
+    home = tmp_path / "runs"
+    jobs = JobQueue(home, poll_s=0.05)
+    damaged = jobs.submit(TrainConfig(model="tiny"), small_file)
+    (damaged.path / "status.json").write_text('{"state": "que', encoding="utf-8")  # torn by a hand or a copy
+    no_job = jobs.submit(TrainConfig(model="tiny"), small_file)
+    (no_job.path / "job.json").unlink()  # a queued run without its job file
+    fine = jobs.submit(TrainConfig(model="tiny"), small_file)
+    recorder = _Recorder(set())
+    monkeypatch.setattr(jobs, "_run_child", recorder)
+    real = JobQueue._run_child.__get__(jobs)
+
+    def run_child(run: Run) -> None:  # the real one for the run without job.json: it must fail, not kill the worker
+        if run.name == no_job.name:
+            monkeypatch.setattr(subprocess, "Popen", _no_process)
+            return real(run)
+        return recorder(run)
+
+    monkeypatch.setattr(jobs, "_run_child", run_child)
+    jobs.start()
+    try:
+        wait_for(lambda: fine.status().state == "done")
+    finally:
+        jobs.close()
+    assert no_job.status().state == "failed"
+    assert damaged.path.is_dir() and damaged.name not in recorder.ran  # left as it is, for its owner to see
+
+
+def _no_process(*args, **kwargs):
+    raise AssertionError("a run without job.json must not start a process")
+
+
+def test_a_run_is_never_visible_before_it_is_whole(tmp_path, small_file, monkeypatch):
+    """The worker once picked a run queued before its data copy and job.json were written."""
+    from kobert_demo import jobs as jobs_module
+
+    home = tmp_path / "runs"
+    seen: list[list[str]] = []
+    copy = jobs_module.shutil.copy
+
+    def copy_and_look(source, target):
+        seen.append([run.name for run in JobQueue(home).queued()])
+        return copy(source, target)
+
+    monkeypatch.setattr(jobs_module.shutil, "copy", copy_and_look)
+    run = JobQueue(home).submit(TrainConfig(model="tiny"), small_file)
+    assert seen == [[]]
+    assert (run.path / "job.json").is_file() and (run.path / "data" / "train.tsv").is_file()
+
+    def no_room(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(jobs_module.shutil, "copy", no_room)
+    with pytest.raises(OSError):
+        JobQueue(home).submit(TrainConfig(model="tiny"), small_file)
+    assert [path.name for path in home.iterdir() if path.name != ".lock"] == [run.name]  # nothing half made
+
+
+def _stop_all_at_once(jobs: JobQueue, run: Run, callers: int) -> list[BaseException]:
+    """callers threads stop run at once, then read its status; what any of them raised."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def stop() -> None:
+        try:
+            jobs.stop(run)
+            run.status()
+        except BaseException as error:  # noqa: BLE001 - any failure is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=stop) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_concurrent_stops_of_a_queued_run_all_succeed(tmp_path, small_file):
+    jobs = JobQueue(tmp_path / "runs")
+    for _ in range(5):
+        run = jobs.submit(TrainConfig(model="tiny"), small_file)
+        assert _stop_all_at_once(jobs, run, 8) == [] and run.status().state == "stopped"
+        assert not list(run.path.glob(".*"))  # no temporary file left behind
+
+
+def _fake_job(run: Run) -> subprocess.Popen:
+    """A live process that looks like run's job (`... job RUN_PATH`), as a previous server's child would."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "job", str(run.path)])
+    run.set_status("running", pid=process.pid)
+    return process
+
+
+def test_a_second_server_on_one_home_is_read_only_and_touches_nothing(tmp_path, small_file):
+    home = tmp_path / "runs"
+    first = JobQueue(home, poll_s=0.05).start()
+    live = JobQueue(home).submit(TrainConfig(model="tiny"), small_file)
+    child = _fake_job(live)
+    second = JobQueue(home, poll_s=0.05).start()
+    try:
+        assert first.holds_home and not second.holds_home
+        assert child.poll() is None and live.status().state == "running"  # the first server's job lives on
+        for refused in (
+            lambda: second.submit(TrainConfig(model="tiny"), small_file),
+            lambda: second.stop(live),
+            lambda: second.delete(live),
+        ):
+            with pytest.raises(UserFacingError, match="another server is using this runs folder") as caught:
+                refused()
+            assert "다른 서버가" in caught.value.text("ko")
+        first.close()  # the first server stops: the second takes the home over, and the job it left behind
+        wait_for(lambda: second.holds_home, timeout=60)
+        wait_for(lambda: child.poll() is not None, timeout=120)
+        assert live.status().state == "interrupted"
+    finally:
+        child.kill()
+        first.close()
+        second.close()
+
+
+def test_a_job_of_a_live_server_is_not_an_orphan_in_another_process(tmp_path, small_file):
+    """The second server runs in its own process (as an overlapping restart would): the lock still holds."""
+    home = tmp_path / "runs"
+    first = JobQueue(home, poll_s=0.05).start()
+    live = JobQueue(home).submit(TrainConfig(model="tiny"), small_file)
+    child = _fake_job(live)
+    script = (
+        "import sys; from kobert_demo.jobs import JobQueue; q = JobQueue(sys.argv[1]).start();"
+        "print(q.holds_home); q.close()"
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", script, str(home)], capture_output=True, text=True, cwd=REPO)
+        assert out.stdout.strip() == "False", out.stderr
+        assert child.poll() is None and live.status().state == "running"
+    finally:
+        child.kill()
+        first.close()
+
+
+def test_the_queue_and_each_address_have_a_cap(tmp_path, small_file, monkeypatch):
+    monkeypatch.setenv("KOBERT_DEMO_MAX_QUEUED", "3")
+    monkeypatch.setenv("KOBERT_DEMO_JOBS_PER_ADDRESS", "2")
+    jobs = JobQueue(tmp_path / "runs")
+    config = TrainConfig(model="tiny")
+    for minted in ("token-1", "token-2"):
+        jobs.submit(config, small_file, owner=owner_id(minted), address="203.0.113.7")
+    with pytest.raises(UserFacingError, match="2 jobs from your network") as caught:
+        jobs.submit(config, small_file, owner=owner_id("token-3"), address="203.0.113.7")
+    assert "네트워크 주소" in caught.value.text("ko")
+    jobs.submit(config, small_file, owner=owner_id("token-4"), address="198.51.100.1")
+    with pytest.raises(UserFacingError, match="the training queue is full") as caught:
+        jobs.submit(config, small_file, owner=owner_id("token-5"), address="198.51.100.2")
+    assert "가득 찼습니다" in caught.value.text("ko")
+    assert not any("203.0.113.7" in path.read_text(encoding="utf-8") for path in jobs.home.rglob("*.json"))
+
+
+def test_queued_copies_of_data_count_in_the_runs_home_budget(tmp_path, monkeypatch):
+    big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/train.tsv", 60) * 40)  # about 0.45 MB
+    assert 300_000 < big.stat().st_size < 1_000_000
+    monkeypatch.setenv("KOBERT_DEMO_RUNS_HOME_MB", "1")
+    jobs = JobQueue(tmp_path / "runs")
+    jobs.submit(TrainConfig(model="tiny"), big, owner=owner_id("a"))
+    with pytest.raises(UserFacingError, match="space for runs is full"):
+        for minted in ("b", "c"):
+            jobs.submit(TrainConfig(model="tiny"), big, owner=owner_id(minted))
+    assert len(jobs.queued()) == 2
+
+
+def test_the_client_address_is_the_peer_unless_the_deployment_trusts_a_proxy(monkeypatch):
+    from types import SimpleNamespace
+
+    from kobert_demo.ui.state import client_address
+
+    request = SimpleNamespace(
+        headers={"x-forwarded-for": "6.6.6.6, 203.0.113.7"}, client=SimpleNamespace(host="10.0.0.2")
+    )
+    monkeypatch.delenv("KOBERT_DEMO_TRUSTED_PROXIES", raising=False)
+    assert client_address(request) == "10.0.0.2"  # the header is the visitor's own to forge
+    monkeypatch.setenv("KOBERT_DEMO_TRUSTED_PROXIES", "1")
+    assert client_address(request) == "203.0.113.7"  # what the one proxy saw, not what the visitor claimed
+    monkeypatch.setenv("KOBERT_DEMO_TRUSTED_PROXIES", "2")
+    assert client_address(request) == "6.6.6.6"
+    assert client_address(SimpleNamespace(headers={}, client=SimpleNamespace(host="10.0.0.2"))) == "10.0.0.2"
