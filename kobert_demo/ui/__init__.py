@@ -20,7 +20,7 @@ from .i18n import I18N, lang_of, t
 from .logs_tab import Follow, poll, run_choices, share_link
 from .predict_tab import model_choices
 from .render import warn
-from .state import MIN_VISITOR_CHARS, AppState, UserError, shown_errors
+from .state import MIN_VISITOR_CHARS, AppState, UserError, client_address, shown_errors
 
 __all__ = ["KoBertApp", "build_app"]
 
@@ -166,7 +166,7 @@ def _wire(
         """Queue a run from the form and follow it in the Logs tab; a refusal is a toast in the visitor's language."""
         lang = lang_of(request)
         token = values[visitor]
-        run = train_tab.start_from_form(state, token or "", train, values)
+        run = train_tab.start_from_form(state, token or "", train, values, client_address(request))
         return {
             train.message: train_tab.queued_message(state, run, lang),
             logs.follow: Follow(run=run.name),

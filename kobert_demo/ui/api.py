@@ -12,12 +12,12 @@ import gradio as gr
 
 from kobert_demo.backbones import is_curated
 from kobert_demo.config import KOBERT_HUB_ID
-from kobert_demo.jobs import is_owner, request_stop
-from kobert_demo.runs import Run, RunStatus, delete_run
+from kobert_demo.jobs import is_owner
+from kobert_demo.runs import Run, RunStatus
 
 from . import predict_tab
 from .logs_tab import export_run
-from .state import AppState, UserError, api_errors, check_visitor
+from .state import AppState, UserError, api_errors, check_visitor, client_address
 from .train_tab import CUSTOM, make_config, submit
 
 
@@ -127,13 +127,13 @@ def build(state: AppState) -> None:
     def stop(run: str, visitor: str) -> dict:
         """Stop the visitor's run (within seconds; the last completed epoch is kept). Returns its status."""
         found = state.owned_run(run, visitor)
-        request_stop(found)
+        state.queue.stop(found)
         return status_json(found.status())
 
     @api_errors
     def delete(run: str, visitor: str) -> str:
         """Delete the visitor's finished run; returns its name."""
-        delete_run(state.owned_run(run, visitor))
+        state.queue.delete(state.owned_run(run, visitor))
         return run
 
     for fn in (predict, predict_lines, pieces):
@@ -168,7 +168,9 @@ def build(state: AppState) -> None:
         return validate_report(file, text_col, label_col)
 
     @api_errors
-    def train(train_file: str | None, test_file: str | None, model: str, options: Any, visitor: str) -> str:
+    def train(
+        train_file: str | None, test_file: str | None, model: str, options: Any, visitor: str, request: gr.Request
+    ) -> str:
         """Queue a run; returns its name at once. model: a curated backbone (`kobert-demo models`; always allowed),
         or another folder or hub id (where custom models are allowed). options: TrainConfig settings by field name
         (`epochs`, `batch_size`, ...; see `kobert-demo train --help`), typed and bounded as in the web form."""
@@ -177,7 +179,7 @@ def build(state: AppState) -> None:
         if not isinstance(options or {}, dict):
             raise UserError("err_options_not_object")
         config = make_config(backbone, model, dict(options or {}))
-        return submit(state, config, train_file, test_file, visitor).name
+        return submit(state, config, train_file, test_file, visitor, client_address(request)).name
 
     @api_errors
     def export(run: str, visitor: str) -> str:

@@ -12,8 +12,8 @@ from typing import Any
 
 import gradio as gr
 
-from kobert_demo.jobs import is_owner, request_stop
-from kobert_demo.runs import Run, delete_run
+from kobert_demo.jobs import is_owner
+from kobert_demo.runs import Run
 
 from .i18n import I18N, lang_of, t
 from .logs_render import (
@@ -285,7 +285,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
     @shown_errors(fallback=lambda: None)
     def on_stop(current: Follow, token: str | None, request: gr.Request) -> None:
         """Ask the visitor's run to stop."""
-        request_stop(state.owned_run(current.run, token))
+        state.queue.stop(state.owned_run(current.run, token))
         info(t(lang_of(request), "stop_requested"))
 
     stop.click(on_stop, [follow, visitor], None, **private)
@@ -314,7 +314,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
     def on_delete(current: Follow, token: str | None, request: gr.Request) -> dict[Any, Any]:
         """Delete the visitor's finished run and clear the selection."""
         lang = lang_of(request)
-        delete_run(state.owned_run(current.run, token))
+        state.queue.delete(state.owned_run(current.run, token))
         info(t(lang, "deleted", run=current.run))
         choices = run_choices(state, token, lang)
         return {run_select: gr.update(choices=choices, value=None), confirm_row: gr.update(visible=False)}

@@ -24,7 +24,7 @@ from kobert_demo.backbones import is_curated
 from kobert_demo.errors import BackboneError, UserFacingError
 from kobert_demo.jobs import JobQueue, is_owner, owner_id
 from kobert_demo.runs import Run, list_runs
-from kobert_demo.settings import custom_models_allowed, limits
+from kobert_demo.settings import custom_models_allowed, limits, trusted_proxies
 
 from .i18n import lang_of, t
 from .render import warn
@@ -50,6 +50,18 @@ def is_user_error(error: Exception) -> bool:
     """Whether the error's message is meant for the user: ours, the engine's data/run/zip/config errors, backbones."""
     # UserFacingError: the engine's data, run, zip and backbone errors; ValueError: config errors
     return isinstance(error, (UserError, UserFacingError, ValueError, BackboneError))
+
+
+def client_address(request: gr.Request | None) -> str:
+    """The visitor's network address: what the outermost trusted proxy saw (settings.trusted_proxies: the entry it
+    appended to X-Forwarded-For; earlier entries are the visitor's to forge), else the connection's peer."""
+    hops = trusted_proxies()
+    headers = getattr(request, "headers", None) or {}
+    forwarded = [part.strip() for part in (headers.get("x-forwarded-for") or "").split(",") if part.strip()]
+    if hops and forwarded:
+        return forwarded[-min(hops, len(forwarded))]
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "")
 
 
 def message(error: Exception, lang: str) -> str:

@@ -253,18 +253,27 @@ def make_config(backbone: str, custom_model: str | None, options: Mapping[str, A
     return TrainConfig.from_options(options, model=model)
 
 
-def submit(state: AppState, config: TrainConfig, train_file: str | None, test_file: str | None, visitor: str) -> Run:
-    """Queue a run for this visitor (the engine validates the data first)."""
+def submit(
+    state: AppState,
+    config: TrainConfig,
+    train_file: str | None,
+    test_file: str | None,
+    visitor: str,
+    address: str = "",
+) -> Run:
+    """Queue a run for this visitor from this network address (the engine validates the data first)."""
     visitor = check_visitor(visitor)
     if not train_file:
         raise UserError("err_no_train_file")
-    return state.queue.submit(config, train_file, test_file, owner=owner_id(visitor))
+    return state.queue.submit(config, train_file, test_file, owner=owner_id(visitor), address=address)
 
 
-def start_from_form(state: AppState, visitor: str, tab: TrainTab, values: Mapping[Component, Any]) -> Run:
+def start_from_form(
+    state: AppState, visitor: str, tab: TrainTab, values: Mapping[Component, Any], address: str = ""
+) -> Run:
     """Queue a run from the form (values: the form's components and what they hold)."""
     config = form_config(tab, values)
-    return submit(state, config, _path(values[tab.train_file]), _path(values[tab.test_file]), visitor)
+    return submit(state, config, _path(values[tab.train_file]), _path(values[tab.test_file]), visitor, address)
 
 
 def queued_message(state: AppState, run: Run, lang: str) -> str:
