@@ -94,7 +94,7 @@ def tutorial_batch(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Ten
 def tutorial_model(folder: Path, num_classes: int = 2) -> TutorialClassifier:
     from transformers import BertModel
 
-    return TutorialClassifier(BertModel.from_pretrained(folder), num_classes)
+    return TutorialClassifier(BertModel.from_pretrained(folder, dtype=torch.float32), num_classes)
 
 
 def tutorial_train_steps(model: TutorialClassifier, tokenizer, texts, labels, batch_size: int, lr: float = KOBERT_LR):
@@ -222,7 +222,8 @@ def _plain_model(folder: Path, num_labels: int | None = None) -> nn.Module:
 
     extra = {"num_labels": num_labels} if num_labels else {}
     with quiet_transformers():
-        return family_of(AutoConfig.from_pretrained(folder)).model_class.from_pretrained(folder, **extra)
+        model_class = family_of(AutoConfig.from_pretrained(folder)).model_class
+        return model_class.from_pretrained(folder, dtype=torch.float32, **extra)  # as model.py loads: fp32
 
 
 def _timed_steps(model: nn.Module, frozen: list[nn.Module], loaders: list):

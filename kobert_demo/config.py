@@ -9,6 +9,7 @@ catalogue keys in messages.py, and its test.
 from __future__ import annotations
 
 import json
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -127,11 +128,34 @@ class ConfigField:
                 raise ConfigError("config_not_a_boolean", name=self.name, value=str(value)[:40])
             return word in ("true", "1")
         if self.type in (int, float):
-            try:
-                return self.type(value)
-            except (TypeError, ValueError):
-                raise ConfigError("err_not_a_number", name=self.name, value=str(value)[:40]) from None
+            return self._number(_read_number(value) if isinstance(value, str) else value, shown=str(value)[:40])
         return str(value)
+
+    def _number(self, value: Any, shown: str) -> int | float:
+        """value as this field's number: a bool, NaN, an infinity or (for an int field) a fraction raises
+        ConfigError; an int field takes 2.0 as 2. shown: the value as the sentence quotes it."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError("err_not_a_number", name=self.name, value=shown)
+        if self.type is float:
+            if not math.isfinite(value):
+                raise ConfigError("config_not_finite", name=self.name, value=shown)
+            return float(value)
+        if isinstance(value, float) and not value.is_integer():  # is_integer() is False for NaN and infinities too
+            raise ConfigError("config_not_whole", name=self.name, value=shown)
+        return int(value)
+
+
+def _read_number(text: str) -> int | float | str:
+    """text's number: an int when it is written as one (every digit kept: 4294967295), else a float ("2.9", "nan",
+    "1e3"); text itself when it is no number, for _number to refuse."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 Config = TypeVar("Config", bound="TrainConfig")
@@ -221,6 +245,14 @@ class TrainConfig:
         ),
     )  # fmt: skip
 
+    def __post_init__(self) -> None:
+        """Every way in (the CLI's flags, the form, the API, a stored config.json, Python) gets each setting as its
+        field's type, or ConfigError: "NaN" or 2.9 epochs never reach a run. Bounds are check()'s."""
+        for spec in config_fields(type(self)).values():
+            value = getattr(self, spec.name)
+            if value is not None:
+                setattr(self, spec.name, spec.parse(value))
+
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else default_lr(self.model)
@@ -260,8 +292,7 @@ class TrainConfig:
         unknown = sorted(str(name) for name in options if name not in specs or name in fixed)
         if unknown:
             raise ConfigError("err_unknown_options", names=", ".join(unknown))
-        values = {name: specs[name].parse(value) for name, value in options.items() if value not in ("", None)}
-        config = cls(**fixed, **values)
+        config = cls(**fixed, **{name: value for name, value in options.items() if value not in ("", None)})
         config.check()
         return config
 

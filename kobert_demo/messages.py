@@ -116,6 +116,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Setting {name} must be true or false, not '{value}'.",
         "설정 {name} 은(는) true 또는 false여야 합니다 ('{value}').",
     ),
+    "config_not_finite": (
+        "Setting {name} must be a finite number, not '{value}'.",
+        "설정 {name} 은(는) 유한한 숫자여야 합니다 ('{value}').",
+    ),
+    "config_not_whole": (
+        "Setting {name} must be a whole number, not '{value}'.",
+        "설정 {name} 은(는) 정수여야 합니다 ('{value}').",
+    ),
     "cli_no_such_file": ("{path} does not exist.", "{path} 이(가) 없습니다."),
     "cli_interrupted": ("interrupted.", "중단되었습니다."),
     # ---- end of settings ----

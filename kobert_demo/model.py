@@ -636,6 +636,7 @@ def load_backbone(
                 ignore_mismatched_sizes=True,
                 output_loading_info=True,
                 use_safetensors=use_safetensors,
+                dtype=torch.float32,  # transformers 5's "auto" takes a config's bf16/fp16: AdamW's steps round away
                 **labels,
             )
     except Exception as error:
@@ -681,6 +682,7 @@ def load_classifier(folder: str | Path, trusted: bool = True, name: str = "") ->
                 folder,
                 output_loading_info=True,
                 use_safetensors=use_safetensors,
+                dtype=torch.float32,  # not a config's bf16/fp16: the fp32 reference serving compares against
             )
     except Exception as error:
         raise BackboneError("model_weights_failed", folder=name, reason=_reason(error, folder, name)) from None

@@ -3,7 +3,9 @@ settings schema that drives the CLI flags, the web form and the API's option che
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from kobert_demo.config import (
     KOBERT_HUB_ID,
     KOBERT_LR,
+    MAX_SEED,
     MODES,
     TINY_LR,
     ConfigError,
@@ -178,6 +181,90 @@ def test_options_are_typed_checked_and_named() -> None:
     with pytest.raises(ConfigError) as caught:
         TrainConfig.from_options({"dropout": 1})
     assert caught.value.text("ko") == "드롭아웃은 0 이상 1 미만이어야 합니다"
+
+
+FLOATS = [spec.name for spec in config_fields().values() if spec.type is float]
+INTS = [spec.name for spec in config_fields().values() if spec.type is int]
+NOT_FINITE = ["NaN", "nan", "inf", "-inf", " Infinity ", math.nan, math.inf, -math.inf]
+NOT_WHOLE = [2.9, "2.9", -0.5, "1e-3", math.nan, math.inf, "inf", "NaN"]
+
+
+def ways_in(cls: type[TrainConfig], name: str, value: object) -> list[Callable[[], object]]:
+    """Every way a setting reaches a TrainConfig: the form's and the API's options, a stored config.json, Python."""
+    return [
+        lambda: cls.from_options({name: value}, model="tiny"),
+        lambda: cls.from_dict({"model": "tiny", name: value}),
+        lambda: cls(**{name: value}),
+    ]
+
+
+@pytest.mark.parametrize("value", NOT_FINITE, ids=repr)
+@pytest.mark.parametrize("name", FLOATS)
+def test_float_settings_refuse_nan_and_infinities(name: str, value: object) -> None:
+    """lr "NaN", warmup_ratio "nan", max_grad_norm "nan", test_size "nan" and lr "inf" were stored: NaN passes every
+    bound check (each comparison with it is False)."""
+    for way_in in ways_in(TrainConfig, name, value):
+        with pytest.raises(ConfigError) as caught:
+            way_in()
+        assert str(caught.value) == f"Setting {name} must be a finite number, not '{value}'."
+        assert HANGUL.search(caught.value.text("ko")) and name in caught.value.text("ko")
+
+
+@pytest.mark.parametrize("value", NOT_WHOLE, ids=repr)
+@pytest.mark.parametrize("name", INTS)
+def test_int_settings_refuse_fractions(name: str, value: object) -> None:
+    """epochs 2.9 was stored as 2 (int() truncates); a whole number must be one."""
+    for way_in in ways_in(TrainConfig, name, value):
+        with pytest.raises(ConfigError) as caught:
+            way_in()
+        assert str(caught.value) == f"Setting {name} must be a whole number, not '{value}'."
+        assert HANGUL.search(caught.value.text("ko")) and name in caught.value.text("ko")
+
+
+@pytest.mark.parametrize("value", ["abc", "", True, [3], {"n": 3}], ids=repr)
+@pytest.mark.parametrize("name", INTS + FLOATS)
+def test_numbers_refuse_what_is_no_number(name: str, value: object) -> None:
+    """A bool is no number either: JSON's true used to become 1 epoch."""
+    if value == "":  # the form's and the API's empty value keeps the default
+        assert getattr(TrainConfig.from_options({name: value}), name) == getattr(TrainConfig(), name)
+        ways = ways_in(TrainConfig, name, value)[1:]
+    else:
+        ways = ways_in(TrainConfig, name, value)
+    for way_in in ways:
+        with pytest.raises(ConfigError, match=f"^Setting {name} must be a number, not "):
+            way_in()
+
+
+@pytest.mark.parametrize("name", INTS)
+def test_whole_numbers_written_as_floats_are_ints(name: str) -> None:
+    """2.0 and "2.0" (a JSON client's or the form's number) are 2, as an int: range() and the bounds take it."""
+    default = getattr(TrainConfig(), name)
+    for value in (float(default), f"{default}.0", str(default)):
+        for way_in in ways_in(TrainConfig, name, value):
+            got = getattr(way_in(), name)
+            assert got == default and type(got) is int
+
+
+def test_a_big_int_keeps_every_digit() -> None:
+    assert TrainConfig.from_options({"seed": str(MAX_SEED)}).seed == MAX_SEED == TrainConfig(seed=float(MAX_SEED)).seed
+
+
+def test_float_settings_take_ints_and_numbers_written_as_text() -> None:
+    config = TrainConfig.from_options({"lr": "1e-4", "max_grad_norm": 2, "weight_decay": " 0 "})
+    assert (config.lr, config.max_grad_norm, config.weight_decay) == (1e-4, 2.0, 0.0)
+    assert type(config.max_grad_norm) is float
+
+
+def test_the_cli_refuses_them_in_one_sentence(tmp_path: Path, capsys) -> None:
+    """The train command's flags build the same TrainConfig: argparse's float() reads "nan", the schema refuses it
+    (and quotes it as float() writes it)."""
+    from kobert_demo.cli import EXIT_USER_ERROR, main
+
+    for flag, value in (("--lr", "nan"), ("--max-grad-norm", "inf"), ("--test-size", "nan")):
+        assert main(["train", str(tmp_path / "unread.tsv"), "--out", str(tmp_path / "run"), flag, value]) == 2
+        name = flag[2:].replace("-", "_")
+        assert capsys.readouterr().err == f"error: Setting {name} must be a finite number, not '{value}'.\n"
+    assert EXIT_USER_ERROR == 2 and not (tmp_path / "run").exists()
 
 
 def test_learning_rate_follows_the_backbone() -> None:

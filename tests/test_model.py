@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 
+from kobert_demo import bench
 from kobert_demo import model as model_module
 from kobert_demo.config import KOBERT_HUB_ID, TINY
 from kobert_demo.families import FAMILIES, family_of
@@ -219,6 +220,28 @@ def test_save_and_load_classifier(tiny_kobert_folder: Path, tmp_path: Path) -> N
     assert (loaded.tokenizer.mode, loaded.tokenizer.max_len) == ("whole", 24)
     assert loaded.tokenizer.encode_batch(SENTENCES) == classifier.tokenizer.encode_batch(SENTENCES)
     assert torch.allclose(logits(loaded, SENTENCES), logits(classifier, SENTENCES), atol=1e-6)
+
+
+def test_half_precision_checkpoints_load_as_fp32(tmp_path: Path) -> None:
+    """transformers 5 loads in the dtype a config declares (dtype="auto"): bf16 master weights would round AdamW's
+    5e-5 updates away and make the "fp32" serving reference bf16. Every loader of a model (ours, bench's) keeps fp32."""
+    torch.manual_seed(0)
+    backbone = tmp_path / "bf16-backbone"
+    BertModel(BertConfig(**FOLDER_SHAPE)).to(torch.bfloat16).save_pretrained(backbone)
+    shutil.copy(KOBERT_FILES.spm, backbone)
+    shutil.copy(KOBERT_FILES.vocab, backbone)
+    assert json.loads((backbone / "config.json").read_text(encoding="utf-8"))["dtype"] == "bfloat16"
+    assert {t.dtype for t in load_file(backbone / "model.safetensors").values()} == {torch.bfloat16}
+    classifier = load_backbone(str(backbone), LABELS, 0.1)
+    assert {p.dtype for p in classifier.model.parameters()} == {torch.float32}
+    for bench_model in (bench.tutorial_model(backbone), bench._plain_model(backbone, num_labels=2)):
+        assert {p.dtype for p in bench_model.parameters()} == {torch.float32}
+
+    classifier.model.to(torch.bfloat16)  # a classifier saved in bf16, with a config that says so
+    save_classifier(classifier, tmp_path / "bf16-classifier")
+    assert json.loads((tmp_path / "bf16-classifier" / "config.json").read_text(encoding="utf-8"))["dtype"] == "bfloat16"
+    loaded = load_classifier(tmp_path / "bf16-classifier")
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
 
 
 @pytest.mark.slow

@@ -128,6 +128,8 @@ def test_train_rejects_bad_requests(app: SimpleNamespace) -> None:
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"dropout": 1}, "dropout must be between 0 and 1"),
         ({"epochs": "two"}, "Setting epochs must be a number, not 'two'."),
+        ({"lr": "NaN"}, "Setting lr must be a finite number, not 'NaN'."),
+        ({"epochs": 2.9}, "Setting epochs must be a whole number, not '2.9'."),
         ({"cpu_mode": "maybe"}, "Setting cpu_mode must be true or false, not 'maybe'."),
         ({"precision": "int4"}, "precision must be one of auto, bf16, fp16, fp32"),
     ]:
