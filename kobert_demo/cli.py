@@ -202,8 +202,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """Each word's share of a class's log-probability (see explain.py), for each sentence in order."""
     from .predict import Predictor
 
-    # Integrated Gradients needs the float model's gradients: an int8 predictor would only reload it from disk.
-    predictor = Predictor.load(args.run, backend="torch")
+    # The choice `predict` serves (stored in the model folder), so that the class explained by default is the one
+    # `predict` prints; Integrated Gradients itself runs on the fp32 model.
+    predictor = Predictor.load(args.run, backend="auto")
     explanations = [predictor.explain(text, args.label) for text in args.texts]
     if args.json:
         print(json.dumps({"explanations": [e.to_json() for e in explanations]}, ensure_ascii=False))

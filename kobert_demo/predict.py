@@ -223,11 +223,14 @@ class Predictor:
         """Each word's and piece's share of `label`'s log-probability (default: the predicted class); see explain.py.
 
         Integrated Gradients needs fp32 gradients: a predictor on another backend reads the fp32 model from disk the
-        first time it explains, and keeps it.
+        first time it explains, and keeps it. The class explained by default is the one this predictor serves (its
+        backend's prediction), so that an explanation never explains another label than the one shown beside it.
         """
         from .explain import explain
 
         text = text[: limits().max_text_chars]
+        if not label and self.backend != "torch":
+            label = self.label_names[int(self.predict_proba([text])[0].argmax())]
         return explain(self.float_model(), self.tokenizer.encode(text), text, self.label_names, label)
 
     def float_model(self) -> torch.nn.Module:

@@ -260,3 +260,18 @@ def test_two_loads_at_once_measure_once(model_copy: Path, counted) -> None:
     measured = next(p for p in loaded if not p.serving.cached)
     assert counted["timed"] == sum(c.refused is None for c in measured.serving.candidates)
     assert counted["exported"] == 1
+
+
+def test_an_explanation_explains_the_class_served(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The class explained by default is the one the served backend predicts (shown beside the explanation), not
+    fp32's: here int8 made to predict the other class."""
+    served = serving.OrtEngine.__call__
+    monkeypatch.setattr(serving.OrtEngine, "__call__", lambda self, batch: served(self, batch)[:, ::-1].copy())
+    int8 = Predictor.load(model_copy, backend="int8")
+    text = TEXTS[0]
+    shown = int8.label_names[int(int8.predict_proba([text])[0].argmax())]
+    fp32 = Predictor.load(model_copy, backend="torch")
+    assert fp32.explain(text).label != shown  # the two backends disagree here
+    explained = int8.explain(text)
+    assert explained.label == shown
+    np.testing.assert_allclose(explained.word_scores, fp32.explain(text, shown).word_scores, atol=1e-5)
