@@ -218,9 +218,9 @@ def _quiet_root_logger() -> Iterator[None]:
 def weights_identity(folder: Path, trusted: bool = True, name: str = "") -> list[list]:
     """Name, size, modification time and inode of config.json and of each weights file (model.safetensors, its
     shards, or a trusted pytorch_model.bin, as load_classifier reads them): a new training, a copy over them or a
-    folder swapped into place changes it. Size and times rather than a hash: hashing KoBERT's 370 MB would cost
-    about a second per load. name: how an error calls the folder (model.py's rule: never a server path to a
-    visitor)."""
+    folder swapped into place changes it. Size and times rather than a hash: 0.06 ms per load, against 0.44 s to
+    hash KoBERT's 370 MB at sha256's 840 MB/s (2-core AMD EPYC), twice per load (before and after).
+    name: how an error calls the folder (model.py's rule: never a server path to a visitor)."""
     from .model import _weight_files
 
     paths = [folder / "config.json", *_weight_files(folder, trusted, name or str(folder))]
@@ -274,7 +274,7 @@ class ServedFolder:
         """Whether the weights on disk are still the ones identified."""
         try:
             return weights_identity(self.folder, self.trusted) == self.identity
-        except (OSError, ValueError):
+        except (OSError, UserFacingError):
             return False
 
     def lock(self) -> FileLock:
