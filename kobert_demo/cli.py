@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .backbones import CATALOGUE, HUB_MODELS, expected_speed
 from .config import MODES, TrainConfig, config_fields
@@ -20,6 +21,11 @@ from .errors import UserFacingError
 from .launch import add_arguments as add_app_arguments
 from .messages import t
 from .settings import CHUNK_ROWS, runs_home
+
+if TYPE_CHECKING:  # torch and accelerate load only when a command needs them: the CLI starts fast
+    from accelerate import PartialState
+
+    from .predict import Predictor
 
 EXIT_USER_ERROR = 2
 
@@ -154,11 +160,10 @@ def predict_file(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
     from .bulk import merge_parts, predict_file
-    from .predict import Predictor
 
     state = PartialState(cpu=not _has_gpu())
     device = str(state.device) if state.device.type != "cpu" else None
-    predictor = Predictor.load(args.run, backend=args.backend, device=device)
+    predictor = _one_choice_for_every_rank(state, args.run, args.backend, device)
     predict_file(
         predictor, args.file, args.out, args.text_col, resume=args.resume, chunk_rows=args.chunk_rows,
         rank=state.process_index, world=state.num_processes, progress=not args.quiet,
@@ -167,6 +172,23 @@ def predict_file(args: argparse.Namespace) -> int:
     if state.num_processes > 1 and state.is_main_process:
         merge_parts(args.out, state.num_processes, predictor.label_names, args.chunk_rows)
     return 0
+
+
+def _one_choice_for_every_rank(state: PartialState, run: str, backend: str, device: str | None) -> Predictor:
+    """The predictor of this rank, on the backend the main process chose (or read from the model folder): each rank
+    measuring `auto` on its own could serve another path, even where no choice can be stored."""
+    from accelerate.utils import broadcast_object_list
+
+    from .predict import Predictor
+
+    if state.num_processes == 1:
+        return Predictor.load(run, backend=backend, device=device)
+    chosen: list[str | None] = [None]
+    if state.is_main_process:
+        predictor = Predictor.load(run, backend=backend, device=device)
+        chosen = [predictor.backend]
+    broadcast_object_list(chosen)
+    return predictor if state.is_main_process else Predictor.load(run, backend=chosen[0], device=device)
 
 
 def _has_gpu() -> bool:
@@ -180,8 +202,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """Each word's share of a class's log-probability (see explain.py), for each sentence in order."""
     from .predict import Predictor
 
-    # Integrated Gradients needs the float model's gradients: an int8 predictor would only reload it from disk.
-    predictor = Predictor.load(args.run, backend="torch")
+    # The choice `predict` serves (stored in the model folder), so that the class explained by default is the one
+    # `predict` prints; Integrated Gradients itself runs on the fp32 model.
+    predictor = Predictor.load(args.run, backend="auto")
     explanations = [predictor.explain(text, args.label) for text in args.texts]
     if args.json:
         print(json.dumps({"explanations": [e.to_json() for e in explanations]}, ensure_ascii=False))

@@ -24,14 +24,14 @@ from .serving import (
     Engine,
     OnnxFiles,
     OrtEngine,
+    ServedFolder,
     ServingReport,
     TorchEngine,
-    cached_choice,
     candidates_here,
-    is_writable,
     one_sentence_p50,
     release_memory,
-    save_choice,
+    store_choice,
+    stored_choice,
 )
 from .settings import limits
 from .tokenizer import Encoded
@@ -50,8 +50,9 @@ class Predictor:
     """Serves one classifier on the backend asked for (serving.BACKENDS); `auto` picks the fastest exact one.
 
     reload: reads the fp32 classifier from disk again (explanations of a non-fp32 backend, `auto` dropping and
-    rebuilding its candidates); folder: the model folder where `auto` caches its choice and the ONNX files, None for
-    one that must not be written (nothing is then kept on disk); build_from: (model folder, trusted) that a child
+    rebuilding its candidates); served: the model folder where `auto` stores its choice and the ONNX files, with the
+    identity of the weights the classifier was read from (ServedFolder.read before loading them), None for one that
+    must not be written (nothing is then kept on disk); build_from: (model folder, trusted) that a child
     process can read to build a big model's ONNX files, None to build them in this process.
     """
 
@@ -62,7 +63,7 @@ class Predictor:
         backend: str = "torch",
         device: str | None = None,
         reload: Callable[[], Classifier] | None = None,
-        folder: Path | None = None,
+        served: ServedFolder | None = None,
         build_from: tuple[Path, bool] | None = None,
     ) -> None:
         self.classifier: Classifier | None = classifier
@@ -76,9 +77,8 @@ class Predictor:
         self.engine: Engine | None = TorchEngine(classifier.model.eval().to(device), "torch")
         self._float_model: torch.nn.Module | None = None
         self._float_lock = threading.Lock()
-        writable = folder is not None and is_writable(folder)
-        self._folder = folder if writable else None
-        self._onnx = OnnxFiles(self._folder)
+        self._served = served
+        self._onnx = OnnxFiles(served)
         self._build_from = build_from
         self.serving = ServingReport("torch")
         if backend != "torch":
@@ -138,13 +138,23 @@ class Predictor:
         self.engine = OrtEngine(path, backend)
 
     def _choose(self) -> ServingReport:
-        """`auto` on a CPU: the cached choice for this machine and these weights, else each candidate built in turn,
-        checked against fp32 on CHECK_SENTENCES (refused past MAX_DIFF), timed one sentence at a time, and freed
-        before the next; the fastest that passed serves. Without `reload`, fp32 is the only choice."""
-        if self._folder is not None and (cached := cached_choice(self._folder)) is not None:
-            if cached.backend != "torch":
-                self._serve(cached.backend)
-            return cached
+        """`auto` on a CPU: the choice stored for this machine and these weights, else measured under the folder's
+        lock (a second process waits, then serves the first one's choice) and stored."""
+        if self._served is None:
+            return self._measure()
+        with self._served.lock():
+            if (stored := stored_choice(self._served)) is not None:
+                if stored.backend != self.backend:
+                    self._serve(stored.backend)
+                return stored
+            report = self._measure()
+            store_choice(self._served, report)
+            return report
+
+    def _measure(self) -> ServingReport:
+        """Each candidate built in turn, checked against fp32 on CHECK_SENTENCES (refused past MAX_DIFF), timed one
+        sentence at a time, and freed before the next; the fastest that passed serves. Without `reload`, fp32 is the
+        only choice."""
         reference = self.predict_proba(CHECK_SENTENCES)
         candidates = [Candidate("torch", self._p50(), 0.0)]
         for backend in candidates_here()[1:] if self.reload is not None else []:
@@ -161,10 +171,7 @@ class Predictor:
         best = min((c for c in candidates if c.refused is None), key=lambda c: c.p50_ms)
         if self.engine is None or best.backend != self.backend:
             self._serve(best.backend)
-        report = ServingReport(best.backend, candidates)
-        if self._folder is not None:
-            save_choice(self._folder, report)
-        return report
+        return ServingReport(best.backend, candidates)
 
     def _p50(self) -> float:
         """One-sentence p50 (ms) of predict_proba as served now, tokenizing included."""
@@ -176,14 +183,14 @@ class Predictor:
     ) -> Predictor:
         """From a run folder or a model folder (a run's `model/` or an unpacked export); name: how errors call it.
 
-        Only a trusted folder caches `auto`'s choice and ONNX files in itself: an untrusted one (a hub or local model
-        a visitor named) is never written to.
+        Only a trusted folder stores `auto`'s choice and ONNX files in itself: an untrusted one (a hub or local model
+        a visitor named) is never written to. Weights: model.safetensors, sharded safetensors, or (trusted only)
+        pytorch_model.bin, as load_classifier reads them; their identity is read before they are loaded.
         """
         folder = model_folder(path)
         reload = functools.partial(load_classifier, folder, trusted=trusted, name=name)
-        predictor = cls(
-            reload(), device=device, reload=reload, folder=folder if trusted else None, build_from=(folder, trusted)
-        )
+        served = ServedFolder.read(folder, name=name) if trusted else None
+        predictor = cls(reload(), device=device, reload=reload, served=served, build_from=(folder, trusted))
         predictor.use(backend)
         return predictor
 
@@ -216,11 +223,14 @@ class Predictor:
         """Each word's and piece's share of `label`'s log-probability (default: the predicted class); see explain.py.
 
         Integrated Gradients needs fp32 gradients: a predictor on another backend reads the fp32 model from disk the
-        first time it explains, and keeps it.
+        first time it explains, and keeps it. The class explained by default is the one this predictor serves (its
+        backend's prediction), so that an explanation never explains another label than the one shown beside it.
         """
         from .explain import explain
 
         text = text[: limits().max_text_chars]
+        if not label and self.backend != "torch":
+            label = self.label_names[int(self.predict_proba([text])[0].argmax())]
         return explain(self.float_model(), self.tokenizer.encode(text), text, self.label_names, label)
 
     def float_model(self) -> torch.nn.Module:

@@ -4,8 +4,15 @@ A backend is an engine: a callable from one padded batch (the tokenizer's `pad()
 token_type_ids) to class probabilities. `torch` runs the classifier in fp32, `bf16` with bfloat16 weights (CPUs with
 AVX512-BF16 or AMX), `onnx` and `int8` run the same graph in ONNX Runtime, in fp32 or with dynamic int8 weights.
 `auto` builds each candidate in turn, checks it against fp32 on CHECK_SENTENCES, times it briefly and keeps the
-fastest that passed; the choice is cached in the model folder per machine (SERVING_FILE), and the ONNX files are
-built once there (ONNX_DIR). A folder that cannot be written gets them in a temporary folder and caches nothing.
+fastest that passed; the choice is stored in the model folder per machine (SERVING_FILE), and the ONNX files are
+built once there (ONNX_DIR). A folder that cannot be written gets them in a temporary folder and stores nothing.
+
+One model, one answer on one machine: the choice is measured once per model folder and machine, under a file lock
+(LOCK_FILE), and every process that serves the folder (the app, the CLI, bulk prediction's ranks, explanations) uses
+the stored one, whatever its thread count. It is filed under the weights' identity read before the weights were
+loaded, and only when they are still the same afterwards, so a run still training never gets epoch k's choice filed
+under epoch k+1's weights; the package and quantization-recipe versions are part of the key, so an upgrade measures
+and builds again.
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import json
 import logging
 import os
 import subprocess
@@ -27,9 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 
-from . import files
-from .cpu import cpu_name, has_bf16, speed_flags
+from . import __version__, files
+from .cpu import cpu_flags, cpu_name, has_bf16, speed_flags
+from .errors import UserFacingError
 
 if TYPE_CHECKING:
     from .model import Classifier
@@ -43,8 +51,17 @@ BACKEND_NAMES = {
     "int8": "int8 (ONNX Runtime)",
 }
 MAX_DIFF = 0.01  # the most any probability of a served path may differ from fp32's on CHECK_SENTENCES
-SERVING_FILE = "serving.json"  # auto's choice, per machine fingerprint, in the model folder
+SERVING_FILE = "serving.json"  # auto's choice, per machine, for the weights there, in the model folder
 ONNX_DIR = "onnx"  # the ONNX files built from the weights, in the model folder
+# Held while a process measures or builds ONNX files in a model folder. In ONNX_DIR, not beside the weights: exports
+# copy the model folder's own files, never its subfolders.
+LOCK_FILE = "serving.lock"
+# The version of what export_onnx and quantize_int8 write and of how auto measures: raise it with any change to
+# them, so that stored int8 files and choices made by the old recipe are neither reused nor trusted.
+RECIPE_VERSION = 2
+# Instruction sets whose presence changes which kernels torch and ONNX Runtime run, beside cpu.SPEED_FLAGS: a VM
+# may hide AVX-512 on a CPU whose model name is the same.
+KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512bw")
 ONNX_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 # Sentences of varied length, register and topic on which `auto` checks each path against fp32 and times it.
 CHECK_SENTENCES = [
@@ -198,10 +215,73 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def weights_identity(folder: Path) -> list[int]:
-    """The weights file's size and modification time: a new training or a copy over it changes them."""
-    stat = (folder / "model.safetensors").stat()
-    return [stat.st_size, stat.st_mtime_ns]
+def weights_identity(folder: Path, trusted: bool = True, name: str = "") -> list[list]:
+    """Name, size, modification time and inode of config.json and of each weights file (model.safetensors, its
+    shards, or a trusted pytorch_model.bin, as load_classifier reads them): a new training, a copy over them or a
+    folder swapped into place changes it. Size and times rather than a hash: 0.06 ms per load, against 0.44 s to
+    hash KoBERT's 370 MB at sha256's 840 MB/s (2-core AMD EPYC), twice per load (before and after).
+    name: how an error calls the folder (model.py's rule: never a server path to a visitor)."""
+    from .model import _weight_files
+
+    paths = [folder / "config.json", *_weight_files(folder, trusted, name or str(folder))]
+    return [[path.name, (stat := path.stat()).st_size, stat.st_mtime_ns, stat.st_ino] for path in paths]
+
+
+def build_versions() -> dict:
+    """What the ONNX files depend on besides the weights: the exporter, the quantizer, and our recipe."""
+    import onnxruntime
+
+    return {
+        "package": __version__,
+        "recipe": RECIPE_VERSION,
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def machine_key() -> dict:
+    """What a stored choice holds for besides the weights: this CPU and its instruction sets, and build_versions().
+    Not the thread count: a process with other threads (the CLI beside the app, a bulk rank) serves the same choice,
+    so that the same file gives the same bytes."""
+    import platform
+
+    flags = [flag for flag in KERNEL_FLAGS if flag in cpu_flags()]
+    return {"cpu": cpu_name(), "arch": platform.machine(), "flags": [*flags, *speed_flags()], **build_versions()}
+
+
+@dataclass
+class ServedFolder:
+    """A model folder that serving may write (its choice, ONNX files and lock), with the weights' identity read
+    before they were loaded: whatever is measured or built from them is filed under it, and only while the weights
+    on disk are still those."""
+
+    folder: Path
+    identity: list[list]
+    trusted: bool = True
+
+    @classmethod
+    def read(cls, folder: Path, trusted: bool = True, name: str = "") -> ServedFolder | None:
+        """The folder with its weights' identity now; None when it cannot be written or its files cannot be named
+        (load_classifier then says what is wrong with them, in its order of checks)."""
+        if not is_writable(folder):
+            return None
+        try:
+            return cls(folder, weights_identity(folder, trusted, name), trusted)
+        except (OSError, UserFacingError):
+            return None
+
+    def unchanged(self) -> bool:
+        """Whether the weights on disk are still the ones identified."""
+        try:
+            return weights_identity(self.folder, self.trusted) == self.identity
+        except (OSError, UserFacingError):
+            return False
+
+    def lock(self) -> FileLock:
+        """The folder's serving lock: one process (and thread) measures or builds at a time; re-entrant in one thread
+        (auto's measuring builds the ONNX files under it)."""
+        (self.folder / ONNX_DIR).mkdir(exist_ok=True)
+        return FileLock(self.folder / ONNX_DIR / LOCK_FILE, is_singleton=True)
 
 
 # Exporting peaks at about 5x the weights (KoBERT's 370 MB: 1.9 GB of VmHWM, quantizing 2.1 GB, on top of the
@@ -239,13 +319,13 @@ def build_onnx_in_child(source: Path, trusted: bool, where: Path, export: bool) 
 
 class OnnxFiles:
     """The fp32 and int8 ONNX files of one model, built together on first use: in the model folder's ONNX_DIR when
-    it can be written (rebuilt when the weights change), else in a temporary folder that lives as long as this
-    object."""
+    it can be written (rebuilt when the weights or build_versions() change), else in a temporary folder that lives as
+    long as this object."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, served: ServedFolder | None) -> None:
         self._temporary: tempfile.TemporaryDirectory | None = None
-        self.folder = folder / ONNX_DIR if folder is not None else None
-        self.identity = weights_identity(folder) if folder is not None else None
+        self.served = served
+        self.folder = served.folder / ONNX_DIR if served is not None else None
 
     def _where(self) -> Path:
         if self.folder is not None:
@@ -254,31 +334,41 @@ class OnnxFiles:
             self._temporary = tempfile.TemporaryDirectory(prefix="kobert-demo-onnx-")
         return Path(self._temporary.name)
 
+    def _stamp(self) -> dict:
+        return {"weights": self.served.identity, **build_versions()}
+
     def _exported(self, where: Path) -> bool:
-        """Whether where's fp32 graph is there and, in a model folder, from the weights there now."""
+        """Whether where's fp32 graph is there and, in a model folder, from the weights there now by this build."""
         if self.folder is None:
             return (where / FP32_FILE).is_file()
-        try:
-            return (where / FP32_FILE).is_file() and json.loads((where / "weights.json").read_text()) == self.identity
-        except (OSError, ValueError):
-            return False
+        return (where / FP32_FILE).is_file() and _json_or_none(where / "weights.json") == self._stamp()
 
     def path(self, backend: str, load: Callable[[], Classifier], child: tuple[Path, bool] | None) -> Path:
         """The file of `onnx` or `int8`, both built when missing or stale: from load()'s fp32 classifier in this
         process, or in a child process from the model folder when `child` (folder, trusted) is given (see
-        BUILD_IN_CHILD_BYTES)."""
-        where = self._where()
-        export = not self._exported(where)
-        if export or not (where / INT8_FILE).is_file():
-            where.mkdir(exist_ok=True)
-            (where / "weights.json").unlink(missing_ok=True)
-            if child is not None:
-                build_onnx_in_child(*child, where, export)
-            else:
-                build_onnx(load, where, export)
-            if self.folder is not None:
-                _atomic(where / "weights.json", lambda tmp: tmp.write_text(json.dumps(self.identity)))
+        BUILD_IN_CHILD_BYTES). In a model folder, built under its lock and stamped only when the weights did not
+        change while building."""
+        with self.served.lock() if self.served is not None else contextlib.nullcontext():
+            where = self._where()
+            export = not self._exported(where)
+            if export or not (where / INT8_FILE).is_file():
+                where.mkdir(exist_ok=True)
+                (where / "weights.json").unlink(missing_ok=True)
+                if child is not None:
+                    build_onnx_in_child(*child, where, export)
+                else:
+                    build_onnx(load, where, export)
+                if self.served is not None and self.served.unchanged():
+                    files.write_json(where / "weights.json", self._stamp())
         return where / (INT8_FILE if backend == "int8" else FP32_FILE)
+
+
+def _json_or_none(path: Path) -> Any:
+    """The JSON in path; None when it is missing or not whole (a hand edit, a torn copy): measured or built again."""
+    try:
+        return files.read_json(path)
+    except (OSError, ValueError):
+        return None
 
 
 def _atomic(target: Path, write: Callable[[Path], Any]) -> None:
@@ -327,38 +417,34 @@ class ServingReport:
         return cls(data["backend"], [Candidate(**c) for c in data["candidates"]], bool(data.get("cached")))
 
 
-def fingerprint(folder: Path) -> dict:
-    """What a cached choice holds for: this CPU, its speed flags, the libraries, the threads, and the weights."""
-    import onnxruntime
-
-    return {
-        "cpu": cpu_name(),
-        "flags": speed_flags(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "threads": torch.get_num_threads(),
-        "weights": weights_identity(folder),
-    }
-
-
-def cached_choice(folder: Path) -> ServingReport | None:
-    """The report cached in folder for this machine and these weights; None when there is none or it is stale."""
+def stored_choice(served: ServedFolder) -> ServingReport | None:
+    """The choice stored in the folder for this machine and these weights; None when there is none or it is stale."""
+    data = _json_or_none(served.folder / SERVING_FILE)
     try:
-        data = json.loads((folder / SERVING_FILE).read_text())
-        if data.get("fingerprint") != fingerprint(folder):
+        if data["weights"] != served.identity:
             return None
-        report = ServingReport.from_json(data["report"])
-    except (OSError, ValueError, KeyError, TypeError):
+        stored = next((c["report"] for c in data["choices"] if c["machine"] == machine_key()), None)
+        report = ServingReport.from_json(stored) if stored is not None else None
+    except (KeyError, TypeError, ValueError):
         return None
-    if report.backend not in candidates_here():
+    if report is None or report.backend not in candidates_here():
         return None
     report.cached = True
     return report
 
 
-def save_choice(folder: Path, report: ServingReport) -> None:
-    data = {"fingerprint": fingerprint(folder), "report": report.to_json()}
-    _atomic(folder / SERVING_FILE, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
+def store_choice(served: ServedFolder, report: ServingReport) -> bool:
+    """File report under served's identity and this machine, beside other machines' choices for the same weights;
+    nothing when the weights changed since they were identified (the report measured others). True when stored."""
+    if not served.unchanged():
+        return False
+    data = _json_or_none(served.folder / SERVING_FILE)
+    kept = []
+    if isinstance(data, dict) and data.get("weights") == served.identity and isinstance(data.get("choices"), list):
+        kept = [c for c in data["choices"] if isinstance(c, dict) and c.get("machine") != machine_key()]
+    choice = {"machine": machine_key(), "report": report.to_json()}
+    files.write_json(served.folder / SERVING_FILE, {"weights": served.identity, "choices": [*kept, choice]})
+    return True
 
 
 def candidates_here() -> list[str]:

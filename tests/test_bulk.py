@@ -153,3 +153,53 @@ def test_every_family_predicts_a_file_as_in_memory(family_run, tmp_path):
     expected = predictor.predict_proba(texts)
     np.testing.assert_allclose(out[[f"p_{name}" for name in predictor.label_names]].to_numpy(), expected, atol=2e-6)
     assert out["label"].tolist() == [predictor.label_names[i] for i in expected.argmax(1)]
+
+
+def test_every_rank_serves_the_main_process_choice(small_model, monkeypatch):
+    """Under accelerate launch/torchrun the main process chooses (or reads the stored choice) and the other ranks
+    serve what it broadcast, measuring nothing, even where no choice can be stored."""
+    from types import SimpleNamespace
+
+    import accelerate.utils
+
+    from kobert_demo.cli import _one_choice_for_every_rank
+
+    sent = []
+    monkeypatch.setattr(accelerate.utils, "broadcast_object_list", lambda objects: sent.append(list(objects)))
+    main_rank, other_rank = (SimpleNamespace(num_processes=2, is_main_process=main) for main in (True, False))
+    main = _one_choice_for_every_rank(main_rank, small_model, "auto", None)
+    assert sent == [[main.backend]] and main.serving.candidates  # measured (or read) by the main process
+
+    def from_main(objects: list) -> list:
+        objects[0] = "onnx"  # what the main process chose
+        return objects
+
+    monkeypatch.setattr(accelerate.utils, "broadcast_object_list", from_main)
+    monkeypatch.setattr("kobert_demo.predict.Predictor._measure", lambda self: pytest.fail("a rank measured"))
+    other = _one_choice_for_every_rank(other_rank, small_model, "auto", None)
+    assert other.backend == "onnx"
+
+
+@pytest.mark.slow
+def test_the_web_app_and_the_cli_write_the_same_bytes(trained_run, tmp_path):
+    """The README's promise: the web app's predictions CSV is the very bytes `kobert-demo predict --file` writes, on
+    the default `auto`, though the CLI runs with another thread count: it serves the choice the app stored."""
+    import shutil
+
+    from kobert_demo.jobs import JobQueue
+    from kobert_demo.serving import ONNX_DIR, SERVING_FILE
+    from kobert_demo.ui.predict_tab import predict_file as web_predict_file
+    from kobert_demo.ui.state import AppState
+
+    home = tmp_path / "runs"
+    shutil.copytree(trained_run.path, home / "nsmc-tiny", ignore=shutil.ignore_patterns(SERVING_FILE, ONNX_DIR))
+    state = AppState(home, JobQueue(home), work=tmp_path / "work", private=tmp_path / "private")
+    source = DATA / "nsmc" / "test.tsv"
+    web = Path(web_predict_file(state, "nsmc-tiny", str(source))).read_bytes()
+    stored = (home / "nsmc-tiny" / "model" / SERVING_FILE).read_bytes()
+    out = tmp_path / "cli.csv"
+    args = ["predict", home / "nsmc-tiny", "--file", source, "--out", out, "--quiet"]
+    done = cli(*args, env_extra={"OMP_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (home / "nsmc-tiny" / "model" / SERVING_FILE).read_bytes() == stored  # nothing measured again
+    assert out.read_bytes() == web

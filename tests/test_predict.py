@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import TrainedRun
 
 from kobert_demo.data import LabeledData
 from kobert_demo.metrics import classification_metrics
 from kobert_demo.model import BackboneError, load_classifier
 from kobert_demo.predict import Predictor, PredictorCache, model_folder
+from kobert_demo.serving import MAX_DIFF, ONNX_DIR, SERVING_FILE
 
 TEXTS = [
     "정말 재미있게 봤습니다. 배우들의 연기가 최고였고 다시 보고 싶어요",
@@ -133,3 +137,32 @@ def test_predictor_cache() -> None:
     cache.get("a", loader("a"))
     cache.get("b", loader("b"))
     assert loads == ["a", "b", "c", "b"]
+
+
+@pytest.mark.parametrize("weights", ["pytorch_model.bin", "sharded"])
+def test_load_and_serve_other_weight_files(trained_run: TrainedRun, tmp_path: Path, weights: str) -> None:
+    """A trusted folder whose weights are a pytorch_model.bin or sharded safetensors (an index and its shards), as
+    load_classifier reads them: loaded, served on auto (its choice stored under their identity), same probabilities.
+    An untrusted pytorch_model.bin is still refused (a pickle)."""
+    from safetensors.torch import load_file, save_file
+
+    left = shutil.ignore_patterns("model.safetensors", SERVING_FILE, ONNX_DIR)
+    folder = Path(shutil.copytree(trained_run.path / "model", tmp_path / "model", ignore=left))
+    tensors = load_file(trained_run.path / "model" / "model.safetensors")
+    if weights == "pytorch_model.bin":
+        torch.save(tensors, folder / "pytorch_model.bin")
+    else:
+        names = sorted(tensors)
+        shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+        for shard, keys in shards.items():
+            save_file({key: tensors[key] for key in keys}, folder / shard, metadata={"format": "pt"})
+        weight_map = {key: shard for shard, keys in shards.items() for key in keys}
+        (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    expected = Predictor.load(trained_run.path / "model", backend="torch").predict_proba(TEXTS)
+    np.testing.assert_array_equal(Predictor.load(folder, backend="torch").predict_proba(TEXTS), expected)
+    auto = Predictor.load(folder, backend="auto")
+    assert np.abs(auto.predict_proba(TEXTS) - expected).max() <= MAX_DIFF
+    assert Predictor.load(folder, backend="auto").serving.cached
+    if weights == "pytorch_model.bin":
+        with pytest.raises(BackboneError):
+            Predictor.load(folder, trusted=False)

@@ -8,10 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import REPO, TrainedRun
 
 from kobert_demo import serving
@@ -194,3 +196,82 @@ def test_a_big_model_builds_its_onnx_files_in_a_child_even_from_an_unguarded_scr
     served = np.array(json.loads(done.stdout.split("served int8", 1)[1]))
     reference = Predictor.load(model_copy, backend="torch").predict_proba(["정말 재미있어요"])
     assert np.abs(served - reference).max() <= MAX_DIFF
+
+
+def test_another_thread_count_serves_the_stored_choice(model_copy: Path, counted) -> None:
+    """The CLI beside the app, a bulk rank: a process with other torch threads serves the choice stored by the first,
+    and gives the very same probabilities (so the same file gives the same CSV bytes)."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        first = Predictor.load(model_copy, backend="auto")
+        first_probs = first.predict_proba(TEXTS + CHECK_SENTENCES)
+        timed = counted["timed"]
+        torch.set_num_threads(2)
+        second = Predictor.load(model_copy, backend="auto")
+        assert second.serving.cached and second.backend == first.backend and counted["timed"] == timed
+        np.testing.assert_array_equal(second.predict_proba(TEXTS + CHECK_SENTENCES), first_probs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("version", ["__version__", "RECIPE_VERSION"])
+def test_a_new_package_or_recipe_measures_and_builds_again(
+    model_copy: Path, counted, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    """An upgrade (the package, or how the int8 files are made) neither reuses the old int8 files nor the choice
+    made with them."""
+    Predictor.load(model_copy, backend="auto")
+    before = dict(counted)
+    monkeypatch.setattr(serving, version, getattr(serving, version) + (".1" if version == "__version__" else 1))
+    again = Predictor.load(model_copy, backend="auto")
+    assert not again.serving.cached
+    assert counted["exported"] == before["exported"] + 1 and counted["timed"] > before["timed"]
+    assert Predictor.load(model_copy, backend="auto").serving.cached  # stored again, for the new version
+
+
+def test_weights_replaced_while_measuring_get_no_choice_of_the_old(model_copy: Path, monkeypatch) -> None:
+    """A run still training saves epoch k+1 while epoch k's weights are measured: what was measured is not filed
+    under the new weights, neither the choice nor the ONNX files."""
+    timed = serving.one_sentence_p50
+
+    def save_during_measuring(*args, **kwargs):
+        weights = model_copy / "model.safetensors"
+        stat = weights.stat()
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the next epoch's save
+        return timed(*args, **kwargs)
+
+    monkeypatch.setattr("kobert_demo.predict.one_sentence_p50", save_during_measuring)
+    Predictor.load(model_copy, backend="auto")
+    monkeypatch.setattr("kobert_demo.predict.one_sentence_p50", timed)
+    served = serving.ServedFolder.read(model_copy)
+    assert not serving.OnnxFiles(served)._exported(model_copy / ONNX_DIR)
+    assert not Predictor.load(model_copy, backend="auto").serving.cached  # measured for these weights, now stored
+    assert Predictor.load(model_copy, backend="auto").serving.cached
+
+
+def test_two_loads_at_once_measure_once(model_copy: Path, counted) -> None:
+    """Two loads of one folder at once (the app's two model references, the app and the CLI): the second waits on
+    the folder's lock and serves the first one's choice."""
+    with ThreadPoolExecutor(2) as pool:
+        loaded = list(pool.map(lambda _: Predictor.load(model_copy, backend="auto"), range(2)))
+    assert sorted(p.serving.cached for p in loaded) == [False, True]
+    assert loaded[0].backend == loaded[1].backend
+    measured = next(p for p in loaded if not p.serving.cached)
+    assert counted["timed"] == sum(c.refused is None for c in measured.serving.candidates)
+    assert counted["exported"] == 1
+
+
+def test_an_explanation_explains_the_class_served(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The class explained by default is the one the served backend predicts (shown beside the explanation), not
+    fp32's: here int8 made to predict the other class."""
+    served = serving.OrtEngine.__call__
+    monkeypatch.setattr(serving.OrtEngine, "__call__", lambda self, batch: served(self, batch)[:, ::-1].copy())
+    int8 = Predictor.load(model_copy, backend="int8")
+    text = TEXTS[0]
+    shown = int8.label_names[int(int8.predict_proba([text])[0].argmax())]
+    fp32 = Predictor.load(model_copy, backend="torch")
+    assert fp32.explain(text).label != shown  # the two backends disagree here
+    explained = int8.explain(text)
+    assert explained.label == shown
+    np.testing.assert_allclose(explained.word_scores, fp32.explain(text, shown).word_scores, atol=1e-5)
