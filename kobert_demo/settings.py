@@ -46,13 +46,48 @@ class Limits:
         return (self.max_model_mb or default_model_mb()) * 1024 * 1024
 
 
-def default_model_mb() -> int:
-    """A sixth of the physical memory: the predictor cache holds 3 models and one training runs beside them, which
-    leaves a third for the server itself. 3,923 MB on a 24 GB machine, 2,730 MB on a 16 GB Space."""
+# Where the container's memory limit is read (a parameter so that tests can point it at a fake tree).
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# cgroup v1 writes "no limit" as the largest page-aligned 63-bit number (9223372036854771712); anything past this is
+# taken as none.
+NO_LIMIT_BYTES = 2**60
+
+
+def cgroup_limit(root: Path | None = None) -> int | None:
+    """The container's memory limit in bytes: cgroup v2's `memory.max` ("max": none), else v1's
+    `memory/memory.limit_in_bytes` (a huge value: none); None without one."""
+    root = CGROUP_ROOT if root is None else root
+    for path in (root / "memory.max", root / "memory" / "memory.limit_in_bytes"):
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            continue
+        if value == "max":
+            return None
+        try:
+            limit = int(value)
+        except ValueError:
+            continue
+        return limit if 0 < limit < NO_LIMIT_BYTES else None
+    return None
+
+
+def physical_memory() -> int:
+    """The machine's physical memory in bytes (8 GB where it cannot be read)."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume 8 GB
-        total = 8 * 1024**3
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return 8 * 1024**3
+
+
+def default_model_mb(cgroup_root: Path | None = None) -> int:
+    """A sixth of the memory this process may use, the smaller of the machine's and the container's limit: the
+    predictor cache holds 3 models and one training runs beside them, which leaves a third for the server itself.
+    3,923 MB on a 24 GB machine, 2,730 MB on a 16 GB Space, 682 MB in a container limited to 4 GB."""
+    total = physical_memory()
+    limit = cgroup_limit(cgroup_root)
+    if limit is not None:
+        total = min(total, limit)
     return max(256, total // 6 // 1024**2)
 
 
