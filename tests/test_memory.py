@@ -11,14 +11,16 @@ import pytest
 from conftest import sample_rows, write_tsv
 from transformers import BertConfig, BertForSequenceClassification
 
-from kobert_demo import settings
+from kobert_demo import predict, serving, settings
 from kobert_demo.config import TrainConfig
 from kobert_demo.errors import BackboneError, UserFacingError
 from kobert_demo.explain import TOKENS_PER_PASS, explain, explain_rows, explanation_bytes
+from kobert_demo.export import export_zip
 from kobert_demo.jobs import JobQueue
-from kobert_demo.model import memory_estimate, parameter_count
-from kobert_demo.runs import list_runs
+from kobert_demo.model import load_classifier, memory_estimate, parameter_count
+from kobert_demo.runs import Run, list_runs
 from kobert_demo.tokenizer import Encoded
+from kobert_demo.ui.state import AppState
 
 GIB = 1024**3
 
@@ -151,3 +153,22 @@ def test_an_explanation_takes_fewer_sentences_a_pass_within_the_budget_and_refus
         explain(model, encoded, " ".join(encoded.pieces[1:-1]), ["0", "1"])
     assert refused.value.key == "err_explain_too_big"
     assert "400" in refused.value.text("en") and "400" in refused.value.text("ko")
+
+
+@pytest.mark.slow
+def test_an_uploaded_zip_builds_its_onnx_files_in_a_child_process(trained_run, tmp_path, monkeypatch):
+    """A 386 MB zip built its ONNX files in the server process (its peak 159 MB -> 2,305 MB): an uploaded model now
+    builds them as a run folder's do, in `python -m kobert_demo.serving` from the unpacked folder, untrusted."""
+    monkeypatch.setattr(predict, "BUILD_IN_CHILD_BYTES", 0)  # tiny's few MB count as big here
+    built = []
+
+    def in_child(source: Path, trusted: bool, where: Path, export: bool) -> None:
+        built.append((source.is_dir(), trusted))
+        serving.build_onnx(lambda: load_classifier(source, trusted=trusted), where, export)
+
+    monkeypatch.setattr(serving, "build_onnx_in_child", in_child)
+    home = tmp_path / "runs"
+    state = AppState(home, JobQueue(home), work=tmp_path / "work", private=tmp_path / "private")
+    ref = state.save_zip(export_zip(Run(trained_run.path), tmp_path / "zips"))
+    assert state.predictor(ref).predict(["재밌다"])
+    assert built == [(True, False)]
