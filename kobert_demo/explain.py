@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ import torch
 from transformers import PreTrainedModel
 
 from .errors import UserFacingError
+from .model import OVERHEAD_BYTES, OVERHEAD_SHARE, activation_bytes
+from .settings import limits
 from .tokenizer import Encoded
 
 if TYPE_CHECKING:
@@ -41,6 +44,9 @@ MIN_CHANGE = 0.1
 # Tokens per forward and backward pass (steps x sentence length): bounds the activations kept for the backward pass,
 # whatever a visitor sends (a 512-token sentence at 64 steps would otherwise keep about 5 GB at KoBERT's size).
 TOKENS_PER_PASS = 1024
+# One explanation at a time per process, so that the memory bound of one (explain_rows) is the process's too: three
+# concurrent 512-token explanations of a 96.5M-parameter model took a server from 877 MB to 3,124 MB.
+EXPLAIN_LOCK = threading.Lock()
 MAX_LABEL_CHARS, MAX_LABELS_SHOWN = 40, 20  # what an error repeats of a visitor's label and of the model's classes
 
 
@@ -71,6 +77,41 @@ def explain(
         shown = ", ".join(label_names[:MAX_LABELS_SHOWN]) + (", …" if len(label_names) > MAX_LABELS_SHOWN else "")
         raise UserFacingError("err_unknown_label", label=label[:MAX_LABEL_CHARS], labels=shown)
     model = model.eval()
+    rows = explain_rows(model, len(encoded.ids))
+    with EXPLAIN_LOCK:
+        return _explain(model, encoded, text, label_names, label, rows)
+
+
+def explanation_bytes(model: PreTrainedModel, rows: int, length: int) -> int:
+    """What one pass of rows sentences of length tokens adds: every layer's activations kept for the backward pass
+    (model.activation_bytes, as training counts them) and captum's scaled inputs and their gradients for the most
+    steps, with the allocator's overhead."""
+    width = model.get_input_embeddings().embedding_dim
+    inputs = 2 * 4 * max(STEPS) * length * width
+    tensors = activation_bytes(model.config, rows, length, training=True) + inputs
+    return math.ceil(tensors * (1 + OVERHEAD_SHARE)) + OVERHEAD_BYTES
+
+
+def explain_rows(model: PreTrainedModel, length: int) -> int:
+    """Sentences per forward and backward pass for a sentence of length tokens: at most TOKENS_PER_PASS tokens, and
+    fewer while the pass's memory (explanation_bytes) is more than the model budget leaves beside the model's
+    weights. UserFacingError `err_explain_too_big` when even one sentence's is."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    allowance = limits().max_model_bytes - weights
+    rows = max(1, TOKENS_PER_PASS // length)
+    while rows > 1 and explanation_bytes(model, rows, length) > allowance:
+        rows //= 2
+    need = explanation_bytes(model, rows, length)
+    if need > allowance:
+        raise UserFacingError(
+            "err_explain_too_big", tokens=length, need_mb=math.ceil(need / 2**20), limit_mb=max(0, allowance) // 2**20
+        )
+    return rows
+
+
+def _explain(
+    model: PreTrainedModel, encoded: Encoded, text: str, label_names: list[str], label: str | None, rows: int
+) -> Explanation:
     device = next(model.parameters()).device
     ids = torch.tensor([encoded.ids], device=device)
     special = torch.tensor([[word is None for word in encoded.words]], device=device)
@@ -81,7 +122,7 @@ def explain(
         baseline = embeddings(torch.where(special, ids, pad_id))
         log_probs = _log_probs(model, sentence)[0]
     target = label_names.index(label) if label else int(log_probs.argmax())
-    scores, gap, steps = _integrated_gradients(model, sentence, baseline, target)
+    scores, gap, steps = _integrated_gradients(model, sentence, baseline, target, rows)
     return Explanation(
         text=text,
         label=label_names[target],
@@ -103,9 +144,10 @@ def _log_probs(model: PreTrainedModel, embeds: torch.Tensor) -> torch.Tensor:
 
 
 def _integrated_gradients(
-    model: PreTrainedModel, sentence: torch.Tensor, baseline: torch.Tensor, target: int
+    model: PreTrainedModel, sentence: torch.Tensor, baseline: torch.Tensor, target: int, rows: int
 ) -> tuple[list[float], float, int]:
-    """Each token's IG score, the completeness gap, and the steps taken: the fewest of STEPS whose gap is small."""
+    """Each token's IG score, the completeness gap, and the steps taken: the fewest of STEPS whose gap is small;
+    rows: the scaled sentences per forward and backward pass (explain_rows)."""
     from captum.attr import IntegratedGradients
 
     def forward(embeds: torch.Tensor) -> torch.Tensor:
@@ -115,7 +157,7 @@ def _integrated_gradients(
     for steps in STEPS:
         attributions, delta = ig.attribute(
             sentence, baselines=baseline, n_steps=steps, method="gausslegendre", return_convergence_delta=True,
-            internal_batch_size=max(1, TOKENS_PER_PASS // sentence.shape[1]),
+            internal_batch_size=rows,
         )  # fmt: skip
         scores = attributions.sum(-1)[0]
         gap = float(delta[0])

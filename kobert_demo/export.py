@@ -191,7 +191,11 @@ def import_zip(zip_path: str | Path, dest_root: str | Path | None = None, name: 
 def load_zip(zip_path: str | Path, dest_root: str | Path | None = None, name: str = "") -> Classifier:
     """An uploaded model zip as a classifier, read as untrusted input; name: how errors call it (see import_zip)."""
     name = name or Path(zip_path).name
-    folder = import_zip(zip_path, dest_root, name)
+    return load_unpacked(import_zip(zip_path, dest_root, name), name)
+
+
+def load_unpacked(folder: Path, name: str) -> Classifier:
+    """An unpacked model zip's folder (import_zip) as a classifier, read as untrusted input; removed if refused."""
     try:
         return load_classifier(folder, trusted=False, name=name)
     except BackboneError as error:

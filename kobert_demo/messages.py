@@ -438,6 +438,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{name} 은(는) 메모리가 약 {need_mb:,} MB 필요합니다 (매개변수 {params:,}개). 이 서버는 모델 하나에"
         " {limit_mb:,} MB까지만 허용합니다 (KOBERT_DEMO_MAX_MODEL_MB).",
     ),
+    "model_too_big_to_train": (
+        "Training {name} at batch size {batch_size:,} and max_len {max_len:,} would take about {need_mb:,} MB of"
+        " memory ({params:,} parameters); this server allows {limit_mb:,} MB for training"
+        " (KOBERT_DEMO_MAX_TRAIN_MB). Choose a smaller batch size or max_len.",
+        "{name} 을(를) 배치 크기 {batch_size:,}, max_len {max_len:,}(으)로 학습하려면 메모리가 약 {need_mb:,} MB"
+        " 필요합니다 (매개변수 {params:,}개). 이 서버는 학습에 {limit_mb:,} MB까지만 허용합니다"
+        " (KOBERT_DEMO_MAX_TRAIN_MB). 배치 크기나 max_len을 줄이세요.",
+    ),
+    "err_explain_too_big": (
+        "Explaining a sentence of {tokens:,} tokens with this model would take about {need_mb:,} MB of memory; this"
+        " server leaves {limit_mb:,} MB beside the model (KOBERT_DEMO_MAX_MODEL_MB). Try a shorter sentence.",
+        "이 모델로 토큰 {tokens:,}개짜리 문장을 설명하려면 메모리가 약 {need_mb:,} MB 필요합니다. 이 서버는 모델 외에"
+        " {limit_mb:,} MB만 허용합니다 (KOBERT_DEMO_MAX_MODEL_MB). 더 짧은 문장으로 해 보세요.",
+    ),
     "model_heads": (
         "{path}: hidden_size must be a multiple of num_attention_heads.",
         "{path}: hidden_size는 num_attention_heads의 배수여야 합니다.",

@@ -30,6 +30,7 @@ class Limits:
     max_predict_lines: int = 1_000
     max_zip_mb: int = 1_024  # a KoBERT run's zip is about 340 MB
     max_model_mb: int = 0  # 0: a sixth of the machine's memory (default_model_mb)
+    max_train_mb: int = 0  # 0: a third of the machine's memory (default_train_mb)
 
     @property
     def max_file_bytes(self) -> int:
@@ -45,21 +46,70 @@ class Limits:
         """The memory one model may take (model.memory_estimate), set or from the machine."""
         return (self.max_model_mb or default_model_mb()) * 1024 * 1024
 
+    @property
+    def max_train_bytes(self) -> int:
+        """The memory one training may take (model.memory_estimate with training=True), set or from the machine."""
+        return (self.max_train_mb or default_train_mb()) * 1024 * 1024
 
-def default_model_mb() -> int:
-    """A sixth of the physical memory: the predictor cache holds 3 models and one training runs beside them, which
-    leaves a third for the server itself. 3,923 MB on a 24 GB machine, 2,730 MB on a 16 GB Space."""
+
+# Where the container's memory limit is read (a parameter so that tests can point it at a fake tree).
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# cgroup v1 writes "no limit" as the largest page-aligned 63-bit number (9223372036854771712); anything past this is
+# taken as none.
+NO_LIMIT_BYTES = 2**60
+
+
+def cgroup_limit(root: Path | None = None) -> int | None:
+    """The container's memory limit in bytes: cgroup v2's `memory.max` ("max": none), else v1's
+    `memory/memory.limit_in_bytes` (a huge value: none); None without one."""
+    root = CGROUP_ROOT if root is None else root
+    for path in (root / "memory.max", root / "memory" / "memory.limit_in_bytes"):
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            continue
+        if value == "max":
+            return None
+        try:
+            limit = int(value)
+        except ValueError:
+            continue
+        return limit if 0 < limit < NO_LIMIT_BYTES else None
+    return None
+
+
+def physical_memory() -> int:
+    """The machine's physical memory in bytes (8 GB where it cannot be read)."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume 8 GB
-        total = 8 * 1024**3
-    return max(256, total // 6 // 1024**2)
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return 8 * 1024**3
+
+
+def usable_memory(cgroup_root: Path | None = None) -> int:
+    """The memory this process may use: the smaller of the machine's and the container's limit."""
+    total = physical_memory()
+    limit = cgroup_limit(cgroup_root)
+    return total if limit is None else min(total, limit)
+
+
+def default_model_mb(cgroup_root: Path | None = None) -> int:
+    """A sixth of usable_memory for one served model: the predictor cache holds 3 models (half) and one training
+    (default_train_mb, a third) runs beside them, which leaves a sixth for the server itself. 4,017 MB on a 24 GB
+    machine, 2,730 MB on a 16 GB Space, 682 MB in a container limited to 4 GB."""
+    return max(256, usable_memory(cgroup_root) // 6 // 1024**2)
+
+
+def default_train_mb(cgroup_root: Path | None = None) -> int:
+    """A third of usable_memory for the one training the queue runs at a time (see default_model_mb): KoBERT's
+    full fine-tuning at batch 64 x max_len 64 measured 4.1 GB over its interpreter, past a sixth of 24 GB."""
+    return max(512, usable_memory(cgroup_root) // 3 // 1024**2)
 
 
 def limits() -> Limits:
     """The limits in force: `KOBERT_DEMO_MAX_FILE_MB`, `_MAX_ROWS`, `_MAX_TEXT_CHARS`, `_MAX_PREDICT_LINES`,
-    `_MAX_ZIP_MB` (an uploaded model zip) and `_MAX_MODEL_MB` (the memory one model may take; 0 or unset: a sixth
-    of the machine's memory)."""
+    `_MAX_ZIP_MB` (an uploaded model zip), `_MAX_MODEL_MB` (the memory one served model may take; 0 or unset: a
+    sixth of the usable memory) and `_MAX_TRAIN_MB` (one training's; 0 or unset: a third)."""
     default = Limits()
     return Limits(
         max_file_mb=_env_int("KOBERT_DEMO_MAX_FILE_MB", default.max_file_mb),
@@ -68,6 +118,7 @@ def limits() -> Limits:
         max_predict_lines=_env_int("KOBERT_DEMO_MAX_PREDICT_LINES", default.max_predict_lines),
         max_zip_mb=_env_int("KOBERT_DEMO_MAX_ZIP_MB", default.max_zip_mb),
         max_model_mb=_env_int("KOBERT_DEMO_MAX_MODEL_MB", default.max_model_mb),
+        max_train_mb=_env_int("KOBERT_DEMO_MAX_TRAIN_MB", default.max_train_mb),
     )
 
 

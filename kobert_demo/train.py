@@ -279,10 +279,12 @@ def _train(
     device = accelerator.device
     precision = resolve_precision(config.precision, device)
 
-    # Load the backbone and tokenize
+    # The batch size is the global one, as in the tutorial: N processes take batch_size / N rows each.
+    per_process = max(1, config.batch_size // accelerator.num_processes)
+    # Load the backbone (refused if training it at this batch size and max_len is over the memory budget), tokenize
     classifier = load_backbone(
         config.model, splits.label_names, config.dropout, config.tokenizer_mode, config.max_len,
-        train_texts=splits.train_texts, seed=config.seed,
+        train_texts=splits.train_texts, seed=config.seed, batch_size=per_process,
     )  # fmt: skip
     # The tokenizer's own max_len: config.max_len, or less where the model has fewer positions (a RoBERTa with 512
     # position embeddings takes 510 tokens).
@@ -291,8 +293,6 @@ def _train(
     test_ids = tokenizer.encode_batch(splits.test_texts)
 
     # Dataloaders, optimizer, schedule
-    # The batch size is the global one, as in the tutorial: N processes take batch_size / N rows each.
-    per_process = max(1, config.batch_size // accelerator.num_processes)
     train_loader = make_loader(train_ids, splits.train_labels, per_process, config.seed, True, Collator(classifier))
     test_loader = make_loader(
         test_ids, splits.test_labels, config.batch_size * 2, config.seed, False, Collator(classifier)

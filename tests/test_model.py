@@ -638,9 +638,12 @@ def test_a_refusal_costs_no_memory(tiny_kobert_folder: Path, tmp_path: Path, mon
 
     monkeypatch.setattr(BertForSequenceClassification, "from_pretrained", never)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    monkeypatch.setenv("KOBERT_DEMO_MAX_MODEL_MB", "100000")
-    assert "huge would take about 164,210 MB of memory (10,740,592,642 parameters)" in backbone_error(folder)
-    monkeypatch.setenv("KOBERT_DEMO_MAX_MODEL_MB", "1000000")  # a budget that admits it: the weights are missing
+    monkeypatch.setenv("KOBERT_DEMO_MAX_TRAIN_MB", "100000")
+    message = backbone_error(folder)
+    assert "Training huge at batch size 64 and max_len 64 would take about " in message
+    assert "MB of memory (10,740,592,642 parameters)" in message
+    monkeypatch.setenv("KOBERT_DEMO_MAX_TRAIN_MB", "10000000")  # budgets that admit it: the weights are missing
+    monkeypatch.setenv("KOBERT_DEMO_MAX_MODEL_MB", "10000000")
     message = backbone_error(folder)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
     assert "lacks 736 weight(s)" in message and "bert.encoder.layer.2." in message
@@ -789,13 +792,13 @@ def test_the_memory_budget_refuses_a_family_model_before_allocating_it(family_fo
         raise AssertionError("from_pretrained was called")
 
     monkeypatch.setattr(FAMILIES[family].model_class, "from_pretrained", never)
-    monkeypatch.setenv("KOBERT_DEMO_MAX_MODEL_MB", "100000")
+    monkeypatch.setenv("KOBERT_DEMO_MAX_TRAIN_MB", "100000")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     message = backbone_error(folder)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
     params = model_module.parameter_count(model_module._read_config(folder, folder.name), 2)
-    assert params > 9e9 and f"({params:,} parameters); this server allows 100,000 MB" in message
-    assert message.startswith(f"my-{family} would take about ")
+    assert params > 9e9 and f"({params:,} parameters); this server allows 100,000 MB for training" in message
+    assert message.startswith(f"Training my-{family} at batch size ")
 
 
 # --- FastDropout: torch's dropout, with the mask drawn by NumPy ------------------------------------------------------

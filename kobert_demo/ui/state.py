@@ -208,7 +208,7 @@ class AppState:
 
     def predictor(self, ref: str | None) -> Predictor:
         """The shared predictor for a model reference: a run name, `zip:<id>`, a local folder or a hub id."""
-        from kobert_demo.export import load_zip
+        from kobert_demo.export import import_zip, load_unpacked, load_zip
         from kobert_demo.model import resolve_folder
         from kobert_demo.predict import Predictor
 
@@ -226,10 +226,12 @@ class AppState:
 
             def load_from_zip() -> Predictor:
                 """Unpack into a temporary folder, load, serve on `auto` (its files in a temporary folder of its
-                own), and remove the folder."""
+                own, a big model's built by a child process from the unpacked folder, as a run's are), and remove
+                the folder."""
                 with tempfile.TemporaryDirectory(dir=self.folder("unpacked", private=True)) as folder:
                     reload = partial(load_zip, path, folder, name)  # unpacks again: explanations, auto
-                    predictor = Predictor(reload(), reload=reload)
+                    unpacked = import_zip(path, folder, name)
+                    predictor = Predictor(load_unpacked(unpacked, name), reload=reload, build_from=(unpacked, False))
                     predictor.use("auto")  # after the constructor: nothing else holds the fp32 model then
                     return predictor
 
