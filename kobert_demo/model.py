@@ -401,6 +401,11 @@ OVERHEAD_SHARE, OVERHEAD_BYTES = 0.15, 64 * 2**20
 # The ONNX export and int8 quantization `auto` runs, per byte of fp32 weights, on top of the model: KoBERT's 370 MB
 # peaked at 1.9 GB (export) and 2.1 GB (quantizing) of VmHWM with the model loaded and the interpreter's 0.4 GB.
 ONNX_BUILD_FACTOR = 4
+# Exporting peaks at about 5x the weights (KoBERT's 370 MB: 1.9 GB of VmHWM, quantizing 2.1 GB, on top of the
+# model already loaded): a model bigger than this is built in a child process (serving.OnnxFiles), so that
+# serving's own peak stays one model's. Smaller ones (tiny: a few MB) build in process, without a child's seconds
+# of start-up, and their build counts in the serving estimate.
+BUILD_IN_CHILD_BYTES = 64 * 2**20
 
 
 def padded_length(max_len: int) -> int:
@@ -442,21 +447,21 @@ def memory_estimate(
     checkpoint_bytes: int,
     training: bool,
     batch_size: int = SERVING_BATCH,
-    builds_onnx: bool = False,
 ) -> int:
     """The bytes a model adds to its process at its peak, from its config and checkpoint size alone: an upper bound.
 
     Loading: the fp32 weights and the checkpoint as read (from_pretrained copies it into the model). Training: fp32
     weights, gradients and AdamW's two moments (16 bytes a parameter), autocast's bf16 copy of the weights (2), and
     every layer's activations for batch_size rows of max_len tokens (activation_bytes), or loading's peak if higher.
-    Serving: loading's peak, SERVING_BATCH rows' activations, and, when `auto` builds ONNX files (builds_onnx), the
-    build's own peak. Each plus the allocator's overhead. Calibrated against measured VmHWM by tests/test_memory.py.
+    Serving: loading's peak, SERVING_BATCH rows' activations, and the ONNX build's own peak where `auto` builds in
+    this process (fp32 weights up to BUILD_IN_CHILD_BYTES; bigger models build in a child process). Each plus the
+    allocator's overhead. Calibrated against measured VmHWM by tests/test_memory.py.
     """
     loading = 4 * params + checkpoint_bytes
     if training:
         tensors = max(loading, 18 * params + activation_bytes(config, batch_size, max_len, True))
     else:
-        build = ONNX_BUILD_FACTOR * 4 * params if builds_onnx else 0
+        build = ONNX_BUILD_FACTOR * 4 * params if 4 * params <= BUILD_IN_CHILD_BYTES else 0
         tensors = loading + activation_bytes(config, SERVING_BATCH, max_len, False) + build
     return math.ceil(tensors * (1 + OVERHEAD_SHARE)) + OVERHEAD_BYTES
 
@@ -475,7 +480,6 @@ def check_memory(
     trusted: bool,
     num_labels: int | None = None,
     batch_size: int = SERVING_BATCH,
-    builds_onnx: bool = False,
     checkpoint_bytes: int | None = None,
 ) -> int:
     """Refuse a model whose memory_estimate is over its budget (training: KOBERT_DEMO_MAX_TRAIN_MB; serving:
@@ -483,7 +487,7 @@ def check_memory(
     (tiny: 0), else read from folder's weight files."""
     params = parameter_count(config, num_labels)
     checkpoint = _checkpoint_bytes(folder, trusted, name) if checkpoint_bytes is None else checkpoint_bytes
-    need = memory_estimate(params, config, max_len, checkpoint, training, batch_size, builds_onnx)
+    need = memory_estimate(params, config, max_len, checkpoint, training, batch_size)
     budget = limits().max_train_bytes if training else limits().max_model_bytes
     if need > budget:
         mb = {"need_mb": math.ceil(need / 2**20), "limit_mb": budget // 2**20}

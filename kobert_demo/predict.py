@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .model import Classifier, load_classifier
+from .model import BUILD_IN_CHILD_BYTES, Classifier, load_classifier
 from .runs import Run
 from .serving import (
     BACKENDS,
-    BUILD_IN_CHILD_BYTES,
     CHECK_SENTENCES,
     MAX_DIFF,
     TIMED_SENTENCES,

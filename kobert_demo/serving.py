@@ -284,10 +284,6 @@ class ServedFolder:
         return FileLock(self.folder / ONNX_DIR / LOCK_FILE, is_singleton=True)
 
 
-# Exporting peaks at about 5x the weights (KoBERT's 370 MB: 1.9 GB of VmHWM, quantizing 2.1 GB, on top of the
-# model already loaded): a model bigger than this is built in a child process, so that serving's own peak stays
-# one model's. Smaller ones (tiny: a few MB) build in process, without a child's seconds of start-up.
-BUILD_IN_CHILD_BYTES = 64 * 2**20
 FP32_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
 
 
