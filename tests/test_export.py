@@ -47,6 +47,16 @@ def test_export_holds_only_safe_files(exported):
     assert all(Path(n).suffix in (".safetensors", ".json", ".model", ".md", ".txt") for n in names)
 
 
+def test_export_holds_the_card_saved_with_its_weights_and_no_test_sentences(exported, trained_run):
+    """The card comes from the model folder (the figures of these weights, #23); metrics.json stays home, since its
+    mistakes quote the test data; the zip was written under a temporary name, none of which is left."""
+    model = Run(trained_run.path).model_dir
+    members = _members(exported)
+    assert members["README.md"] == (model / "README.md").read_bytes()
+    assert METRICS_FILE not in members and (model / METRICS_FILE).is_file()
+    assert [p.name for p in exported.parent.iterdir()] == [exported.name]
+
+
 def test_export_loads_in_predictor_and_plain_transformers(exported, trained_run, tmp_path):
     run_path, _ = trained_run
     original = Predictor.load(run_path).predict_proba(SENTENCES)

@@ -48,6 +48,40 @@ def test_a_kill_at_any_write_of_a_save_leaves_a_whole_model_with_its_own_figures
     assert {v["model_epoch"] for v in verdicts if v["epoch"] == 1} == {None, 1}
 
 
+def test_a_run_killed_between_its_save_and_its_log_shows_the_models_figures(tmp_path: Path) -> None:
+    """The model folder swapped in epoch 2, the kill came before the log said so: the summary (run list, /status)
+    and the Logs tab's results show epoch 2's figures and mistakes, the ones saved with the weights."""
+    import gradio as gr
+    from conftest import ALICE, TEST, epoch, start
+
+    from kobert_demo import files
+    from kobert_demo.config import TrainConfig
+    from kobert_demo.jobs import JobQueue, owner_id
+    from kobert_demo.runs import Run
+    from kobert_demo.ui import logs_tab
+    from kobert_demo.ui.state import AppState
+
+    home = tmp_path / "runs"
+    Run.queue(home / "killed", TrainConfig(model="tiny"), {"owner": owner_id(ALICE)})
+    run = Run.create(home / "killed", TrainConfig(model="tiny"), ["긍정", "부정"], {})
+    run.append(start())
+    run.append(epoch(epoch=1))
+    second = epoch(epoch=2, test={**TEST, "accuracy": 0.9375}, mistakes=[{**epoch().mistakes[0], "text": "둘째"}])
+    run.model_dir.mkdir()
+    (run.model_dir / WEIGHTS).write_bytes(b"weights")
+    files.write_json(run.model_dir / "metrics.json", second.to_json())
+    run.set_status("failed")  # how the queue records a child killed by SIGKILL
+
+    summary = Run(run.path).summary()
+    assert (summary.kept_epoch, summary.test["accuracy"]) == (2, 0.9375)
+    state = AppState(home, JobQueue(home), work=tmp_path / "work", private=tmp_path / "private")
+    with gr.Blocks():
+        tab = logs_tab.build(state, gr.BrowserState())
+    out = logs_tab.poll(state, tab, logs_tab.Follow(run=run.name), ALICE, "en", refresh=True)
+    assert "Accuracy 0.9375" in out[tab.metrics] and "epoch 2" in out[tab.metrics]
+    assert list(out[tab.mistakes].iloc[:, 0]) == ["둘째"]
+
+
 # --- the child process --------------------------------------------------------------------------------------------
 def model_state(folder: Path) -> dict | None:
     """What identifies a complete model folder: its file names, and the bytes of all but the card and figures (which
