@@ -21,6 +21,10 @@ from .errors import UserFacingError
 
 KOBERT_HUB_ID = "skt/kobert-base-v1"
 TINY = "tiny"
+# A trained model folder's weights, and the figures saved with them (model.save_classifier); here so that runs.py
+# reads them without torch.
+WEIGHTS_FILE = "model.safetensors"
+METRICS_FILE = "metrics.json"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 MODES = ("gluonnlp", "whole")  # KoBERT's tokenizer splitting modes (tokenizer.py); here so the CLI needs no torch
 

@@ -14,6 +14,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from . import files
+from .config import METRICS_FILE
 from .errors import BackboneError, UserFacingError
 from .model import Classifier, load_classifier
 from .runs import Run, RunError
@@ -31,21 +33,46 @@ class ModelZipError(UserFacingError, ValueError):
 
 
 def export_zip(run: Run, dest: str | Path | None = None) -> Path:
-    """`<run name>.zip` with the model folder's files (not serving's cache: its ONNX files and serving.json) and the
-    run's model card and config."""
+    """`<run name>.zip` with the model folder's files (not serving's cache: its ONNX files and serving.json; nor
+    METRICS_FILE, whose mistakes quote the test data) and the run's config. The model card is the one saved with
+    the weights (a run from before cards were: the run's).
+
+    Written whole (a temporary name, then renamed). A training that saves a new epoch meanwhile swaps in a new model
+    folder: the zip is then made again, so that it never mixes two epochs' files.
+    """
     if not run.has_model:
         raise RunError("run_no_model", run=run.name)
     dest = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="kobert-demo-export-"))
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / f"{run.name}.zip"
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for file in sorted(run.model_dir.iterdir()):
-            if file.is_file() and file.suffix in ALLOWED_SUFFIXES and file.name != SERVING_FILE:
+    for _ in range(SWAPS_TRIED):
+        folder = run.model_dir.stat().st_ino  # each save is a new folder
+        with files.atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for file in _model_files(run.model_dir):
                 archive.write(file, file.name)
-        for name, arcname in (("README.md", "README.md"), ("config.json", "training_config.json")):
-            if (run.path / name).is_file():
-                archive.write(run.path / name, arcname)
-    return target
+            if not (run.model_dir / "README.md").is_file() and (run.path / "README.md").is_file():
+                archive.write(run.path / "README.md", "README.md")
+            if (run.path / "config.json").is_file():
+                archive.write(run.path / "config.json", "training_config.json")
+        if run.model_dir.stat().st_ino == folder:
+            return target
+    raise RunError("run_model_changing", run=run.name)
+
+
+SWAPS_TRIED = 3  # an epoch saves in seconds at most; three swaps during one export is a run saving nonstop
+
+
+def _model_files(folder: Path, weights: bool = True) -> list[Path]:
+    """The files an export takes from a model folder: not serving's cache of this machine (serving.json, the ONNX
+    subfolder) nor METRICS_FILE (its mistakes quote the test data; the card holds the figures)."""
+    return [
+        file
+        for file in sorted(folder.iterdir())
+        if file.is_file()
+        and file.suffix in ALLOWED_SUFFIXES
+        and file.name not in (SERVING_FILE, METRICS_FILE)
+        and (weights or file.suffix != ".safetensors")
+    ]
 
 
 FORMATS = ("zip", "transformers", "onnx")
@@ -67,13 +94,18 @@ def export_model(run: Run, out: str | Path, fmt: str) -> tuple[Path, float | Non
         return export_zip(run, out), None
     if out.exists() and any(out.iterdir()):
         raise RunError("export_out_not_empty", out=out)
-    out.mkdir(parents=True, exist_ok=True)
-    for file in run.model_dir.iterdir():  # not the ONNX subfolder nor serving.json: this machine's serving cache
-        if file.is_file() and file.name != SERVING_FILE and (fmt == "transformers" or file.suffix != ".safetensors"):
-            shutil.copy(file, out / file.name)
-    if fmt == "transformers":
-        return out, None
-    return out, _export_onnx(load_classifier(run.model_dir), out / "model.onnx")
+    # Built in a temporary sibling and swapped in whole: a kill, or an ONNX graph refused, leaves out as it was.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = files.temp_name(out)
+    try:
+        tmp.mkdir()
+        for file in _model_files(run.model_dir, weights=fmt == "transformers"):
+            shutil.copy(file, tmp / file.name)
+        diff = None if fmt == "transformers" else _export_onnx(load_classifier(run.model_dir), tmp / "model.onnx")
+        files.replace_folder(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, diff
 
 
 def _export_onnx(classifier: Classifier, target: Path) -> float:
@@ -90,7 +122,6 @@ def _export_onnx(classifier: Classifier, target: Path) -> float:
         want = Probabilities(classifier.model.eval())(**batch).numpy()
     diff = float(np.abs(got - want).max())
     if diff > ONNX_MAX_DIFF:
-        target.unlink()
         raise RunError("export_onnx_diff", diff=diff)
     return diff
 

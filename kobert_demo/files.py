@@ -3,8 +3,9 @@
 A reader (another process, a second server, the web app following a run) never sees half a file, and a kill -9 at
 any moment leaves the previous complete file or the new one. Each write goes to a temporary name of its own (pid,
 thread and random suffix, so that two writers of one file never share a temporary) beside the target, then
-`os.replace` puts it in place. No fsync: a killed process loses nothing the kernel already has; only a power cut
-could, and no run is worth the seconds of fsync on every step of a shared disk.
+`os.replace` puts it in place. No fsync for these small files: a killed process loses nothing the kernel already
+has; only a power cut could, and no run is worth the seconds of fsync on every step of a shared disk. A model folder,
+written once an epoch, is synced before it is swapped in (`sync_folder`: 0.2 s for KoBERT's 370 MB).
 """
 
 from __future__ import annotations
@@ -89,6 +90,47 @@ def replace_folder(new: Path, target: Path) -> None:
     os.replace(target, aside)
     os.replace(new, target)
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync every file under folder, then the folder itself, so that a power cut after a swap keeps its content."""
+    for root, _, names in os.walk(folder):
+        for name in names:
+            fd = os.open(Path(root) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    sync_directory(folder)
+
+
+def sync_directory(folder: Path) -> None:
+    """fsync a folder's entries (names renamed into it); nothing where the OS cannot open a folder (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # a file system that cannot sync a folder
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_temps(target: Path) -> None:
+    """Remove what killed writes of target left beside it (files or folders). Only for target's one writer: another
+    writer's temporary in progress would go too."""
+    prefix = f".{target.name}{TEMP_MARK}"
+    if not target.parent.is_dir():
+        return
+    for path in target.parent.iterdir():
+        if not path.name.startswith(prefix):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def recover_folder(target: Path) -> None:

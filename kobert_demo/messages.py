@@ -539,6 +539,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "run {run} has no model to export (no epoch completed).",
         "실행 {run} 에는 내보낼 모델이 없습니다 (완료된 에폭이 없음).",
     ),
+    "run_model_changing": (
+        "run {run} saved a new model three times while it was being exported; try again when it has finished.",
+        "실행 {run} 이(가) 내보내는 동안 새 모델을 세 번 저장했습니다. 학습이 끝난 뒤 다시 시도하세요.",
+    ),
     "export_out_not_empty": (
         "{out} exists and is not empty; choose another --out.",
         "{out} 이(가) 이미 있고 비어 있지 않습니다. 다른 --out 을 고르세요.",

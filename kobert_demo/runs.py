@@ -27,9 +27,18 @@ from typing import Any
 import psutil
 
 from . import files
-from .config import TrainConfig
+from .config import METRICS_FILE, WEIGHTS_FILE, TrainConfig
 from .errors import UserFacingError
-from .events import Event, StepEvent, StoredMessage, Summary, event_from_json, params_from_json, params_to_json
+from .events import (
+    EpochEvent,
+    Event,
+    StepEvent,
+    StoredMessage,
+    Summary,
+    event_from_json,
+    params_from_json,
+    params_to_json,
+)
 from .messages import Term
 
 STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
@@ -148,7 +157,9 @@ class Run:
 
     @property
     def has_model(self) -> bool:
-        return (self.model_dir / "model.safetensors").is_file()
+        """Whether the run keeps a model: its folder is swapped in whole (model.save_classifier), so weights there
+        come with their config, tokenizer, card and figures."""
+        return (self.model_dir / WEIGHTS_FILE).is_file()
 
     # --- creating ---------------------------------------------------------------------------------------------
     @classmethod
@@ -264,10 +275,28 @@ class Run:
 
     def summary(self) -> Summary:
         """The last step, the kept epoch and its test metrics, and how the run ended, without reading the log
-        (a folder from a version that kept no summary.json: folded from its log)."""
+        (a folder from a version that kept no summary.json: folded from its log).
+
+        Until the log has an end, the kept epoch and its figures are the model folder's own (`kept`): training logs
+        an epoch just after saving its model, and a kill in between leaves the log one epoch behind the weights. A
+        log that ended (done, stopped, failed) was written by a process that lived to log every epoch it saved.
+        """
         if not self.summary_path.is_file():
-            return Summary.of(self.events())
-        return Summary.from_json(_read_json(self.summary_path))
+            summary = Summary.of(self.events())
+        else:
+            summary = Summary.from_json(_read_json(self.summary_path))
+        kept = self.kept() if summary.state is None else None
+        if kept is not None:
+            summary.kept_epoch, summary.test = kept.epoch, kept.test
+        return summary
+
+    def kept(self) -> EpochEvent | None:
+        """The epoch whose weights the model folder holds, with the figures saved with them; None without a model
+        (or for one saved before figures were saved with it)."""
+        try:
+            return EpochEvent.from_json(files.read_json(self.model_dir / METRICS_FILE))
+        except FileNotFoundError:
+            return None
 
     def final_metrics(self) -> dict | None:
         """Test metrics of the kept epoch (the last completed one), if any epoch completed."""
@@ -276,6 +305,7 @@ class Run:
 
 def open_run(path: str | Path) -> Run:
     run = Run(path)
+    files.recover_folder(run.model_dir)  # a model swap killed half way (where renameat2 is missing)
     if not (run.path / "status.json").is_file() or not (run.path / "config.json").is_file():
         raise RunError("run_not_a_run", path=run.path)
     return run

@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,6 +26,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from transformers import get_cosine_schedule_with_warmup
 
+from . import files
 from .config import ADAM_EPSILON, CPU_MODE_LAYERS, TrainConfig
 from .cpu import has_bf16
 from .data import Splits
@@ -238,7 +240,7 @@ def train(
         yield _fail(run, TrainingError("train_failed_detail", detail=str(error)))
     except Exception as error:  # a bug: keep the traceback beside the run, tell the user in one line
         if run:
-            (run.path / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            files.write_text(run.path / "error.txt", traceback.format_exc())
         yield _fail(run, TrainingError("train_unexpected", kind=type(error).__name__, detail=str(error)))
     finally:
         accelerator.free_memory()
@@ -359,16 +361,19 @@ def _train(
         indices, truth, predicted, confidence = evaluate(model, test_loader, accelerator)
         test = classification_metrics(truth, predicted, splits.label_names)
         kept_epoch, kept_test = epoch, test
-        if run:
-            plain_transformers = save_classifier(
-                Classifier(accelerator.unwrap_model(model).model, tokenizer, splits.label_names, config.model),
-                run.model_dir,
-            )
-        yield EpochEvent(
+        kept = EpochEvent(
             epoch=epoch, train_loss=round(loss_sum / max(seen, 1), 6), train_acc=round(correct / max(seen, 1), 6),
             test=test, elapsed=round(time.time() - start, 3),
             mistakes=_mistakes(splits, indices, truth, predicted, confidence),
         )  # fmt: skip
+        if run:
+            # The model folder, its card and its figures go in whole before the epoch is logged: a kill between
+            # the two leaves a log one epoch behind the model, and readers take the model's figures (runs.py).
+            trained = Classifier(accelerator.unwrap_model(model).model, tokenizer, splits.label_names, config.model)
+            so_far = DoneEvent("running", epoch, test, kept.elapsed, str(run.path))
+            card = partial(model_card, config, splits, so_far, precision, accelerator.num_processes)
+            plain_transformers = save_classifier(trained, run.model_dir, card=card, metrics=kept.to_json())
+        yield kept
 
     state = "stopped" if stopped else "done"
     elapsed = round(time.time() - start, 3)
@@ -376,6 +381,8 @@ def _train(
     if run:
         card = model_card(config, splits, done, precision, accelerator.num_processes, plain_transformers)
         run.write_card(card)
+        if kept_epoch:  # the same weights, now with how the run ended (one file, replaced whole)
+            files.write_text(run.model_dir / "README.md", card)
         no_model = stopped and not kept_epoch
         run.set_status(state, UserFacingError("reason_stopped_no_model") if no_model else None)
     yield done
@@ -389,7 +396,8 @@ def model_card(
     processes: int,
     no_tokenizer_json: str | None = None,
 ) -> str:
-    """A short README for the run folder and its export; no_tokenizer_json: why plain transformers cannot tokenize.
+    """A short README for the run folder, its model folder and its export; no_tokenizer_json: why plain transformers
+    cannot tokenize; done.state "running" for the card saved with an epoch's model while training goes on.
 
     It names the backbone, its family, its tokenizer and its license: a curated backbone's from the catalogue,
     another's from its folder (config.json, its tokenizer files, its README.md front matter's `license:`).
@@ -407,6 +415,7 @@ def model_card(
         family = FAMILY_NAMES.get(folder_family(folder) or "", "unknown") if folder else "unknown"
         tokenizer = t("en", "tok_kobert" if folder and uses_kobert_tokenizer(folder) else "tok_fast")
         license_ = (card_license(folder) if folder else None) or t("en", "license_unknown")
+    finished = "not yet" if done.state == "running" else done.state  # a card saved with an epoch's model
     lines = [
         "# KoBERT Demo classifier",
         "",
@@ -414,7 +423,7 @@ def model_card(
         f"- Family: {family}; tokenizer: {tokenizer}; backbone license: {license_}",
         f"- Classes ({len(splits.label_names)}): {', '.join(splits.label_names)}",
         f"- Training rows: {len(splits.train_texts)}; test rows: {len(splits.test_texts)} ({splits.test_source})",
-        f"- Finished: {done.state}; model kept: epoch {done.kept_epoch} (the last completed one; the test data "
+        f"- Finished: {finished}; model kept: epoch {done.kept_epoch} (the last completed one; the test data "
         f"never chose it); time: {done.elapsed:.0f} s; "
         f"precision: {precision}; processes: {processes}",
     ]

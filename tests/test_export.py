@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from transformers import BertForSequenceClassification
 
+from kobert_demo.config import METRICS_FILE
 from kobert_demo.export import ModelZipError, export_zip, import_zip, load_zip
 from kobert_demo.predict import Predictor
 from kobert_demo.runs import Run, RunError
@@ -44,6 +45,16 @@ def test_export_holds_only_safe_files(exported):
     names = set(_members(exported))
     assert {"config.json", "model.safetensors", "kobert_tokenizer.json", "README.md"} <= names
     assert all(Path(n).suffix in (".safetensors", ".json", ".model", ".md", ".txt") for n in names)
+
+
+def test_export_holds_the_card_saved_with_its_weights_and_no_test_sentences(exported, trained_run):
+    """The card comes from the model folder (the figures of these weights, #23); metrics.json stays home, since its
+    mistakes quote the test data; the zip was written under a temporary name, none of which is left."""
+    model = Run(trained_run.path).model_dir
+    members = _members(exported)
+    assert members["README.md"] == (model / "README.md").read_bytes()
+    assert METRICS_FILE not in members and (model / METRICS_FILE).is_file()
+    assert [p.name for p in exported.parent.iterdir()] == [exported.name]
 
 
 def test_export_loads_in_predictor_and_plain_transformers(exported, trained_run, tmp_path):
@@ -231,7 +242,8 @@ def test_every_family_zip_holds_its_tokenizer_and_imports_back(family_run, tmp_p
     run = Run(family_run.path)
     exported = export_zip(run, tmp_path)
     # what save_pretrained wrote for the model and tokenizer (not serving's cache, when a test served it on auto)
-    saved = {p.name for p in run.model_dir.iterdir() if p.is_file() and p.name != SERVING_FILE}
+    # (nor metrics.json, whose mistakes quote the test data)
+    saved = {p.name for p in run.model_dir.iterdir() if p.is_file() and p.name not in (SERVING_FILE, METRICS_FILE)}
     assert saved <= set(_members(exported)) and "tokenizer.json" in saved
     assert saved <= {p.name for p in import_zip(exported, tmp_path / "unpacked").iterdir()}
     texts = held_out()

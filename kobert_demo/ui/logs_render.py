@@ -39,6 +39,7 @@ class Follow:
     error: ErrorEvent | None = None
     lines: list[str] = field(default_factory=list)  # the training log's last MAX_LOG_LINES lines
     drawn: tuple = ()  # the situation on screen: (state, reason key and parameters, queue position)
+    model: EpochEvent | None = None  # a run that ended without logging its end (killed): its model folder's epoch
     settling: int = 0  # polls since the run finished (its last events may land just after its status)
 
     def absorb(self, events: list[Event]) -> None:
@@ -62,7 +63,10 @@ class Follow:
 
     @property
     def kept(self) -> EpochEvent | None:
-        """The kept epoch so far: the last completed one."""
+        """The kept epoch so far: the last completed one (a killed run's: the one its model was saved with, which its
+        log may lack)."""
+        if self.model is not None:
+            return self.model
         return self.epochs[-1] if self.epochs else None
 
     @property

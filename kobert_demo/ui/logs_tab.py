@@ -116,7 +116,7 @@ def poll(
         status = run.status()
     except Exception as error:
         return drawn | {tab.status: f"⚠️ {md_text(message(error, lang))}", tab.timer: gr.Timer(active=False)}
-    epochs_before = len(follow.epochs)
+    epochs_before, kept_before = len(follow.epochs), follow.kept
     follow.absorb(events)
     position = state.queue.position(run) if status.state == "queued" else None
     situation = (status.state, status.reason_key, status.reason_params, position)
@@ -126,6 +126,8 @@ def poll(
         follow.settling += 1
     settled = status.finished and (follow.ended or follow.settling > SETTLE_POLLS)
     owner = is_owner(run, visitor or "")
+    if changed and status.finished and not follow.ended:
+        follow.model = run.kept()  # killed: its log may be an epoch behind the model it saved
     if changed:
         config = run.config()
         queue = None
@@ -145,7 +147,7 @@ def poll(
         drawn[tab.progress] = progress_html(follow, status, lang)
     if refresh or events:
         drawn |= {tab.step_plot: step_frame(follow, lang), tab.log: "\n".join(follow.lines)}
-    if refresh or len(follow.epochs) != epochs_before:
+    if refresh or len(follow.epochs) != epochs_before or follow.kept is not kept_before:
         drawn |= results(tab, follow, lang)
     return drawn
 
