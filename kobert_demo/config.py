@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import files
 from .errors import UserFacingError
 
 KOBERT_HUB_ID = "skt/kobert-base-v1"
@@ -301,7 +302,7 @@ class TrainConfig:
         return config
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        files.write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:

@@ -193,6 +193,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "stopped because the server that started it stopped; start it again",
         "이 작업을 시작한 서버가 멈춰서 함께 멈췄습니다. 다시 시작하세요",
     ),
+    "serving_model_changed": (
+        "the model changed while it was being prepared (its run saved a new epoch): try again.",
+        "모델을 준비하는 동안 모델이 바뀌었습니다(실행이 새 에폭을 저장했습니다): 다시 시도하세요.",
+    ),
     "job_queue_full": (
         "the training queue is full ({count} jobs waiting): try again later.",
         "학습 대기열이 가득 찼습니다(대기 중인 작업 {count}개): 나중에 다시 시도하세요.",

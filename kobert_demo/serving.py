@@ -348,12 +348,19 @@ class OnnxFiles:
             where = self._where()
             export = not self._exported(where)
             if export or not (where / INT8_FILE).is_file():
-                where.mkdir(exist_ok=True)
-                (where / "weights.json").unlink(missing_ok=True)
-                if child is not None:
-                    build_onnx_in_child(*child, where, export)
-                else:
-                    build_onnx(load, where, export)
+                try:
+                    where.mkdir(exist_ok=True)
+                    (where / "weights.json").unlink(missing_ok=True)
+                    if child is not None:
+                        build_onnx_in_child(*child, where, export)
+                    else:
+                        build_onnx(load, where, export)
+                except OSError:
+                    # a run still training swapped in its next epoch's model folder (and this build's onnx/ with
+                    # the old one): say so, rather than an unexpected error
+                    if self.served is not None and not self.served.unchanged():
+                        raise UserFacingError("serving_model_changed") from None
+                    raise
                 if self.served is not None and self.served.unchanged():
                     files.write_json(where / "weights.json", self._stamp())
         return where / (INT8_FILE if backend == "int8" else FP32_FILE)

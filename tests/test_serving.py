@@ -275,3 +275,20 @@ def test_an_explanation_explains_the_class_served(model_copy: Path, monkeypatch:
     explained = int8.explain(text)
     assert explained.label == shown
     np.testing.assert_allclose(explained.word_scores, fp32.explain(text, shown).word_scores, atol=1e-5)
+
+
+def test_a_model_folder_swapped_during_its_onnx_build_is_one_sentence(model_copy: Path, monkeypatch) -> None:
+    """A run still training swaps in its next epoch's model folder, and this build's onnx/ goes with the old one."""
+    from kobert_demo.errors import UserFacingError
+
+    def swapped_while_building(load, where: Path, export: bool) -> None:
+        weights = model_copy / "model.safetensors"
+        stat = weights.stat()
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the next epoch's weights
+        shutil.rmtree(where)
+        raise FileNotFoundError(2, "No such file or directory", str(where / "model.onnx"))
+
+    monkeypatch.setattr(serving, "build_onnx", swapped_while_building)
+    with pytest.raises(UserFacingError, match="the model changed while it was being prepared") as caught:
+        Predictor.load(model_copy, backend="onnx")
+    assert "다시 시도하세요" in caught.value.text("ko")
