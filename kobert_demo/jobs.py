@@ -355,6 +355,7 @@ class JobQueue:
                     stop_orphan(run, status.pid, status.pid_started)  # others (a CLI run in this home) are waited for
                 if run.status().finished:
                     drop_data(run)  # ended while no server was there to clean up
+                    files.remove_temps(run.model_dir)  # a save killed half way: its writer is gone for good
             except Exception:
                 log.exception("run %s could not be taken up; it is left as it is", run.name)
 

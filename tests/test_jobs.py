@@ -474,3 +474,13 @@ def test_the_client_address_is_the_peer_unless_the_deployment_trusts_a_proxy(mon
     monkeypatch.setenv("KOBERT_DEMO_TRUSTED_PROXIES", "2")
     assert client_address(request) == "6.6.6.6"
     assert client_address(SimpleNamespace(headers={}, client=SimpleNamespace(host="10.0.0.2"))) == "10.0.0.2"
+
+
+def test_taking_up_a_home_removes_what_a_killed_save_left(tmp_path, small_file):
+    run = JobQueue(tmp_path / "runs").submit(TrainConfig(model="tiny"), small_file)
+    run.set_status("interrupted")
+    left = run.path / ".model.tmp-123-4-abcd"  # a save killed before its swap
+    left.mkdir()
+    (left / "model.safetensors").write_bytes(b"half")
+    JobQueue(tmp_path / "runs", poll_s=0.05).start().close()
+    assert not left.exists()
