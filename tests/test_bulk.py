@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, REPO
+from conftest import DATA, HANG_S, REPO
 
 from kobert_demo.bulk import predict_file
 from kobert_demo.data import DataError, text_chunks
@@ -47,7 +47,7 @@ def cli(*args, env_extra: dict | None = None, launcher: list[str] | None = None)
     # One thread: tiny matrices gain nothing from two, and lose much when other processes hold the cores.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env_extra or {})}
     command = [*(launcher or [sys.executable]), "-m", "kobert_demo", *map(str, args)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=HANG_S)
 
 
 def test_matches_in_memory_prediction_in_input_order(small_model, reviews, tmp_path):

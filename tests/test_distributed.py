@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import DATA, REPO
+from conftest import DATA, HANG_S, REPO
 
 from kobert_demo.runs import Run
 
@@ -21,7 +21,7 @@ def train(tmp_path, name: str, launcher: list[str], model: str = "tiny", extra: 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     args = ["train", str(DATA / "nsmc/train.tsv"), "--test", str(DATA / "nsmc/test.tsv")]
     args += ["--model", model, "--epochs", "3", "--seed", "7", "--quiet", "--out", str(out), *extra]
-    done = subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-3000:]
     return Run(out)
 

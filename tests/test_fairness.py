@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import ALICE, BOB, REPO, run_cli, sample_rows, write_tsv
+from conftest import ALICE, BOB, HANG_S, REPO, run_cli, sample_rows, write_tsv
 from conftest import wait_until as wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -105,7 +105,7 @@ def test_a_job_over_its_time_limit_is_stopped_with_the_reason(tmp_path: Path, mo
     queue = JobQueue(tmp_path / "runs", poll_s=0.1).start()
     try:
         run = queue.submit(TrainConfig(model="tiny", epochs=50, batch_size=8), big, owner=owner_id(ALICE))
-        wait_for(lambda: run.status().state in FINISHED, timeout=120)
+        wait_for(lambda: run.status().state in FINISHED)
     finally:
         queue.close()
     status = run.status()
@@ -272,13 +272,13 @@ def test_a_killed_server_takes_its_job_along(tmp_path: Path) -> None:
     long, short = queue_two(home, tmp_path)
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(home)], env=child_env())
     try:
-        wait_for(lambda: any(isinstance(event, StepEvent) for event in long.events()), timeout=120)
+        wait_for(lambda: any(isinstance(event, StepEvent) for event in long.events()), timeout=HANG_S)
         child = long.status().pid
         os.kill(server.pid, signal.SIGKILL)
     finally:
         server.kill()
         server.wait()
-    wait_for(lambda: not pid_alive(child), timeout=30)  # the child saw its server die, and ended
+    wait_for(lambda: not pid_alive(child))  # the child saw its server die, and ended
     assert long.status().state == "stopped" and long.status().reason_key == "job_server_gone"
     run_alone(home, [long, short])
     assert short.status().state == "done" and long.status().reason_key == "job_server_gone"
@@ -292,9 +292,9 @@ def test_a_restarted_server_stops_a_job_left_training(tmp_path: Path) -> None:
     env = child_env()  # started by this test, which lives on: the job outlives "its server"
     orphan = subprocess.Popen([sys.executable, "-m", "kobert_demo", "job", str(long.path)], env=env)
     try:
-        wait_for(lambda: any(isinstance(event, StepEvent) for event in long.events()), timeout=120)
+        wait_for(lambda: any(isinstance(event, StepEvent) for event in long.events()), timeout=HANG_S)
         run_alone(home, [long, short])
-        assert orphan.wait(timeout=5) is not None
+        assert orphan.wait(timeout=HANG_S) is not None
     finally:
         orphan.kill()
         orphan.wait()

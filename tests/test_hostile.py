@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from conftest import ALICE, DATA, TINY_SHAPE, wait_for
+from conftest import ALICE, DATA, HANG_S, TINY_SHAPE, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from safetensors.torch import save_file
@@ -198,7 +198,7 @@ def test_a_tokenizer_longer_than_the_positions_is_clamped(
 def test_an_upload_over_the_limit_is_refused_over_http(server: SimpleNamespace, tmp_path: Path) -> None:
     big = tmp_path / "big.zip"
     big.write_bytes(b"\0" * (MAX_ZIP_MB * 1024 * 1024 + 1))
-    answer = httpx.post(f"{server.url}gradio_api/upload", files={"files": ("big.zip", big.open("rb"))}, timeout=60)
+    answer = httpx.post(f"{server.url}gradio_api/upload", files={"files": ("big.zip", big.open("rb"))}, timeout=HANG_S)
     assert answer.status_code == 413, answer.text
     small = tmp_path / "small.zip"
     small.write_bytes(b"\0" * 1024)

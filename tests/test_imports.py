@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import HANG_S, REPO
 
 PROBE = r"""
 import json, logging, os, pkgutil, threading, importlib, warnings
@@ -40,7 +40,7 @@ print(json.dumps({"modules": names, "changed": {k: [before[k], after[k]] for k i
 @pytest.mark.slow
 def test_importing_every_module_has_no_side_effects(tmp_path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

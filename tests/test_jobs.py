@@ -105,7 +105,7 @@ def test_stop_a_running_job_keeps_a_clean_state(queue, tmp_path):
     wait_for(lambda: run.summary().last_step)
     niceness = os.getpriority(os.PRIO_PROCESS, run.status().pid) - os.getpriority(os.PRIO_PROCESS, 0)
     request_stop(run)
-    wait_for(lambda: run.status().state in FINISHED, timeout=60)
+    wait_for(lambda: run.status().state in FINISHED)
     assert niceness == JOB_NICE  # the training child yields the CPU to the server's visitors
     status = run.status()
     assert status.state == "stopped"
@@ -118,7 +118,7 @@ def test_killed_child_is_marked_failed(queue, tmp_path):
     run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
     wait_for(lambda: any(isinstance(e, StepEvent) for e in run.events()))
     os.kill(run.status().pid, signal.SIGKILL)
-    wait_for(lambda: run.status().state in FINISHED, timeout=60)
+    wait_for(lambda: run.status().state in FINISHED)
     assert run.status().state == "failed"
     assert "killed" in run.status().reason("en")
     assert "메모리" in run.status().reason("ko")  # what the Korean Logs tab shows
@@ -402,8 +402,8 @@ def test_a_second_server_on_one_home_is_read_only_and_touches_nothing(tmp_path, 
                 refused()
             assert "다른 서버가" in caught.value.text("ko")
         first.close()  # the first server stops: the second takes the home over, and the job it left behind
-        wait_for(lambda: second.holds_home, timeout=60)
-        wait_for(lambda: child.poll() is not None, timeout=120)
+        wait_for(lambda: second.holds_home)
+        wait_for(lambda: child.poll() is not None)
         assert live.status().state == "interrupted"
     finally:
         child.kill()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import sample_rows, write_tsv
+from conftest import HANG_S, sample_rows, write_tsv
 from transformers import BertConfig, BertForSequenceClassification
 
 from kobert_demo import predict, serving, settings
@@ -92,7 +92,7 @@ def test_the_training_estimate_bounds_the_measured_peak_on_a_grid_of_shapes(tmp_
     cases = tmp_path / "cases.json"
     cases.write_text(json.dumps(GRID))
     probe = Path(__file__).with_name("memory_probe.py")
-    done = subprocess.run([sys.executable, str(probe), str(cases)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(probe), str(cases)], capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(done.stdout)
     over = [r for r in results if r["measured"] > r["estimate"]]

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import tomllib
-from conftest import REPO, VECTORS
+from conftest import HANG_S, REPO, VECTORS
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
@@ -51,7 +51,7 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(REPO / "kobert_demo", source / "kobert_demo", ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, source]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = out.glob("kobert_demo-*.whl")
     return wheel
@@ -91,10 +91,10 @@ def test_wheel_declares_the_dependencies_and_the_command(wheel: Path) -> None:
 def installed(wheel: Path, tmp_path_factory) -> Path:
     """A new venv with the wheel installed; its dependencies come from this environment (no network)."""
     venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True, timeout=HANG_S)
     python = venv / "bin" / "python"
     install = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel]
-    done = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(install, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     return venv / "bin"
 
@@ -108,13 +108,13 @@ def installed_env() -> dict[str, str]:
 def test_installed_command_tokenizes_offline_from_the_wheel(installed: Path, tmp_path: Path) -> None:
     where = subprocess.run(
         [installed / "python", "-c", "import kobert_demo; print(kobert_demo.__file__)"],
-        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=HANG_S,
     )  # fmt: skip
     assert where.stdout.startswith(str(installed.parent)), where.stdout + where.stderr
     vector = next(v for v in VECTORS if v["mode"] == "gluonnlp")
     done = subprocess.run(
         [installed / "kobert-demo", "tokenize", "--json", vector["text"]],
-        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=HANG_S,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["ids"] == [vector["ids"]]
@@ -125,12 +125,12 @@ def test_installed_command_trains_and_predicts(installed: Path, tmp_path: Path) 
     test = REPO / "tests" / "data" / "movie_ratings" / "test.tsv"
     command = [installed / "kobert-demo", "train", train, "--test", test, "--model", "tiny", "--epochs", "1", "--quiet"]
     done = subprocess.run(
-        [*command, "--out", "run"], cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=600
+        [*command, "--out", "run"], cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=HANG_S
     )
     assert done.returncode == 0, done.stderr[-2000:]
     predicted = subprocess.run(
         [installed / "kobert-demo", "predict", "run", "--json", "--", "-_- 별로"],
-        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=HANG_S,
     )  # fmt: skip
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert json.loads(predicted.stdout)["labels"] == ["긍정", "부정", "중립"]
@@ -147,12 +147,12 @@ def test_installed_command_serves_the_app(installed: Path, tmp_path: Path) -> No
         deadline, status = time.time() + 120, None
         while time.time() < deadline and server.poll() is None:
             try:
-                status = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code
+                status = httpx.get(f"http://127.0.0.1:{port}/", timeout=HANG_S).status_code
                 break
             except httpx.TransportError:
                 time.sleep(0.5)
         assert status == 200, server.stderr.read() if server.poll() is not None else "no answer"
-        assert "KoBERT" in httpx.get(f"http://127.0.0.1:{port}/config", timeout=10).text
+        assert "KoBERT" in httpx.get(f"http://127.0.0.1:{port}/config", timeout=HANG_S).text
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=HANG_S)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TrainedRun
+from conftest import HANG_S, REPO, TrainedRun
 
 from kobert_demo import serving
 from kobert_demo.predict import Predictor
@@ -189,7 +189,7 @@ def test_a_big_model_builds_its_onnx_files_in_a_child_even_from_an_unguarded_scr
         encoding="utf-8",
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's package, as run_cli gives it
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("served int8") == 1  # the script ran once: the child did not run it again
     assert (model_copy / ONNX_DIR / serving.INT8_FILE).is_file()

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import httpx
 import pandas as pd
 import pytest
-from conftest import ALICE, BOB, DATA, run_cli, wait_for
+from conftest import ALICE, BOB, DATA, HANG_S, run_cli, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -256,7 +256,7 @@ def test_stop_queue_position_and_delete(app: SimpleNamespace, trained: SimpleNam
     long = {"epochs": 50, "batch_size": 16, "log_interval": 10}
     first = app.client.predict(train, None, "tiny", long, ALICE, api_name="/train")
     second = app.client.predict(train, None, "tiny", {"epochs": 1}, ALICE, api_name="/train")
-    status = wait_for(app.client, first, ("running",), timeout=120)
+    status = wait_for(app.client, first, ("running",))
     waiting = app.client.predict(second, ALICE, api_name="/status")
     assert waiting["state"] == "queued" and waiting["queue_position"] == 1
     with pytest.raises(AppError, match="still queued"):
@@ -271,7 +271,7 @@ def test_stop_queue_position_and_delete(app: SimpleNamespace, trained: SimpleNam
         time.sleep(0.5)
     asked = time.time()
     app.client.predict(first, ALICE, api_name="/stop")
-    stopped = wait_for(app.client, first, ("stopped", "done", "failed"), timeout=60)
+    stopped = wait_for(app.client, first, ("stopped", "done", "failed"))
     assert stopped["state"] == "stopped" and time.time() - asked < 30
     assert app.client.predict(first, ALICE, api_name="/delete") == first
     assert first not in [r["run"] for r in app.client.predict(ALICE, api_name="/runs")]
@@ -285,7 +285,7 @@ def test_browser_language_picks_korean_unless_english() -> None:
 
 
 def test_app_page_answers(app: SimpleNamespace) -> None:
-    page = httpx.get(app.url, timeout=10)
+    page = httpx.get(app.url, timeout=HANG_S)
     assert page.status_code == 200 and "KoBERT Demo" in page.text
 
 

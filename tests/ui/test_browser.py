@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import playwright.sync_api as playwright
 import pytest
-from conftest import DATA, wait_until
+from conftest import DATA, HANG_MS, wait_until
 
 from kobert_demo.ui.driving import CHROMIUM_ARGS, free_port
 
@@ -50,13 +50,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    """Headless Chromium."""
+    """Headless Chromium, whose every wait (an action's, an expectation's) guards a hang, whatever the CPU's speed."""
+    playwright.expect.set_options(timeout=HANG_MS)
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:
             chromium.close()
+
+
+def new_page(browser, **options):
+    """A page whose actions wait as long as the expectations do (HANG_MS)."""
+    page = browser.new_page(**options)
+    page.set_default_timeout(HANG_MS)
+    return page
 
 
 def log_lines(page) -> int:
@@ -66,7 +74,7 @@ def log_lines(page) -> int:
 
 def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
     expect = playwright.expect
-    page = browser.new_page(locale="ko-KR", viewport={"width": 1280, "height": 900})
+    page = new_page(browser, locale="ko-KR", viewport={"width": 1280, "height": 900})
     page.goto(server.url)
 
     # Tabs switch; nothing to follow yet
@@ -76,7 +84,7 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
 
     # Upload: summary, detected columns, class plot
     page.locator("#train-file input[type=file]").set_input_files(str(DATA / "movie_ratings" / "train.tsv"))
-    expect(page.locator("#train-summary")).to_contain_text("300행 읽음", timeout=30_000)
+    expect(page.locator("#train-summary")).to_contain_text("300행 읽음")
     expect(page.locator("#train-summary")).to_contain_text("클래스 3개")
     expect(page.locator("#class-plot")).to_contain_text("중립")
 
@@ -97,20 +105,20 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
 
     # Start opens the Logs tab, the log grows, the plots are drawn, an epoch completes
     expect(page.get_by_role("tab", name="로그")).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#run-status")).to_contain_text("학습 중", timeout=60_000)
-    expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 6 loss"), timeout=60_000)
+    expect(page.locator("#run-status")).to_contain_text("학습 중")
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 6 loss"))
     before = log_lines(page)
-    expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 2 batch id 6 "), timeout=60_000)
-    wait_until(lambda: log_lines(page) > before, timeout=60)  # the log grows while we watch
-    expect(page.locator("#step-plot")).to_contain_text("손실", timeout=30_000)  # the plot's legend
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 2 batch id 6 "))
+    wait_until(lambda: log_lines(page) > before)  # the log grows while we watch
+    expect(page.locator("#step-plot")).to_contain_text("손실")  # the plot's legend
     expect(page.locator("#run-progress")).to_contain_text(re.compile(r"에폭 \d+/40"))  # tiny may be past epoch 1
-    expect(page.locator("#run-metrics")).to_contain_text("정확도", timeout=120_000)
+    expect(page.locator("#run-metrics")).to_contain_text("정확도")
     expect(page.locator("#epoch-plot")).to_contain_text("테스트")
 
     # Stop: within seconds, the last completed epoch is kept
     page.locator("#stop").click()
-    expect(page.locator("#run-status")).to_contain_text("중지됨", timeout=30_000)
-    expect(page.locator("#run-log textarea")).to_have_value(re.compile("stopped in"), timeout=15_000)
+    expect(page.locator("#run-status")).to_contain_text("중지됨")
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile("stopped in"))
     # A Korean visitor reads every state, reason and figure in Korean (only the tutorial's log lines stay English)
     for shown in ("#run-status", "#run-progress", "#run-metrics", "#per-class", "#mistakes"):
         expect(page.locator(shown)).not_to_contain_text(ENGLISH)
@@ -119,41 +127,41 @@ def test_train_watch_stop_and_predict(server: SimpleNamespace, browser) -> None:
     page.locator("#mistakes [data-testid='cell-0-0']").click()
     sentence = page.locator("#mistakes [data-testid='cell-0-0']").inner_text().strip()
     expect(page.locator("#mistake-explanation .score-token")).to_have_count(
-        2 * len(sentence.split()) - 1, timeout=60_000
+        2 * len(sentence.split()) - 1
     )  # the words and the spaces between them
     expect(page.locator("#mistake-line")).to_contain_text(re.compile(r"정답 \S+, 예측 \S+ \(확률"))
 
     # Predict with that run: the newest trained run is picked when the tab opens
     page.get_by_role("tab", name="예측").click()
-    expect(page.locator("#model-ref input")).not_to_have_value("", timeout=15_000)
+    expect(page.locator("#model-ref input")).not_to_have_value("")
     typed = "배우들 연기가 정말 최고였어요"
     page.locator("#sentence textarea").fill(typed)
-    expect(page.locator(LABEL)).to_have_text(re.compile("^(긍정|부정|중립)$"), timeout=60_000)
+    expect(page.locator(LABEL)).to_have_text(re.compile("^(긍정|부정|중립)$"))
     expect(page.locator("#pieces")).to_contain_text("[CLS]")
     # Then why: one coloured span per word of the sentence, for the predicted class and then for a picked one
     words = page.locator("#explanation .score-token .text")
-    expect(words).to_have_count(2 * len(typed.split()) - 1, timeout=60_000)  # the words and the spaces between
+    expect(words).to_have_count(2 * len(typed.split()) - 1)  # the words and the spaces between
     assert [word for word in words.all_inner_texts() if word.strip()] == typed.split()
     predicted = page.locator(LABEL).inner_text()
     expect(page.locator("#explain-line")).to_contain_text(re.compile(rf"{predicted} 설명 \(확률 [\d.]+%\)"))
     other = next(name for name in ("긍정", "부정", "중립") if name != predicted)
     page.locator("#explain-class input").click()
     page.get_by_role("option", name=other).click()
-    expect(page.locator("#explain-line")).to_contain_text(f"{other} 설명 (확률", timeout=60_000)
+    expect(page.locator("#explain-line")).to_contain_text(f"{other} 설명 (확률")
 
     # A reload reattaches to the same run with everything logged so far
     page.reload()
     page.get_by_role("tab", name="로그").click()
-    expect(page.locator("#run-status")).to_contain_text("중지됨", timeout=30_000)
+    expect(page.locator("#run-status")).to_contain_text("중지됨")
     expect(page.locator("#run-log textarea")).to_have_value(re.compile("epoch 1 batch id 1 loss"))
     page.close()
 
 
 def test_english_for_browsers_that_ask(server: SimpleNamespace, browser) -> None:
-    page = browser.new_page(locale="en-US")
+    page = new_page(browser, locale="en-US")
     page.goto(server.url)
     expect = playwright.expect
-    expect(page.get_by_role("tab", name="Train")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("tab", name="Train")).to_be_visible()
     expect(page.get_by_role("tab", name="Predict")).to_be_visible()
     expect(page.locator("#start")).to_have_text("Start training")
     page.get_by_role("tab", name="Logs").click()
@@ -167,10 +175,10 @@ def test_a_family_folder_trains_from_the_form_and_shows_its_tokens(
     """A RoBERTa hub-like folder as a custom model: the note shows each curated backbone's facts, training runs to
     done from the form, and the Predict tab shows the model's own tokens (<s> ... </s>, not [CLS])."""
     expect = playwright.expect
-    page = browser.new_page(locale="en-US", viewport={"width": 1280, "height": 900})
+    page = new_page(browser, locale="en-US", viewport={"width": 1280, "height": 900})
     page.goto(server.url)
     page.locator("#train-file input[type=file]").set_input_files(str(DATA / "movie_ratings" / "train.tsv"))
-    expect(page.locator("#train-summary")).to_contain_text("train.tsv", timeout=30_000)
+    expect(page.locator("#train-summary")).to_contain_text("train.tsv")
 
     # A curated backbone: its size, expected speed and the card's figure (or that it reports none)
     page.get_by_text("klue/roberta-large · 337M").click()
@@ -187,13 +195,13 @@ def test_a_family_folder_trains_from_the_form_and_shows_its_tokens(
     page.locator("#lr input").fill("0.001")
     page.locator("#start").click()
     expect(page.get_by_role("tab", name="Logs")).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#run-status")).to_contain_text("done", timeout=300_000)
+    expect(page.locator("#run-status")).to_contain_text("done")
     expect(page.locator("#run-log textarea")).to_have_value(re.compile("padding-free forward"))
 
     page.get_by_role("tab", name="Predict").click()
-    expect(page.locator("#model-ref input")).not_to_have_value("", timeout=15_000)
+    expect(page.locator("#model-ref input")).not_to_have_value("")
     page.locator("#sentence textarea").fill("배우들 연기가 정말 최고였어요")
-    expect(page.locator(LABEL)).to_have_text(re.compile("^(긍정|부정|중립)$"), timeout=60_000)
+    expect(page.locator(LABEL)).to_have_text(re.compile("^(긍정|부정|중립)$"))
     expect(page.locator("#pieces")).to_contain_text("<s>")
     expect(page.locator("#pieces")).to_contain_text("연기")
     expect(page.locator("#pieces")).not_to_contain_text("[CLS]")
