@@ -312,9 +312,14 @@ class JobQueue:
         """Whether this queue holds the runs home (it runs jobs); another server's queue does while this is False."""
         return self._lock is not None and self._lock.is_locked
 
+    @property
+    def read_only(self) -> bool:
+        """Whether this started queue waits for another server to let the runs home go (it serves read-only)."""
+        return self._thread is not None and not self.holds_home
+
     def check_writable(self) -> None:
         """Refuse (UserFacingError) what only the server holding the runs home may do: queue, stop or delete runs."""
-        if self._thread is not None and not self.holds_home:
+        if self.read_only:
             raise UserFacingError("job_home_taken")
 
     def stop(self, run: Run) -> None:

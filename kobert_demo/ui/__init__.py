@@ -126,6 +126,9 @@ def _wire(
             lang, "limits", mb=lim.max_file_mb, rows=lim.max_rows, chars=lim.max_text_chars,
             lines=lim.max_predict_lines,
         )  # fmt: skip
+        if state.queue.read_only:  # another server holds the runs home: say so before the visitor tries
+            warn(t(lang, "job_home_taken"))
+            limit_text = f"**{t(lang, 'job_home_taken')}**\n\n{limit_text}"
         shown = {
             visitor: token,
             train.limits: limit_text,
