@@ -31,6 +31,13 @@ from .families import MODEL_TYPES
 # NSMC slices that ship with a clone; the README's figures pass the full files (--data, --accuracy-test).
 CLONE_NSMC = Path(__file__).resolve().parents[1] / "tests" / "data" / "nsmc"
 
+
+def _clone_file(name: str) -> str | None:
+    """A file of the NSMC slices in a clone of the repo; None where there is no clone (an installed package)."""
+    path = CLONE_NSMC / name
+    return str(path) if path.is_file() else None
+
+
 KOBERT_SHAPE = dict(
     vocab_size=8002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
     max_position_embeddings=512, type_vocab_size=2, pad_token_id=1,
@@ -625,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--size", choices=("base", "tiny"), help="with --family bert/roberta/electra: base (default) or tiny (a check)"
     )
-    parser.add_argument("--data", default=str(CLONE_NSMC / "train.tsv"), help="NSMC rows to use")
+    parser.add_argument("--data", help="labelled rows to use (default, in a clone: tests/data/nsmc/train.tsv)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--train-rows", type=int, default=512, help="rows per training path: a warm-up, then one timed pass"
@@ -646,13 +653,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--run", help="with --explain: a trained run whose explanations to check by deletion")
     parser.add_argument("--explain-rows", type=int, default=500, help="with --explain --run: held-out rows to check")
-    parser.add_argument("--accuracy-test", default=str(CLONE_NSMC / "test.tsv"), help="held-out rows")
+    parser.add_argument("--accuracy-test", help="held-out rows (default, in a clone: tests/data/nsmc/test.tsv)")
     parser.add_argument("--accuracy-rows", type=int, default=40_000)
     parser.add_argument("--seeds", default="42,43,44", help="with --accuracy: one run of each loop per seed")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.data = args.data or _clone_file("train.tsv")
+    args.accuracy_test = args.accuracy_test or _clone_file("test.tsv")
+    if args.data is None or (args.accuracy_test is None and (args.accuracy or args.run)):
+        flag = "--data" if args.data is None else "--accuracy-test"
+        parser.error(f"{flag} is needed: name a TSV or CSV of labelled rows (an installed package has no tests/data)")
     kobert = args.family == "kobert"
     if kobert and args.size:
         parser.error("--size goes with --family bert, roberta or electra (kobert is KoBERT's own shape)")

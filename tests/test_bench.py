@@ -245,3 +245,16 @@ def test_explain_mode_times_explanations_and_checks_a_runs_deletion(trained_run,
     assert check["run"] == trained_run.path.name and 0 < check["sentences"] <= 40
     assert check["top_drop"] > check["random_drop"]
     assert report["family"] == "bert" and "bf16_cpu" in report["machine"]
+
+
+@pytest.mark.parametrize("argv", [[], ["--accuracy", "--data", str(DATA / "nsmc" / "train.tsv")]])
+def test_an_installed_bench_asks_for_the_data_it_has_no_clone_for(argv, monkeypatch, capsys) -> None:
+    """A non-editable install has no tests/data: bench names the flag to give rather than failing on a missing path."""
+    from kobert_demo import bench
+
+    monkeypatch.setattr(bench, "CLONE_NSMC", REPO / "no-such-folder")
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert ("--accuracy-test" if argv else "--data") + " is needed" in error and "Traceback" not in error

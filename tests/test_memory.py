@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import HANG_S, sample_rows, write_tsv
+from conftest import HANG_S, REPO, sample_rows, write_tsv
 from transformers import BertConfig, BertForSequenceClassification
 
 from kobert_demo import predict, serving, settings
@@ -92,7 +93,10 @@ def test_the_training_estimate_bounds_the_measured_peak_on_a_grid_of_shapes(tmp_
     cases = tmp_path / "cases.json"
     cases.write_text(json.dumps(GRID))
     probe = Path(__file__).with_name("memory_probe.py")
-    done = subprocess.run([sys.executable, str(probe), str(cases)], capture_output=True, text=True, timeout=HANG_S)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, str(probe), str(cases)], env=env, capture_output=True, text=True, timeout=HANG_S
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(done.stdout)
     over = [r for r in results if r["measured"] > r["estimate"]]

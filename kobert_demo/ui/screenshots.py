@@ -81,9 +81,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("assets"), help="folder for the PNG files")
     parser.add_argument("--locale", default="ko-KR", help="browser language (ko-KR, en-US)")
-    parser.add_argument("--data", type=Path, default=DATA, help="a data folder with nsmc/train.tsv and nsmc/test.tsv")
+    parser.add_argument(
+        "--data", type=Path, help="a folder with nsmc/train.tsv and nsmc/test.tsv (default, in a clone: tests/data)"
+    )
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args(argv)
+    args.data = args.data or (DATA if DATA.is_dir() else None)
+    if args.data is None:
+        parser.error("--data is needed: a folder with nsmc/train.tsv and nsmc/test.tsv (an installed package has none)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for path in capture(args.out, args.locale, args.data, args.epochs):
         print(path)
