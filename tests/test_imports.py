@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -47,3 +48,40 @@ def test_importing_every_module_has_no_side_effects(tmp_path) -> None:
     report = json.loads(result.stdout.splitlines()[-1])
     assert len(report["modules"]) > 25 and "kobert_demo.ui.logs_tab" in report["modules"]
     assert report["changed"] == {}
+
+
+def imports_of(module: str) -> set[str]:
+    """The package's modules that `module` names in any import: module-level, TYPE_CHECKING and inside functions."""
+    path = REPO / (module.replace(".", "/") + ".py")
+    package = module.split(".")[:-1]
+    named = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            named.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).strip(".")
+            named.update(f"{base}.{alias.name}" for alias in node.names)
+            named.add(base)
+    return {name for name in named if name.startswith("kobert_demo.")}
+
+
+def test_explain_never_imports_predict() -> None:
+    """explain.py <-> predict.py was a circle: `Predictor.explain` imports explain.py, and the deletion check, which
+    takes a Predictor, lives in faithfulness.py."""
+    assert not {name for name in imports_of("kobert_demo.explain") if name.startswith("kobert_demo.predict")}
+    assert not {name for name in imports_of("kobert_demo.predict") if name.startswith("kobert_demo.faithfulness")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [("kobert_demo.explain", "kobert_demo.predict")],
+)
+def test_importing_a_module_loads_none_that_imports_it(module: str, absent: str) -> None:
+    """A fresh interpreter importing `module` does not load `absent` (which imports `module`)."""
+    probe = f"import sys, {module}; print({absent!r} in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=HANG_S, env={"PYTHONPATH": str(REPO)}
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "False"
