@@ -17,9 +17,10 @@ from kobert_demo.settings import limits, runs_home
 
 from . import api, logs_tab, predict_tab, train_tab
 from .i18n import I18N, lang_of, t
-from .logs_tab import Follow, poll, run_choices, share_link
+from .logs_tab import Follow, poll, share_link
 from .predict_tab import model_choices
 from .render import warn
+from .shared import run_choices
 from .state import MIN_VISITOR_CHARS, AppState, UserError, client_address, shown_errors
 
 __all__ = ["KoBertApp", "build_app"]

@@ -15,7 +15,7 @@ from kobert_demo.config import KOBERT_HUB_ID
 from kobert_demo.jobs import is_owner
 from kobert_demo.runs import Run, RunStatus
 
-from . import predict_tab
+from . import predict_tab, shared
 from .logs_tab import export_run
 from .state import AppState, UserError, api_errors, check_visitor, client_address
 from .train_tab import CUSTOM, make_config, submit
@@ -95,7 +95,7 @@ def build(state: AppState) -> None:
     @api_errors
     def pieces(model: str, text: str) -> dict:
         """How the model's own tokenizer splits a sentence: pieces, ids and which pieces are unknown ([UNK])."""
-        encoded = state.predictor(model).pieces(predict_tab.checked_text(text))
+        encoded = state.predictor(model).pieces(shared.checked_text(text))
         return {"pieces": encoded.pieces, "ids": encoded.ids, "unknown": encoded.unknown}
 
     @api_errors
@@ -103,7 +103,7 @@ def build(state: AppState) -> None:
         """Why this label: each word's share of `label`'s log-probability ("" = the predicted class), by Integrated
         Gradients. Returns {"text", "label", "probability", "words" (text.split()), "word_scores" (one per word,
         positive = towards the label), "tokens", "token_scores", "completeness_gap"}."""
-        return predict_tab.explain_one(state, model, text, label).to_json()
+        return shared.explain_one(state, model, text, label).to_json()
 
     @api_errors
     def status(run: str, visitor: str = "") -> dict:

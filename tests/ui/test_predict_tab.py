@@ -26,11 +26,11 @@ from kobert_demo.ui.predict_tab import (
     class_choices,
     confidences,
     explanation_line,
-    highlighted_words,
     lines_table,
     marked_pieces,
     serving_line,
 )
+from kobert_demo.ui.shared import highlighted_words
 from kobert_demo.ui.state import UserError
 
 KO = gr.Request(headers={"accept-language": "ko-KR"})
