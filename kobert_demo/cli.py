@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # torch and accelerate load only when a command needs them: t
 EXIT_USER_ERROR = 2
 
 
-class UserError(UserFacingError):
+class CliError(UserFacingError):
     """A command line the user can fix; printed as one line."""
 
 
@@ -133,9 +133,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import Predictor
 
     if bool(args.texts) == bool(args.file):
-        raise UserError("cli_sentences_or_file")
+        raise CliError("cli_sentences_or_file")
     if args.file and not args.out:
-        raise UserError("cli_file_needs_out")
+        raise CliError("cli_file_needs_out")
     if args.file:
         return predict_file(args)
     predictor = Predictor.load(args.run, backend=args.backend)
@@ -288,7 +288,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     from .tokenizer import KoBertTokenizer
 
     if args.model and args.spm:
-        raise UserError("cli_model_or_spm")
+        raise CliError("cli_model_or_spm")
     if args.spm:
         tokenizer = KoBertTokenizer.from_files(args.spm, args.vocab, args.mode or "gluonnlp", args.max_len or 64)
     elif args.model:  # the model's own tokenizer: KoBERT's for KoBERT-like folders, tokenizer.json otherwise

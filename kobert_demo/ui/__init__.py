@@ -21,7 +21,7 @@ from .logs_tab import Follow, poll, share_link
 from .predict_tab import model_choices
 from .render import warn
 from .shared import run_choices
-from .state import MIN_VISITOR_CHARS, AppState, UserError, client_address, shown_errors
+from .state import MIN_VISITOR_CHARS, AppState, VisitorError, client_address, shown_errors
 
 __all__ = ["KoBertApp", "build_app"]
 
@@ -115,7 +115,7 @@ def _wire(
         shared = request.query_params.get("run") or None
         try:
             shared = state.run(shared).name if shared else None
-        except UserError as error:
+        except VisitorError as error:
             warn(error.text(lang))
             shared = None
         runs = run_choices(state, token, lang, extra=shared)

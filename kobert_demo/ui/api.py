@@ -17,7 +17,7 @@ from kobert_demo.runs import Run, RunStatus
 
 from . import predict_tab, shared
 from .logs_tab import export_run
-from .state import AppState, UserError, api_errors, check_visitor, client_address
+from .state import AppState, VisitorError, api_errors, check_visitor, client_address
 from .train_tab import CUSTOM, make_config, submit
 
 
@@ -26,7 +26,7 @@ def validate_report(path: str | None, text_col: str | None, label_col: str | Non
     from kobert_demo.data import read_table
 
     if not path:
-        raise UserError("err_no_train_file")
+        raise VisitorError("err_no_train_file")
     data = read_table(path, text_col or None, label_col or None)
     return {
         **data.report(),
@@ -177,7 +177,7 @@ def build(state: AppState) -> None:
         model = (model or KOBERT_HUB_ID).strip()
         backbone = model if is_curated(model) else CUSTOM
         if not isinstance(options or {}, dict):
-            raise UserError("err_options_not_object")
+            raise VisitorError("err_options_not_object")
         config = make_config(backbone, model, dict(options or {}))
         return submit(state, config, train_file, test_file, visitor, client_address(request)).name
 
@@ -190,7 +190,7 @@ def build(state: AppState) -> None:
     def load_model_zip(model_zip: str | None) -> str:
         """Check and keep an exported model zip; returns the `zip:<id>` model name for /predict."""
         if not model_zip:
-            raise UserError("err_no_model")
+            raise VisitorError("err_no_model")
         return state.save_zip(model_zip)
 
     @api_errors

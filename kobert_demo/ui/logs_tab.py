@@ -30,7 +30,7 @@ from .logs_render import (
 )
 from .render import info, md_text
 from .shared import explain_one, highlighted_words, run_choices
-from .state import AppState, UserError, message, shown_errors
+from .state import AppState, VisitorError, message, shown_errors
 
 __all__ = ["Follow", "LogsTab", "build", "export_run", "poll", "share_link"]
 
@@ -154,7 +154,7 @@ def explain_mistake(state: AppState, tab: LogsTab, follow: Follow, row: list | N
     predicted. Only the kept epoch's mistakes are explained (this is no endpoint for any text)."""
     mistake = mistake_of(follow.kept, row)
     if mistake is None:
-        raise UserError("err_not_a_mistake")
+        raise VisitorError("err_not_a_mistake")
     explanation = explain_one(state, follow.run, mistake["text"], mistake["predicted"])
     return {
         tab.mistake_explanation: gr.update(value=highlighted_words(explanation), visible=True),

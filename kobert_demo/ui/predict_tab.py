@@ -27,7 +27,7 @@ from kobert_demo.settings import custom_models_allowed, limits
 from .i18n import I18N, lang_of, t
 from .render import info, md_text
 from .shared import checked_text, explain_one, highlighted_words, on_gpu, run_choices, to_gpu
-from .state import AppState, UserError, shown_errors
+from .state import AppState, VisitorError, shown_errors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,12 +95,12 @@ class Predictions:
 
 
 def checked_lines(texts: list[str]) -> list[str]:
-    """Sentences to predict at once; UserError when all are blank or there are more than max_predict_lines."""
+    """Sentences to predict at once; VisitorError when all are blank or there are more than max_predict_lines."""
     if not any(text.strip() for text in texts):
-        raise UserError("err_no_text")
+        raise VisitorError("err_no_text")
     most = limits().max_predict_lines
     if len(texts) > most:
-        raise UserError("err_too_many_lines", n=len(texts), limit=most)
+        raise VisitorError("err_too_many_lines", n=len(texts), limit=most)
     return texts
 
 
@@ -123,7 +123,7 @@ def predict_file(state: AppState, ref: str | None, path: str | None) -> str:
     from kobert_demo.data import read_texts
 
     if not path:
-        raise UserError("err_no_predict_file")
+        raise VisitorError("err_no_predict_file")
     checked_lines(read_texts(path))  # the file's size, rows and sentences, before any model loads
     predictor = state.predictor(ref)
     out = state.scratch("predictions") / f"{Path(path).stem}_predictions.csv"

@@ -9,7 +9,7 @@ from kobert_demo.runs import Run
 from kobert_demo.settings import limits
 
 from .logs_render import run_label
-from .state import AppState, UserError
+from .state import AppState, VisitorError
 
 if TYPE_CHECKING:
     from kobert_demo.explain import Explanation
@@ -29,7 +29,7 @@ def run_choices(state: AppState, visitor: str | None, lang: str, extra: str | No
     if extra and extra not in {run.name for run in runs}:
         try:
             shared = state.run(extra)
-        except UserError:  # deleted since
+        except VisitorError:  # deleted since
             return choices
         choices.insert(0, (f"🔗 {label(shared)}", shared.name))
     return choices
@@ -53,13 +53,13 @@ def to_gpu(predictor: Predictor) -> None:
 
 
 def checked_text(text: str | None) -> str:
-    """One sentence to predict or split into pieces, stripped; UserError when empty or over max_text_chars."""
+    """One sentence to predict or split into pieces, stripped; VisitorError when empty or over max_text_chars."""
     text = (text or "").strip()
     if not text:
-        raise UserError("err_no_text")
+        raise VisitorError("err_no_text")
     limit = limits().max_text_chars
     if len(text) > limit:
-        raise UserError("err_text_too_long", limit=limit)
+        raise VisitorError("err_text_too_long", limit=limit)
     return text
 
 

@@ -31,7 +31,7 @@ from kobert_demo.ui.predict_tab import (
     serving_line,
 )
 from kobert_demo.ui.shared import highlighted_words
-from kobert_demo.ui.state import UserError
+from kobert_demo.ui.state import VisitorError
 
 KO = gr.Request(headers={"accept-language": "ko-KR"})
 EN = gr.Request(headers={"accept-language": "en-US"})
@@ -87,7 +87,7 @@ class State:
 
     def predictor(self, ref: str | None) -> Model:
         if ref == "missing":
-            raise UserError("err_no_model")
+            raise VisitorError("err_no_model")
         return Model()
 
     def scratch(self, name: str) -> Path:
