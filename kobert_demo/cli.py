@@ -137,7 +137,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.file and not args.out:
         raise CliError("cli_file_needs_out")
     if args.file:
-        return predict_file(args)
+        return cmd_predict_file(args)
     predictor = Predictor.load(args.run, backend=args.backend)
     names = predictor.label_names
     probs = predictor.predict_proba(args.texts)
@@ -154,17 +154,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def predict_file(args: argparse.Namespace) -> int:
+def cmd_predict_file(args: argparse.Namespace) -> int:
     """Stream a file through the model into the predictions CSV the web app writes too (`bulk`); under accelerate
     launch/torchrun the processes share the chunks."""
     from accelerate import PartialState
 
-    from .bulk import merge_parts, predict_file
+    from .bulk import merge_parts, predict_file_to_csv
 
     state = PartialState(cpu=not _has_gpu())
     device = str(state.device) if state.device.type != "cpu" else None
     predictor = _one_choice_for_every_rank(state, args.run, args.backend, device)
-    predict_file(
+    predict_file_to_csv(
         predictor, args.file, args.out, args.text_col, resume=args.resume, chunk_rows=args.chunk_rows,
         rank=state.process_index, world=state.num_processes, progress=not args.quiet,
     )  # fmt: skip

@@ -197,7 +197,7 @@ def build(state: AppState) -> None:
     def predict_csv(model: str, file: str | None) -> str:
         """Predictions for a file of sentences, as a CSV file (text, label, confidence, p_<class>...): the bytes
         `kobert-demo predict --file` writes."""
-        return predict_tab.predict_file(state, model, file)
+        return predict_tab.predict_file_for_visitor(state, model, file)
 
     api = {"api_visibility": "public"}
     buttons[0].click(validate, [file, text_col, label_col], report, api_name="validate", **api)

@@ -1,11 +1,11 @@
 """The Predict tab: pick a model (a run, an uploaded zip, a folder or hub id), then classify as you type, several
 lines at once, or a whole file (CSV download).
 
-Three layers: what the tab computes (`predict_one`, `predict_lines`, `predict_file`, also the API's endpoints;
-`explain_one`, which the Logs tab uses too, is in `shared.py`), pure renderers that turn results into component values
-(`confidences`, `marked_pieces`, `explanation_line`, `lines_table`; `shared.highlighted_words`), and `PredictTab`,
-whose handlers return {component: value}; `build` lays the tab out and wires the handlers.
-Every predictions CSV comes from `csv_out`'s one writer: a file goes through `bulk.predict_file`, as on the
+Three layers: what the tab computes (`predict_one`, `predict_lines`, `predict_file_for_visitor`, also the API's
+endpoints; `explain_one`, which the Logs tab uses too, is in `shared.py`), pure renderers that turn results into
+component values (`confidences`, `marked_pieces`, `explanation_line`, `lines_table`; `shared.highlighted_words`), and
+`PredictTab`, whose handlers return {component: value}; `build` lays the tab out and wires the handlers.
+Every predictions CSV comes from `csv_out`'s one writer: a file goes through `bulk.predict_file_to_csv`, as on the
 command line, so the same file gives the same bytes in the browser, through the API and from `kobert-demo predict`.
 """
 
@@ -75,10 +75,10 @@ def probabilities(state: AppState, predictor: Predictor, texts: list[str]) -> np
 def _predict_file_to(predictor: Predictor, path: str, out: Path) -> None:
     """The predictions CSV of a file of sentences, written by bulk prediction (as the CLI does), on the GPU when
     there is one."""
-    from kobert_demo.bulk import predict_file as bulk_predict_file
+    from kobert_demo.bulk import predict_file_to_csv
 
     to_gpu(predictor)
-    bulk_predict_file(predictor, path, out, progress=False)
+    predict_file_to_csv(predictor, path, out, progress=False)
 
 
 @dataclass
@@ -118,7 +118,7 @@ def predict_lines(state: AppState, ref: str | None, texts: list[str]) -> Predict
     return Predictions(texts, probabilities(state, predictor, texts), predictor.label_names)
 
 
-def predict_file(state: AppState, ref: str | None, path: str | None) -> str:
+def predict_file_for_visitor(state: AppState, ref: str | None, path: str | None) -> str:
     """The predictions CSV of an uploaded file of sentences (a table's text column, or one per line)."""
     from kobert_demo.data import read_texts
 
@@ -320,7 +320,7 @@ class PredictTab:
     @shown_errors()
     def on_file(self, ref: str, file: str | None, request: gr.Request) -> Outputs:
         """A file of sentences -> a CSV of predictions."""
-        return {self.csv: gr.update(value=predict_file(self.state, ref, file), visible=True)}
+        return {self.csv: gr.update(value=predict_file_for_visitor(self.state, ref, file), visible=True)}
 
 
 def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
