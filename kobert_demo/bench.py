@@ -430,7 +430,7 @@ def explain_check(args: argparse.Namespace, folder: Path) -> dict:
     """Time Integrated Gradients explanations one sentence at a time with the family's base-size classifier (random
     weights: the same work as trained ones), served in fp32; with --run, that run's deletion check on held-out rows."""
     from .data import read_table
-    from .explain import deletion_check
+    from .faithfulness import deletion_check
     from .predict import Predictor
 
     texts = read_table(Path(args.data)).texts[: args.latency_sentences]

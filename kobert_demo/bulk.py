@@ -47,7 +47,7 @@ def _complete_rows(part: Path, chunk_rows: int, header: bool) -> int:
     return keep
 
 
-def predict_file(
+def predict_file_to_csv(
     predictor: Predictor,
     path: str | Path,
     out: str | Path,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # torch and accelerate load only when a command needs them: t
 EXIT_USER_ERROR = 2
 
 
-class UserError(UserFacingError):
+class CliError(UserFacingError):
     """A command line the user can fix; printed as one line."""
 
 
@@ -133,11 +133,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import Predictor
 
     if bool(args.texts) == bool(args.file):
-        raise UserError("cli_sentences_or_file")
+        raise CliError("cli_sentences_or_file")
     if args.file and not args.out:
-        raise UserError("cli_file_needs_out")
+        raise CliError("cli_file_needs_out")
     if args.file:
-        return predict_file(args)
+        return cmd_predict_file(args)
     predictor = Predictor.load(args.run, backend=args.backend)
     names = predictor.label_names
     probs = predictor.predict_proba(args.texts)
@@ -154,17 +154,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def predict_file(args: argparse.Namespace) -> int:
+def cmd_predict_file(args: argparse.Namespace) -> int:
     """Stream a file through the model into the predictions CSV the web app writes too (`bulk`); under accelerate
     launch/torchrun the processes share the chunks."""
     from accelerate import PartialState
 
-    from .bulk import merge_parts, predict_file
+    from .bulk import merge_parts, predict_file_to_csv
 
     state = PartialState(cpu=not _has_gpu())
     device = str(state.device) if state.device.type != "cpu" else None
     predictor = _one_choice_for_every_rank(state, args.run, args.backend, device)
-    predict_file(
+    predict_file_to_csv(
         predictor, args.file, args.out, args.text_col, resume=args.resume, chunk_rows=args.chunk_rows,
         rank=state.process_index, world=state.num_processes, progress=not args.quiet,
     )  # fmt: skip
@@ -288,7 +288,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     from .tokenizer import KoBertTokenizer
 
     if args.model and args.spm:
-        raise UserError("cli_model_or_spm")
+        raise CliError("cli_model_or_spm")
     if args.spm:
         tokenizer = KoBertTokenizer.from_files(args.spm, args.vocab, args.mode or "gluonnlp", args.max_len or 64)
     elif args.model:  # the model's own tokenizer: KoBERT's for KoBERT-like folders, tokenizer.json otherwise

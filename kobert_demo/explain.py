@@ -17,10 +17,8 @@ layer: the model is shared with visitors' predictions, which a hook on it would 
 from __future__ import annotations
 
 import math
-import random
 import threading
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedModel
@@ -29,9 +27,6 @@ from .errors import UserFacingError
 from .model import OVERHEAD_BYTES, OVERHEAD_SHARE, activation_bytes
 from .settings import limits
 from .tokenizer import Encoded
-
-if TYPE_CHECKING:
-    from .predict import Predictor
 
 # Gauss-Legendre steps tried in turn until the completeness gap is small. Measured on 200 held-out NSMC reviews with
 # `tiny` trained on 30k of them: 8 steps met the bound on 99.5% of sentences, 16 on all (4 steps: 87.5%). At KoBERT's
@@ -174,33 +169,3 @@ def word_scores(token_scores: list[float], token_words: list[int | None], n_word
         if word is not None:
             scores[word] += score
     return scores
-
-
-@dataclass
-class DeletionCheck:
-    """How faithful the explanations are: the mean fall in the explained class's probability when a sentence loses
-    its top-scored word, against when it loses a random word."""
-
-    sentences: int
-    top_drop: float
-    random_drop: float
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-def deletion_check(predictor: Predictor, texts: list[str], seed: int = 0, min_words: int = 3) -> DeletionCheck:
-    """Explain each text of at least min_words words for its predicted class, then predict it again without its
-    top-scored word and without a random word (seeded)."""
-    rng = random.Random(seed)
-    top_drops, random_drops = [], []
-    for text in (text for text in texts if len(text.split()) >= min_words):
-        explanation = predictor.explain(text)
-        words, column = explanation.words, predictor.label_names.index(explanation.label)
-        removed = (max(range(len(words)), key=explanation.word_scores.__getitem__), rng.randrange(len(words)))
-        without = [" ".join(words[:i] + words[i + 1 :]) for i in removed]
-        p_top, p_random = predictor.predict_proba(without)[:, column]
-        top_drops.append(explanation.probability - float(p_top))
-        random_drops.append(explanation.probability - float(p_random))
-    n = len(top_drops)
-    return DeletionCheck(n, sum(top_drops) / max(n, 1), sum(random_drops) / max(n, 1))

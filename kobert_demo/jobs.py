@@ -67,7 +67,7 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Intel AMX machine, shared). So the mark stays fresh for 10 s: visitors who keep coming hold the job on one core
 # without switching, and a sporadic visitor costs at most two switches per 10 s.
 JOB_NICE = 10
-SERVING_FILE = ".serving"
+SERVING_MARK = ".serving"
 SERVING_TOUCH_S = 0.5
 SERVING_FRESH_S = 10.0
 YIELD_ENV = "KOBERT_DEMO_JOB_YIELD"  # "0": the child neither lowers its priority nor gives a core (to measure)
@@ -304,7 +304,7 @@ class JobQueue:
             return
         self._serving_touched = now
         with contextlib.suppress(OSError):  # no runs home yet, or a read-only one: predictions go on regardless
-            (self.home / SERVING_FILE).touch()
+            (self.home / SERVING_MARK).touch()
 
     # --- the runs home: one server at a time ---------------------------------------------------------------
     @property
@@ -554,7 +554,7 @@ class ServingYield:
     def __init__(self, home: Path, cores: int | None = None) -> None:
         import torch
 
-        self.mark = home / SERVING_FILE
+        self.mark = home / SERVING_MARK
         self.cores = cores or torch.get_num_threads()
         self.threads = torch.get_num_threads()
 

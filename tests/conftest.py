@@ -55,7 +55,9 @@ KOBERT_FILES = KobertFiles(spm=ORIGINAL_SPM, vocab=ORIGINAL_VOCAB, vectors=ORIGI
 # The published (text, mode, ids) vectors; a KoBERT tokenizer is right when it reproduces all of them.
 VECTORS: list[dict] = json.loads(KOBERT_FILES.vectors.read_text(encoding="utf-8"))["vectors"]
 
-TINY_SHAPE = dict(
+# A toy KoBERT: KoBERT's vocabulary and padding id at hidden size 32, for the model folders tests make on the fly.
+# Not model.TINY_SHAPE, the shape of the `tiny` backbone that the app trains.
+TOY_KOBERT_SHAPE = dict(
     vocab_size=8002, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
     max_position_embeddings=128, pad_token_id=1,
 )  # fmt: skip
@@ -175,7 +177,7 @@ def kobert_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_kobert_folder(tmp_path_factory) -> Path:
     """A local model folder shaped like the hub's KoBERT, but tiny (random weights)."""
-    return make_model_folder(tmp_path_factory.mktemp("tiny_kobert"), TINY_SHAPE)
+    return make_model_folder(tmp_path_factory.mktemp("tiny_kobert"), TOY_KOBERT_SHAPE)
 
 
 @pytest.fixture

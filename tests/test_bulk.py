@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import DATA, HANG_S, REPO
 
-from kobert_demo.bulk import predict_file
+from kobert_demo.bulk import predict_file_to_csv
 from kobert_demo.data import DataError, text_chunks
 from kobert_demo.model import load_backbone, save_classifier
 from kobert_demo.predict import Predictor
@@ -54,7 +54,7 @@ def test_matches_in_memory_prediction_in_input_order(small_model, reviews, tmp_p
     texts = reviews[:1000]
     source = write_table(tmp_path / "in.tsv", texts)
     predictor = Predictor.load(small_model)
-    assert predict_file(predictor, source, tmp_path / "out.csv", chunk_rows=128, progress=False) == 1000
+    assert predict_file_to_csv(predictor, source, tmp_path / "out.csv", chunk_rows=128, progress=False) == 1000
     out = read_output(tmp_path / "out.csv")
     assert out["text"].tolist() == [" ".join(t.split()) for t in texts]
     expected = predictor.predict_proba(texts)
@@ -70,7 +70,7 @@ def test_plain_text_cp949_and_blank_lines(small_model, tmp_path):
         "지루했다",
         "그럭저럭",
     ]
-    predict_file(Predictor.load(small_model), source, tmp_path / "out.csv", progress=False)
+    predict_file_to_csv(Predictor.load(small_model), source, tmp_path / "out.csv", progress=False)
     assert len(read_output(tmp_path / "out.csv")) == 3
 
 
@@ -78,20 +78,20 @@ def test_existing_output_is_never_overwritten(small_model, reviews, tmp_path):
     source = write_table(tmp_path / "in.tsv", reviews[:10])
     (tmp_path / "out.csv").write_text("precious\n", encoding="utf-8")
     with pytest.raises(DataError, match="--resume"):
-        predict_file(Predictor.load(small_model), source, tmp_path / "out.csv", progress=False)
+        predict_file_to_csv(Predictor.load(small_model), source, tmp_path / "out.csv", progress=False)
     assert (tmp_path / "out.csv").read_text(encoding="utf-8") == "precious\n"
 
 
 def test_resume_redoes_nothing_finished(small_model, reviews, tmp_path):
     source = write_table(tmp_path / "in.tsv", reviews[:1000])
     predictor = Predictor.load(small_model)
-    predict_file(predictor, source, tmp_path / "full.csv", chunk_rows=100, progress=False)
+    predict_file_to_csv(predictor, source, tmp_path / "full.csv", chunk_rows=100, progress=False)
     full = (tmp_path / "full.csv").read_text(encoding="utf-8")
 
     # An interrupted run: 3 whole chunks and half a line of the fourth.
     lines = full.splitlines(keepends=True)
     (tmp_path / "cut.csv").write_text("".join(lines[:351]) + lines[351][:7], encoding="utf-8")
-    redone = predict_file(predictor, source, tmp_path / "cut.csv", chunk_rows=100, resume=True, progress=False)
+    redone = predict_file_to_csv(predictor, source, tmp_path / "cut.csv", chunk_rows=100, resume=True, progress=False)
     assert redone == 700
     assert (tmp_path / "cut.csv").read_text(encoding="utf-8") == full
 
@@ -148,7 +148,7 @@ def test_every_family_predicts_a_file_as_in_memory(family_run, tmp_path):
     texts = pd.read_csv(DATA / "nsmc/test.tsv", sep="\t", dtype=str, keep_default_na=False)["document"].tolist()
     source = write_table(tmp_path / "in.tsv", texts)
     predictor = Predictor.load(family_run.path, backend="torch")
-    assert predict_file(predictor, source, tmp_path / "out.csv", chunk_rows=64, progress=False) == len(texts)
+    assert predict_file_to_csv(predictor, source, tmp_path / "out.csv", chunk_rows=64, progress=False) == len(texts)
     out = read_output(tmp_path / "out.csv")
     expected = predictor.predict_proba(texts)
     np.testing.assert_allclose(out[[f"p_{name}" for name in predictor.label_names]].to_numpy(), expected, atol=2e-6)
@@ -188,14 +188,14 @@ def test_the_web_app_and_the_cli_write_the_same_bytes(trained_run, tmp_path):
 
     from kobert_demo.jobs import JobQueue
     from kobert_demo.serving import ONNX_DIR, SERVING_FILE
-    from kobert_demo.ui.predict_tab import predict_file as web_predict_file
+    from kobert_demo.ui.predict_tab import predict_file_for_visitor
     from kobert_demo.ui.state import AppState
 
     home = tmp_path / "runs"
     shutil.copytree(trained_run.path, home / "nsmc-tiny", ignore=shutil.ignore_patterns(SERVING_FILE, ONNX_DIR))
     state = AppState(home, JobQueue(home), work=tmp_path / "work", private=tmp_path / "private")
     source = DATA / "nsmc" / "test.tsv"
-    web = Path(web_predict_file(state, "nsmc-tiny", str(source))).read_bytes()
+    web = Path(predict_file_for_visitor(state, "nsmc-tiny", str(source))).read_bytes()
     stored = (home / "nsmc-tiny" / "model" / SERVING_FILE).read_bytes()
     out = tmp_path / "cli.csv"
     args = ["predict", home / "nsmc-tiny", "--file", source, "--out", out, "--quiet"]

@@ -10,7 +10,8 @@ import torch
 from conftest import TrainedRun, sample_rows
 
 from kobert_demo.errors import UserFacingError
-from kobert_demo.explain import MAX_RELATIVE_GAP, MIN_CHANGE, Explanation, deletion_check
+from kobert_demo.explain import MAX_RELATIVE_GAP, MIN_CHANGE, Explanation
+from kobert_demo.faithfulness import deletion_check
 from kobert_demo.families import family_of
 from kobert_demo.predict import Predictor
 

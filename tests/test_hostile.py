@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from conftest import ALICE, DATA, HANG_S, TINY_SHAPE, wait_for
+from conftest import ALICE, DATA, HANG_S, TOY_KOBERT_SHAPE, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from safetensors.torch import save_file
@@ -75,7 +75,9 @@ def classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     labels = ["neg", "pos"]
-    config = BertConfig(**TINY_SHAPE, id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    config = BertConfig(
+        **TOY_KOBERT_SHAPE, id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}
+    )
     folder = tmp_path_factory.mktemp("classifier")
     save_classifier(Classifier(BertForSequenceClassification(config), KoBertTokenizer.original(), labels, "t"), folder)
     return folder
@@ -191,7 +193,9 @@ def test_a_tokenizer_longer_than_the_positions_is_clamped(
                       "kobert_tokenizer.json", max_len=100_000)})  # fmt: skip
     ref = load_zip(server, long)
     text = "좋아요 " * 1000  # 4,000 characters, about 2,000 pieces: far past the 128 positions
-    assert len(server.client.predict(ref, text, api_name="/pieces")["ids"]) == TINY_SHAPE["max_position_embeddings"]
+    assert (
+        len(server.client.predict(ref, text, api_name="/pieces")["ids"]) == TOY_KOBERT_SHAPE["max_position_embeddings"]
+    )
     assert set(server.client.predict(ref, text, api_name="/predict")["confidences"]) == {"neg", "pos"}
 
 

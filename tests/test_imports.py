@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import subprocess
 import sys
 
@@ -47,3 +49,83 @@ def test_importing_every_module_has_no_side_effects(tmp_path) -> None:
     report = json.loads(result.stdout.splitlines()[-1])
     assert len(report["modules"]) > 25 and "kobert_demo.ui.logs_tab" in report["modules"]
     assert report["changed"] == {}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it names in any import: module-level, TYPE_CHECKING and
+    inside functions alike (a lazy import still makes a circle for whoever reads the code)."""
+    files = {}
+    for path in (REPO / "kobert_demo").rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for module, path in files.items():
+        package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        named = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                named.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(package[: len(package) - node.level + 1] if node.level else [])
+                base = ".".join(filter(None, [base, node.module]))
+                # `from package import name`: the submodule when name is one, else the package itself.
+                for alias in node.names:
+                    named.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base)
+        graph[module] = {name for name in named if name in files and name != module}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each import circle once, as the path from a module back to itself."""
+    found, done = [], set()
+
+    def visit(module: str, path: list[str]) -> None:
+        for other in sorted(graph[module]):
+            if other in path:
+                found.append(path[path.index(other) :] + [other])
+            elif other not in done:
+                visit(other, [*path, other])
+        done.add(module)
+
+    for module in sorted(graph):
+        if module not in done:
+            visit(module, [module])
+    return found
+
+
+def test_the_package_has_no_import_circle() -> None:
+    """No module imports one that imports it back. There were two: explain.py <-> predict.py (the deletion check,
+    which takes a Predictor, now lives in faithfulness.py) and ui/logs_tab.py <-> ui/predict_tab.py (what both use
+    now lives in ui/shared.py)."""
+    graph = import_graph()
+    assert "kobert_demo.ui.shared" in graph["kobert_demo.ui.logs_tab"]  # the graph sees relative imports
+    assert circles(graph) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        ("kobert_demo.explain", "kobert_demo.predict"),
+        ("kobert_demo.ui.logs_tab", "kobert_demo.ui.predict_tab"),
+        ("kobert_demo.ui.predict_tab", "kobert_demo.ui.logs_tab"),
+    ],
+)
+def test_importing_a_module_loads_none_that_imports_it(module: str, absent: str) -> None:
+    """A fresh interpreter importing `module` does not load `absent`, the other side of a former circle. The module's
+    package is stood in for by a bare one, so that ui/__init__.py (which builds the app from every tab) stays out."""
+    package, _, _ = module.rpartition(".")
+    probe = f"""
+import sys, types
+bare = types.ModuleType({package!r})
+bare.__path__ = [{str(REPO / package.replace(".", "/"))!r}]
+sys.modules[{package!r}] = bare
+import {module}
+print({absent!r} in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=HANG_S,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "False"

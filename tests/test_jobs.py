@@ -18,8 +18,8 @@ from kobert_demo.errors import UserFacingError
 from kobert_demo.events import DoneEvent, StepEvent
 from kobert_demo.jobs import (
     JOB_NICE,
-    SERVING_FILE,
     SERVING_FRESH_S,
+    SERVING_MARK,
     JobQueue,
     ServingYield,
     is_owner,
@@ -250,8 +250,8 @@ def test_the_child_follows_the_servers_mark_between_steps(tmp_path):
         queue.mark_serving()
         yielding.between_steps()
         assert torch.get_num_threads() == 1
-        old = (home / SERVING_FILE).stat().st_mtime - SERVING_FRESH_S - 1
-        os.utime(home / SERVING_FILE, (old, old))
+        old = (home / SERVING_MARK).stat().st_mtime - SERVING_FRESH_S - 1
+        os.utime(home / SERVING_MARK, (old, old))
         queue.mark_serving()  # within its touch interval: the mark stays as it was
         yielding.between_steps()
         assert torch.get_num_threads() == 2

@@ -21,8 +21,8 @@ HANGUL = re.compile(r"[\uac00-\ud7a3]")
 ROOT = Path(__file__).resolve().parents[1] / "kobert_demo"
 SETTING_KEYS = ("help", "label", "error", "error_max")  # the catalogue keys a config.Setting names
 ERRORS = {
-    "DataError", "BackboneError", "ModelZipError", "RunError", "UserFacingError", "UserError", "TrainingError",
-    "EventError",
+    "DataError", "BackboneError", "ModelZipError", "RunError", "UserFacingError", "CliError", "VisitorError",
+    "TrainingError", "EventError",
 }  # fmt: skip
 
 

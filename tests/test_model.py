@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import KOBERT_FILES, REPO, VECTORS, native_kobert_proto, run_cli, sample_rows, write_tsv
-from conftest import TINY_SHAPE as FOLDER_SHAPE
+from conftest import KOBERT_FILES, REPO, TOY_KOBERT_SHAPE, VECTORS, native_kobert_proto, run_cli, sample_rows, write_tsv
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
@@ -227,7 +226,7 @@ def test_half_precision_checkpoints_load_as_fp32(tmp_path: Path) -> None:
     5e-5 updates away and make the "fp32" serving reference bf16. Every loader of a model (ours, bench's) keeps fp32."""
     torch.manual_seed(0)
     backbone = tmp_path / "bf16-backbone"
-    BertModel(BertConfig(**FOLDER_SHAPE)).to(torch.bfloat16).save_pretrained(backbone)
+    BertModel(BertConfig(**TOY_KOBERT_SHAPE)).to(torch.bfloat16).save_pretrained(backbone)
     shutil.copy(KOBERT_FILES.spm, backbone)
     shutil.copy(KOBERT_FILES.vocab, backbone)
     assert json.loads((backbone / "config.json").read_text(encoding="utf-8"))["dtype"] == "bfloat16"
@@ -417,13 +416,13 @@ XLNET_TOKENIZER_CONFIG = {
 }  # fmt: skip
 
 
-def bert_state(shape: dict = FOLDER_SHAPE, seed: int = 0) -> dict[str, torch.Tensor]:
+def bert_state(shape: dict = TOY_KOBERT_SHAPE, seed: int = 0) -> dict[str, torch.Tensor]:
     """A random BertModel's weights under its own names (no `bert.` prefix), as a BertModel checkpoint holds them."""
     torch.manual_seed(seed)
     return BertModel(BertConfig(**shape)).state_dict()
 
 
-def hub_folder(folder: Path, state: dict, pickled: bool = False, shape: dict = FOLDER_SHAPE) -> Path:
+def hub_folder(folder: Path, state: dict, pickled: bool = False, shape: dict = TOY_KOBERT_SHAPE) -> Path:
     """A folder laid out like the hub's KoBERT: config.json, the weights (pytorch_model.bin or model.safetensors),
     KoBERT's SP model and vocab JSON, and an XLNet tokenizer_config.json."""
     folder.mkdir(parents=True)
@@ -440,7 +439,7 @@ def hub_folder(folder: Path, state: dict, pickled: bool = False, shape: dict = F
 
 def with_pretraining_heads(state: dict) -> dict:
     """A BertForPreTraining checkpoint: `bert.` before every key, and the MLM / NSP heads (cls.*) beside."""
-    heads = BertForPreTraining(BertConfig(**FOLDER_SHAPE)).state_dict()
+    heads = BertForPreTraining(BertConfig(**TOY_KOBERT_SHAPE)).state_dict()
     return {
         **{f"bert.{key}": value for key, value in state.items()},
         **{k: v for k, v in heads.items() if k[:4] == "cls."},
@@ -453,7 +452,7 @@ def legacy_names(state: dict) -> dict:
         "bert." + key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): value
         for key, value in state.items()
     }
-    return {**renamed, "bert.embeddings.position_ids": torch.arange(FOLDER_SHAPE["max_position_embeddings"])[None]}
+    return {**renamed, "bert.embeddings.position_ids": torch.arange(TOY_KOBERT_SHAPE["max_position_embeddings"])[None]}
 
 
 LAYOUTS = {
@@ -478,7 +477,7 @@ def test_hub_like_layouts_load_their_weights_exactly(tmp_path: Path, layout: str
 
 def test_sharded_safetensors_load_their_weights_exactly(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = BertModel(BertConfig(**FOLDER_SHAPE))
+    model = BertModel(BertConfig(**TOY_KOBERT_SHAPE))
     model.save_pretrained(tmp_path, max_shard_size="100KB")
     assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
     shutil.copy(KOBERT_FILES.spm, tmp_path)
@@ -493,7 +492,7 @@ def test_key_names_are_read_as_transformers_loads_them() -> None:
     from transformers.conversion_mapping import get_model_conversion_mapping
     from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
 
-    config = BertConfig(**FOLDER_SHAPE)
+    config = BertConfig(**TOY_KOBERT_SHAPE)
     with torch.device("meta"):
         model = BertForSequenceClassification(config)
     expected, _ = expected_shapes(config)
@@ -566,21 +565,21 @@ def without(prefix: str) -> Callable[[dict], dict]:
 # (weights, config.json's shape, what the sentence says, a key it names)
 REFUSALS = {
     "every key under model.": (
-        renamed("model.")(bert_state()), FOLDER_SHAPE,
+        renamed("model.")(bert_state()), TOY_KOBERT_SHAPE,
         "lacks 39 weight(s) of the BERT encoder its config.json", "holds 39 it cannot place (model.embeddings.",
     ),
-    "no pooler": (without("pooler.")(bert_state()), FOLDER_SHAPE, "lacks 2 weight(s)", "bert.pooler.dense.weight"),
+    "no pooler": (without("pooler.")(bert_state()), TOY_KOBERT_SHAPE, "lacks 2 weight(s)", "bert.pooler.dense.weight"),
     "a layer missing": (
-        without("encoder.layer.1.")(bert_state()), FOLDER_SHAPE,
+        without("encoder.layer.1.")(bert_state()), TOY_KOBERT_SHAPE,
         "lacks 16 weight(s)", "bert.encoder.layer.1.attention.self.query.weight",
     ),
     "another hidden size": (
-        bert_state(), {**FOLDER_SHAPE, "hidden_size": 64},
+        bert_state(), {**TOY_KOBERT_SHAPE, "hidden_size": 64},
         "weight(s) do not have the shape its config.json implies",
         "embeddings.word_embeddings.weight is [8002, 32] where the config needs [8002, 64]",
     ),
     "more layers than the config": (
-        bert_state({**FOLDER_SHAPE, "num_hidden_layers": 3}), FOLDER_SHAPE,
+        bert_state({**TOY_KOBERT_SHAPE, "num_hidden_layers": 3}), TOY_KOBERT_SHAPE,
         "holds 16 encoder weight(s) its config.json does not describe", "(encoder.layer.2.attention.",
     ),
 }  # fmt: skip

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from kobert_demo.bulk import predict_file as bulk_predict_file
+from kobert_demo.bulk import predict_file_to_csv
 from kobert_demo.csv_out import prediction_columns, prediction_records, predictions_head, write_predictions
 from kobert_demo.data import SNIFF_BYTES, DataError, read_table, read_texts, sniff, sniff_head, text_chunks
 from kobert_demo.jobs import JobQueue
 from kobert_demo.model import load_backbone, save_classifier
-from kobert_demo.ui.predict_tab import predict_file as web_predict_file
+from kobert_demo.ui.predict_tab import predict_file_for_visitor
 from kobert_demo.ui.state import AppState
 
 ROWS = [
@@ -181,7 +181,7 @@ def test_the_same_file_gives_the_same_csv_bytes_in_the_web_app_the_cli_and_bulk(
     path = write(tmp_path, name, content)
     home = tmp_path / "runs"
     state = AppState(home, JobQueue(home), work=tmp_path / "work", private=tmp_path / "private")
-    web = Path(web_predict_file(state, str(model), str(path))).read_bytes()
+    web = Path(predict_file_for_visitor(state, str(model), str(path))).read_bytes()
 
     # The CLI on the backend the web app serves: `auto` picks by timing, and two processes may pick two paths that
     # agree within 0.01 but not to the last digit.
@@ -191,7 +191,7 @@ def test_the_same_file_gives_the_same_csv_bytes_in_the_web_app_the_cli_and_bulk(
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cli.csv").read_bytes() == web
 
-    bulk_predict_file(state.predictor(str(model)), path, tmp_path / "bulk.csv", progress=False)
+    predict_file_to_csv(state.predictor(str(model)), path, tmp_path / "bulk.csv", progress=False)
     assert (tmp_path / "bulk.csv").read_bytes() == web
 
     table = pd.read_csv(tmp_path / "cli.csv", keep_default_na=False)

@@ -344,12 +344,12 @@ def test_local_folder_trains(tiny_kobert_folder: Path, small_splits: Splits, tmp
 @pytest.mark.slow
 def test_cpu_mode_trains_only_the_top_layers(small_splits: Splits, tmp_path: Path) -> None:
     """The saved model keeps the backbone's embeddings and lower layers bit for bit; the top layers and head learn."""
-    from conftest import TINY_SHAPE, make_model_folder
+    from conftest import TOY_KOBERT_SHAPE, make_model_folder
     from safetensors.torch import load_file
 
     from kobert_demo.config import CPU_MODE_LAYERS
 
-    folder = make_model_folder(tmp_path / "backbone", {**TINY_SHAPE, "num_hidden_layers": 4})
+    folder = make_model_folder(tmp_path / "backbone", {**TOY_KOBERT_SHAPE, "num_hidden_layers": 4})
     events = list(train(quick(model=str(folder), lr=1e-3, cpu_mode=True), small_splits, tmp_path / "run"))
     assert types(events)[-1] == "done", as_json(events[-1:])
     before, after = load_file(folder / "model.safetensors"), load_file(tmp_path / "run" / "model" / "model.safetensors")

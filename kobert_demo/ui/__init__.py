@@ -17,10 +17,11 @@ from kobert_demo.settings import limits, runs_home
 
 from . import api, logs_tab, predict_tab, train_tab
 from .i18n import I18N, lang_of, t
-from .logs_tab import Follow, poll, run_choices, share_link
+from .logs_tab import Follow, poll, share_link
 from .predict_tab import model_choices
 from .render import warn
-from .state import MIN_VISITOR_CHARS, AppState, UserError, client_address, shown_errors
+from .shared import run_choices
+from .state import MIN_VISITOR_CHARS, AppState, VisitorError, client_address, shown_errors
 
 __all__ = ["KoBertApp", "build_app"]
 
@@ -114,7 +115,7 @@ def _wire(
         shared = request.query_params.get("run") or None
         try:
             shared = state.run(shared).name if shared else None
-        except UserError as error:
+        except VisitorError as error:
             warn(error.text(lang))
             shared = None
         runs = run_choices(state, token, lang, extra=shared)

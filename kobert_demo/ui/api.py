@@ -15,9 +15,9 @@ from kobert_demo.config import KOBERT_HUB_ID
 from kobert_demo.jobs import is_owner
 from kobert_demo.runs import Run, RunStatus
 
-from . import predict_tab
+from . import predict_tab, shared
 from .logs_tab import export_run
-from .state import AppState, UserError, api_errors, check_visitor, client_address
+from .state import AppState, VisitorError, api_errors, check_visitor, client_address
 from .train_tab import CUSTOM, make_config, submit
 
 
@@ -26,7 +26,7 @@ def validate_report(path: str | None, text_col: str | None, label_col: str | Non
     from kobert_demo.data import read_table
 
     if not path:
-        raise UserError("err_no_train_file")
+        raise VisitorError("err_no_train_file")
     data = read_table(path, text_col or None, label_col or None)
     return {
         **data.report(),
@@ -95,7 +95,7 @@ def build(state: AppState) -> None:
     @api_errors
     def pieces(model: str, text: str) -> dict:
         """How the model's own tokenizer splits a sentence: pieces, ids and which pieces are unknown ([UNK])."""
-        encoded = state.predictor(model).pieces(predict_tab.checked_text(text))
+        encoded = state.predictor(model).pieces(shared.checked_text(text))
         return {"pieces": encoded.pieces, "ids": encoded.ids, "unknown": encoded.unknown}
 
     @api_errors
@@ -103,7 +103,7 @@ def build(state: AppState) -> None:
         """Why this label: each word's share of `label`'s log-probability ("" = the predicted class), by Integrated
         Gradients. Returns {"text", "label", "probability", "words" (text.split()), "word_scores" (one per word,
         positive = towards the label), "tokens", "token_scores", "completeness_gap"}."""
-        return predict_tab.explain_one(state, model, text, label).to_json()
+        return shared.explain_one(state, model, text, label).to_json()
 
     @api_errors
     def status(run: str, visitor: str = "") -> dict:
@@ -177,7 +177,7 @@ def build(state: AppState) -> None:
         model = (model or KOBERT_HUB_ID).strip()
         backbone = model if is_curated(model) else CUSTOM
         if not isinstance(options or {}, dict):
-            raise UserError("err_options_not_object")
+            raise VisitorError("err_options_not_object")
         config = make_config(backbone, model, dict(options or {}))
         return submit(state, config, train_file, test_file, visitor, client_address(request)).name
 
@@ -190,14 +190,14 @@ def build(state: AppState) -> None:
     def load_model_zip(model_zip: str | None) -> str:
         """Check and keep an exported model zip; returns the `zip:<id>` model name for /predict."""
         if not model_zip:
-            raise UserError("err_no_model")
+            raise VisitorError("err_no_model")
         return state.save_zip(model_zip)
 
     @api_errors
     def predict_csv(model: str, file: str | None) -> str:
         """Predictions for a file of sentences, as a CSV file (text, label, confidence, p_<class>...): the bytes
         `kobert-demo predict --file` writes."""
-        return predict_tab.predict_file(state, model, file)
+        return predict_tab.predict_file_for_visitor(state, model, file)
 
     api = {"api_visibility": "public"}
     buttons[0].click(validate, [file, text_col, label_col], report, api_name="validate", **api)

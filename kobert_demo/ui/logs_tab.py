@@ -13,7 +13,6 @@ from typing import Any
 import gradio as gr
 
 from kobert_demo.jobs import is_owner
-from kobert_demo.runs import Run
 
 from .i18n import I18N, lang_of, t
 from .logs_render import (
@@ -26,15 +25,14 @@ from .logs_render import (
     mistakes_frame,
     per_class_frame,
     progress_html,
-    run_label,
     status_text,
     step_frame,
 )
-from .predict_tab import explain_one, highlighted_words
 from .render import info, md_text
-from .state import AppState, UserError, message, shown_errors
+from .shared import explain_one, highlighted_words, run_choices
+from .state import AppState, VisitorError, message, shown_errors
 
-__all__ = ["Follow", "LogsTab", "build", "export_run", "poll", "run_choices", "share_link"]
+__all__ = ["Follow", "LogsTab", "build", "export_run", "poll", "share_link"]
 
 POLL_S = 1.0
 SCROLL_LOG_JS = (
@@ -77,26 +75,6 @@ class LogsTab:
             self.log, self.stop, self.export, self.delete, self.results, self.metrics, self.per_class, self.confusion,
             self.mistakes, self.mistake_explanation, self.mistake_line,
         ]  # fmt: skip
-
-
-# --- reading runs -------------------------------------------------------------------------------------------------
-def run_choices(state: AppState, visitor: str | None, lang: str, extra: str | None = None) -> list[tuple[str, str]]:
-    """The selector's choices: this visitor's runs, plus a shared run opened by link."""
-
-    def label(run: Run) -> str:
-        status = run.status()
-        metrics = run.summary().test if status.finished else None
-        return run_label(run.name, run.config(), status.state, metrics["accuracy"] if metrics else None, lang)
-
-    runs = state.visitor_runs(visitor)
-    choices = [(label(run), run.name) for run in runs]
-    if extra and extra not in {run.name for run in runs}:
-        try:
-            shared = state.run(extra)
-        except UserError:  # deleted since
-            return choices
-        choices.insert(0, (f"🔗 {label(shared)}", shared.name))
-    return choices
 
 
 def poll(
@@ -176,7 +154,7 @@ def explain_mistake(state: AppState, tab: LogsTab, follow: Follow, row: list | N
     predicted. Only the kept epoch's mistakes are explained (this is no endpoint for any text)."""
     mistake = mistake_of(follow.kept, row)
     if mistake is None:
-        raise UserError("err_not_a_mistake")
+        raise VisitorError("err_not_a_mistake")
     explanation = explain_one(state, follow.run, mistake["text"], mistake["predicted"])
     return {
         tab.mistake_explanation: gr.update(value=highlighted_words(explanation), visible=True),

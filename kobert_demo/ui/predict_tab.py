@@ -1,11 +1,11 @@
 """The Predict tab: pick a model (a run, an uploaded zip, a folder or hub id), then classify as you type, several
 lines at once, or a whole file (CSV download).
 
-Three layers: what the tab computes (`predict_one`, `explain_one`, `predict_lines`, `predict_file`, also the API's
-endpoints), pure renderers that turn results into component values (`confidences`, `marked_pieces`,
-`highlighted_words`, `explanation_line`, `lines_table`), and `PredictTab`, whose handlers return {component: value};
-`build` lays the tab out and wires the handlers.
-Every predictions CSV comes from `csv_out`'s one writer: a file goes through `bulk.predict_file`, as on the
+Three layers: what the tab computes (`predict_one`, `predict_lines`, `predict_file_for_visitor`, also the API's
+endpoints; `explain_one`, which the Logs tab uses too, is in `shared.py`), pure renderers that turn results into
+component values (`confidences`, `marked_pieces`, `explanation_line`, `lines_table`; `shared.highlighted_words`), and
+`PredictTab`, whose handlers return {component: value}; `build` lays the tab out and wires the handlers.
+Every predictions CSV comes from `csv_out`'s one writer: a file goes through `bulk.predict_file_to_csv`, as on the
 command line, so the same file gives the same bytes in the browser, through the API and from `kobert-demo predict`.
 """
 
@@ -26,7 +26,8 @@ from kobert_demo.settings import custom_models_allowed, limits
 
 from .i18n import I18N, lang_of, t
 from .render import info, md_text
-from .state import AppState, UserError, shown_errors
+from .shared import checked_text, explain_one, highlighted_words, on_gpu, run_choices, to_gpu
+from .state import AppState, VisitorError, shown_errors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,27 +56,10 @@ EXAMPLES = [
 PREDICT_CONCURRENCY = MAX_SENTENCES
 
 
-def _gpu(fn: Any) -> Any:
-    """On a ZeroGPU Space (the `spaces` package imports), run fn on the GPU it lends; elsewhere fn itself."""
-    try:
-        import spaces
-    except ImportError:
-        return fn
-    return spaces.GPU(fn)
-
-
-def _to_gpu(predictor: Predictor) -> None:
-    """Move the model to the GPU when there is one (int8 models stay on the CPU)."""
-    import torch
-
-    if torch.cuda.is_available() and predictor.backend == "torch":
-        predictor.model.to("cuda")
-
-
-@_gpu
+@on_gpu
 def _forward(predictor: Predictor, texts: list[str]) -> np.ndarray:
     """predictor.predict_proba, on the GPU when there is one."""
-    _to_gpu(predictor)
+    to_gpu(predictor)
     return predictor.predict_proba(texts)
 
 
@@ -87,21 +71,14 @@ def probabilities(state: AppState, predictor: Predictor, texts: list[str]) -> np
     return batcher_for(predictor, _forward).predict_proba(texts)
 
 
-@_gpu
-def _explained(predictor: Predictor, text: str, label: str | None) -> Explanation:
-    """predictor.explain, on the GPU when there is one (its model is where probabilities() put it)."""
-    _to_gpu(predictor)
-    return predictor.explain(text, label)
-
-
-@_gpu
+@on_gpu
 def _predict_file_to(predictor: Predictor, path: str, out: Path) -> None:
     """The predictions CSV of a file of sentences, written by bulk prediction (as the CLI does), on the GPU when
     there is one."""
-    from kobert_demo.bulk import predict_file as bulk_predict_file
+    from kobert_demo.bulk import predict_file_to_csv
 
-    _to_gpu(predictor)
-    bulk_predict_file(predictor, path, out, progress=False)
+    to_gpu(predictor)
+    predict_file_to_csv(predictor, path, out, progress=False)
 
 
 @dataclass
@@ -117,24 +94,13 @@ class Predictions:
         return prediction_records(self.texts, self.probs, self.label_names)
 
 
-def checked_text(text: str | None) -> str:
-    """One sentence to predict or split into pieces, stripped; UserError when empty or over max_text_chars."""
-    text = (text or "").strip()
-    if not text:
-        raise UserError("err_no_text")
-    limit = limits().max_text_chars
-    if len(text) > limit:
-        raise UserError("err_text_too_long", limit=limit)
-    return text
-
-
 def checked_lines(texts: list[str]) -> list[str]:
-    """Sentences to predict at once; UserError when all are blank or there are more than max_predict_lines."""
+    """Sentences to predict at once; VisitorError when all are blank or there are more than max_predict_lines."""
     if not any(text.strip() for text in texts):
-        raise UserError("err_no_text")
+        raise VisitorError("err_no_text")
     most = limits().max_predict_lines
     if len(texts) > most:
-        raise UserError("err_too_many_lines", n=len(texts), limit=most)
+        raise VisitorError("err_too_many_lines", n=len(texts), limit=most)
     return texts
 
 
@@ -145,12 +111,6 @@ def predict_one(state: AppState, ref: str | None, text: str) -> dict[str, float]
     return confidences(predictor.label_names, probabilities(state, predictor, [text])[0])
 
 
-def explain_one(state: AppState, ref: str | None, text: str, label: str | None = None) -> Explanation:
-    """Each word's share of `label`'s probability for one sentence (label None or "": the predicted class)."""
-    text = checked_text(text)
-    return _explained(state.predictor(ref), text, label or None)
-
-
 def predict_lines(state: AppState, ref: str | None, texts: list[str]) -> Predictions:
     """Class probabilities for several sentences (blank ones included, so rows match lines)."""
     texts = checked_lines(texts)
@@ -158,12 +118,12 @@ def predict_lines(state: AppState, ref: str | None, texts: list[str]) -> Predict
     return Predictions(texts, probabilities(state, predictor, texts), predictor.label_names)
 
 
-def predict_file(state: AppState, ref: str | None, path: str | None) -> str:
+def predict_file_for_visitor(state: AppState, ref: str | None, path: str | None) -> str:
     """The predictions CSV of an uploaded file of sentences (a table's text column, or one per line)."""
     from kobert_demo.data import read_texts
 
     if not path:
-        raise UserError("err_no_predict_file")
+        raise VisitorError("err_no_predict_file")
     checked_lines(read_texts(path))  # the file's size, rows and sentences, before any model loads
     predictor = state.predictor(ref)
     out = state.scratch("predictions") / f"{Path(path).stem}_predictions.csv"
@@ -194,19 +154,6 @@ def marked_pieces(encoded: Encoded, special_ids: Collection[int]) -> list[tuple[
         for i, unknown in zip(encoded.ids, encoded.unknown, strict=True)
     )
     return list(zip(encoded.pieces, kinds))
-
-
-def highlighted_words(explanation: Explanation) -> list[tuple[str, float | None]]:
-    """The sentence for gr.HighlightedText's scores mode: each word with its score scaled so that the strongest is
-    ±1 (red towards the class, purple against it), the words joined by unscored spaces as typed."""
-    scores = explanation.word_scores
-    strongest = max((abs(score) for score in scores), default=0.0) or 1.0
-    shown: list[tuple[str, float | None]] = []
-    for i, (word, score) in enumerate(zip(explanation.words, scores, strict=True)):
-        if i:
-            shown.append((" ", None))
-        shown.append((word, round(score / strongest, 3)))
-    return shown
 
 
 def explanation_line(explanation: Explanation, lang: str) -> str:
@@ -373,7 +320,7 @@ class PredictTab:
     @shown_errors()
     def on_file(self, ref: str, file: str | None, request: gr.Request) -> Outputs:
         """A file of sentences -> a CSV of predictions."""
-        return {self.csv: gr.update(value=predict_file(self.state, ref, file), visible=True)}
+        return {self.csv: gr.update(value=predict_file_for_visitor(self.state, ref, file), visible=True)}
 
 
 def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
@@ -465,6 +412,4 @@ def build(state: AppState, visitor: gr.BrowserState, tab: gr.Tab) -> PredictTab:
 
 def model_choices(state: AppState, visitor: str | None, lang: str, extra: str | None = None) -> list[tuple[str, str]]:
     """This visitor's runs that have a model (plus a run shared by link)."""
-    from .logs_tab import run_choices
-
     return [(label, name) for label, name in run_choices(state, visitor, lang, extra) if state.run(name).has_model]

@@ -42,14 +42,14 @@ WORK_MAX_AGE_S = 3600.0
 MIN_VISITOR_CHARS = 16
 
 
-class UserError(UserFacingError):
+class VisitorError(UserFacingError):
     """Something the visitor can fix in the web app, as a message key and parameters like the engine's errors."""
 
 
 def is_user_error(error: Exception) -> bool:
     """Whether the error's message is meant for the user: ours, the engine's data/run/zip/config errors, backbones."""
     # UserFacingError: the engine's data, run, zip and backbone errors; ValueError: config errors
-    return isinstance(error, (UserError, UserFacingError, ValueError, BackboneError))
+    return isinstance(error, (VisitorError, UserFacingError, ValueError, BackboneError))
 
 
 def client_address(request: gr.Request | None) -> str:
@@ -109,18 +109,18 @@ def shown_errors(fallback: Callable[[], Any] = gr.skip) -> Callable[[Callable], 
 
 
 def check_model_allowed(model: str | None) -> None:
-    """UserError for a model to train that this server does not accept: a curated backbone always is (a known model);
+    """VisitorError for a model to train that this server does not accept: a curated backbone always is (a known model);
     any other folder or hub id only where custom models are allowed (KOBERT_DEMO_CUSTOM_MODELS)."""
     if not is_curated(model) and not custom_models_allowed():
-        raise UserError("err_custom_models_off")
+        raise VisitorError("err_custom_models_off")
 
 
 def check_visitor(visitor: str | None) -> str:
-    """The visitor token, if it is one; UserError when it is missing or short enough to guess."""
+    """The visitor token, if it is one; VisitorError when it is missing or short enough to guess."""
     if not visitor:
-        raise UserError("err_no_visitor")
+        raise VisitorError("err_no_visitor")
     if len(visitor) < MIN_VISITOR_CHARS:
-        raise UserError("err_short_visitor", n=MIN_VISITOR_CHARS)
+        raise VisitorError("err_short_visitor", n=MIN_VISITOR_CHARS)
     return visitor
 
 
@@ -142,20 +142,20 @@ class AppState:
 
     # --- runs and owners --------------------------------------------------------------------------------------
     def run(self, name: str | None) -> Run:
-        """The run called name in the runs home; UserError if there is none (names never leave the home)."""
+        """The run called name in the runs home; VisitorError if there is none (names never leave the home)."""
         name = (name or "").strip()
         if not name:
-            raise UserError("err_no_run_chosen")
+            raise VisitorError("err_no_run_chosen")
         if not _RUN_NAME.match(name) or not (self.home / name / "status.json").is_file():
-            raise UserError("err_no_such_run", run=name[:80])
+            raise VisitorError("err_no_such_run", run=name[:80])
         return Run(self.home / name)
 
     def owned_run(self, name: str | None, visitor: str | None) -> Run:
-        """The run, if this visitor owns it; UserError otherwise."""
+        """The run, if this visitor owns it; VisitorError otherwise."""
         visitor = check_visitor(visitor)
         run = self.run(name)
         if not is_owner(run, visitor):
-            raise UserError("err_not_owner", run=run.name)
+            raise VisitorError("err_not_owner", run=run.name)
         return run
 
     def visitor_runs(self, visitor: str | None) -> list[Run]:
@@ -191,7 +191,7 @@ class AppState:
         upload = Path(upload)
         limit = limits().max_zip_mb
         if upload.stat().st_size > limit * 1024 * 1024:
-            raise UserError("err_zip_too_big", name=upload.name, limit=limit)
+            raise VisitorError("err_zip_too_big", name=upload.name, limit=limit)
         with upload.open("rb") as file:
             digest = hashlib.file_digest(file, "sha256").hexdigest()[:24]
         target = self.folder("zips", private=True) / f"{digest}.zip"
@@ -214,12 +214,12 @@ class AppState:
 
         ref = (ref or "").strip()
         if not ref:
-            raise UserError("err_no_model")
+            raise VisitorError("err_no_model")
         if ref.startswith(ZIP_PREFIX):
             match = _ZIP_ID.match(ref)
             path = self.private / "zips" / f"{match[1]}.zip" if match else None
             if path is None or not path.is_file():
-                raise UserError("err_no_zip", ref=ref[:80])
+                raise VisitorError("err_no_zip", ref=ref[:80])
             path.touch()  # in use: not pruned
 
             name = self._zip_names.get(match[1], path.name)
@@ -239,13 +239,13 @@ class AppState:
         if _RUN_NAME.match(ref) and (self.home / ref / "status.json").is_file():
             run = Run(self.home / ref)
             if not run.has_model:
-                raise UserError("err_run_no_model", run=run.name)
+                raise VisitorError("err_run_no_model", run=run.name)
             stamp = (run.model_dir / "model.safetensors").stat().st_mtime_ns
             return self.cache.get(
                 f"run:{run.name}:{stamp}", lambda: Predictor.load(run.path, backend="auto", name=run.name)
             )
         if not custom_models_allowed():
-            raise UserError("err_custom_models_off")
+            raise VisitorError("err_custom_models_off")
         return self.cache.get(
             f"path:{ref}", lambda: Predictor.load(resolve_folder(ref), trusted=False, backend="auto", name=ref)
         )
@@ -260,7 +260,7 @@ class AppState:
         from kobert_demo.export import export_zip
 
         if not run.has_model:
-            raise UserError("err_run_no_model", run=run.name)
+            raise VisitorError("err_run_no_model", run=run.name)
         key = f"{run.name}:{(run.model_dir / 'model.safetensors').stat().st_mtime_ns}"
         with self._export_lock:
             made = self._exports.get(key)

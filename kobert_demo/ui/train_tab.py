@@ -22,7 +22,7 @@ from kobert_demo.settings import custom_models_allowed
 
 from .i18n import I18N, lang_of, t
 from .render import md_text
-from .state import AppState, UserError, check_model_allowed, check_visitor, message
+from .state import AppState, VisitorError, check_model_allowed, check_visitor, message
 
 CUSTOM = "custom"
 SEPARATOR_KEYS = {"\t": "sep_tab", ",": "sep_comma", ";": "sep_semicolon", "|": "sep_pipe"}
@@ -249,7 +249,7 @@ def make_config(backbone: str, custom_model: str | None, options: Mapping[str, A
     model = (custom_model or "").strip() if backbone == CUSTOM else backbone or KOBERT_HUB_ID
     check_model_allowed(model)
     if not model:
-        raise UserError("err_custom_model_empty")
+        raise VisitorError("err_custom_model_empty")
     return TrainConfig.from_options(options, model=model)
 
 
@@ -264,7 +264,7 @@ def submit(
     """Queue a run for this visitor from this network address (the engine validates the data first)."""
     visitor = check_visitor(visitor)
     if not train_file:
-        raise UserError("err_no_train_file")
+        raise VisitorError("err_no_train_file")
     return state.queue.submit(config, train_file, test_file, owner=owner_id(visitor), address=address)
 
 

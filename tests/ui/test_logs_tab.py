@@ -18,7 +18,7 @@ from kobert_demo.jobs import JobQueue, owner_id
 from kobert_demo.runs import Run
 from kobert_demo.ui import logs_tab, render
 from kobert_demo.ui.logs_tab import Follow, poll
-from kobert_demo.ui.predict_tab import highlighted_words
+from kobert_demo.ui.shared import highlighted_words
 from kobert_demo.ui.state import AppState
 
 HANDLERS = ("on_tick", "on_select", "on_focus", "on_stop", "on_export", "on_delete", "on_mistake")

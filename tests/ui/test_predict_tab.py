@@ -14,7 +14,7 @@ from kobert_demo.csv_out import predictions_head
 from kobert_demo.errors import UserFacingError
 from kobert_demo.explain import Explanation
 from kobert_demo.fast_tokenizer import FastTokenizer
-from kobert_demo.jobs import SERVING_FILE, JobQueue
+from kobert_demo.jobs import SERVING_MARK, JobQueue
 from kobert_demo.messages import t
 from kobert_demo.serving import Candidate, ServingReport
 from kobert_demo.tokenizer import KoBertTokenizer
@@ -26,12 +26,12 @@ from kobert_demo.ui.predict_tab import (
     class_choices,
     confidences,
     explanation_line,
-    highlighted_words,
     lines_table,
     marked_pieces,
     serving_line,
 )
-from kobert_demo.ui.state import UserError
+from kobert_demo.ui.shared import highlighted_words
+from kobert_demo.ui.state import VisitorError
 
 KO = gr.Request(headers={"accept-language": "ko-KR"})
 EN = gr.Request(headers={"accept-language": "en-US"})
@@ -87,7 +87,7 @@ class State:
 
     def predictor(self, ref: str | None) -> Model:
         if ref == "missing":
-            raise UserError("err_no_model")
+            raise VisitorError("err_no_model")
         return Model()
 
     def scratch(self, name: str) -> Path:
@@ -201,7 +201,7 @@ def test_sentence_gives_probabilities_and_pieces(tab: PredictTab) -> None:
 
 
 def test_a_prediction_marks_the_runs_home_as_serving(tab: PredictTab) -> None:
-    mark = tab.state.queue.home / SERVING_FILE
+    mark = tab.state.queue.home / SERVING_MARK
     tab.on_sentence("run", "   ", KO)
     assert not mark.exists()  # nothing predicted: a training job keeps every core
     tab.on_sentence("run", "좋다", KO)

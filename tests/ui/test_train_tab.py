@@ -14,7 +14,7 @@ from kobert_demo.backbones import CATALOGUE, HUB_MODELS
 from kobert_demo.config import KOBERT_HUB_ID, KOBERT_LR, TINY, TINY_LR, ConfigError, TrainConfig, config_fields
 from kobert_demo.data import read_table
 from kobert_demo.jobs import JobQueue
-from kobert_demo.ui.state import AppState, UserError
+from kobert_demo.ui.state import AppState, VisitorError
 from kobert_demo.ui.train_tab import (
     CUSTOM,
     TrainTab,
@@ -167,7 +167,7 @@ def test_curated_backbones_are_allowed_with_custom_models_off(monkeypatch: pytes
     assert make_config("klue/bert-base", None, {}).model == "klue/bert-base"
     assert make_config(CUSTOM, " monologg/koelectra-base-v3-discriminator ", {}).model.startswith("monologg/")
     for custom in ("someone/bert", "./model", ""):
-        with pytest.raises(UserError) as refused:
+        with pytest.raises(VisitorError) as refused:
             make_config(CUSTOM, custom, {})
         assert refused.value.key == "err_custom_models_off"
     monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "1")
