@@ -40,6 +40,7 @@ from .messages import fmt_duration, t
 from .runs import (
     Run,
     clean_hidden,
+    current_state,
     delete_run,
     folder_bytes,
     list_runs,
@@ -192,8 +193,9 @@ class JobQueue:
         or running (their copies of the data included) would fill the runs home: minted visitor tokens pass the
         per-visitor checks, these they do not."""
         limits = job_limits()
-        active = [run for run in list_runs(self.home) if _state(run) in ("queued", "running")]
-        waiting = sum(_state(run) == "queued" for run in active)
+        states = {run: current_state(run) for run in list_runs(self.home)}
+        active = [run for run, state in states.items() if state in ("queued", "running")]
+        waiting = sum(state == "queued" for state in states.values())
         if waiting >= limits.max_queued:
             raise UserFacingError("job_queue_full", count=waiting)
         if address:
@@ -208,7 +210,7 @@ class JobQueue:
         """Refuse a visitor who has as many jobs waiting or running, runs or bytes as one visitor may have."""
         limits = job_limits()
         mine = [run for run in list_runs(self.home) if run.config().get("owner") == owner]
-        active = sum(_state(run) in ("queued", "running") for run in mine)
+        active = sum(current_state(run) in ("queued", "running") for run in mine)
         if active >= limits.jobs_per_visitor:
             raise UserFacingError("job_visitor_busy", count=active)
         if len(mine) >= limits.visitor_runs:
@@ -236,7 +238,7 @@ class JobQueue:
         waits behind each other visitor's first one (round robin), whoever came first.
         """
         runs = list_runs(self.home)
-        states = {run.name: _state(run) for run in runs}
+        states = {run.name: current_state(run) for run in runs}
         turns = Counter(run.config().get("owner", "") for run in runs if states[run.name] == "running")
         order = []
         for run in sorted((r for r in runs if states[r.name] == "queued"), key=lambda r: r.config().get("created", 0)):
@@ -252,7 +254,7 @@ class JobQueue:
         return names.index(run.name) + 1 if run.name in names else None
 
     def running(self) -> Run | None:
-        return next((r for r in list_runs(self.home) if _state(r) == "running"), None)
+        return next((r for r in list_runs(self.home) if current_state(r) == "running"), None)
 
     def wait_estimate(self, run: Run) -> float | None:
         """Seconds until this queued run may start: the running job's ETA plus the jobs ahead, by measured speed."""
@@ -428,7 +430,7 @@ class JobQueue:
             if self._process is not None and self._process.poll() is None:
                 self._process.kill()
         try:
-            if _state(run) in ("queued", "running"):
+            if current_state(run) in ("queued", "running"):
                 run.set_status("failed", UserFacingError("job_unexpected", kind=type(error).__name__))
             drop_data(run)
         except Exception:
@@ -436,7 +438,7 @@ class JobQueue:
 
     def _run_child(self, run: Run) -> None:
         limit_s = _job(run).get("time_limit_s")
-        if stop_requested(run) or _state(run) != "queued":
+        if stop_requested(run) or current_state(run) != "queued":
             return  # stopped or deleted since it was picked
         timed_out = False
         with (run.path / PROCESS_LOG).open("ab") as log:
@@ -454,24 +456,16 @@ class JobQueue:
                 code, timed_out = self._process.wait(), True
         drop_data(run)
         prune_runs(self.home, job_limits().runs_home_bytes)
-        if _state(run) is None:
+        if current_state(run) is None:
             return  # deleted as soon as it stopped
         if timed_out:
             run.set_status("stopped", UserFacingError("job_time_limit", limit=fmt_duration(limit_s)))
             return
-        if _state(run) in ("queued", "running", "interrupted"):  # it ended without saying how
+        if current_state(run) in ("queued", "running", "interrupted"):  # it ended without saying how
             ended = (
                 UserFacingError("process_killed") if code in (-9, 137) else UserFacingError("process_exit", code=code)
             )
             run.set_status("failed", ended)
-
-
-def _state(run: Run) -> str | None:
-    """The run's state, None when it cannot be read now (deleted or torn since it was listed)."""
-    try:
-        return run.status().state
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
 
 
 def _last_step(run: Run) -> StepEvent | None:
@@ -498,16 +492,14 @@ def _is_job_of(pid: int | None, run: Run, started: float | None = None) -> bool:
         return False
     try:
         command = psutil.Process(pid).cmdline()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:  # another user's process: not a job this server could have started
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or another user's: not a job this server started
         return False
     return "job" in command and str(run.path) in command
 
 
 def stop_orphan(run: Run, pid: int | None, started: float | None = None) -> None:
     """Stop a job that a previous server left training (asked, then killed), and mark its run interrupted."""
-    if pid and _is_job_of(pid, run, started):
+    if _is_job_of(pid, run, started):
         request_stop(run)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

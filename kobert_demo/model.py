@@ -245,8 +245,9 @@ def describe_source(source: str) -> str:
     return source
 
 
-def resolve_folder(source: str) -> Path:
-    """A local folder as is; a hub id downloaded (or taken from the local hub cache) to a folder."""
+def resolve_folder(source: str, patterns: list[str] | tuple[str, ...] = HUB_FILES) -> Path:
+    """A local folder as is; a hub id downloaded (or taken from the local hub cache) to a folder, with the files
+    that match patterns (default: what a model needs)."""
     if not source.strip():
         raise BackboneError("model_none_given", hub_id=KOBERT_HUB_ID, tiny=TINY)
     path = Path(source).expanduser()
@@ -257,7 +258,7 @@ def resolve_folder(source: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id=source, allow_patterns=HUB_FILES))
+        return Path(snapshot_download(repo_id=source, allow_patterns=list(patterns)))
     except Exception as error:  # network, auth, missing repo: all end the same way for the user
         raise BackboneError("model_hub_failed", source=source, kind=type(error).__name__, tiny=TINY) from None
 
@@ -523,7 +524,7 @@ def check_training_memory(source: str, label_names: list[str], batch_size: int, 
             None, config, max_len, TINY, training=True, trusted=True, batch_size=batch_size, checkpoint_bytes=0
         )
     try:
-        folder = _config_folder(source)
+        folder = resolve_folder(source, patterns=["config.json"])  # the config alone: weights are the job's
         config = _read_config(folder, source)
         length = min(max_len, family_of(config).max_tokens(config))
         try:
@@ -536,21 +537,6 @@ def check_training_memory(source: str, label_names: list[str], batch_size: int, 
         folder, config, length, source, training=True, trusted=True, num_labels=len(label_names),
         batch_size=batch_size, checkpoint_bytes=checkpoint,
     )  # fmt: skip
-
-
-def _config_folder(source: str) -> Path:
-    """A local folder, or the folder of a hub model's config.json (from the hub cache, else fetched alone)."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path
-    if not _HUB_ID.match(source):
-        raise BackboneError("model_unknown_source", source=source, hub_id=KOBERT_HUB_ID, tiny=TINY)
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(repo_id=source, filename="config.json")).parent
-    except Exception as error:  # network, auth, missing repo: the job's own load reports it
-        raise BackboneError("model_hub_failed", source=source, kind=type(error).__name__, tiny=TINY) from None
 
 
 # How many of our loads and saves are quietening transformers now (the web app's threads may overlap), and the

@@ -372,17 +372,18 @@ def prune_runs(home: str | Path, max_bytes: int) -> list[str]:
     for run in reversed(runs):  # oldest first
         if total <= max_bytes:
             break
-        if _finished(run) and remove_folder(run.path):
+        if current_state(run) in FINISHED and remove_folder(run.path):  # not one gone or torn since listed
             total -= sizes[run.name]
             removed.append(run.name)
     return removed
 
 
-def _finished(run: Run) -> bool:
+def current_state(run: Run) -> str | None:
+    """The run's state, None when it cannot be read now (deleted or torn since it was listed)."""
     try:
-        return run.status().finished
-    except (OSError, ValueError, KeyError, TypeError):
-        return False  # gone or torn since the listing: not ours to remove now
+        return run.status().state
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def remove_folder(path: Path) -> bool:

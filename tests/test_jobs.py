@@ -273,17 +273,22 @@ class _Recorder:
         run.set_status("done")
 
 
+def _work_until(jobs: JobQueue, done) -> None:
+    """Start the queue, wait until done() holds, close it."""
+    jobs.start()
+    try:
+        wait_for(done)
+    finally:
+        jobs.close()
+
+
 def test_the_worker_survives_a_job_that_raises_and_runs_the_next(tmp_path, small_file, monkeypatch):
     jobs = JobQueue(tmp_path / "runs", poll_s=0.05)
     first = jobs.submit(TrainConfig(model="tiny"), small_file, owner=owner_id("a"))
     second = jobs.submit(TrainConfig(model="tiny"), small_file, owner=owner_id("b"))
     recorder = _Recorder({first.name})
     monkeypatch.setattr(jobs, "_run_child", recorder)
-    jobs.start()
-    try:
-        wait_for(lambda: second.status().state == "done")
-    finally:
-        jobs.close()
+    _work_until(jobs, lambda: second.status().state == "done")
     status = first.status()
     assert status.state == "failed" and "RuntimeError" in status.reason("en") and "RuntimeError" in status.reason("ko")
     assert recorder.ran == [first.name, second.name]
@@ -299,7 +304,6 @@ def test_a_damaged_run_folder_stops_neither_the_start_nor_the_queue(tmp_path, sm
     (no_job.path / "job.json").unlink()  # a queued run without its job file
     fine = jobs.submit(TrainConfig(model="tiny"), small_file)
     recorder = _Recorder(set())
-    monkeypatch.setattr(jobs, "_run_child", recorder)
     real = JobQueue._run_child.__get__(jobs)
 
     def run_child(run: Run) -> None:  # the real one for the run without job.json: it must fail, not kill the worker
@@ -309,11 +313,7 @@ def test_a_damaged_run_folder_stops_neither_the_start_nor_the_queue(tmp_path, sm
         return recorder(run)
 
     monkeypatch.setattr(jobs, "_run_child", run_child)
-    jobs.start()
-    try:
-        wait_for(lambda: fine.status().state == "done")
-    finally:
-        jobs.close()
+    _work_until(jobs, lambda: fine.status().state == "done")
     assert no_job.status().state == "failed"
     assert damaged.path.is_dir() and damaged.name not in recorder.ran  # left as it is, for its owner to see
 
