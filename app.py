@@ -3,7 +3,7 @@
 The same as `kobert-demo app`; see kobert_demo/launch.py.
 """
 
-from kobert_demo.launch import main
+from kobert_demo.app.launch import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -22,9 +22,9 @@ import pytest
 import torch
 from sentencepiece import sentencepiece_model_pb2 as sp_pb
 
-from kobert_demo.events import EpochEvent, StartEvent, StepEvent
-from kobert_demo.tokenizer import CLS, MASK, ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB, PAD, SEP, UNK
-from kobert_demo.ui.driving import wait_for_state
+from kobert_demo.basics.events import EpochEvent, StartEvent, StepEvent
+from kobert_demo.engine.tokenizer import CLS, MASK, ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB, PAD, SEP, UNK
+from kobert_demo.tools.driving import wait_for_state
 
 # One intra-op thread: on a shared 2-core machine two spinning threads per process make the tiny trainings several
 # times slower (and their timings erratic); results are the same.
@@ -136,7 +136,7 @@ def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
 
 def sample_rows(relative: str, per_class: int) -> list[tuple[str, str]]:
     """The first `per_class` (text, label) rows of each class of a shared data file, in file order."""
-    from kobert_demo.data import read_table
+    from kobert_demo.basics.data import read_table
 
     data = read_table(DATA / relative)
     taken: dict[str, int] = {}
@@ -169,7 +169,7 @@ class CliRun(NamedTuple):
 @pytest.fixture(scope="session")
 def kobert_tokenizer():
     """The original KoBERT tokenizer (vocab scheme, gluonnlp mode)."""
-    from kobert_demo.tokenizer import KoBertTokenizer
+    from kobert_demo.engine.tokenizer import KoBertTokenizer
 
     return KoBertTokenizer.from_files(KOBERT_FILES.spm, KOBERT_FILES.vocab)
 
@@ -193,8 +193,8 @@ FAMILY_TYPES = ("bert", "roberta", "electra")
 def family_folders(tmp_path_factory) -> dict[str, Path]:
     """A tiny hub-like folder of each family (random weights; WordPiece or byte-level BPE learnt from NSMC's training
     slice by `tokenizers`), keyed by model_type. Session-wide: do not change them, copy them."""
-    from kobert_demo.data import read_table
-    from kobert_demo.hublike import build_folder
+    from kobert_demo.basics.data import read_table
+    from kobert_demo.tools.hublike import build_folder
 
     texts = read_table(DATA / "nsmc" / "train.tsv").texts
     home = tmp_path_factory.mktemp("families")
@@ -218,9 +218,9 @@ FAMILY_TRAINING = dict(epochs=4, lr=2e-3, seed=2, batch_size=32, dropout=0.1, pr
 def family_run(request, family_folders, tmp_path_factory) -> TrainedRun:
     """Each family's tiny folder fine-tuned (every layer) on nsmc/train.tsv and tested on nsmc/test.tsv; its run
     folder and events."""
-    from kobert_demo.config import TrainConfig
-    from kobert_demo.data import make_splits, read_table
-    from kobert_demo.train import train
+    from kobert_demo.basics.config import TrainConfig
+    from kobert_demo.basics.data import make_splits, read_table
+    from kobert_demo.engine.train import train
 
     splits = make_splits(read_table(DATA / "nsmc" / "train.tsv"), read_table(DATA / "nsmc" / "test.tsv"))
     config = TrainConfig(model=str(family_folders[request.param]), **FAMILY_TRAINING)
@@ -239,7 +239,7 @@ def kobert_shape_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def nsmc_test():
     """nsmc/test.tsv, 500 balanced rows."""
-    from kobert_demo.data import read_table
+    from kobert_demo.basics.data import read_table
 
     return read_table(DATA / "nsmc" / "test.tsv")
 
@@ -247,7 +247,7 @@ def nsmc_test():
 @pytest.fixture(scope="session")
 def small_splits():
     """200 training rows and 100 test rows of NSMC (balanced), for quick training runs."""
-    from kobert_demo.data import Splits
+    from kobert_demo.basics.data import Splits
 
     train = sample_rows("nsmc/train.tsv", 100)
     test = sample_rows("nsmc/test.tsv", 50)
@@ -264,9 +264,9 @@ def small_splits():
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> TrainedRun:
     """`tiny` trained for 3 epochs on nsmc/train.tsv, tested on nsmc/test.tsv; its run folder and events."""
-    from kobert_demo.config import TrainConfig
-    from kobert_demo.data import make_splits, read_table
-    from kobert_demo.train import train
+    from kobert_demo.basics.config import TrainConfig
+    from kobert_demo.basics.data import make_splits, read_table
+    from kobert_demo.engine.train import train
 
     splits = make_splits(read_table(DATA / "nsmc" / "train.tsv"), read_table(DATA / "nsmc" / "test.tsv"))
     config = TrainConfig(model="tiny", epochs=TRAINED_EPOCHS, seed=TRAINED_SEED, precision="fp32", log_interval=10)
@@ -278,7 +278,7 @@ def trained_run(tmp_path_factory) -> TrainedRun:
 
 @pytest.fixture(scope="session")
 def trained_predictor(trained_run):
-    from kobert_demo.predict import Predictor
+    from kobert_demo.serving.predict import Predictor
 
     return Predictor.load(trained_run.path)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from transformers import get_cosine_schedule_with_warmup
 
-from kobert_demo.families import FAMILIES
-from kobert_demo.model import (
+from kobert_demo.engine.families import FAMILIES
+from kobert_demo.engine.model import (
     PaddedClassifier,
     memory_estimate,
     parameter_count,
@@ -30,7 +30,7 @@ from kobert_demo.model import (
     training_forward,
     use_fast_dropout,
 )
-from kobert_demo.train import Stepper, decay_groups, make_accelerator, resolve_precision
+from kobert_demo.engine.train import Stepper, decay_groups, make_accelerator, resolve_precision
 
 STEPS = 3
 

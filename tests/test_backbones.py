@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import KOBERT_SHAPE
 
-from kobert_demo.backbones import (
+from kobert_demo.basics.config import KOBERT_HUB_ID, TINY
+from kobert_demo.basics.data import Splits
+from kobert_demo.basics.events import DoneEvent
+from kobert_demo.basics.messages import MESSAGES
+from kobert_demo.engine.backbones import (
     CATALOGUE,
     HUB_MODELS,
     card_license,
@@ -19,13 +23,9 @@ from kobert_demo.backbones import (
     is_curated,
     local_folder,
 )
-from kobert_demo.config import KOBERT_HUB_ID, TINY
-from kobert_demo.data import Splits
-from kobert_demo.events import DoneEvent
-from kobert_demo.families import FAMILIES
-from kobert_demo.hublike import BASE_SHAPE, FAMILY_SHAPES
-from kobert_demo.messages import MESSAGES
-from kobert_demo.model import TINY_SHAPE, TINY_VOCAB, expected_shapes, parameter_count
+from kobert_demo.engine.families import FAMILIES
+from kobert_demo.engine.model import TINY_SHAPE, TINY_VOCAB, expected_shapes, parameter_count
+from kobert_demo.tools.hublike import BASE_SHAPE, FAMILY_SHAPES
 
 LICENSES = {
     KOBERT_HUB_ID: "apache-2.0",
@@ -151,8 +151,8 @@ def test_folder_family_and_local_folder(family_folders: dict[str, Path], tmp_pat
 
 
 def card_for(model: str) -> str:
-    from kobert_demo.config import TrainConfig
-    from kobert_demo.train import model_card
+    from kobert_demo.basics.config import TrainConfig
+    from kobert_demo.engine.train import model_card
 
     splits = Splits(["a", "b"], [0, 1], ["c"], [1], ["neg", "pos"], "file")
     done = DoneEvent(state="done", kept_epoch=None, test=None, elapsed=1.0, run=None)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from kobert_demo.batching import MicroBatcher, batcher_for
+from kobert_demo.serving.batching import MicroBatcher, batcher_for
 
 
 class StandIn:
@@ -113,7 +113,7 @@ def test_a_predictors_batcher_is_shared_and_goes_with_it():
     assert batcher_for(model) is batcher_for(model)
     assert batcher_for(model) is not batcher_for(StandIn())
     np.testing.assert_array_equal(batcher_for(model).predict_proba(["가"]), StandIn().predict_proba(["가"]))
-    from kobert_demo import batching
+    from kobert_demo.serving import batching
 
     count = len(batching._batchers)
     del model

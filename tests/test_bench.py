@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.bench: a small real run of every path through the CLI, and the JSON the issue asks for;
+"""Tests for tools.bench: a small real run of every path through the CLI, and the JSON the issue asks for;
 the same for each family's bench (--family, at tiny size) against its padded transformers forward.
 
 Only the shape of the report and its arithmetic are checked here; the figures themselves are measured by hand
@@ -15,13 +15,22 @@ import sys
 import pytest
 from conftest import DATA, REPO, run_cli
 
-from kobert_demo.bench import FAMILY_RATIOS, PREDICT_PATHS, SPEED_FLAGS, TRAIN_PATHS, family_ratios, main, ratios, table
-from kobert_demo.cpu import cpu_flags
-from kobert_demo.explain import STEPS
-from kobert_demo.families import FAMILIES
-from kobert_demo.hublike import TINY_EMBEDDING_SIZE
-from kobert_demo.model import TINY_SHAPE
-from kobert_demo.serving import MAX_DIFF
+from kobert_demo.basics.cpu import cpu_flags
+from kobert_demo.engine.families import FAMILIES
+from kobert_demo.engine.model import TINY_SHAPE
+from kobert_demo.serving.choice import MAX_DIFF
+from kobert_demo.serving.explain import STEPS
+from kobert_demo.tools.bench import (
+    FAMILY_RATIOS,
+    PREDICT_PATHS,
+    SPEED_FLAGS,
+    TRAIN_PATHS,
+    family_ratios,
+    main,
+    ratios,
+    table,
+)
+from kobert_demo.tools.hublike import TINY_EMBEDDING_SIZE
 
 SMALL = ("--train-rows", "8", "--batch-size", "4", "--latency-sentences", "3", "--predict-rows", "8")
 
@@ -94,7 +103,7 @@ def test_peak_memory_is_the_workers_own_not_its_parents(tmp_path) -> None:
         "held = bytearray(2**30)\n"
         "for i in range(0, len(held), 4096):\n"
         "    held[i] = 1\n"
-        "child = 'from kobert_demo.bench import _peak_rss_mb; print(_peak_rss_mb())'\n"
+        "child = 'from kobert_demo.tools.bench import _peak_rss_mb; print(_peak_rss_mb())'\n"
         "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True, check=True).stdout)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -250,7 +259,7 @@ def test_explain_mode_times_explanations_and_checks_a_runs_deletion(trained_run,
 @pytest.mark.parametrize("argv", [[], ["--accuracy", "--data", str(DATA / "nsmc" / "train.tsv")]])
 def test_an_installed_bench_asks_for_the_data_it_has_no_clone_for(argv, monkeypatch, capsys) -> None:
     """A non-editable install has no tests/data: bench names the flag to give rather than failing on a missing path."""
-    from kobert_demo import bench
+    from kobert_demo.tools import bench
 
     monkeypatch.setattr(bench, "CLONE_NSMC", REPO / "no-such-folder")
     with pytest.raises(SystemExit) as stopped:

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from conftest import DATA, HANG_S, REPO
 
-from kobert_demo.bulk import predict_file_to_csv
-from kobert_demo.data import DataError, text_chunks
-from kobert_demo.model import load_backbone, save_classifier
-from kobert_demo.predict import Predictor
+from kobert_demo.basics.data import DataError, text_chunks
+from kobert_demo.engine.model import load_backbone, save_classifier
+from kobert_demo.serving.bulk import predict_file_to_csv
+from kobert_demo.serving.predict import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_every_rank_serves_the_main_process_choice(small_model, monkeypatch):
 
     import accelerate.utils
 
-    from kobert_demo.cli import _one_choice_for_every_rank
+    from kobert_demo.app.cli import _one_choice_for_every_rank
 
     sent = []
     monkeypatch.setattr(accelerate.utils, "broadcast_object_list", lambda objects: sent.append(list(objects)))
@@ -175,7 +175,7 @@ def test_every_rank_serves_the_main_process_choice(small_model, monkeypatch):
         return objects
 
     monkeypatch.setattr(accelerate.utils, "broadcast_object_list", from_main)
-    monkeypatch.setattr("kobert_demo.predict.Predictor._measure", lambda self: pytest.fail("a rank measured"))
+    monkeypatch.setattr("kobert_demo.serving.predict.Predictor._measure", lambda self: pytest.fail("a rank measured"))
     other = _one_choice_for_every_rank(other_rank, small_model, "auto", None)
     assert other.backend == "onnx"
 
@@ -186,10 +186,10 @@ def test_the_web_app_and_the_cli_write_the_same_bytes(trained_run, tmp_path):
     the default `auto`, though the CLI runs with another thread count: it serves the choice the app stored."""
     import shutil
 
-    from kobert_demo.jobs import JobQueue
-    from kobert_demo.serving import ONNX_DIR, SERVING_FILE
-    from kobert_demo.ui.predict_tab import predict_file_for_visitor
-    from kobert_demo.ui.state import AppState
+    from kobert_demo.app.queue import JobQueue
+    from kobert_demo.app.ui.predict_tab import predict_file_for_visitor
+    from kobert_demo.app.ui.state import AppState
+    from kobert_demo.serving.choice import ONNX_DIR, SERVING_FILE
 
     home = tmp_path / "runs"
     shutil.copytree(trained_run.path, home / "nsmc-tiny", ignore=shutil.ignore_patterns(SERVING_FILE, ONNX_DIR))

@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.cli: `python -m kobert_demo` as real processes (validate, tokenize, train, evaluate,
+"""Tests for app.cli: `python -m kobert_demo` as real processes (validate, tokenize, train, evaluate,
 predict), every user error as exit status 2 with one `error: ` line (English here unless a test asks for Korean);
 a few more error paths through main(); the train command's flags, made from TrainConfig's schema."""
 
@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from conftest import DATA, KOBERT_FILES, VECTORS, CliRun, TrainedRun, run_cli, sample_rows, write_tsv
 
-from kobert_demo.cli import EXIT_USER_ERROR, build_parser, main, parse_args, user_lang
-from kobert_demo.config import TrainConfig, config_fields
-from kobert_demo.predict import Predictor
-from kobert_demo.runs import open_run
-from kobert_demo.serving import BACKENDS
+from kobert_demo.app.cli import EXIT_USER_ERROR, build_parser, main, parse_args, user_lang
+from kobert_demo.basics.config import TrainConfig, config_fields
+from kobert_demo.basics.runs import open_run
+from kobert_demo.serving.choice import BACKENDS
+from kobert_demo.serving.predict import Predictor
 
 LOCALE_VARIABLES = ("KOBERT_DEMO_LANG", "LC_ALL", "LC_MESSAGES", "LANG")
 
@@ -425,7 +425,7 @@ def test_train_flag_choices_come_from_the_schema(capsys) -> None:
 
 def test_train_builds_its_config_from_the_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """cmd_train hands train() the config the flags describe, field by field."""
-    import kobert_demo.train
+    import kobert_demo.engine.train
 
     seen = []
 
@@ -433,7 +433,7 @@ def test_train_builds_its_config_from_the_flags(monkeypatch: pytest.MonkeyPatch,
         seen.append(config)
         return iter(())
 
-    monkeypatch.setattr(kobert_demo.train, "train", fake_train)
+    monkeypatch.setattr(kobert_demo.engine.train, "train", fake_train)
     argv = [part for flag, _, typed, _ in FLAGS for part in (flag, typed)]
     assert main(["train", str(DATA / "nsmc/test.tsv"), "--out", str(tmp_path / "run"), *argv, "--cpu-mode"]) == 0
     assert seen == [TrainConfig(**{name: parsed for _, name, _, parsed in FLAGS}, cpu_mode=True)]
@@ -489,8 +489,8 @@ def test_a_korean_locale_reaches_the_process(cli, monkeypatch: pytest.MonkeyPatc
 def test_models_lists_the_catalogue_with_speeds_from_the_runs_home(capsys, tmp_path: Path) -> None:
     from conftest import step
 
-    from kobert_demo.backbones import CATALOGUE
-    from kobert_demo.runs import Run
+    from kobert_demo.basics.runs import Run
+    from kobert_demo.engine.backbones import CATALOGUE
 
     Run.create(tmp_path / "r1", TrainConfig(model="skt/kobert-base-v1"), ["0", "1"], {}).append(
         step(sentences_per_s=20.0)

@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.config: the tutorial's defaults, JSON round trips, one sentence per bad setting, and the
+"""Tests for basics.config: the tutorial's defaults, JSON round trips, one sentence per bad setting, and the
 settings schema that drives the CLI flags, the web form and the API's option checking."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kobert_demo.config import (
+from kobert_demo.basics.config import (
     KOBERT_HUB_ID,
     KOBERT_LR,
     MAX_SEED,
@@ -25,7 +25,7 @@ from kobert_demo.config import (
     default_lr,
     setting,
 )
-from kobert_demo.messages import MESSAGES, t
+from kobert_demo.basics.messages import MESSAGES, t
 
 HANGUL = re.compile("[가-힣]")
 
@@ -134,8 +134,8 @@ def test_a_new_setting_reaches_the_cli_the_form_and_the_api() -> None:
 
     import gradio as gr
 
-    from kobert_demo.cli import add_config_flags
-    from kobert_demo.ui.train_tab import widgets
+    from kobert_demo.app.cli import add_config_flags
+    from kobert_demo.app.ui.train_tab import widgets
 
     parser = argparse.ArgumentParser()
     add_config_flags(parser, Extended)
@@ -258,7 +258,7 @@ def test_float_settings_take_ints_and_numbers_written_as_text() -> None:
 def test_the_cli_refuses_them_in_one_sentence(tmp_path: Path, capsys) -> None:
     """The train command's flags build the same TrainConfig: argparse's float() reads "nan", the schema refuses it
     (and quotes it as float() writes it)."""
-    from kobert_demo.cli import EXIT_USER_ERROR, main
+    from kobert_demo.app.cli import EXIT_USER_ERROR, main
 
     for flag, value in (("--lr", "nan"), ("--max-grad-norm", "inf"), ("--test-size", "nan")):
         assert main(["train", str(tmp_path / "unread.tsv"), "--out", str(tmp_path / "run"), flag, value]) == 2
@@ -275,13 +275,13 @@ def test_learning_rate_follows_the_backbone() -> None:
 
 def test_every_pretrained_backbone_fine_tunes_at_the_tutorials_rate() -> None:
     """5e-5: KoBERT's tutorial and KoELECTRA's own NSMC config; no other curated model's card recommends one."""
-    from kobert_demo.backbones import HUB_MODELS
+    from kobert_demo.engine.backbones import HUB_MODELS
 
     assert {default_lr(model) for model in HUB_MODELS} == {KOBERT_LR} == {5e-5}
 
 
 def test_tokenizer_modes_are_one_constant() -> None:
-    from kobert_demo import tokenizer
+    from kobert_demo.engine import tokenizer
 
     assert tokenizer.MODES is MODES
     assert config_fields()["tokenizer_mode"].setting.choices == MODES

@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.data: every real data slice in tests/data, every error path, encodings, detection, splits."""
+"""Tests for basics.data: every real data slice in tests/data, every error path, encodings, detection, splits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import DATA
 
-from kobert_demo.data import (
+from kobert_demo.basics.data import (
     DROP_EMPTY_LABEL,
     DROP_EMPTY_TEXT,
     DataError,
@@ -21,7 +21,7 @@ from kobert_demo.data import (
     make_splits,
     read_table,
 )
-from kobert_demo.settings import Limits
+from kobert_demo.basics.settings import Limits
 
 TEN = [str(rating) for rating in range(1, 11)]
 REAL_FILES = [

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import DATA, HANG_S, REPO
 
-from kobert_demo.runs import Run
+from kobert_demo.basics.runs import Run
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def test_two_processes_cooperate_and_match_one(tmp_path):
 
 def test_two_processes_train_a_roberta(tmp_path, family_folders):
     """A non-BERT family under torchrun: both processes train the same padding-free RoBERTa, one writes the run."""
-    from kobert_demo.predict import Predictor
+    from kobert_demo.serving.predict import Predictor
 
     folder = str(family_folders["roberta"])
     launcher = [*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29534", "-m", "kobert_demo"]

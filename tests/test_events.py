@@ -1,4 +1,4 @@
-"""kobert_demo.events: events to JSON and back, stored failures in any language, the run summary, the tutorial's
+"""kobert_demo.basics.events: events to JSON and back, stored failures in any language, the run summary, the tutorial's
 log lines."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import re
 import pytest
 from conftest import TEST, epoch, start, step
 
-from kobert_demo.data import DataError
-from kobert_demo.errors import BackboneError, UserFacingError
-from kobert_demo.events import (
+from kobert_demo.basics.data import DataError
+from kobert_demo.basics.errors import BackboneError, UserFacingError
+from kobert_demo.basics.events import (
     DoneEvent,
     ErrorEvent,
     EventError,
@@ -21,7 +21,7 @@ from kobert_demo.events import (
     params_to_json,
     tutorial_line,
 )
-from kobert_demo.messages import Term
+from kobert_demo.basics.messages import Term
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 EVENTS = [
@@ -56,7 +56,7 @@ def test_log_lines_keep_the_fields_api_clients_read() -> None:
 
 
 def test_a_stored_failure_reads_in_both_languages_with_nested_errors_and_terms() -> None:
-    from kobert_demo.export import ModelZipError
+    from kobert_demo.serving.export import ModelZipError
 
     inner = BackboneError("model_no_head", folder="/m", keys="classifier.weight")
     failure = ModelZipError("zip_bad_model", name="m.zip", error=inner)

@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.explain: completeness, words, labels, faithfulness (deletion check), every family, int8."""
+"""Tests for serving.explain: completeness, words, labels, faithfulness (deletion check), every family, int8."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 import torch
 from conftest import TrainedRun, sample_rows
 
-from kobert_demo.errors import UserFacingError
-from kobert_demo.explain import MAX_RELATIVE_GAP, MIN_CHANGE, Explanation
-from kobert_demo.faithfulness import deletion_check
-from kobert_demo.families import family_of
-from kobert_demo.predict import Predictor
+from kobert_demo.basics.errors import UserFacingError
+from kobert_demo.engine.families import family_of
+from kobert_demo.serving.explain import MAX_RELATIVE_GAP, MIN_CHANGE, Explanation
+from kobert_demo.serving.faithfulness import deletion_check
+from kobert_demo.serving.predict import Predictor
 
 TEXT = "배우들 연기는 좋은데, 스토리가 너무 뻔하다... 그래도 음악은 최고!"
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from transformers import BertForSequenceClassification
 
-from kobert_demo.config import METRICS_FILE
-from kobert_demo.export import ModelZipError, export_zip, import_zip, load_zip
-from kobert_demo.predict import Predictor
-from kobert_demo.runs import Run, RunError
-from kobert_demo.serving import SERVING_FILE, export_onnx
+from kobert_demo.basics.config import METRICS_FILE
+from kobert_demo.basics.runs import Run, RunError
+from kobert_demo.serving.choice import SERVING_FILE, export_onnx
+from kobert_demo.serving.export import ModelZipError, export_zip, import_zip, load_zip
+from kobert_demo.serving.predict import Predictor
 
 SENTENCES = ["정말 재미있는 영화였어요", "시간 낭비, 최악이다", "그냥 그랬다"]
 
@@ -69,7 +69,7 @@ def test_export_loads_in_predictor_and_plain_transformers(exported, trained_run,
 
 
 def test_export_refuses_a_run_without_model(tmp_path):
-    from kobert_demo.config import TrainConfig
+    from kobert_demo.basics.config import TrainConfig
 
     run = Run.create(tmp_path / "run", TrainConfig(model="tiny"), ["a", "b"], {})
     with pytest.raises(RunError, match="no model"):
@@ -147,7 +147,7 @@ def test_hostile_member_refused(exported, tmp_path, member, content, message):
 def test_export_transformers_folder_loads_with_plain_transformers(trained_run, tmp_path):
     import torch
 
-    from kobert_demo.export import export_model
+    from kobert_demo.serving.export import export_model
 
     run_path, _ = trained_run
     folder, diff = export_model(Run(run_path), tmp_path / "hf", "transformers")
@@ -163,7 +163,7 @@ def test_export_transformers_folder_loads_with_plain_transformers(trained_run, t
 def test_export_onnx_matches_pytorch(trained_run, tmp_path):
     import onnxruntime
 
-    from kobert_demo.export import export_model
+    from kobert_demo.serving.export import export_model
 
     run_path, _ = trained_run
     folder, diff = export_model(Run(run_path), tmp_path / "onnx", "onnx")
@@ -178,8 +178,8 @@ def test_export_onnx_matches_pytorch(trained_run, tmp_path):
 
 def test_exports_leave_out_the_serving_cache(trained_run, tmp_path, monkeypatch):
     """auto's serving.json and ONNX files stay on this machine; `--format onnx` exports with serving's exporter."""
-    from kobert_demo import export
-    from kobert_demo.serving import ONNX_DIR
+    from kobert_demo.serving import export
+    from kobert_demo.serving.choice import ONNX_DIR
 
     run = Run(trained_run.path)
     Predictor.load(run.path, backend="auto")
@@ -195,7 +195,7 @@ def test_exports_leave_out_the_serving_cache(trained_run, tmp_path, monkeypatch)
 
 
 def test_export_refuses_a_non_empty_folder(trained_run, tmp_path):
-    from kobert_demo.export import export_model
+    from kobert_demo.serving.export import export_model
 
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("mine", encoding="utf-8")
@@ -211,7 +211,7 @@ def held_out() -> list[str]:
     """nsmc/test.tsv's rows (never trained on), and a sentence longer than max_len."""
     from conftest import DATA
 
-    from kobert_demo.data import read_table
+    from kobert_demo.basics.data import read_table
 
     return [*read_table(DATA / "nsmc" / "test.tsv").texts[:120], "정말 재미있는 영화였어요, 또 보고 싶네요 " * 40]
 
@@ -222,7 +222,7 @@ def test_every_family_exports_read_back_in_plain_transformers(family_run, tmp_pa
     and AutoTokenizer our ids."""
     from transformers import AutoTokenizer, pipeline
 
-    from kobert_demo.export import export_model
+    from kobert_demo.serving.export import export_model
 
     run = Run(family_run.path)
     out, _ = export_model(run, tmp_path / "hf", "transformers")
@@ -255,7 +255,7 @@ def test_every_family_zip_holds_its_tokenizer_and_imports_back(family_run, tmp_p
 def test_every_family_exports_to_onnx(family_run, tmp_path):
     import onnxruntime
 
-    from kobert_demo.export import ONNX_MAX_DIFF, export_model
+    from kobert_demo.serving.export import ONNX_MAX_DIFF, export_model
 
     run = Run(family_run.path)
     out, diff = export_model(run, tmp_path / "onnx", "onnx")

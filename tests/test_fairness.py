@@ -19,13 +19,13 @@ from conftest import wait_until as wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from kobert_demo.config import MAX_STEPS, ConfigError, TrainConfig
-from kobert_demo.csv_out import csv_text, safe_cell
-from kobert_demo.events import StepEvent
-from kobert_demo.jobs import DATA_DIR, JobQueue, owner_id
-from kobert_demo.runs import FINISHED, Run, list_runs, pid_alive, prune_runs
-from kobert_demo.ui import build_app
-from kobert_demo.ui.driving import free_port
+from kobert_demo.app.queue import DATA_DIR, JobQueue, owner_id
+from kobert_demo.app.ui import build_app
+from kobert_demo.basics.config import MAX_STEPS, ConfigError, TrainConfig
+from kobert_demo.basics.csv_out import csv_text, safe_cell
+from kobert_demo.basics.events import StepEvent
+from kobert_demo.basics.runs import FINISHED, Run, list_runs, pid_alive, prune_runs
+from kobert_demo.tools.driving import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
 DATA = Path(__file__).resolve().parent / "data"
@@ -180,8 +180,8 @@ def test_formula_cells_are_escaped() -> None:
 @pytest.fixture
 def evil_run(tmp_path: Path) -> Path:
     """A tiny run (1 epoch) whose classes are a spreadsheet formula and an `@` name, in tmp_path/runs."""
-    from kobert_demo.data import Splits
-    from kobert_demo.train import train
+    from kobert_demo.basics.data import Splits
+    from kobert_demo.engine.train import train
 
     rows = sample_rows("nsmc/train.tsv", 20)
     names = [EVIL_CLASS, "@SUM(1,1)"]
@@ -223,7 +223,7 @@ def test_predictions_csvs_escape_formulas(evil_run: Path, tmp_path: Path) -> Non
 
 
 def test_markup_in_a_shared_link_is_shown_as_text(server: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kobert_demo.ui import render
+    from kobert_demo.app.ui import render
 
     toasts: list[str] = []
     monkeypatch.setattr(render.gr, "Warning", toasts.append)
@@ -236,7 +236,7 @@ def test_markup_in_a_shared_link_is_shown_as_text(server: SimpleNamespace, monke
 
 
 # --- one job at a time, even after a crash ------------------------------------------------------------------------
-SERVER = "import sys, time; from kobert_demo.jobs import JobQueue; JobQueue(sys.argv[1], poll_s=0.1).start(); " \
+SERVER = "import sys, time; from kobert_demo.app.queue import JobQueue; JobQueue(sys.argv[1], poll_s=0.1).start(); " \
     "time.sleep(3600)"  # fmt: skip
 
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import FAMILY_TYPES
 
-from kobert_demo.config import TrainConfig
-from kobert_demo.families import FAMILIES, family_of, padded_forward_reason
-from kobert_demo.model import (
+from kobert_demo.basics.config import TrainConfig
+from kobert_demo.engine.families import FAMILIES, family_of, padded_forward_reason
+from kobert_demo.engine.model import (
     PADDING_FREE,
     Classifier,
     PaddedClassifier,
@@ -23,7 +23,7 @@ from kobert_demo.model import (
     load_backbone,
     training_forward,
 )
-from kobert_demo.train import train
+from kobert_demo.engine.train import train
 
 LABELS = ["a", "b", "c"]
 SHORT = ["별로", "ㅋㅋ 최고"]

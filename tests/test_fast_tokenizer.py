@@ -11,11 +11,11 @@ import pytest
 import torch
 from conftest import KOBERT_FILES, native_kobert_proto
 
-from kobert_demo.errors import BackboneError
-from kobert_demo.fast_tokenizer import FastTokenizer
-from kobert_demo.hublike import train_tokenizer
-from kobert_demo.model import load_backbone
-from kobert_demo.tokenizer import KoBertTokenizer
+from kobert_demo.basics.errors import BackboneError
+from kobert_demo.engine.fast_tokenizer import FastTokenizer
+from kobert_demo.engine.model import load_backbone
+from kobert_demo.engine.tokenizer import KoBertTokenizer
+from kobert_demo.tools.hublike import train_tokenizer
 
 LONG = "원작 소설을 먼저 읽었는데, 영화는 원작의 분위기를 잘 살리지 못한 것 같아 아쉽다. 그래도 배우들의 연기만큼은"
 SHORT = "별로"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import DATA, native_kobert_proto
 
-from kobert_demo import hf_tokenizer
-from kobert_demo.data import read_table
-from kobert_demo.tokenizer import KoBertTokenizer
+from kobert_demo.basics.data import read_table
+from kobert_demo.engine import hf_tokenizer
+from kobert_demo.engine.tokenizer import KoBertTokenizer
 
 LONG = 100_000  # no truncation: compare every piece
 
@@ -46,7 +46,7 @@ def random_texts(count: int, seed: int = 0) -> list[str]:
 @pytest.fixture(scope="module")
 def tokenizers() -> dict[str, KoBertTokenizer]:
     """The vocab scheme (original files), the native scheme as on the hub, and a tiny trained native one."""
-    from kobert_demo.model import train_tiny_tokenizer
+    from kobert_demo.engine.model import train_tiny_tokenizer
 
     train = read_table(DATA / "nsmc" / "train.tsv").texts
     return {
@@ -154,7 +154,7 @@ def test_auto_tokenizer_pads_and_truncates_like_ours(saved_folder):
 def test_pipeline_probabilities_match_ours(trained_run, nsmc_test):
     from transformers import pipeline
 
-    from kobert_demo.predict import Predictor
+    from kobert_demo.serving.predict import Predictor
 
     folder = trained_run.path / "model"
     assert (folder / "tokenizer.json").is_file()

@@ -20,8 +20,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from safetensors.torch import save_file
 
-from kobert_demo.ui import build_app
-from kobert_demo.ui.driving import free_port
+from kobert_demo.app.ui import build_app
+from kobert_demo.tools.driving import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
 MAX_ZIP_MB = 8  # this server's upload limit: a tiny classifier's zip is about 1.3 MB
@@ -70,8 +70,8 @@ def classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from kobert_demo.model import Classifier, save_classifier
-    from kobert_demo.tokenizer import KoBertTokenizer
+    from kobert_demo.engine.model import Classifier, save_classifier
+    from kobert_demo.engine.tokenizer import KoBertTokenizer
 
     torch.manual_seed(0)
     labels = ["neg", "pos"]
@@ -134,7 +134,7 @@ def test_a_huge_config_with_only_a_classifier_is_refused_before_allocation(
 def test_a_huge_unused_member_is_not_unpacked(
     server: SimpleNamespace, classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kobert_demo.export as export
+    import kobert_demo.serving.export as export
 
     hostile = zip_folder(classifier, tmp_path / "padded.zip")
     with (
@@ -228,7 +228,7 @@ def run(server: SimpleNamespace) -> str:
 
 
 def test_pieces_and_predict_share_the_text_limit(server: SimpleNamespace, run: str) -> None:
-    from kobert_demo.settings import limits
+    from kobert_demo.basics.settings import limits
 
     text = "가" * (limits().max_text_chars + 1)
     said = {
@@ -249,7 +249,7 @@ def test_a_slow_load_does_not_block_a_loaded_model(
     server: SimpleNamespace, run: str, classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While one visitor's model loads (held here until released), another's loaded model answers."""
-    from kobert_demo.predict import Predictor
+    from kobert_demo.serving.predict import Predictor
 
     slow = str(shutil.copytree(classifier, tmp_path / "slow"))
     server.client.predict(run, "좋아요", api_name="/predict")  # loaded

@@ -47,7 +47,7 @@ def test_importing_every_module_has_no_side_effects(tmp_path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.splitlines()[-1])
-    assert len(report["modules"]) > 25 and "kobert_demo.ui.logs_tab" in report["modules"]
+    assert len(report["modules"]) > 25 and "kobert_demo.app.ui.logs_tab" in report["modules"]
     assert report["changed"] == {}
 
 
@@ -98,7 +98,7 @@ def test_the_package_has_no_import_circle() -> None:
     which takes a Predictor, now lives in faithfulness.py) and ui/logs_tab.py <-> ui/predict_tab.py (what both use
     now lives in ui/shared.py)."""
     graph = import_graph()
-    assert "kobert_demo.ui.shared" in graph["kobert_demo.ui.logs_tab"]  # the graph sees relative imports
+    assert "kobert_demo.app.ui.shared" in graph["kobert_demo.app.ui.logs_tab"]  # the graph sees relative imports
     assert circles(graph) == []
 
 
@@ -106,9 +106,9 @@ def test_the_package_has_no_import_circle() -> None:
 @pytest.mark.parametrize(
     ("module", "absent"),
     [
-        ("kobert_demo.explain", "kobert_demo.predict"),
-        ("kobert_demo.ui.logs_tab", "kobert_demo.ui.predict_tab"),
-        ("kobert_demo.ui.predict_tab", "kobert_demo.ui.logs_tab"),
+        ("kobert_demo.serving.explain", "kobert_demo.serving.predict"),
+        ("kobert_demo.app.ui.logs_tab", "kobert_demo.app.ui.predict_tab"),
+        ("kobert_demo.app.ui.predict_tab", "kobert_demo.app.ui.logs_tab"),
     ],
 )
 def test_importing_a_module_loads_none_that_imports_it(module: str, absent: str) -> None:

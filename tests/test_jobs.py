@@ -12,11 +12,7 @@ import pytest
 from conftest import REPO, sample_rows, write_tsv
 from conftest import wait_until as wait_for
 
-from kobert_demo.config import TrainConfig
-from kobert_demo.data import DataError
-from kobert_demo.errors import UserFacingError
-from kobert_demo.events import DoneEvent, StepEvent
-from kobert_demo.jobs import (
+from kobert_demo.app.queue import (
     JOB_NICE,
     SERVING_FRESH_S,
     SERVING_MARK,
@@ -27,8 +23,12 @@ from kobert_demo.jobs import (
     request_stop,
     training_threads,
 )
-from kobert_demo.predict import Predictor
-from kobert_demo.runs import Run
+from kobert_demo.basics.config import TrainConfig
+from kobert_demo.basics.data import DataError
+from kobert_demo.basics.errors import UserFacingError
+from kobert_demo.basics.events import DoneEvent, StepEvent
+from kobert_demo.basics.runs import Run
+from kobert_demo.serving.predict import Predictor
 
 FINISHED = {"done", "stopped", "failed", "interrupted"}
 
@@ -192,7 +192,7 @@ def test_queued_runs_survive_a_restart(tmp_path, small_file):
 def test_full_disk_is_one_clear_sentence(tmp_path, monkeypatch, small_splits):
     import errno
 
-    from kobert_demo import train as train_module
+    from kobert_demo.engine import train as train_module
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "model" / "model.safetensors"))
@@ -324,7 +324,7 @@ def _no_process(*args, **kwargs):
 
 def test_a_run_is_never_visible_before_it_is_whole(tmp_path, small_file, monkeypatch):
     """The worker once picked a run queued before its data copy and job.json were written."""
-    from kobert_demo import jobs as jobs_module
+    from kobert_demo.app import queue as jobs_module
 
     home = tmp_path / "runs"
     seen: list[list[str]] = []
@@ -418,7 +418,7 @@ def test_a_job_of_a_live_server_is_not_an_orphan_in_another_process(tmp_path, sm
     live = JobQueue(home).submit(TrainConfig(model="tiny"), small_file)
     child = _fake_job(live)
     script = (
-        "import sys; from kobert_demo.jobs import JobQueue; q = JobQueue(sys.argv[1]).start();"
+        "import sys; from kobert_demo.app.queue import JobQueue; q = JobQueue(sys.argv[1]).start();"
         "print(q.holds_home); q.close()"
     )
     try:
@@ -462,7 +462,7 @@ def test_queued_copies_of_data_count_in_the_runs_home_budget(tmp_path, monkeypat
 def test_the_client_address_is_the_peer_unless_the_deployment_trusts_a_proxy(monkeypatch):
     from types import SimpleNamespace
 
-    from kobert_demo.ui.state import client_address
+    from kobert_demo.app.ui.state import client_address
 
     request = SimpleNamespace(
         headers={"x-forwarded-for": "6.6.6.6, 203.0.113.7"}, client=SimpleNamespace(host="10.0.0.2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import DATA
 
-from kobert_demo.loadtest import run
+from kobert_demo.tools.loadtest import run
 
 pytestmark = [
     pytest.mark.slow,

@@ -12,16 +12,18 @@ import pytest
 from conftest import HANG_S, REPO, sample_rows, write_tsv
 from transformers import BertConfig, BertForSequenceClassification
 
-from kobert_demo import predict, serving, settings
-from kobert_demo.config import TrainConfig
-from kobert_demo.errors import BackboneError, UserFacingError
-from kobert_demo.explain import TOKENS_PER_PASS, explain, explain_rows, explanation_bytes
-from kobert_demo.export import export_zip
-from kobert_demo.jobs import JobQueue
-from kobert_demo.model import load_classifier, memory_estimate, parameter_count
-from kobert_demo.runs import Run, list_runs
-from kobert_demo.tokenizer import Encoded
-from kobert_demo.ui.state import AppState
+from kobert_demo.app.queue import JobQueue
+from kobert_demo.app.ui.state import AppState
+from kobert_demo.basics import settings
+from kobert_demo.basics.config import TrainConfig
+from kobert_demo.basics.errors import BackboneError, UserFacingError
+from kobert_demo.basics.runs import Run, list_runs
+from kobert_demo.engine.model import load_classifier, memory_estimate, parameter_count
+from kobert_demo.engine.tokenizer import Encoded
+from kobert_demo.serving import choice as serving
+from kobert_demo.serving import predict
+from kobert_demo.serving.explain import TOKENS_PER_PASS, explain, explain_rows, explanation_bytes
+from kobert_demo.serving.export import export_zip
 
 GIB = 1024**3
 
@@ -162,7 +164,7 @@ def test_an_explanation_takes_fewer_sentences_a_pass_within_the_budget_and_refus
 @pytest.mark.slow
 def test_an_uploaded_zip_builds_its_onnx_files_in_a_child_process(trained_run, tmp_path, monkeypatch):
     """A 386 MB zip built its ONNX files in the server process (its peak 159 MB -> 2,305 MB): an uploaded model now
-    builds them as a run folder's do, in `python -m kobert_demo.serving` from the unpacked folder, untrusted."""
+    builds them as a run folder's do, in `python -m kobert_demo.serving.choice` from the unpacked folder, untrusted."""
     monkeypatch.setattr(predict, "BUILD_IN_CHILD_BYTES", 0)  # tiny's few MB count as big here
     built = []
 

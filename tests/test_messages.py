@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from kobert_demo.data import DataError, read_table
-from kobert_demo.errors import BackboneError, UserFacingError
-from kobert_demo.messages import MESSAGES, TERMS_KO, Term, t
-from kobert_demo.runs import RunError, open_run
+from kobert_demo.basics.data import DataError, read_table
+from kobert_demo.basics.errors import BackboneError, UserFacingError
+from kobert_demo.basics.messages import MESSAGES, TERMS_KO, Term, t
+from kobert_demo.basics.runs import RunError, open_run
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 ROOT = Path(__file__).resolve().parents[1] / "kobert_demo"
@@ -69,7 +69,7 @@ def test_english_is_str_and_korean_is_text() -> None:
 
 def test_errors_survive_pickling_with_their_key() -> None:
     inner = BackboneError("model_no_head", folder="/m", keys="c.w")
-    from kobert_demo.export import ModelZipError
+    from kobert_demo.serving.export import ModelZipError
 
     error = pickle.loads(pickle.dumps(ModelZipError("zip_bad_model", name="m.zip", error=inner)))
     assert type(error) is ModelZipError and error.key == "zip_bad_model"
@@ -157,7 +157,7 @@ def test_real_data_errors_in_korean(tmp_path: Path) -> None:
 
 
 def test_hostile_zip_in_korean(tmp_path: Path) -> None:
-    from kobert_demo.export import ModelZipError, import_zip
+    from kobert_demo.serving.export import ModelZipError, import_zip
 
     hostile = tmp_path / "hostile.zip"
     with zipfile.ZipFile(hostile, "w") as archive:
@@ -168,7 +168,7 @@ def test_hostile_zip_in_korean(tmp_path: Path) -> None:
 
 
 def test_missing_model_folder_in_korean(tmp_path: Path) -> None:
-    from kobert_demo.model import load_classifier
+    from kobert_demo.engine.model import load_classifier
 
     folder = tmp_path / "no_model"
     folder.mkdir()

@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.metrics: a small example checked by hand."""
+"""Tests for basics.metrics: a small example checked by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kobert_demo.metrics import classification_metrics
+from kobert_demo.basics.metrics import classification_metrics
 
 NAMES = ["긍정", "부정", "중립"]
 # true:      긍정 긍정 부정 부정 중립 중립

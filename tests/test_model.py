@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.model: backbone sources (folder, tiny, hub), every refusal, saving and loading classifiers."""
+"""Tests for engine.model: backbone sources (folder, tiny, hub), every refusal, saving and loading classifiers."""
 
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 
-from kobert_demo import bench
-from kobert_demo import model as model_module
-from kobert_demo.config import KOBERT_HUB_ID, TINY
-from kobert_demo.families import FAMILIES, family_of
-from kobert_demo.model import (
+from kobert_demo.basics.config import KOBERT_HUB_ID, TINY
+from kobert_demo.engine import model as model_module
+from kobert_demo.engine.families import FAMILIES, family_of
+from kobert_demo.engine.model import (
     TINY_SHAPE,
     BackboneError,
     Classifier,
@@ -38,7 +37,8 @@ from kobert_demo.model import (
     skip_unused_last_layer_rows,
     use_fast_dropout,
 )
-from kobert_demo.tokenizer import KoBertTokenizer
+from kobert_demo.engine.tokenizer import KoBertTokenizer
+from kobert_demo.tools import bench
 
 LABELS = ["긍정", "부정", "중립"]
 SENTENCES = ["아 더빙.. 진짜 짜증나네요 목소리", "굳 ㅋ", "한국어 모델을 공유합니다.", "정말 최고의 영화였다!!"]
@@ -528,7 +528,7 @@ def test_the_hubs_layout_trains_and_its_export_reads_right_in_plain_transformers
     plain transformers, sentences longer than max_len and sentences starting with - included."""
     from transformers import AutoTokenizer, pipeline
 
-    from kobert_demo.predict import Predictor
+    from kobert_demo.serving.predict import Predictor
 
     folder = hub_folder(tmp_path / "kobert-base-v1", bert_state(), pickled=True)
     (folder / KOBERT_FILES.spm.name).unlink()
@@ -686,7 +686,7 @@ def test_transformers_logging_is_ours_only_while_we_load(tiny_kobert_folder: Pat
     """Importing model.py changes nothing (#13); a load or save quietens transformers and puts it back."""
     from transformers.utils import logging
 
-    code = "from transformers.utils import logging as l; import kobert_demo.model; "
+    code = "from transformers.utils import logging as l; import kobert_demo.engine.model; "
     code += "print(l.get_verbosity(), l.is_progress_bar_enabled())"
     imported = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert imported.stdout.split() == [str(logging.WARNING), "True"]

@@ -20,7 +20,7 @@ from conftest import HANG_S, REPO, VECTORS
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from kobert_demo.ui.driving import free_port
+from kobert_demo.tools.driving import free_port
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 

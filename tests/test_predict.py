@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.predict: probabilities, order under length batching, loading, agreement with the run."""
+"""Tests for serving.predict: probabilities, order under length batching, loading, agreement with the run."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 import torch
 from conftest import TrainedRun
 
-from kobert_demo.data import LabeledData
-from kobert_demo.metrics import classification_metrics
-from kobert_demo.model import BackboneError, load_classifier
-from kobert_demo.predict import Predictor, PredictorCache, model_folder
-from kobert_demo.serving import MAX_DIFF, ONNX_DIR, SERVING_FILE
+from kobert_demo.basics.data import LabeledData
+from kobert_demo.basics.metrics import classification_metrics
+from kobert_demo.engine.model import BackboneError, load_classifier
+from kobert_demo.serving.choice import MAX_DIFF, ONNX_DIR, SERVING_FILE
+from kobert_demo.serving.predict import Predictor, PredictorCache, model_folder
 
 TEXTS = [
     "정말 재미있게 봤습니다. 배우들의 연기가 최고였고 다시 보고 싶어요",
@@ -109,8 +109,8 @@ def test_backends(trained_run: TrainedRun, trained_predictor: Predictor) -> None
 
 def test_auto_backend_keeps_to_fp32(trained_run: TrainedRun, trained_predictor: Predictor) -> None:
     """On a CPU, auto serves a path within 0.01 of fp32 on the check sentences (exactly fp32 when it is torch)."""
-    from kobert_demo.predict import CHECK_SENTENCES
-    from kobert_demo.serving import MAX_DIFF
+    from kobert_demo.serving.choice import MAX_DIFF
+    from kobert_demo.serving.predict import CHECK_SENTENCES
 
     auto = Predictor.load(trained_run.path, backend="auto")
     diff = np.abs(auto.predict_proba(CHECK_SENTENCES) - trained_predictor.predict_proba(CHECK_SENTENCES)).max()

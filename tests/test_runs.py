@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.runs: creating, listing, deleting, following the log, interrupted runs."""
+"""Tests for basics.runs: creating, listing, deleting, following the log, interrupted runs."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import TEST, epoch, start, step
 
-from kobert_demo import runs as runs_module
-from kobert_demo.config import TrainConfig
-from kobert_demo.errors import UserFacingError
-from kobert_demo.events import DoneEvent, EventError
-from kobert_demo.runs import STATES, Run, RunError, delete_run, list_runs, new_run_id, open_run
+from kobert_demo.basics import runs as runs_module
+from kobert_demo.basics.config import TrainConfig
+from kobert_demo.basics.errors import UserFacingError
+from kobert_demo.basics.events import DoneEvent, EventError
+from kobert_demo.basics.runs import STATES, Run, RunError, delete_run, list_runs, new_run_id, open_run
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
@@ -299,7 +299,7 @@ def test_a_torn_or_damaged_run_is_left_out_of_the_listing_and_reported_once(
     for name, torn in (("torn-status", "status.json"), ("torn-config", "config.json")):
         (create(tmp_path / name).path / torn).write_text('{"state": "run', encoding="utf-8")
     (create(tmp_path / "list-status").path / "status.json").write_text("[1, 2]", encoding="utf-8")
-    with caplog.at_level("WARNING", logger="kobert_demo.runs"):
+    with caplog.at_level("WARNING", logger="kobert_demo.basics.runs"):
         assert [run.name for run in list_runs(tmp_path)] == [good.name]
         assert [run.name for run in list_runs(tmp_path)] == [good.name]
     reports = [record.getMessage() for record in caplog.records]

@@ -56,12 +56,12 @@ def test_a_run_killed_between_its_save_and_its_log_shows_the_models_figures(tmp_
     import gradio as gr
     from conftest import ALICE, TEST, epoch, start
 
-    from kobert_demo import files
-    from kobert_demo.config import TrainConfig
-    from kobert_demo.jobs import JobQueue, owner_id
-    from kobert_demo.runs import Run
-    from kobert_demo.ui import logs_tab
-    from kobert_demo.ui.state import AppState
+    from kobert_demo.app.queue import JobQueue, owner_id
+    from kobert_demo.app.ui import logs_tab
+    from kobert_demo.app.ui.state import AppState
+    from kobert_demo.basics import files
+    from kobert_demo.basics.config import TrainConfig
+    from kobert_demo.basics.runs import Run
 
     home = tmp_path / "runs"
     Run.queue(home / "killed", TrainConfig(model="tiny"), {"owner": owner_id(ALICE)})
@@ -88,7 +88,7 @@ def test_a_run_killed_between_its_save_and_its_log_shows_the_models_figures(tmp_
 def model_state(folder: Path) -> dict | None:
     """What identifies a complete model folder: its file names, and the bytes of all but the card and figures (which
     hold the training's elapsed seconds); None without weights."""
-    from kobert_demo.files import is_temp
+    from kobert_demo.basics.files import is_temp
 
     if not (folder / WEIGHTS).is_file():
         return None
@@ -103,9 +103,9 @@ def model_state(folder: Path) -> dict | None:
 
 def check(run_path: Path, complete: dict[int, dict]) -> dict:
     """How a reader finds the run after a kill: which complete model it holds, and what is wrong (problems)."""
-    from kobert_demo.model import load_classifier
-    from kobert_demo.predict import Predictor
-    from kobert_demo.runs import open_run
+    from kobert_demo.basics.runs import open_run
+    from kobert_demo.engine.model import load_classifier
+    from kobert_demo.serving.predict import Predictor
 
     run = open_run(run_path)
     state = model_state(run.model_dir)
@@ -190,7 +190,7 @@ class Killer:
 def fork_kills(run_path: Path, work: Path, epoch: int, complete: dict[int, dict]) -> list[dict]:
     """Kill a fork of this process at each write of the save ahead (once unkilled first, to count them and keep
     the complete new model), checking the run after each; the run folder is left as it was."""
-    from kobert_demo.runs import Run
+    from kobert_demo.basics.runs import Run
 
     def remember(at: int) -> None:
         """The run's model, as the complete model of epoch `at` (saved and logged: no kill came between)."""
@@ -254,11 +254,11 @@ class Fork:
 def child(work: Path) -> None:
     import torch
 
-    from kobert_demo.config import TrainConfig
-    from kobert_demo.data import make_splits, read_table
-    from kobert_demo.hf_tokenizer import save_for_transformers
-    from kobert_demo.model import train_tiny_tokenizer
-    from kobert_demo.train import train
+    from kobert_demo.basics.config import TrainConfig
+    from kobert_demo.basics.data import make_splits, read_table
+    from kobert_demo.engine.hf_tokenizer import save_for_transformers
+    from kobert_demo.engine.model import train_tiny_tokenizer
+    from kobert_demo.engine.train import train
 
     torch.set_num_threads(1)
     data = REPO / "tests" / "data" / "nsmc"

@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.serving: every backend keeps to fp32, `auto` refuses a wrong path, caches its choice per
+"""Tests for serving.choice: every backend keeps to fp32, `auto` refuses a wrong path, caches its choice per
 model and machine, keeps its ONNX files in the model folder (or nowhere on disk for a folder it must not write)."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 import torch
 from conftest import HANG_S, REPO, TrainedRun
 
-from kobert_demo import serving
-from kobert_demo.predict import Predictor
-from kobert_demo.serving import BACKENDS, CHECK_SENTENCES, MAX_DIFF, ONNX_DIR, SERVING_FILE
+from kobert_demo.serving import choice as serving
+from kobert_demo.serving.choice import BACKENDS, CHECK_SENTENCES, MAX_DIFF, ONNX_DIR, SERVING_FILE
+from kobert_demo.serving.predict import Predictor
 
 TEXTS = ["정말 재미있게 봤습니다", "최악", "", "굳 ㅋ", "감동적인 스토리, 훌륭한 음악, 완벽한 연출! " * 5]
 FIXED = [backend for backend in BACKENDS if backend != "auto"]
@@ -47,7 +47,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         counts["exported"] += export
         return build(load, where, export)
 
-    monkeypatch.setattr("kobert_demo.predict.one_sentence_p50", count_timed)
+    monkeypatch.setattr("kobert_demo.serving.predict.one_sentence_p50", count_timed)
     monkeypatch.setattr(serving, "build_onnx", count_build)
     return counts
 
@@ -177,12 +177,13 @@ def test_report_json_round_trip_and_speedup() -> None:
 
 @pytest.mark.slow
 def test_a_big_model_builds_its_onnx_files_in_a_child_even_from_an_unguarded_script(model_copy: Path) -> None:
-    """Models past BUILD_IN_CHILD_BYTES build in `python -m kobert_demo.serving`; a user's script that loads at top
-    level (no `__name__ == "__main__"` guard) must not be run again by that child, as multiprocessing's spawn would."""
+    """Models past BUILD_IN_CHILD_BYTES build in a child interpreter (build_onnx_in_child); a user's script that loads
+    at top level (no `__name__ == "__main__"` guard) must not be run again by that child, as multiprocessing's spawn
+    would."""
     script = model_copy.parent / "serve.py"
     script.write_text(
         "from kobert_demo import predict\n"
-        "from kobert_demo.predict import Predictor\n"
+        "from kobert_demo.serving.predict import Predictor\n"
         "predict.BUILD_IN_CHILD_BYTES = 0  # the tiny model counts as big\n"
         f"predictor = Predictor.load({str(model_copy)!r}, backend='int8')\n"
         "print('served', predictor.backend, predictor.predict_proba(['정말 재미있어요']).round(4).tolist())\n",
@@ -241,9 +242,9 @@ def test_weights_replaced_while_measuring_get_no_choice_of_the_old(model_copy: P
         os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the next epoch's save
         return timed(*args, **kwargs)
 
-    monkeypatch.setattr("kobert_demo.predict.one_sentence_p50", save_during_measuring)
+    monkeypatch.setattr("kobert_demo.serving.predict.one_sentence_p50", save_during_measuring)
     Predictor.load(model_copy, backend="auto")
-    monkeypatch.setattr("kobert_demo.predict.one_sentence_p50", timed)
+    monkeypatch.setattr("kobert_demo.serving.predict.one_sentence_p50", timed)
     served = serving.ServedFolder.read(model_copy)
     assert not serving.OnnxFiles(served)._exported(model_copy / ONNX_DIR)
     assert not Predictor.load(model_copy, backend="auto").serving.cached  # measured for these weights, now stored
@@ -279,7 +280,7 @@ def test_an_explanation_explains_the_class_served(model_copy: Path, monkeypatch:
 
 def test_a_model_folder_swapped_during_its_onnx_build_is_one_sentence(model_copy: Path, monkeypatch) -> None:
     """A run still training swaps in its next epoch's model folder, and this build's onnx/ goes with the old one."""
-    from kobert_demo.errors import UserFacingError
+    from kobert_demo.basics.errors import UserFacingError
 
     def swapped_while_building(load, where: Path, export: bool) -> None:
         weights = model_copy / "model.safetensors"

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from kobert_demo.bulk import predict_file_to_csv
-from kobert_demo.csv_out import prediction_columns, prediction_records, predictions_head, write_predictions
-from kobert_demo.data import SNIFF_BYTES, DataError, read_table, read_texts, sniff, sniff_head, text_chunks
-from kobert_demo.jobs import JobQueue
-from kobert_demo.model import load_backbone, save_classifier
-from kobert_demo.ui.predict_tab import predict_file_for_visitor
-from kobert_demo.ui.state import AppState
+from kobert_demo.app.queue import JobQueue
+from kobert_demo.app.ui.predict_tab import predict_file_for_visitor
+from kobert_demo.app.ui.state import AppState
+from kobert_demo.basics.csv_out import prediction_columns, prediction_records, predictions_head, write_predictions
+from kobert_demo.basics.data import SNIFF_BYTES, DataError, read_table, read_texts, sniff, sniff_head, text_chunks
+from kobert_demo.engine.model import load_backbone, save_classifier
+from kobert_demo.serving.bulk import predict_file_to_csv
 
 ROWS = [
     ("정말 재밌어요, 또 볼래요", "긍정"),

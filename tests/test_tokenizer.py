@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.tokenizer: the published KoBERT id vectors, both schemes, padding, truncation, saving."""
+"""Tests for engine.tokenizer: the published KoBERT id vectors, both schemes, padding, truncation, saving."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import KOBERT_FILES, VECTORS, sample_rows
 
-from kobert_demo.model import train_tiny_tokenizer
-from kobert_demo.tokenizer import SETTINGS_FILE, KoBertTokenizer, basic_split
+from kobert_demo.engine.model import train_tiny_tokenizer
+from kobert_demo.engine.tokenizer import SETTINGS_FILE, KoBertTokenizer, basic_split
 
 SENTENCES = [
     "아 더빙.. 진짜 짜증나네요 목소리",

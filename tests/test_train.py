@@ -1,4 +1,4 @@
-"""Tests for kobert_demo.train: the event stream, logging cadence, stopping, failures, batching, best-epoch saving."""
+"""Tests for engine.train: the event stream, logging cadence, stopping, failures, batching, best-epoch saving."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import pytest
 import torch
 from conftest import TRAINED_EPOCHS, TrainedRun
 
-from kobert_demo import train as train_module
-from kobert_demo.config import TINY_LR, TrainConfig
-from kobert_demo.data import Splits
-from kobert_demo.metrics import classification_metrics
-from kobert_demo.model import describe_source, load_backbone
-from kobert_demo.predict import Predictor
-from kobert_demo.runs import Run, open_run
-from kobert_demo.train import (
+from kobert_demo.basics.config import TINY_LR, TrainConfig
+from kobert_demo.basics.data import Splits
+from kobert_demo.basics.metrics import classification_metrics
+from kobert_demo.basics.runs import Run, open_run
+from kobert_demo.engine import train as train_module
+from kobert_demo.engine.model import describe_source, load_backbone
+from kobert_demo.engine.train import (
     MISTAKES_KEPT,
     Collator,
     DoneEvent,
@@ -33,6 +32,7 @@ from kobert_demo.train import (
     resolve_precision,
     train,
 )
+from kobert_demo.serving.predict import Predictor
 
 
 def quick(**changes) -> TrainConfig:
@@ -347,7 +347,7 @@ def test_cpu_mode_trains_only_the_top_layers(small_splits: Splits, tmp_path: Pat
     from conftest import TOY_KOBERT_SHAPE, make_model_folder
     from safetensors.torch import load_file
 
-    from kobert_demo.config import CPU_MODE_LAYERS
+    from kobert_demo.basics.config import CPU_MODE_LAYERS
 
     folder = make_model_folder(tmp_path / "backbone", {**TOY_KOBERT_SHAPE, "num_hidden_layers": 4})
     events = list(train(quick(model=str(folder), lr=1e-3, cpu_mode=True), small_splits, tmp_path / "run"))
@@ -463,7 +463,7 @@ def test_every_family_trains_padding_free_and_learns(family_run: TrainedRun) -> 
     what the run measured."""
     from conftest import DATA
 
-    from kobert_demo.data import read_table
+    from kobert_demo.basics.data import read_table
 
     run = Run(family_run.path)
     start = family_run.events[0]
@@ -481,9 +481,9 @@ def test_every_family_trains_padding_free_and_learns(family_run: TrainedRun) -> 
 def test_cpu_mode_freezes_every_familys_embeddings(family_folder: Path, small_splits: Splits, tmp_path: Path) -> None:
     """CPU mode trains only the top layers: the embeddings (ELECTRA's projection too) stay as the checkpoint has
     them, in bf16 where the CPU has it."""
-    from kobert_demo.cpu import has_bf16
-    from kobert_demo.families import family_of
-    from kobert_demo.model import load_classifier
+    from kobert_demo.basics.cpu import has_bf16
+    from kobert_demo.engine.families import family_of
+    from kobert_demo.engine.model import load_classifier
 
     config = TrainConfig(model=str(family_folder), epochs=1, batch_size=32, lr=1e-3, cpu_mode=True, seed=1)
     events = list(train(config, small_splits, tmp_path / "run"))

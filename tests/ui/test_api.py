@@ -15,10 +15,10 @@ from conftest import ALICE, BOB, DATA, HANG_S, run_cli, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from kobert_demo.messages import t
-from kobert_demo.ui import build_app
-from kobert_demo.ui.driving import free_port, wait_for_state
-from kobert_demo.ui.i18n import pick_lang
+from kobert_demo.app.ui import build_app
+from kobert_demo.app.ui.i18n import pick_lang
+from kobert_demo.basics.messages import t
+from kobert_demo.tools.driving import free_port, wait_for_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
 API = {
@@ -108,8 +108,8 @@ def test_bad_file_is_one_sentence(app: SimpleNamespace, tmp_path: Path, content:
 
 
 def test_a_bad_setting_is_shown_in_the_visitors_language() -> None:
-    from kobert_demo.config import TrainConfig
-    from kobert_demo.ui.state import message
+    from kobert_demo.app.ui.state import message
+    from kobert_demo.basics.config import TrainConfig
 
     with pytest.raises(ValueError) as caught:
         TrainConfig(epochs=0).check()
@@ -185,8 +185,8 @@ def test_predict_sentence_lines_and_file(app: SimpleNamespace, trained: SimpleNa
 
 def test_explain_scores_each_word_of_the_predicted_class(app: SimpleNamespace, trained: SimpleNamespace) -> None:
     """label "" explains the predicted class: the float model's (an int8 /predict keeps within MAX_DIFF)."""
-    from kobert_demo.predict import Predictor
-    from kobert_demo.serving import MAX_DIFF
+    from kobert_demo.serving.choice import MAX_DIFF
+    from kobert_demo.serving.predict import Predictor
 
     text = "배우들 연기는  좋은데, 스토리가 너무 뻔하다..."
     explained = app.client.predict(trained.name, text, "", api_name="/explain")
@@ -210,9 +210,9 @@ def test_explain_scores_each_word_of_the_predicted_class(app: SimpleNamespace, t
 
 
 def test_export_zip_loads_in_predict_and_python(app: SimpleNamespace, trained: SimpleNamespace, tmp_path: Path) -> None:
-    from kobert_demo.export import load_zip
-    from kobert_demo.predict import Predictor
-    from kobert_demo.serving import MAX_DIFF
+    from kobert_demo.serving.choice import MAX_DIFF
+    from kobert_demo.serving.export import load_zip
+    from kobert_demo.serving.predict import Predictor
 
     text = "스토리가 너무 지루함"
     expected = app.client.predict(trained.name, text, api_name="/predict")["confidences"]
@@ -297,7 +297,7 @@ def test_app_page_answers(app: SimpleNamespace) -> None:
 def test_custom_models_are_off_on_a_space_unless_allowed(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], allowed: bool
 ) -> None:
-    from kobert_demo.settings import custom_models_allowed
+    from kobert_demo.basics.settings import custom_models_allowed
 
     for name in ("SPACE_ID", "KOBERT_DEMO_CUSTOM_MODELS"):
         monkeypatch.delenv(name, raising=False)

@@ -13,7 +13,7 @@ import playwright.sync_api as playwright
 import pytest
 from conftest import DATA, HANG_MS, wait_until
 
-from kobert_demo.ui.driving import CHROMIUM_ARGS, free_port
+from kobert_demo.tools.driving import CHROMIUM_ARGS, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -36,7 +36,7 @@ ENGLISH = re.compile(
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """The app on a temporary runs home."""
-    from kobert_demo.ui import build_app
+    from kobert_demo.app.ui import build_app
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")

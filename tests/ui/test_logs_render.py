@@ -7,11 +7,7 @@ import re
 import pytest
 from conftest import TEST, epoch, start, step
 
-from kobert_demo.config import TrainConfig
-from kobert_demo.errors import UserFacingError
-from kobert_demo.events import DoneEvent, ErrorEvent, params_to_json
-from kobert_demo.runs import STATES, Run, RunStatus
-from kobert_demo.ui.logs_render import (
+from kobert_demo.app.ui.logs_render import (
     MAX_LOG_LINES,
     MAX_PLOT_POINTS,
     Follow,
@@ -27,6 +23,10 @@ from kobert_demo.ui.logs_render import (
     status_text,
     step_frame,
 )
+from kobert_demo.basics.config import TrainConfig
+from kobert_demo.basics.errors import UserFacingError
+from kobert_demo.basics.events import DoneEvent, ErrorEvent, params_to_json
+from kobert_demo.basics.runs import STATES, Run, RunStatus
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 # Every reason a run's status is stored with (runs.py, jobs.py, train.py), with parameters as they store them.
@@ -108,7 +108,7 @@ def test_markup_in_a_model_name_is_shown_as_text() -> None:
 
 def test_a_failed_run_shows_its_stored_reason_in_the_visitors_language(small_splits, tmp_path) -> None:
     """A backbone error during training reaches the Logs tab in Korean; English visitors read the English."""
-    from kobert_demo.train import train
+    from kobert_demo.engine.train import train
 
     list(train(TrainConfig(model="nonsense", epochs=1), small_splits, tmp_path / "run"))
     run = Run(tmp_path / "run")

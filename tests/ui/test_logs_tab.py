@@ -12,14 +12,14 @@ import pytest
 from conftest import ALICE, BOB, TEST, epoch, start, step
 from gradio.utils import get_type_hints
 
-from kobert_demo.config import TrainConfig
-from kobert_demo.events import DoneEvent
-from kobert_demo.jobs import JobQueue, owner_id
-from kobert_demo.runs import Run
-from kobert_demo.ui import logs_tab, render
-from kobert_demo.ui.logs_tab import Follow, poll
-from kobert_demo.ui.shared import highlighted_words
-from kobert_demo.ui.state import AppState
+from kobert_demo.app.queue import JobQueue, owner_id
+from kobert_demo.app.ui import logs_tab, render
+from kobert_demo.app.ui.logs_tab import Follow, poll
+from kobert_demo.app.ui.shared import highlighted_words
+from kobert_demo.app.ui.state import AppState
+from kobert_demo.basics.config import TrainConfig
+from kobert_demo.basics.events import DoneEvent
+from kobert_demo.basics.runs import Run
 
 HANDLERS = ("on_tick", "on_select", "on_focus", "on_stop", "on_export", "on_delete", "on_mistake")
 
@@ -175,7 +175,7 @@ def test_stop_and_export_toast_in_the_visitors_language(app: SimpleNamespace, to
 
 
 def test_a_page_load_follows_the_newest_run_or_the_shared_one(tmp_path: Path, toasts: list) -> None:
-    from kobert_demo.ui import build_app
+    from kobert_demo.app.ui import build_app
 
     home = tmp_path / "runs"
     run = alice_run(home, events=a_whole_run())

@@ -10,16 +10,9 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from kobert_demo.csv_out import predictions_head
-from kobert_demo.errors import UserFacingError
-from kobert_demo.explain import Explanation
-from kobert_demo.fast_tokenizer import FastTokenizer
-from kobert_demo.jobs import SERVING_MARK, JobQueue
-from kobert_demo.messages import t
-from kobert_demo.serving import Candidate, ServingReport
-from kobert_demo.tokenizer import KoBertTokenizer
-from kobert_demo.ui import render
-from kobert_demo.ui.predict_tab import (
+from kobert_demo.app.queue import SERVING_MARK, JobQueue
+from kobert_demo.app.ui import render
+from kobert_demo.app.ui.predict_tab import (
     Predictions,
     PredictTab,
     build,
@@ -30,8 +23,15 @@ from kobert_demo.ui.predict_tab import (
     marked_pieces,
     serving_line,
 )
-from kobert_demo.ui.shared import highlighted_words
-from kobert_demo.ui.state import VisitorError
+from kobert_demo.app.ui.shared import highlighted_words
+from kobert_demo.app.ui.state import VisitorError
+from kobert_demo.basics.csv_out import predictions_head
+from kobert_demo.basics.errors import UserFacingError
+from kobert_demo.basics.messages import t
+from kobert_demo.engine.fast_tokenizer import FastTokenizer
+from kobert_demo.engine.tokenizer import KoBertTokenizer
+from kobert_demo.serving.choice import Candidate, ServingReport
+from kobert_demo.serving.explain import Explanation
 
 KO = gr.Request(headers={"accept-language": "ko-KR"})
 EN = gr.Request(headers={"accept-language": "en-US"})

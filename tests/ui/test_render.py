@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kobert_demo.ui.render import md_text
+from kobert_demo.app.ui.render import md_text
 
 
 def test_names_never_become_links_or_markup() -> None:

@@ -10,12 +10,9 @@ import gradio as gr
 import pytest
 from conftest import DATA
 
-from kobert_demo.backbones import CATALOGUE, HUB_MODELS
-from kobert_demo.config import KOBERT_HUB_ID, KOBERT_LR, TINY, TINY_LR, ConfigError, TrainConfig, config_fields
-from kobert_demo.data import read_table
-from kobert_demo.jobs import JobQueue
-from kobert_demo.ui.state import AppState, VisitorError
-from kobert_demo.ui.train_tab import (
+from kobert_demo.app.queue import JobQueue
+from kobert_demo.app.ui.state import AppState, VisitorError
+from kobert_demo.app.ui.train_tab import (
     CUSTOM,
     TrainTab,
     backbone_changed,
@@ -33,6 +30,9 @@ from kobert_demo.ui.train_tab import (
     start_from_form,
     widgets,
 )
+from kobert_demo.basics.config import KOBERT_HUB_ID, KOBERT_LR, TINY, TINY_LR, ConfigError, TrainConfig, config_fields
+from kobert_demo.basics.data import read_table
+from kobert_demo.engine.backbones import CATALOGUE, HUB_MODELS
 
 HANGUL = re.compile("[가-힣]")
 RATINGS = DATA / "movie_ratings"
