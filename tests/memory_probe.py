@@ -21,15 +21,10 @@ from pathlib import Path
 import torch
 from transformers import get_cosine_schedule_with_warmup
 
+from kobert_demo.engine.classifier import PaddedClassifier, training_forward, use_fast_dropout
 from kobert_demo.engine.families import FAMILIES
-from kobert_demo.engine.model import (
-    PaddedClassifier,
-    memory_estimate,
-    parameter_count,
-    quiet_transformers,
-    training_forward,
-    use_fast_dropout,
-)
+from kobert_demo.engine.loading import quiet_transformers
+from kobert_demo.engine.memory import memory_estimate, parameter_count
 from kobert_demo.engine.train import Stepper, decay_groups, make_accelerator, resolve_precision
 
 STEPS = 3

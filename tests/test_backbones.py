@@ -23,8 +23,10 @@ from kobert_demo.engine.backbones import (
     is_curated,
     local_folder,
 )
+from kobert_demo.engine.checkpoints import expected_shapes
 from kobert_demo.engine.families import FAMILIES
-from kobert_demo.engine.model import TINY_SHAPE, TINY_VOCAB, expected_shapes, parameter_count
+from kobert_demo.engine.memory import parameter_count
+from kobert_demo.engine.tiny import TINY_SHAPE, TINY_VOCAB
 from kobert_demo.tools.hublike import BASE_SHAPE, FAMILY_SHAPES
 
 LICENSES = {

@@ -17,7 +17,7 @@ from conftest import DATA, REPO, run_cli
 
 from kobert_demo.basics.cpu import cpu_flags
 from kobert_demo.engine.families import FAMILIES
-from kobert_demo.engine.model import TINY_SHAPE
+from kobert_demo.engine.tiny import TINY_SHAPE
 from kobert_demo.serving.choice import MAX_DIFF
 from kobert_demo.serving.explain import STEPS
 from kobert_demo.tools.bench import (

@@ -14,7 +14,7 @@ import pytest
 from conftest import DATA, HANG_S, REPO
 
 from kobert_demo.basics.data import DataError, text_chunks
-from kobert_demo.engine.model import load_backbone, save_classifier
+from kobert_demo.engine.loading import load_backbone, save_classifier
 from kobert_demo.serving.bulk import predict_file_to_csv
 from kobert_demo.serving.predict import Predictor
 

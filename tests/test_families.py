@@ -14,15 +14,15 @@ import torch
 from conftest import FAMILY_TYPES
 
 from kobert_demo.basics.config import TrainConfig
-from kobert_demo.engine.families import FAMILIES, family_of, padded_forward_reason
-from kobert_demo.engine.model import (
+from kobert_demo.engine.classifier import (
     PADDING_FREE,
     Classifier,
     PaddedClassifier,
     PaddingFreeClassifier,
-    load_backbone,
     training_forward,
 )
+from kobert_demo.engine.families import FAMILIES, family_of, padded_forward_reason
+from kobert_demo.engine.loading import load_backbone
 from kobert_demo.engine.train import train
 
 LABELS = ["a", "b", "c"]

@@ -13,7 +13,7 @@ from conftest import KOBERT_FILES, native_kobert_proto
 
 from kobert_demo.basics.errors import BackboneError
 from kobert_demo.engine.fast_tokenizer import FastTokenizer
-from kobert_demo.engine.model import load_backbone
+from kobert_demo.engine.loading import load_backbone
 from kobert_demo.engine.tokenizer import KoBertTokenizer
 from kobert_demo.tools.hublike import train_tokenizer
 

@@ -46,7 +46,7 @@ def random_texts(count: int, seed: int = 0) -> list[str]:
 @pytest.fixture(scope="module")
 def tokenizers() -> dict[str, KoBertTokenizer]:
     """The vocab scheme (original files), the native scheme as on the hub, and a tiny trained native one."""
-    from kobert_demo.engine.model import train_tiny_tokenizer
+    from kobert_demo.engine.tiny import train_tiny_tokenizer
 
     train = read_table(DATA / "nsmc" / "train.tsv").texts
     return {

@@ -70,7 +70,8 @@ def classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from kobert_demo.engine.model import Classifier, save_classifier
+    from kobert_demo.engine.classifier import Classifier
+    from kobert_demo.engine.loading import save_classifier
     from kobert_demo.engine.tokenizer import KoBertTokenizer
 
     torch.manual_seed(0)

@@ -18,7 +18,8 @@ from kobert_demo.basics import settings
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.errors import BackboneError, UserFacingError
 from kobert_demo.basics.runs import Run, list_runs
-from kobert_demo.engine.model import load_classifier, memory_estimate, parameter_count
+from kobert_demo.engine.loading import load_classifier
+from kobert_demo.engine.memory import memory_estimate, parameter_count
 from kobert_demo.engine.tokenizer import Encoded
 from kobert_demo.serving import choice as serving
 from kobert_demo.serving import predict

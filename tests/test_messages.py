@@ -168,7 +168,7 @@ def test_hostile_zip_in_korean(tmp_path: Path) -> None:
 
 
 def test_missing_model_folder_in_korean(tmp_path: Path) -> None:
-    from kobert_demo.engine.model import load_classifier
+    from kobert_demo.engine.loading import load_classifier
 
     folder = tmp_path / "no_model"
     folder.mkdir()

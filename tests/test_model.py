@@ -1,4 +1,5 @@
-"""Tests for engine.model: backbone sources (folder, tiny, hub), every refusal, saving and loading classifiers."""
+"""Tests for engine.loading and engine.checkpoints: backbone sources (folder, tiny, hub), every refusal, saving and
+loading classifiers."""
 
 from __future__ import annotations
 
@@ -20,23 +21,19 @@ from torch import nn
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 
 from kobert_demo.basics.config import KOBERT_HUB_ID, TINY
-from kobert_demo.engine import model as model_module
-from kobert_demo.engine.families import FAMILIES, family_of
-from kobert_demo.engine.model import (
-    TINY_SHAPE,
-    BackboneError,
+from kobert_demo.basics.errors import BackboneError
+from kobert_demo.engine import checkpoints, loading, memory
+from kobert_demo.engine.checkpoints import _model_key, describe_source, expected_shapes
+from kobert_demo.engine.classifier import (
     Classifier,
     FastDropout,
     PaddingFreeClassifier,
-    _model_key,
-    describe_source,
-    expected_shapes,
-    load_backbone,
-    load_classifier,
-    save_classifier,
     skip_unused_last_layer_rows,
     use_fast_dropout,
 )
+from kobert_demo.engine.families import FAMILIES, family_of
+from kobert_demo.engine.loading import load_backbone, load_classifier, save_classifier
+from kobert_demo.engine.tiny import TINY_SHAPE
 from kobert_demo.engine.tokenizer import KoBertTokenizer
 from kobert_demo.tools import bench
 
@@ -652,7 +649,7 @@ def test_a_refusal_costs_no_memory(tiny_kobert_folder: Path, tmp_path: Path, mon
 
 def test_transformers_loading_info_is_checked_too(tmp_path: Path, monkeypatch) -> None:
     """Belt and braces: were check_weights ever to let a gap through, transformers' own account still refuses it."""
-    monkeypatch.setattr(model_module, "check_weights", lambda *args, **kwargs: None)
+    monkeypatch.setattr(loading, "check_weights", lambda *args, **kwargs: None)
     message = backbone_error(refused_folder(tmp_path, "no pooler"))
     assert "lacks 2 weight(s)" in message and "bert.pooler.dense.weight" in message
 
@@ -686,7 +683,7 @@ def test_transformers_logging_is_ours_only_while_we_load(tiny_kobert_folder: Pat
     """Importing model.py changes nothing (#13); a load or save quietens transformers and puts it back."""
     from transformers.utils import logging
 
-    code = "from transformers.utils import logging as l; import kobert_demo.engine.model; "
+    code = "from transformers.utils import logging as l; import kobert_demo.engine.loading; "
     code += "print(l.get_verbosity(), l.is_progress_bar_enabled())"
     imported = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert imported.stdout.split() == [str(logging.WARNING), "True"]
@@ -696,8 +693,8 @@ def test_transformers_logging_is_ours_only_while_we_load(tiny_kobert_folder: Pat
         save_classifier(load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.1), tmp_path)
         load_classifier(tmp_path)
         assert logging.get_verbosity() == logging.INFO and logging.is_progress_bar_enabled()
-        with model_module.quiet_transformers():  # overlapping loads (the web app's threads): the last one restores
-            with model_module.quiet_transformers():
+        with loading.quiet_transformers():  # overlapping loads (the web app's threads): the last one restores
+            with loading.quiet_transformers():
                 pass
             assert logging.get_verbosity() == logging.ERROR and not logging.is_progress_bar_enabled()
         assert logging.get_verbosity() == logging.INFO and logging.is_progress_bar_enabled()
@@ -774,7 +771,7 @@ def test_a_checkpoint_without_the_prefix_loads(family_folders, tmp_path, family)
 
     folder = family_copy(family_folders, family, tmp_path)
     (folder / "model.safetensors").unlink()
-    with model_module.quiet_transformers():
+    with loading.quiet_transformers():
         AutoModel.from_pretrained(family_folders[family]).save_pretrained(folder)
     state = load_file(folder / "model.safetensors")
     assert not any(key.startswith(f"{FAMILIES[family].base}.") for key in state)
@@ -795,7 +792,7 @@ def test_the_memory_budget_refuses_a_family_model_before_allocating_it(family_fo
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     message = backbone_error(folder)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
-    params = model_module.parameter_count(model_module._read_config(folder, folder.name), 2)
+    params = memory.parameter_count(checkpoints.read_config(folder, folder.name), 2)
     assert params > 9e9 and f"({params:,} parameters); this server allows 100,000 MB for training" in message
     assert message.startswith(f"Training my-{family} at batch size ")
 

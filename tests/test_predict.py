@@ -12,8 +12,9 @@ import torch
 from conftest import TrainedRun
 
 from kobert_demo.basics.data import LabeledData
+from kobert_demo.basics.errors import BackboneError
 from kobert_demo.basics.metrics import classification_metrics
-from kobert_demo.engine.model import BackboneError, load_classifier
+from kobert_demo.engine.loading import load_classifier
 from kobert_demo.serving.choice import MAX_DIFF, ONNX_DIR, SERVING_FILE
 from kobert_demo.serving.predict import Predictor, PredictorCache, model_folder
 

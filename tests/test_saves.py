@@ -104,7 +104,7 @@ def model_state(folder: Path) -> dict | None:
 def check(run_path: Path, complete: dict[int, dict]) -> dict:
     """How a reader finds the run after a kill: which complete model it holds, and what is wrong (problems)."""
     from kobert_demo.basics.runs import open_run
-    from kobert_demo.engine.model import load_classifier
+    from kobert_demo.engine.loading import load_classifier
     from kobert_demo.serving.predict import Predictor
 
     run = open_run(run_path)
@@ -257,7 +257,7 @@ def child(work: Path) -> None:
     from kobert_demo.basics.config import TrainConfig
     from kobert_demo.basics.data import make_splits, read_table
     from kobert_demo.engine.hf_tokenizer import save_for_transformers
-    from kobert_demo.engine.model import train_tiny_tokenizer
+    from kobert_demo.engine.tiny import train_tiny_tokenizer
     from kobert_demo.engine.train import train
 
     torch.set_num_threads(1)

@@ -16,7 +16,7 @@ from kobert_demo.app.ui.predict_tab import predict_file_for_visitor
 from kobert_demo.app.ui.state import AppState
 from kobert_demo.basics.csv_out import prediction_columns, prediction_records, predictions_head, write_predictions
 from kobert_demo.basics.data import SNIFF_BYTES, DataError, read_table, read_texts, sniff, sniff_head, text_chunks
-from kobert_demo.engine.model import load_backbone, save_classifier
+from kobert_demo.engine.loading import load_backbone, save_classifier
 from kobert_demo.serving.bulk import predict_file_to_csv
 
 ROWS = [

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import KOBERT_FILES, VECTORS, sample_rows
 
-from kobert_demo.engine.model import train_tiny_tokenizer
+from kobert_demo.engine.tiny import train_tiny_tokenizer
 from kobert_demo.engine.tokenizer import SETTINGS_FILE, KoBertTokenizer, basic_split
 
 SENTENCES = [

@@ -17,7 +17,8 @@ from kobert_demo.basics.data import Splits
 from kobert_demo.basics.metrics import classification_metrics
 from kobert_demo.basics.runs import Run, open_run
 from kobert_demo.engine import train as train_module
-from kobert_demo.engine.model import describe_source, load_backbone
+from kobert_demo.engine.checkpoints import describe_source
+from kobert_demo.engine.loading import load_backbone
 from kobert_demo.engine.train import (
     MISTAKES_KEPT,
     Collator,
@@ -483,7 +484,7 @@ def test_cpu_mode_freezes_every_familys_embeddings(family_folder: Path, small_sp
     them, in bf16 where the CPU has it."""
     from kobert_demo.basics.cpu import has_bf16
     from kobert_demo.engine.families import family_of
-    from kobert_demo.engine.model import load_classifier
+    from kobert_demo.engine.loading import load_classifier
 
     config = TrainConfig(model=str(family_folder), epochs=1, batch_size=32, lr=1e-3, cpu_mode=True, seed=1)
     events = list(train(config, small_splits, tmp_path / "run"))

@@ -282,8 +282,9 @@ def _speed_text(speed: dict | None) -> str:
 
 # --- tokenize -----------------------------------------------------------------------------------------------------
 def cmd_tokenize(args: argparse.Namespace) -> int:
+    from kobert_demo.engine.checkpoints import resolve_folder
     from kobert_demo.engine.fast_tokenizer import FastTokenizer
-    from kobert_demo.engine.model import resolve_folder, uses_kobert_tokenizer
+    from kobert_demo.engine.loading import uses_kobert_tokenizer
     from kobert_demo.engine.tokenizer import KoBertTokenizer
     from kobert_demo.serving.predict import model_folder
 

@@ -147,9 +147,7 @@ class JobQueue:
         test = read_table(test_file, config.text_col, config.label_col) if test_file else None
         splits = make_splits(train, test, config.test_size, config.seed)
         config.check(train_rows=len(splits.train_texts))
-        from kobert_demo.engine.model import (
-            check_training_memory,  # torch: imported when the first job comes, not with the queue
-        )
+        from kobert_demo.engine.memory import check_training_memory
 
         check_training_memory(config.model, splits.label_names, config.batch_size, config.max_len)
         config = replace(config, text_col=train.text_col, label_col=train.label_col)  # the columns detected

@@ -127,7 +127,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cli_no_such_file": ("{path} does not exist.", "{path} 이(가) 없습니다."),
     "cli_interrupted": ("interrupted.", "중단되었습니다."),
     # ---- end of settings ----
-    # training failures (train.py, jobs.py)
+    # training failures (train.py, app/queue.py)
     "loss_not_finite": (
         "the loss became {value}",
         "손실이 {value}이(가) 되었습니다",
@@ -160,7 +160,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "the training process ended without finishing (exit code {code})",
         "학습 프로세스가 끝나지 못하고 종료되었습니다(종료 코드 {code})",
     ),
-    # --- the shared training queue (jobs.py) ---------------------------------------------------------------------
+    # --- the shared training queue (app/queue.py) ---------------------------------------------------------------------
     "job_visitor_busy": (
         "you already have {count} jobs queued or running, the most one visitor may have: wait for one to end or "
         "stop one.",
@@ -227,7 +227,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "stopped when the server restarted: a job of the previous server was still training",
         "서버가 다시 시작될 때 이전 서버의 작업이 아직 학습 중이어서 멈췄습니다",
     ),
-    # ---- events, run states and reasons (events.py, runs.py, jobs.py, train.py, ui/logs_tab.py) ----
+    # ---- events, run states and reasons (events.py, runs.py, app/queue.py, train.py, app/ui/logs_tab.py) ----
     "event_unknown_type": (
         "the run's log holds an event of unknown type '{kind}'",
         "실행 로그에 알 수 없는 종류('{kind}')의 이벤트가 있습니다",
@@ -369,7 +369,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{name} has labels the model was not trained on: {labels} (it knows {known}).",
         "{name} 에 모델이 학습하지 않은 라벨이 있습니다: {labels} (모델이 아는 라벨: {known}).",
     ),
-    # --- backbones and trained models (model.py) ----------------------------------------------------------------
+    # --- backbones and trained models (engine/loading.py, checkpoints.py, memory.py) ----------------------------------
     "model_none_given": (
         "no model given: use {hub_id}, a model folder, or '{tiny}'.",
         "모델이 지정되지 않았습니다. {hub_id}, 모델 폴더, '{tiny}' 중 하나를 쓰세요.",
@@ -971,7 +971,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "없음: 여기서 처음부터 학습, 내려받은 것 없음",
     ),
     "license_unknown": ("unknown: see the model's own card", "알 수 없음: 모델 자체의 카드를 확인하세요"),
-    # ---- #16 serving backends (serving.py: the Predict tab's line under the model) ----
+    # ---- #16 serving backends (serving/choice.py: the Predict tab's line under the model) ----
     "serving_measured": (
         "Served with {backend}: {ms:.1f} ms a sentence, {speedup:.1f}x fp32; within {diff:.3f} of fp32's "
         "probabilities.",

@@ -58,7 +58,7 @@ class Backbone:
         return f"{value:.0f}M" if value >= 10 else f"{value:.1f}M"
 
 
-# The shapes are the hub's config.json files (KoBERT's as model.py's KOBERT tests use it; klue/roberta-* after the
+# The shapes are the hub's config.json files (KoBERT's as the KOBERT tests use it; klue/roberta-* after the
 # hub's "model_max_length to 514" fix); tiny's is model.TINY_SHAPE with its largest vocabulary (TINY_VOCAB).
 _BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
 CATALOGUE: dict[str, Backbone] = {
@@ -188,7 +188,7 @@ def local_folder(source: str) -> Path | None:
 
 
 def folder_family(folder: Path) -> str | None:
-    """folder's config.json model_type (BERT when it names none, as model.py reads it), or None when unreadable."""
+    """folder's config.json model_type (BERT when it names none, as read_config reads it), or None when unreadable."""
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -1,6 +1,6 @@
 """Backbone families: the three places where KoBERT/BERT, RoBERTa and ELECTRA differ, behind one small interface.
 
-They differ in the tokenizer (KoBERT's SentencePiece or the model's own `tokenizer.json`, chosen in model.py), in the
+They differ in the tokenizer (KoBERT's SentencePiece or the model's own `tokenizer.json`, chosen in loading.py), in the
 embeddings (RoBERTa's position ids start after its padding index; ELECTRA may project a smaller embedding up to the
 hidden size) and in the head (BERT's pooler, dropout and linear layer; RoBERTa's and ELECTRA's own two-layer head
 on the first token, with no pooler). Everything else (the encoder layers, the padding-free forward, training,

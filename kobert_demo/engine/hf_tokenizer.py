@@ -70,7 +70,7 @@ CHECK_SENTENCES = [
 ]
 # Runs of the characters Korean reviews repeat most, alone and beside a word: where two segmentations of a run score
 # the same, SentencePiece's float32 sums and tokenizers' float64 ones can pick differently (see TINY_SCORE_STEP in
-# model.py), and these runs are where a vocabulary shows it.
+# loading.py), and these runs are where a vocabulary shows it.
 _REPEATED = [*"ㅋㅎㅠㅜㅡㄷㄱㅇ.!?~^;-=_*♥♡★☆", "ㅋㅎ", "ㅠㅜ", "^^", ";;", ".."]
 CHECK_SENTENCES += [
     f"{before}{unit * n}{after}"

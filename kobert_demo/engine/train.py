@@ -34,15 +34,9 @@ from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.events import DoneEvent, EpochEvent, ErrorEvent, Event, StartEvent, StepEvent
 from kobert_demo.basics.metrics import classification_metrics
 from kobert_demo.basics.runs import Run
-from kobert_demo.engine.model import (
-    Classifier,
-    describe_source,
-    freeze_lower_layers,
-    load_backbone,
-    save_classifier,
-    training_forward,
-    use_fast_dropout,
-)
+from kobert_demo.engine.checkpoints import describe_source
+from kobert_demo.engine.classifier import Classifier, freeze_lower_layers, training_forward, use_fast_dropout
+from kobert_demo.engine.loading import load_backbone, save_classifier
 
 MISTAKES_KEPT = 20
 
@@ -404,7 +398,7 @@ def model_card(
     """
     from kobert_demo.basics.messages import t
     from kobert_demo.engine.backbones import CATALOGUE, FAMILY_NAMES, card_license, folder_family, local_folder
-    from kobert_demo.engine.model import uses_kobert_tokenizer
+    from kobert_demo.engine.loading import uses_kobert_tokenizer
 
     curated = CATALOGUE.get(config.model)
     if curated:

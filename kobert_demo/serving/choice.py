@@ -41,7 +41,7 @@ from kobert_demo.basics.cpu import cpu_flags, cpu_name, has_bf16, speed_flags
 from kobert_demo.basics.errors import UserFacingError
 
 if TYPE_CHECKING:
-    from kobert_demo.engine.model import Classifier
+    from kobert_demo.engine.classifier import Classifier
 
 BACKENDS = ("auto", "torch", "bf16", "onnx", "int8")
 # What each backend is, in words (the same in English and Korean: names of formats and libraries).
@@ -221,10 +221,10 @@ def weights_identity(folder: Path, trusted: bool = True, name: str = "") -> list
     shards, or a trusted pytorch_model.bin, as load_classifier reads them): a new training, a copy over them or a
     folder swapped into place changes it. Size and times rather than a hash: 0.06 ms per load, against 0.44 s to
     hash KoBERT's 370 MB at sha256's 840 MB/s (2-core AMD EPYC), twice per load (before and after).
-    name: how an error calls the folder (model.py's rule: never a server path to a visitor)."""
-    from kobert_demo.engine.model import _weight_files
+    name: how an error calls the folder (never a server path to a visitor)."""
+    from kobert_demo.engine.checkpoints import weight_files
 
-    paths = [folder / "config.json", *_weight_files(folder, trusted, name or str(folder))]
+    paths = [folder / "config.json", *weight_files(folder, trusted, name or str(folder))]
     return [[path.name, (stat := path.stat()).st_size, stat.st_mtime_ns, stat.st_ino] for path in paths]
 
 
@@ -491,7 +491,7 @@ def is_writable(folder: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """The child of build_onnx_in_child: SOURCE WHERE EXPORT(0|1) TRUSTED(0|1)."""
-    from kobert_demo.engine.model import load_classifier
+    from kobert_demo.engine.loading import load_classifier
 
     source, where, export, trusted = argv if argv is not None else sys.argv[1:]
     build_onnx(lambda: load_classifier(Path(source), trusted=trusted == "1"), Path(where), export == "1")

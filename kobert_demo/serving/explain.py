@@ -25,7 +25,7 @@ from transformers import PreTrainedModel
 
 from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.settings import limits
-from kobert_demo.engine.model import OVERHEAD_BYTES, OVERHEAD_SHARE, activation_bytes
+from kobert_demo.engine.memory import OVERHEAD_BYTES, OVERHEAD_SHARE, activation_bytes
 from kobert_demo.engine.tokenizer import Encoded
 
 # Gauss-Legendre steps tried in turn until the completeness gap is small. Measured on 200 held-out NSMC reviews with

@@ -18,7 +18,8 @@ from kobert_demo.basics import files
 from kobert_demo.basics.config import METRICS_FILE
 from kobert_demo.basics.errors import BackboneError, UserFacingError
 from kobert_demo.basics.runs import Run, RunError
-from kobert_demo.engine.model import Classifier, load_classifier
+from kobert_demo.engine.classifier import Classifier
+from kobert_demo.engine.loading import load_classifier
 from kobert_demo.engine.tokenizer import SETTINGS_FILE
 from kobert_demo.serving.choice import CHECK_SENTENCES, SERVING_FILE, Probabilities, export_onnx
 
@@ -126,7 +127,7 @@ def _export_onnx(classifier: Classifier, target: Path) -> float:
     return diff
 
 
-# The files a model folder is read from (model.py, tokenizer.py) plus its card; anything else in a zip is skipped
+# The files a model folder is read from (loading.py, tokenizer.py) plus its card; anything else in a zip is skipped
 # unread: the training config, notes, an unused 1 GiB member.
 MODEL_FILES = {
     "config.json", "model.safetensors", "kobert_tokenizer.json", "tokenizer.json", "tokenizer_config.json", "README.md",

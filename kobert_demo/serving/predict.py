@@ -14,7 +14,9 @@ import torch
 
 from kobert_demo.basics.runs import Run
 from kobert_demo.basics.settings import limits
-from kobert_demo.engine.model import BUILD_IN_CHILD_BYTES, Classifier, load_classifier
+from kobert_demo.engine.classifier import Classifier
+from kobert_demo.engine.loading import load_classifier
+from kobert_demo.engine.memory import BUILD_IN_CHILD_BYTES
 from kobert_demo.engine.tokenizer import Encoded
 from kobert_demo.serving.choice import (
     BACKENDS,

@@ -182,7 +182,7 @@ def _ours_training(folder: Path, texts, labels, warmup: tuple[list, list], batch
     epoch (2,273 batches) that cost is spread thin. The warm-up pays the one-off costs; it uses rows of its own, so
     that the timed batches are new shapes about as often as in a real epoch.
     """
-    from kobert_demo.engine.model import load_backbone
+    from kobert_demo.engine.loading import load_backbone
     from kobert_demo.engine.train import Collator, make_loader, training_model
 
     classifier = load_backbone(str(folder), ["0", "1"], 0.5, "gluonnlp", TUTORIAL_MAX_LEN)
@@ -199,8 +199,8 @@ def _ours_training(folder: Path, texts, labels, warmup: tuple[list, list], batch
 def _padded_training(folder: Path, texts, labels, batch_size: int, cpu_mode: bool):
     """The family's *ForSequenceClassification as a plain transformers loop trains it: its own forward and loss, on
     the same batches as ours but every row padded to max_len; one warm-up batch, as every batch has that one shape."""
+    from kobert_demo.engine.classifier import freeze_lower_layers
     from kobert_demo.engine.fast_tokenizer import FastTokenizer
-    from kobert_demo.engine.model import freeze_lower_layers
     from kobert_demo.engine.train import make_loader
 
     model = _plain_model(folder, num_labels=2)
@@ -225,12 +225,12 @@ def _plain_model(folder: Path, num_labels: int | None = None) -> nn.Module:
     from transformers import AutoConfig
 
     from kobert_demo.engine.families import family_of
-    from kobert_demo.engine.model import quiet_transformers
+    from kobert_demo.engine.loading import quiet_transformers
 
     extra = {"num_labels": num_labels} if num_labels else {}
     with quiet_transformers():
         model_class = family_of(AutoConfig.from_pretrained(folder)).model_class
-        return model_class.from_pretrained(folder, dtype=torch.float32, **extra)  # as model.py loads: fp32
+        return model_class.from_pretrained(folder, dtype=torch.float32, **extra)  # as engine/loading.py loads: fp32
 
 
 def _timed_steps(model: nn.Module, frozen: list[nn.Module], loaders: list):
@@ -364,7 +364,7 @@ def _classifier_folder(folder: Path, max_len: int | None = None) -> Path:
     """A 2-class classifier on the backbone, saved once beside it (what the app would serve)."""
     target = folder.parent / "classifier"
     if not (target / "model.safetensors").is_file():
-        from kobert_demo.engine.model import load_backbone, save_classifier
+        from kobert_demo.engine.loading import load_backbone, save_classifier
 
         save_classifier(load_backbone(str(folder), ["부정", "긍정"], 0.5, max_len=max_len), target)
     return target
@@ -399,7 +399,7 @@ def _accuracy_once(splits, seed: int) -> dict:
     from transformers import BertConfig, BertModel
 
     from kobert_demo.basics.config import TINY_LR, TrainConfig
-    from kobert_demo.engine.model import TINY_SHAPE, train_tiny_tokenizer
+    from kobert_demo.engine.tiny import TINY_SHAPE, train_tiny_tokenizer
     from kobert_demo.engine.train import train
 
     result: dict = {"seed": seed}
@@ -486,7 +486,7 @@ def describe_backbone(folder: Path, size: str, tokenizer_rows: int) -> dict:
     """What was measured, as the built folder's config.json and tokenizer.json say it (so: the family's own)."""
     from transformers import AutoConfig
 
-    from kobert_demo.engine.model import parameter_count
+    from kobert_demo.engine.memory import parameter_count
 
     config = AutoConfig.from_pretrained(folder)
     tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))

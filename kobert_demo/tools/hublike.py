@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from kobert_demo.engine.model import TINY_SHAPE, quiet_transformers
+from kobert_demo.engine.loading import quiet_transformers
+from kobert_demo.engine.tiny import TINY_SHAPE
 
 # The curated models' shapes at base size (their config.json on the hub).
 BASE_SHAPE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)

@@ -208,7 +208,7 @@ class AppState:
 
     def predictor(self, ref: str | None) -> Predictor:
         """The shared predictor for a model reference: a run name, `zip:<id>`, a local folder or a hub id."""
-        from kobert_demo.engine.model import resolve_folder
+        from kobert_demo.engine.checkpoints import resolve_folder
         from kobert_demo.serving.export import import_zip, load_unpacked, load_zip
         from kobert_demo.serving.predict import Predictor
 
