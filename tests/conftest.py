@@ -41,8 +41,8 @@ SLOW_FIXTURES = frozenset({"app", "server", "cli", "cli_run", "queue", "report",
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("extra"):
+            item.add_marker(pytest.mark.slow)  # so that -m "not slow" (which replaces addopts' -m) leaves extra out
 
 
 class KobertFiles(NamedTuple):
