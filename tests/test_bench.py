@@ -7,27 +7,37 @@ Only the shape of the report and its arithmetic are checked here; the figures th
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import DATA, REPO, run_cli
+from conftest import DATA, REPO, run_cli, sample_rows, write_tsv
 
 from kobert_demo.basics.cpu import cpu_flags
+from kobert_demo.basics.data import read_table
 from kobert_demo.engine.families import FAMILIES
 from kobert_demo.engine.tiny import TINY_SHAPE
 from kobert_demo.serving.choice import MAX_DIFF
 from kobert_demo.serving.explain import STEPS
 from kobert_demo.tools.bench import (
+    FAMILY_PATHS,
     FAMILY_RATIOS,
     PREDICT_PATHS,
     SPEED_FLAGS,
     TRAIN_PATHS,
+    build_backbone,
+    build_family_backbone,
+    describe_backbone,
     family_ratios,
+    family_report,
+    kobert_report,
     main,
     ratios,
+    read_rows,
+    run_worker,
     table,
 )
 from kobert_demo.tools.hublike import TINY_EMBEDDING_SIZE
@@ -35,18 +45,40 @@ from kobert_demo.tools.hublike import TINY_EMBEDDING_SIZE
 SMALL = ("--train-rows", "8", "--batch-size", "4", "--latency-sentences", "3", "--predict-rows", "8")
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
-    done = run_cli(
-        "bench", "--json", "--data", DATA / "nsmc" / "train.tsv",
-        *SMALL, cwd=tmp_path_factory.mktemp("bench"),
-    )  # fmt: skip
+# Every path at the tiny shape in the README's test command, in this process (run_worker: the code each worker process
+# runs; kobert_report joins them); at KoBERT's shape as the CLI runs it (a driver and seven worker processes, two
+# minutes on two cores) with -m extra. test_the_cli_bench_runs_its_workers_as_processes runs the CLI's driver here.
+@pytest.fixture(scope="module", params=["in-process", pytest.param("cli", marks=pytest.mark.extra)])
+def report(request, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp(f"bench-{request.param}")
+    if request.param == "cli":
+        done = run_cli("bench", "--json", "--data", DATA / "nsmc" / "train.tsv", *SMALL, cwd=tmp)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+    folder = build_backbone(tmp / "backbone", "tiny")
+    args = argparse.Namespace(family="kobert", batch_size=4, train_rows=8, latency_sentences=3, predict_rows=8)
+    texts, labels = read_rows(DATA / "nsmc" / "train.tsv", 16)
+    return kobert_report(
+        {path: run_worker(path, folder, texts, labels, args) for path in TRAIN_PATHS + PREDICT_PATHS}, "tiny"
+    )
+
+
+@pytest.mark.slow
+def test_the_cli_bench_runs_its_workers_as_processes(tmp_path) -> None:
+    """The driver as the CLI runs it, on a data file the user names: one worker process per path, its JSON line
+    read back into the report (one path here; every path runs in `report`)."""
+    data = write_tsv(tmp_path / "rows.tsv", sample_rows("nsmc/train.tsv", 8))
+    done = run_cli("bench", "--json", "--size", "tiny", "--paths", "predict_fp32", "--data", data,
+                   *SMALL, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+    found = json.loads(done.stdout)
+    assert found["size"] == "tiny" and list(found["ours"]) == ["predict_fp32"]
+    assert found["ours"]["predict_fp32"]["backend"] == "torch" and found["ours"]["predict_fp32"]["predict_p50_ms"] > 0
+    assert "bench: predict_fp32 ..." in done.stderr
 
 
 def test_report_has_every_path_and_the_required_figures(report: dict) -> None:
-    assert set(report) == {"tutorial", "ours", "ratios", "machine"}
+    assert set(report) == {"size", "tutorial", "ours", "ratios", "machine"}
     ours_paths = [p for p in TRAIN_PATHS + PREDICT_PATHS if not p.startswith("tutorial")]
     assert list(report["ours"]) == ours_paths
     tutorial = report["tutorial"]
@@ -93,6 +125,7 @@ def test_table_names_each_path_its_backend_and_the_machine(report: dict) -> None
     assert f"| predict ({report['ours']['predict']['backend']}) |" in text
     assert f"train_full {report['ratios']['train_full']}x" in text
     assert f"{report['machine']['cores']} cores" in text
+    assert ("backbone: KoBERT's shape" in text) == (report["size"] == "base")
 
 
 @pytest.mark.slow
@@ -131,18 +164,28 @@ def test_accuracy_mode_trains_both_loops_per_seed(tmp_path) -> None:
 
 
 # --- --family bert/roberta/electra -----------------------------------------------------------------------------------
-# One family through the real bench (about a minute of CI time each): the bench's code is the same for every family,
-# and each family's model, tokenizer and forward are proven in tests/test_families.py and run through the CLI in
-# tests/test_cli.py. ELECTRA, whose tiny folder exercises the embedding projection.
-@pytest.fixture(scope="module", params=["electra"])
+# One family (ELECTRA, whose tiny folder exercises the embedding projection): the bench's code is the same for every
+# family, and each family's model, tokenizer and forward are proven in tests/test_families.py and run through the CLI
+# in tests/test_cli.py. In the README's test command every family path runs in this process (run_worker, the code
+# each worker process runs) and family_report joins them; with -m extra the whole bench runs as the CLI runs it (a
+# driver and six worker processes, about a minute on two cores).
+@pytest.fixture(scope="module", params=["in-process", pytest.param("cli", marks=pytest.mark.extra)])
 def family_run(request, tmp_path_factory) -> dict:
-    """bench --family F --size tiny --json, every path, a few rows each."""
-    done = run_cli(
-        "bench", "--family", request.param, "--size", "tiny", "--json", "--data", DATA / "nsmc" / "train.tsv", *SMALL,
-        cwd=tmp_path_factory.mktemp(f"bench-{request.param}"),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+    """bench --family electra --size tiny --json, every path, a few rows each."""
+    family, tmp = "electra", tmp_path_factory.mktemp(f"bench-{request.param}")
+    if request.param == "cli":
+        done = run_cli(
+            "bench", "--family", family, "--size", "tiny", "--json", "--data", DATA / "nsmc" / "train.tsv", *SMALL,
+            cwd=tmp,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+    every_text = read_table(DATA / "nsmc" / "train.tsv").texts
+    folder = build_family_backbone(tmp / "backbone", family, every_text, "tiny")
+    args = argparse.Namespace(family=family, batch_size=4, train_rows=8, latency_sentences=3, predict_rows=8)
+    texts, labels = read_rows(DATA / "nsmc" / "train.tsv", 16)
+    results = {path: run_worker(path, folder, texts, labels, args) for path in FAMILY_PATHS}
+    return family_report(family, describe_backbone(folder, "tiny", len(every_text)), results)
 
 
 @pytest.mark.slow
@@ -224,7 +267,6 @@ def test_family_ratios_set_ours_against_the_padded_forward() -> None:
     ("argv", "said"),
     [
         (["--family", "roberta", "--accuracy"], "--accuracy"),
-        (["--size", "tiny"], "--size"),
         (["--run", "runs/x"], "--explain"),
     ],
 )
