@@ -1,4 +1,5 @@
-"""Importing any module of the package changes nothing: threads, files, logging, env vars, torch settings."""
+"""Importing any module of the package changes nothing (threads, files, logging, env vars, torch settings), no module
+imports one that imports it back, and each layer imports only the layers below it."""
 
 from __future__ import annotations
 
@@ -129,3 +130,68 @@ print({absent!r} in sys.modules)
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] == "False"
+
+
+# --- layers: each folder of the package imports only the folders below it --------------------------------------------
+LAYERS = ("basics", "engine", "serving", "app", "tools")
+# The one way up: the CLI's `bench` sub-command runs the benchmark, imported when that sub-command runs.
+LAZY_TOOL_IMPORTS = {("kobert_demo.app.cli", "kobert_demo.tools.bench")}
+
+
+def layer(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_every_module_lives_in_a_layer() -> None:
+    """Nothing but the package's entry points sits outside the five folders."""
+    outside = {module for module in import_graph() if layer(module) is None}
+    assert outside == {"kobert_demo", "kobert_demo.__main__"}
+
+
+def test_each_layer_imports_only_the_layers_below_it() -> None:
+    """basics (torch-free) <- engine <- serving <- app; tools may use all of them and the product never uses tools,
+    except the CLI's bench sub-command."""
+    upward = {
+        (module, other)
+        for module, named in import_graph().items()
+        for other in named
+        if layer(module) is not None and layer(other) is not None and layer(other) > layer(module)
+    }
+    assert upward == LAZY_TOOL_IMPORTS
+
+
+def test_the_cli_imports_the_bench_only_when_its_sub_command_runs() -> None:
+    """A tool the product names is imported inside a function, never when the CLI or the app is imported."""
+    for module, tool in LAZY_TOOL_IMPORTS:
+        tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
+        top_level = {node.module for node in tree.body if isinstance(node, ast.ImportFrom)}
+        top_level |= {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+        assert tool not in top_level and tool.rpartition(".")[0] not in top_level
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("layers", "absent"),
+    [
+        (("basics",), ("torch", "transformers", "gradio", "kobert_demo.engine", "kobert_demo.tools")),
+        (("basics", "engine", "serving"), ("gradio", "kobert_demo.app", "kobert_demo.tools")),
+    ],
+)
+def test_a_layer_loads_nothing_it_does_not_need(layers: tuple[str, ...], absent: tuple[str, ...]) -> None:
+    """In a fresh interpreter: every module of basics imports without torch, transformers or Gradio, and the engine
+    and serving import no Gradio (the training core is plain Python for every front-end)."""
+    probe = f"""
+import importlib, json, pkgutil, sys
+for layer in {list(layers)!r}:
+    package = importlib.import_module("kobert_demo." + layer)
+    for found in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(found.name)
+print(json.dumps(sorted(name for name in {list(absent)!r} if name in sys.modules)))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=HANG_S,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == []
