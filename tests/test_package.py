@@ -61,7 +61,8 @@ def test_wheel_holds_every_module_and_the_kobert_files(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {str(p.relative_to(REPO).as_posix()) for p in (REPO / "kobert_demo").rglob("*.py")}
     assert modules and modules <= names, sorted(modules - names)
-    assert "kobert_demo/ui/__init__.py" in names  # the web app, which `packages = ["kobert_demo"]` once left out
+    for folder in ("basics", "engine", "serving", "app", "app/ui", "tools"):  # `packages = ["kobert_demo"]` left ui out
+        assert f"kobert_demo/{folder}/__init__.py" in names
     kobert_files = {f"kobert_demo/kobert_files/{p.name}" for p in (REPO / "kobert_demo" / "kobert_files").iterdir()}
     assert (
         {
@@ -84,9 +85,10 @@ def test_wheel_declares_the_dependencies_and_the_command(wheel: Path) -> None:
     assert runtime == {normalized(r) for r in PYPROJECT["project"]["dependencies"]}
     assert any(r.startswith("pytest") and 'extra == "dev"' in r for r in requires)
     entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
-    assert re.search(r"^kobert-demo = kobert_demo\.cli:main$", entry_points, re.M)
+    assert re.search(r"^kobert-demo = kobert_demo\.app\.cli:main$", entry_points, re.M)
 
 
+# The wheel installed in a fresh venv, and its command run as a user runs it: -m extra (CI), not the README's command.
 @pytest.fixture(scope="module")
 def installed(wheel: Path, tmp_path_factory) -> Path:
     """A new venv with the wheel installed; its dependencies come from this environment (no network)."""
@@ -94,7 +96,8 @@ def installed(wheel: Path, tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True, timeout=HANG_S)
     python = venv / "bin" / "python"
     install = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel]
-    done = subprocess.run(install, capture_output=True, text=True, timeout=HANG_S)
+    # Without PYTHONPATH: pip would take a checkout on it (with its egg-info) for the package already installed.
+    done = subprocess.run(install, capture_output=True, text=True, timeout=HANG_S, env=installed_env())
     assert done.returncode == 0, done.stderr[-2000:]
     return venv / "bin"
 
@@ -105,6 +108,7 @@ def installed_env() -> dict[str, str]:
     return {**env, "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8"}
 
 
+@pytest.mark.extra
 def test_installed_command_tokenizes_offline_from_the_wheel(installed: Path, tmp_path: Path) -> None:
     where = subprocess.run(
         [installed / "python", "-c", "import kobert_demo; print(kobert_demo.__file__)"],
@@ -120,6 +124,7 @@ def test_installed_command_tokenizes_offline_from_the_wheel(installed: Path, tmp
     assert json.loads(done.stdout)["ids"] == [vector["ids"]]
 
 
+@pytest.mark.extra
 def test_installed_command_trains_and_predicts(installed: Path, tmp_path: Path) -> None:
     train = REPO / "tests" / "data" / "movie_ratings" / "train.tsv"
     test = REPO / "tests" / "data" / "movie_ratings" / "test.tsv"
@@ -136,6 +141,7 @@ def test_installed_command_trains_and_predicts(installed: Path, tmp_path: Path) 
     assert json.loads(predicted.stdout)["labels"] == ["긍정", "부정", "중립"]
 
 
+@pytest.mark.extra
 def test_installed_command_serves_the_app(installed: Path, tmp_path: Path) -> None:
     port = free_port()
     env = {**installed_env(), "KOBERT_DEMO_RUNS": str(tmp_path / "runs")}
@@ -144,7 +150,7 @@ def test_installed_command_serves_the_app(installed: Path, tmp_path: Path) -> No
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline, status = time.time() + 120, None
+        deadline, status = time.time() + HANG_S, None
         while time.time() < deadline and server.poll() is None:
             try:
                 status = httpx.get(f"http://127.0.0.1:{port}/", timeout=HANG_S).status_code
@@ -156,3 +162,31 @@ def test_installed_command_serves_the_app(installed: Path, tmp_path: Path) -> No
     finally:
         server.terminate()
         server.wait(timeout=HANG_S)
+
+
+@pytest.mark.extra
+def test_installed_command_has_every_sub_command_and_benches_a_users_file(installed: Path, tmp_path: Path) -> None:
+    """Every sub-command answers --help from the wheel, and bench (tooling that ships) runs on a data file the user
+    names: an installed package has no tests/data to fall back on."""
+    from kobert_demo.app.cli import build_parser
+
+    commands = sorted(build_parser()[1])
+    assert {"train", "predict", "bench", "app", "job"} <= set(commands)
+    for command in commands:
+        done = subprocess.run(
+            [installed / "kobert-demo", command, "--help"],
+            cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=HANG_S,
+        )  # fmt: skip
+        assert done.returncode == 0 and "usage:" in done.stdout, (command, done.stderr[-2000:])
+    rows = tmp_path / "mine.tsv"
+    rows.write_text(
+        "text\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(["좋아요", "별로", "최고", "싫다"] * 4)),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [installed / "kobert-demo", "bench", "--json", "--size", "tiny", "--paths", "predict_fp32", "--data", rows,
+         "--train-rows", "4", "--batch-size", "4", "--latency-sentences", "3", "--predict-rows", "4"],
+        cwd=tmp_path, env=installed_env(), capture_output=True, text=True, timeout=HANG_S,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["ours"]["predict_fp32"]["backend"] == "torch"

@@ -1,0 +1,5 @@
+import sys
+
+from kobert_demo.app.cli import main
+
+sys.exit(main())

@@ -1,0 +1,241 @@
+"""What the Logs tab shows, drawn from what it has read: `Follow` (one browser tab's reading of one run) and pure
+renderers (status line, progress bar, plots' frames, metrics, per-class scores, confusion matrix, mistakes).
+
+No Gradio wiring and no file reading here (`logs_tab.py` does both), so each renderer is tested on its own. Every
+word comes from the message catalogue in the visitor's language, except the training log's lines, which stay in
+the tutorial's English (`events.tutorial_line`).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from kobert_demo.basics.events import DoneEvent, EpochEvent, ErrorEvent, Event, StartEvent, StepEvent, tutorial_line
+from kobert_demo.basics.messages import fmt_duration, t
+from kobert_demo.basics.runs import RunStatus
+
+from .render import md_text
+
+MAX_LOG_LINES = 500
+MAX_PLOT_POINTS = 600
+MAX_MISTAKES = 20
+
+
+@dataclass
+class Follow:
+    """What one browser tab has read of the run it follows (kept in gr.State, so reloads start from zero)."""
+
+    run: str | None = None
+    offset: int = 0
+    start: StartEvent | None = None
+    steps: list[tuple[int, float, float]] = field(default_factory=list)  # (step, loss, running train acc)
+    last_step: StepEvent | None = None
+    epochs: list[EpochEvent] = field(default_factory=list)
+    done: DoneEvent | None = None
+    error: ErrorEvent | None = None
+    lines: list[str] = field(default_factory=list)  # the training log's last MAX_LOG_LINES lines
+    drawn: tuple = ()  # the situation on screen: (state, reason key and parameters, queue position)
+    model: EpochEvent | None = None  # a run that ended without logging its end (killed): its model folder's epoch
+    settling: int = 0  # polls since the run finished (its last events may land just after its status)
+
+    def absorb(self, events: list[Event]) -> None:
+        """Add newly read events, with their log lines."""
+        for event in events:
+            if isinstance(event, StartEvent):
+                self.start = event
+            elif isinstance(event, StepEvent):
+                self.last_step = event
+                self.steps.append((event.step, event.loss, event.train_acc))
+            elif isinstance(event, EpochEvent):
+                self.epochs.append(event)
+            elif isinstance(event, DoneEvent):
+                self.done = event
+            elif isinstance(event, ErrorEvent):
+                self.error = event
+            line = tutorial_line(event)
+            if line:
+                self.lines += line.splitlines()
+        del self.lines[:-MAX_LOG_LINES]
+
+    @property
+    def kept(self) -> EpochEvent | None:
+        """The kept epoch so far: the last completed one (a killed run's: the one its model was saved with, which its
+        log may lack)."""
+        if self.model is not None:
+            return self.model
+        return self.epochs[-1] if self.epochs else None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the log's last event (done, or an error) has been read."""
+        return self.done is not None or self.error is not None
+
+
+# --- the run selector ---------------------------------------------------------------------------------------------
+def run_label(name: str, config: dict, state: str, accuracy: float | None, lang: str) -> str:
+    """A run as the selector shows it: time, backbone, data file, state, accuracy (once finished), name's end."""
+    created = time.strftime("%m-%d %H:%M", time.localtime(config.get("created", 0)))
+    model = "tiny" if config.get("model") == "tiny" else str(config.get("model", "?")).split("/")[-1]
+    parts = [created, model, str(config.get("train_file", "")), t(lang, f"state_{state}")]
+    if accuracy is not None:
+        parts.append(t(lang, "run_label_accuracy", accuracy=accuracy))
+    return " · ".join([*parts, name[-6:]])
+
+
+# --- status and progress ------------------------------------------------------------------------------------------
+def status_text(
+    name: str,
+    model: str | None,
+    status: RunStatus,
+    follow: Follow,
+    owner: bool,
+    lang: str,
+    queue: tuple[int, float | None] | None = None,
+) -> str:
+    """Run name, backbone, state, why it is in it (unless done), the queue (jobs ahead, seconds to wait) while
+    queued, and whether this visitor may control the run."""
+    parts = [f"**{t(lang, 'run')}** `{name}`", f"{t(lang, 'backbone')}: {md_text(model)}"]
+    parts.append(f"**{t(lang, 'state')}: {t(lang, 'state_' + status.state)}**")
+    text = " · ".join(parts)
+    if queue is not None:
+        ahead, wait = queue
+        text += "\n\n" + t(lang, "queue_line", ahead=ahead, wait=fmt_duration(wait))
+    reason = follow.error.text(lang) if follow.error else status.reason(lang)
+    if reason and status.state != "done":
+        text += f"\n\n⚠️ {md_text(reason)}"
+    if not owner:
+        text += "\n\n" + t(lang, "read_only")
+    return text
+
+
+def progress_html(follow: Follow, status: RunStatus, lang: str) -> str:
+    """A bar with epoch, step, elapsed, ETA and speed."""
+    step = follow.last_step
+    if status.state == "done":
+        share = 1.0
+    elif step:
+        share = step.step / max(step.total_steps, 1)
+    else:
+        share = 0.0
+    if step:
+        epochs = follow.start.total_steps // max(follow.start.steps_per_epoch, 1) if follow.start else "?"
+        eta = 0.0 if status.finished else step.eta
+        elapsed = follow.done.elapsed if follow.done else step.elapsed
+        text = t(
+            lang, "progress_line", epoch=step.epoch, epochs=epochs, step=step.step, steps=step.total_steps,
+            elapsed=fmt_duration(elapsed), eta=fmt_duration(eta), speed=f"{step.sentences_per_s:.0f}",
+        )  # fmt: skip
+    elif status.state == "running":
+        text = t(lang, "progress_preparing")
+    else:
+        text = t(lang, f"state_{status.state}")
+    return (
+        f'<div class="kd-progress" role="progressbar" aria-valuenow="{share * 100:.0f}" aria-valuemin="0" '
+        f'aria-valuemax="100"><div class="kd-bar" style="width:{share * 100:.1f}%"></div></div>'
+        f'<div class="kd-progress-text">{html.escape(text)}</div>'
+    )
+
+
+# --- plots --------------------------------------------------------------------------------------------------------
+def step_frame(follow: Follow, lang: str) -> pd.DataFrame | None:
+    """Loss and running train accuracy by step (long format, thinned to MAX_PLOT_POINTS per series).
+
+    None while there is nothing to draw: an empty frame, even a typed one, would lock the plot's colours.
+    """
+    steps = follow.steps
+    if not steps:
+        return None
+    if len(steps) > MAX_PLOT_POINTS:
+        every = len(steps) / MAX_PLOT_POINTS
+        steps = [steps[int(i * every)] for i in range(MAX_PLOT_POINTS)] + [steps[-1]]
+    loss, acc = t(lang, "series_loss"), t(lang, "series_acc")
+    return pd.DataFrame(
+        {
+            "step": pd.Series([s for s, _, _ in steps] * 2, dtype="int64"),
+            "value": pd.Series([v for _, v, _ in steps] + [a for _, _, a in steps], dtype="float64"),
+            "series": pd.Series([loss] * len(steps) + [acc] * len(steps), dtype="str"),
+        }
+    )
+
+
+def epoch_frame(follow: Follow, lang: str) -> pd.DataFrame | None:
+    """Train and test accuracy per epoch as side-by-side bars (visible with a single epoch); None before any.
+
+    Bars are ordered by name (a `sort` update would freeze the plot's categories), so epochs are zero-padded.
+    """
+    if not follow.epochs:
+        return None
+    width = len(str(follow.epochs[-1].epoch))
+    rows = []
+    for event in follow.epochs:
+        for split, value in (("train", event.train_acc), ("test", event.test["accuracy"])):
+            name = t(lang, f"split_{split}")
+            rows.append({"bar": f"{event.epoch:0{width}d} {name}", "accuracy": value, "split": name})
+    return pd.DataFrame(rows, columns=["bar", "accuracy", "split"])
+
+
+# --- results of the kept epoch ------------------------------------------------------------------------------------
+def metrics_text(follow: Follow, lang: str) -> str:
+    """Accuracy, macro-F1, the kept epoch and the test size in one line."""
+    kept = follow.kept
+    test = kept.test
+    return t(
+        lang, "metrics_line", accuracy=f"{test['accuracy']:.4f}", f1=f"{test['macro_f1']:.4f}",
+        epoch=kept.epoch, epochs=len(follow.epochs),
+        n=test.get("n", sum(m["support"] for m in test["per_class"].values())),
+    )  # fmt: skip
+
+
+def per_class_frame(test: dict, lang: str) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class."""
+    rows = [
+        [name, round(m["precision"], 4), round(m["recall"], 4), round(m["f1"], 4), m["support"]]
+        for name, m in test["per_class"].items()
+    ]
+    columns = [t(lang, k) for k in ("col_class", "col_precision", "col_recall", "col_f1", "col_support")]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def confusion_html(test: dict, lang: str) -> str:
+    """The confusion matrix as a shaded table (rows: true class, columns: predicted), shares by row."""
+    labels, matrix = test["labels"], test["confusion_matrix"]
+    head = "".join(f"<th scope='col'>{html.escape(name)}</th>" for name in labels)
+    body = []
+    for name, row in zip(labels, matrix):
+        total = max(sum(row), 1)
+        cells = []
+        for j, count in enumerate(row):
+            share = count / total
+            tone = "kd-hit" if labels[j] == name else "kd-miss"
+            cells.append(f"<td class='{tone}' style='--share:{share:.3f}' title='{share:.1%}'>{count}</td>")
+        body.append(f"<tr><th scope='row'>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    corner = html.escape(t(lang, "cm_corner"))
+    return (
+        f"<div class='kd-cm'><div class='kd-cm-title'>{html.escape(t(lang, 'cm_title'))}</div>"
+        f"<table><thead><tr><th class='kd-cm-corner'>{corner}</th>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def mistake_of(kept: EpochEvent | None, row: list | None) -> dict | None:
+    """The kept epoch's mistake on a row of the table (its sentence), or None when the row shows none of them."""
+    if kept is None or not row:
+        return None
+    return next((m for m in kept.mistakes[:MAX_MISTAKES] if m["text"] == row[0]), None)
+
+
+def mistake_line(mistake: dict, probability: float, lang: str) -> str:
+    """The true and the predicted class of an explained mistake, and how to read its colours (Markdown)."""
+    label, predicted = md_text(mistake["label"]), md_text(mistake["predicted"])
+    return t(lang, "mistake_line", label=label, predicted=predicted, probability=probability)
+
+
+def mistakes_frame(kept: EpochEvent, lang: str) -> pd.DataFrame:
+    """The kept epoch's most confident mistakes on the test data."""
+    rows = [[m["text"], m["label"], m["predicted"], round(m["confidence"], 3)] for m in kept.mistakes[:MAX_MISTAKES]]
+    columns = [t(lang, k) for k in ("col_text", "col_true", "col_predicted", "col_confidence")]
+    return pd.DataFrame(rows, columns=columns)
