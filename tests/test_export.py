@@ -12,7 +12,8 @@ from transformers import BertForSequenceClassification
 
 from kobert_demo.basics.config import METRICS_FILE
 from kobert_demo.basics.runs import Run, RunError
-from kobert_demo.serving.choice import SERVING_FILE, export_onnx
+from kobert_demo.serving.choice import SERVING_FILE
+from kobert_demo.serving.engines import export_onnx
 from kobert_demo.serving.export import ModelZipError, export_zip, import_zip, load_zip
 from kobert_demo.serving.predict import Predictor
 

@@ -21,8 +21,7 @@ from kobert_demo.basics.runs import Run, list_runs
 from kobert_demo.engine.loading import load_classifier
 from kobert_demo.engine.memory import memory_estimate, parameter_count
 from kobert_demo.engine.tokenizer import Encoded
-from kobert_demo.serving import choice as serving
-from kobert_demo.serving import predict
+from kobert_demo.serving import engines, predict
 from kobert_demo.serving.explain import TOKENS_PER_PASS, explain, explain_rows, explanation_bytes
 from kobert_demo.serving.export import export_zip
 
@@ -165,15 +164,15 @@ def test_an_explanation_takes_fewer_sentences_a_pass_within_the_budget_and_refus
 @pytest.mark.slow
 def test_an_uploaded_zip_builds_its_onnx_files_in_a_child_process(trained_run, tmp_path, monkeypatch):
     """A 386 MB zip built its ONNX files in the server process (its peak 159 MB -> 2,305 MB): an uploaded model now
-    builds them as a run folder's do, in `python -m kobert_demo.serving.choice` from the unpacked folder, untrusted."""
+    builds them as a run folder's do, in `python -m kobert_demo.serving.engines` from the unpacked folder, untrusted."""
     monkeypatch.setattr(predict, "BUILD_IN_CHILD_BYTES", 0)  # tiny's few MB count as big here
     built = []
 
     def in_child(source: Path, trusted: bool, where: Path, export: bool) -> None:
         built.append((source.is_dir(), trusted))
-        serving.build_onnx(lambda: load_classifier(source, trusted=trusted), where, export)
+        engines.build_onnx(lambda: load_classifier(source, trusted=trusted), where, export)
 
-    monkeypatch.setattr(serving, "build_onnx_in_child", in_child)
+    monkeypatch.setattr(engines, "build_onnx_in_child", in_child)
     home = tmp_path / "runs"
     state = AppState(home, JobQueue(home), work=tmp_path / "work", private=tmp_path / "private")
     ref = state.save_zip(export_zip(Run(trained_run.path), tmp_path / "zips"))

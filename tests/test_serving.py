@@ -1,5 +1,6 @@
-"""Tests for serving.choice: every backend keeps to fp32, `auto` refuses a wrong path, caches its choice per
-model and machine, keeps its ONNX files in the model folder (or nowhere on disk for a folder it must not write)."""
+"""Tests for serving.choice and serving.engines: every backend keeps to fp32, `auto` refuses a wrong path,
+caches its choice per model and machine, keeps its ONNX files in the model folder (or nowhere on disk for a folder
+it must not write)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from conftest import HANG_S, REPO, TrainedRun
 
 from kobert_demo.serving import choice as serving
+from kobert_demo.serving import engines
 from kobert_demo.serving.choice import BACKENDS, CHECK_SENTENCES, MAX_DIFF, ONNX_DIR, SERVING_FILE
 from kobert_demo.serving.predict import Predictor
 
@@ -36,7 +38,7 @@ def model_copy(trained_run: TrainedRun, tmp_path: Path) -> Path:
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How many times auto timed a candidate and built ONNX files (exported or only quantized)."""
     counts = {"timed": 0, "exported": 0, "built": 0}
-    timed, build = serving.one_sentence_p50, serving.build_onnx
+    timed, build = serving.one_sentence_p50, engines.build_onnx
 
     def count_timed(*args, **kwargs):
         counts["timed"] += 1
@@ -48,7 +50,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         return build(load, where, export)
 
     monkeypatch.setattr("kobert_demo.serving.predict.one_sentence_p50", count_timed)
-    monkeypatch.setattr(serving, "build_onnx", count_build)
+    monkeypatch.setattr(engines, "build_onnx", count_build)
     return counts
 
 
@@ -104,14 +106,14 @@ def test_auto_measures_every_candidate_and_keeps_the_fastest_that_passed(model_c
 
 def test_auto_refuses_a_fast_wrong_path(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """int8 made instant and wrong (every sentence the first class): measured, refused, never served."""
-    served = serving.OrtEngine.__call__
+    served = engines.OrtEngine.__call__
 
     def wrong_int8(self, batch):
         if self.backend != "int8":
             return served(self, batch)
         return np.tile(np.array([1, 0], dtype=np.float32), (len(batch["input_ids"]), 1))  # the run's 2 classes
 
-    monkeypatch.setattr(serving.OrtEngine, "__call__", wrong_int8)
+    monkeypatch.setattr(engines.OrtEngine, "__call__", wrong_int8)
     auto = Predictor.load(model_copy, backend="auto")
     int8 = auto.serving.candidate("int8")
     assert int8.refused and int8.max_diff > MAX_DIFF and int8.p50_ms is None
@@ -193,7 +195,7 @@ def test_a_big_model_builds_its_onnx_files_in_a_child_even_from_an_unguarded_scr
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("served int8") == 1  # the script ran once: the child did not run it again
-    assert (model_copy / ONNX_DIR / serving.INT8_FILE).is_file()
+    assert (model_copy / ONNX_DIR / engines.INT8_FILE).is_file()
     served = np.array(json.loads(done.stdout.split("served int8", 1)[1]))
     reference = Predictor.load(model_copy, backend="torch").predict_proba(["정말 재미있어요"])
     assert np.abs(served - reference).max() <= MAX_DIFF
@@ -246,7 +248,7 @@ def test_weights_replaced_while_measuring_get_no_choice_of_the_old(model_copy: P
     Predictor.load(model_copy, backend="auto")
     monkeypatch.setattr("kobert_demo.serving.predict.one_sentence_p50", timed)
     served = serving.ServedFolder.read(model_copy)
-    assert not serving.OnnxFiles(served)._exported(model_copy / ONNX_DIR)
+    assert not engines.OnnxFiles(served)._exported(model_copy / ONNX_DIR)
     assert not Predictor.load(model_copy, backend="auto").serving.cached  # measured for these weights, now stored
     assert Predictor.load(model_copy, backend="auto").serving.cached
 
@@ -266,8 +268,8 @@ def test_two_loads_at_once_measure_once(model_copy: Path, counted) -> None:
 def test_an_explanation_explains_the_class_served(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The class explained by default is the one the served backend predicts (shown beside the explanation), not
     fp32's: here int8 made to predict the other class."""
-    served = serving.OrtEngine.__call__
-    monkeypatch.setattr(serving.OrtEngine, "__call__", lambda self, batch: served(self, batch)[:, ::-1].copy())
+    served = engines.OrtEngine.__call__
+    monkeypatch.setattr(engines.OrtEngine, "__call__", lambda self, batch: served(self, batch)[:, ::-1].copy())
     int8 = Predictor.load(model_copy, backend="int8")
     text = TEXTS[0]
     shown = int8.label_names[int(int8.predict_proba([text])[0].argmax())]
@@ -289,7 +291,7 @@ def test_a_model_folder_swapped_during_its_onnx_build_is_one_sentence(model_copy
         shutil.rmtree(where)
         raise FileNotFoundError(2, "No such file or directory", str(where / "model.onnx"))
 
-    monkeypatch.setattr(serving, "build_onnx", swapped_while_building)
+    monkeypatch.setattr(engines, "build_onnx", swapped_while_building)
     with pytest.raises(UserFacingError, match="the model changed while it was being prepared") as caught:
         Predictor.load(model_copy, backend="onnx")
     assert "다시 시도하세요" in caught.value.text("ko")

@@ -21,7 +21,8 @@ from kobert_demo.basics.runs import Run, RunError
 from kobert_demo.engine.classifier import Classifier
 from kobert_demo.engine.loading import load_classifier
 from kobert_demo.engine.tokenizer import SETTINGS_FILE
-from kobert_demo.serving.choice import CHECK_SENTENCES, SERVING_FILE, Probabilities, export_onnx
+from kobert_demo.serving.choice import CHECK_SENTENCES, SERVING_FILE
+from kobert_demo.serving.engines import Probabilities, export_onnx
 
 ALLOWED_SUFFIXES = (".safetensors", ".json", ".model", ".md", ".txt")
 MAX_FILES = 50

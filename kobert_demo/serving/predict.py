@@ -24,18 +24,14 @@ from kobert_demo.serving.choice import (
     MAX_DIFF,
     TIMED_SENTENCES,
     Candidate,
-    Engine,
-    OnnxFiles,
-    OrtEngine,
     ServedFolder,
     ServingReport,
-    TorchEngine,
     candidates_here,
     one_sentence_p50,
-    release_memory,
     store_choice,
     stored_choice,
 )
+from kobert_demo.serving.engines import Engine, OnnxFiles, OrtEngine, TorchEngine, release_memory
 
 if TYPE_CHECKING:
     from kobert_demo.serving.explain import Explanation
