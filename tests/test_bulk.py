@@ -175,7 +175,7 @@ def test_every_rank_serves_the_main_process_choice(small_model, monkeypatch):
         return objects
 
     monkeypatch.setattr(accelerate.utils, "broadcast_object_list", from_main)
-    monkeypatch.setattr("kobert_demo.serving.predict.Predictor._measure", lambda self: pytest.fail("a rank measured"))
+    monkeypatch.setattr("kobert_demo.serving.choice.measure", lambda predictor: pytest.fail("a rank measured"))
     other = _one_choice_for_every_rank(other_rank, small_model, "auto", None)
     assert other.backend == "onnx"
 

@@ -49,7 +49,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         counts["exported"] += export
         return build(load, where, export)
 
-    monkeypatch.setattr("kobert_demo.serving.predict.one_sentence_p50", count_timed)
+    monkeypatch.setattr(serving, "one_sentence_p50", count_timed)
     monkeypatch.setattr(engines, "build_onnx", count_build)
     return counts
 
@@ -184,7 +184,7 @@ def test_a_big_model_builds_its_onnx_files_in_a_child_even_from_an_unguarded_scr
     would."""
     script = model_copy.parent / "serve.py"
     script.write_text(
-        "from kobert_demo import predict\n"
+        "from kobert_demo.serving import predict\n"
         "from kobert_demo.serving.predict import Predictor\n"
         "predict.BUILD_IN_CHILD_BYTES = 0  # the tiny model counts as big\n"
         f"predictor = Predictor.load({str(model_copy)!r}, backend='int8')\n"
@@ -244,9 +244,9 @@ def test_weights_replaced_while_measuring_get_no_choice_of_the_old(model_copy: P
         os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the next epoch's save
         return timed(*args, **kwargs)
 
-    monkeypatch.setattr("kobert_demo.serving.predict.one_sentence_p50", save_during_measuring)
+    monkeypatch.setattr(serving, "one_sentence_p50", save_during_measuring)
     Predictor.load(model_copy, backend="auto")
-    monkeypatch.setattr("kobert_demo.serving.predict.one_sentence_p50", timed)
+    monkeypatch.setattr(serving, "one_sentence_p50", timed)
     served = serving.ServedFolder.read(model_copy)
     assert not engines.OnnxFiles(served)._exported(model_copy / ONNX_DIR)
     assert not Predictor.load(model_copy, backend="auto").serving.cached  # measured for these weights, now stored

@@ -5,7 +5,7 @@ briefly and keeps the fastest that passed; the choice is stored in the model fol
 beside the ONNX files (ONNX_DIR). A folder that cannot be written stores nothing.
 
 One model, one answer on one machine: the choice is measured once per model folder and machine, under a file lock
-(LOCK_FILE), and every process that serves the folder (the app, the CLI, bulk prediction's ranks, explanations) uses
+(SERVING_LOCK), and every process that serves the folder (the app, the CLI, bulk prediction's ranks, explanations) uses
 the stored one, whatever its thread count. It is filed under the weights' identity read before the weights were
 loaded, and only when they are still the same afterwards, so a run still training never gets epoch k's choice filed
 under epoch k+1's weights; the package and quantization-recipe versions are part of the key, so an upgrade measures
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ SERVING_FILE = "serving.json"  # auto's choice, per machine, for the weights the
 ONNX_DIR = "onnx"  # the ONNX files built from the weights, in the model folder
 # Held while a process measures or builds ONNX files in a model folder. In ONNX_DIR, not beside the weights: exports
 # copy the model folder's own files, never its subfolders.
-LOCK_FILE = "serving.lock"
+SERVING_LOCK = "serving.lock"
 # The version of what export_onnx and quantize_int8 write and of how auto measures: raise it with any change to
 # them, so that stored int8 files and choices made by the old recipe are neither reused nor trusted.
 RECIPE_VERSION = 2
@@ -158,10 +158,10 @@ class ServedFolder:
         """The folder's serving lock: one process (and thread) measures or builds at a time; re-entrant in one thread
         (auto's measuring builds the ONNX files under it)."""
         (self.folder / ONNX_DIR).mkdir(exist_ok=True)
-        return FileLock(self.folder / ONNX_DIR / LOCK_FILE, is_singleton=True)
+        return FileLock(self.folder / ONNX_DIR / SERVING_LOCK, is_singleton=True)
 
 
-def _json_or_none(path: Path) -> Any:
+def json_or_none(path: Path) -> Any:
     """The JSON in path; None when it is missing or not whole (a hand edit, a torn copy): measured or built again."""
     try:
         return files.read_json(path)
@@ -211,7 +211,7 @@ class ServingReport:
 
 def stored_choice(served: ServedFolder) -> ServingReport | None:
     """The choice stored in the folder for this machine and these weights; None when there is none or it is stale."""
-    data = _json_or_none(served.folder / SERVING_FILE)
+    data = json_or_none(served.folder / SERVING_FILE)
     try:
         if data["weights"] != served.identity:
             return None
@@ -230,7 +230,7 @@ def store_choice(served: ServedFolder, report: ServingReport) -> bool:
     nothing when the weights changed since they were identified (the report measured others). True when stored."""
     if not served.unchanged():
         return False
-    data = _json_or_none(served.folder / SERVING_FILE)
+    data = json_or_none(served.folder / SERVING_FILE)
     kept = []
     if isinstance(data, dict) and data.get("weights") == served.identity and isinstance(data.get("choices"), list):
         kept = [c for c in data["choices"] if isinstance(c, dict) and c.get("machine") != machine_key()]
@@ -264,3 +264,63 @@ def one_sentence_p50(predict_one: Callable[[str], object], sentences: list[str])
 
 def is_writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
+
+
+# --- auto -------------------------------------------------------------------------------------------------------------
+class Servable(Protocol):
+    """What `auto` needs of a predictor (predict.Predictor): the backend and engine in use, the model folder it may
+    write, whether it can read its fp32 model again, serving another backend, and probabilities as served."""
+
+    engine: object | None
+    reload: Callable[[], object] | None
+    served: ServedFolder | None
+
+    @property
+    def backend(self) -> str: ...
+
+    def serve(self, backend: str) -> None: ...
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray: ...
+
+
+def choose(predictor: Servable) -> ServingReport:
+    """`auto` on a CPU: the choice stored for this machine and these weights, else measured under the folder's lock
+    (a second process waits, then serves the first one's choice) and stored. The predictor serves the choice."""
+    if predictor.served is None:
+        return measure(predictor)
+    with predictor.served.lock():
+        if (stored := stored_choice(predictor.served)) is not None:
+            if stored.backend != predictor.backend:
+                predictor.serve(stored.backend)
+            return stored
+        report = measure(predictor)
+        store_choice(predictor.served, report)
+        return report
+
+
+def measure(predictor: Servable) -> ServingReport:
+    """Each candidate served in turn, checked against fp32 on CHECK_SENTENCES (refused past MAX_DIFF), timed one
+    sentence at a time, and freed before the next; the fastest that passed serves. Without `reload`, fp32 is the
+    only choice."""
+    reference = predictor.predict_proba(CHECK_SENTENCES)
+    candidates = [Candidate("torch", served_p50(predictor), 0.0)]
+    for backend in candidates_here()[1:] if predictor.reload is not None else []:
+        try:
+            predictor.serve(backend)
+        except Exception as error:  # a graph the exporter or ONNX Runtime cannot take: the others still serve
+            candidates.append(Candidate(backend, refused=f"{type(error).__name__}: {error}"[:200]))
+            continue
+        diff = float(np.abs(predictor.predict_proba(CHECK_SENTENCES) - reference).max())
+        if diff > MAX_DIFF:
+            candidates.append(Candidate(backend, max_diff=diff, refused=f"differs from fp32 by {diff:.4f}"))
+        else:
+            candidates.append(Candidate(backend, served_p50(predictor), diff))
+    best = min((c for c in candidates if c.refused is None), key=lambda c: c.p50_ms)
+    if predictor.engine is None or best.backend != predictor.backend:
+        predictor.serve(best.backend)
+    return ServingReport(best.backend, candidates)
+
+
+def served_p50(predictor: Servable) -> float:
+    """One-sentence p50 (ms) of the predictor's probabilities as served now, tokenizing included."""
+    return one_sentence_p50(lambda text: predictor.predict_proba([text]), TIMED_SENTENCES)

@@ -25,7 +25,7 @@ import torch
 
 from kobert_demo.basics import files
 from kobert_demo.basics.errors import UserFacingError
-from kobert_demo.serving.choice import CHECK_SENTENCES, ONNX_DIR, ServedFolder, _json_or_none, build_versions
+from kobert_demo.serving.choice import CHECK_SENTENCES, ONNX_DIR, ServedFolder, build_versions, json_or_none
 
 if TYPE_CHECKING:
     from kobert_demo.engine.classifier import Classifier
@@ -196,7 +196,7 @@ class OnnxFiles:
         """Whether where's fp32 graph is there and, in a model folder, from the weights there now by this build."""
         if self.folder is None:
             return (where / FP32_FILE).is_file()
-        return (where / FP32_FILE).is_file() and _json_or_none(where / "weights.json") == self._stamp()
+        return (where / FP32_FILE).is_file() and json_or_none(where / "weights.json") == self._stamp()
 
     def path(self, backend: str, load: Callable[[], Classifier], child: tuple[Path, bool] | None) -> Path:
         """The file of `onnx` or `int8`, both built when missing or stale: from load()'s fp32 classifier in this

@@ -18,19 +18,7 @@ from kobert_demo.engine.classifier import Classifier
 from kobert_demo.engine.loading import load_classifier
 from kobert_demo.engine.memory import BUILD_IN_CHILD_BYTES
 from kobert_demo.engine.tokenizer import Encoded
-from kobert_demo.serving.choice import (
-    BACKENDS,
-    CHECK_SENTENCES,
-    MAX_DIFF,
-    TIMED_SENTENCES,
-    Candidate,
-    ServedFolder,
-    ServingReport,
-    candidates_here,
-    one_sentence_p50,
-    store_choice,
-    stored_choice,
-)
+from kobert_demo.serving.choice import BACKENDS, ServedFolder, ServingReport, choose
 from kobert_demo.serving.engines import Engine, OnnxFiles, OrtEngine, TorchEngine, release_memory
 
 if TYPE_CHECKING:
@@ -44,7 +32,7 @@ def model_folder(path: str | Path) -> Path:
 
 
 class Predictor:
-    """Serves one classifier on the backend asked for (serving.BACKENDS); `auto` picks the fastest exact one.
+    """Serves one classifier on the backend asked for (choice.BACKENDS); `auto` picks the fastest exact one (choice.py).
 
     reload: reads the fp32 classifier from disk again (explanations of a non-fp32 backend, `auto` dropping and
     rebuilding its candidates); served: the model folder where `auto` stores its choice and the ONNX files, with the
@@ -74,7 +62,7 @@ class Predictor:
         self.engine: Engine | None = TorchEngine(classifier.model.eval().to(device), "torch")
         self._float_model: torch.nn.Module | None = None
         self._float_lock = threading.Lock()
-        self._served = served
+        self.served = served
         self._onnx = OnnxFiles(served)
         self._build_from = build_from
         self.serving = ServingReport("torch")
@@ -82,7 +70,7 @@ class Predictor:
             self.use(backend)
 
     def use(self, backend: str) -> None:
-        """Serve on backend from now on (serving.BACKENDS); `auto` measures or reads its cached choice.
+        """Serve on backend from now on (choice.BACKENDS); `auto` measures or reads its stored choice.
 
         The fp32 model is freed while other backends are built only when nothing else holds it: the caller of
         `Predictor(classifier, backend=...)` still does until the constructor returns, so build with the default
@@ -93,10 +81,10 @@ class Predictor:
         if backend == "auto" and self.model is not None and self.model.device.type != "cpu":
             backend = "torch"  # on a GPU, auto is torch
         if backend == "auto":
-            self.serving = self._choose()
+            self.serving = choose(self)
             return
         if backend != self.backend:
-            self._serve(backend)
+            self.serve(backend)
         self.serving = ServingReport(backend)
 
     @property
@@ -117,9 +105,10 @@ class Predictor:
             raise ValueError("this predictor cannot reload its fp32 model")
         return self.reload()
 
-    def _serve(self, backend: str) -> None:
-        """Serve on backend, built from the fp32 model. bf16 converts the fp32 model in place; for ONNX Runtime the
-        torch model is freed before the session is built, so that serving never holds both."""
+    def serve(self, backend: str) -> None:
+        """Serve on backend, built from the fp32 model, leaving `serving` (the report) as it is: auto's measuring
+        (choice.py) serves each candidate in turn; callers use `use`. bf16 converts the fp32 model in place; for ONNX
+        Runtime the torch model is freed before the session is built, so that serving never holds both."""
         if backend in ("torch", "bf16"):
             if self.classifier is None:  # an ONNX Runtime session is served: freed before the fp32 model is read
                 self.engine = None
@@ -133,46 +122,6 @@ class Predictor:
         self.classifier = self.engine = None
         release_memory()
         self.engine = OrtEngine(path, backend)
-
-    def _choose(self) -> ServingReport:
-        """`auto` on a CPU: the choice stored for this machine and these weights, else measured under the folder's
-        lock (a second process waits, then serves the first one's choice) and stored."""
-        if self._served is None:
-            return self._measure()
-        with self._served.lock():
-            if (stored := stored_choice(self._served)) is not None:
-                if stored.backend != self.backend:
-                    self._serve(stored.backend)
-                return stored
-            report = self._measure()
-            store_choice(self._served, report)
-            return report
-
-    def _measure(self) -> ServingReport:
-        """Each candidate built in turn, checked against fp32 on CHECK_SENTENCES (refused past MAX_DIFF), timed one
-        sentence at a time, and freed before the next; the fastest that passed serves. Without `reload`, fp32 is the
-        only choice."""
-        reference = self.predict_proba(CHECK_SENTENCES)
-        candidates = [Candidate("torch", self._p50(), 0.0)]
-        for backend in candidates_here()[1:] if self.reload is not None else []:
-            try:
-                self._serve(backend)
-            except Exception as error:  # a graph the exporter or ONNX Runtime cannot take: the others still serve
-                candidates.append(Candidate(backend, refused=f"{type(error).__name__}: {error}"[:200]))
-                continue
-            diff = float(np.abs(self.predict_proba(CHECK_SENTENCES) - reference).max())
-            if diff > MAX_DIFF:
-                candidates.append(Candidate(backend, max_diff=diff, refused=f"differs from fp32 by {diff:.4f}"))
-            else:
-                candidates.append(Candidate(backend, self._p50(), diff))
-        best = min((c for c in candidates if c.refused is None), key=lambda c: c.p50_ms)
-        if self.engine is None or best.backend != self.backend:
-            self._serve(best.backend)
-        return ServingReport(best.backend, candidates)
-
-    def _p50(self) -> float:
-        """One-sentence p50 (ms) of predict_proba as served now, tokenizing included."""
-        return one_sentence_p50(lambda text: self.predict_proba([text]), TIMED_SENTENCES)
 
     @classmethod
     def load(
