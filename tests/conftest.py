@@ -283,6 +283,39 @@ def trained_predictor(trained_run):
     return Predictor.load(trained_run.path)
 
 
+@pytest.fixture(scope="session")
+def onnx_built_model(trained_run) -> Path:
+    """The trained run's model folder with its ONNX files (fp32 and int8) built in it once for the session: the
+    build that every later onnx, int8 or auto load of the run reuses, and the source of copy_with_onnx."""
+    from kobert_demo.serving.predict import Predictor
+
+    Predictor.load(trained_run.path, backend="int8")
+    return trained_run.path / "model"
+
+
+def copy_with_onnx(source: Path, target: Path) -> Path:
+    """A copy of a model folder with its built ONNX files (not its stored choice), which serving uses as if built
+    there. For tests of what is served or measured; a test of a build keeps a copy without them (an export and an
+    int8 quantization each)."""
+    from kobert_demo.serving.choice import SERVING_FILE
+
+    copied = Path(shutil.copytree(source, target, ignore=shutil.ignore_patterns(SERVING_FILE)))
+    stamp_onnx_files(copied)
+    return copied
+
+
+def stamp_onnx_files(folder: Path) -> None:
+    """The stamp of a model folder's copied ONNX files, rewritten for the weights there now (after a copy, or other
+    files of the same weights written into it): a copy's weights have new inodes, which their identity holds, so
+    serving would otherwise build the same files again."""
+    from kobert_demo.basics import files
+    from kobert_demo.serving.choice import ONNX_DIR, weights_identity
+    from kobert_demo.serving.engines import STAMP_FILE
+
+    stamp = folder / ONNX_DIR / STAMP_FILE
+    files.write_json(stamp, {**files.read_json(stamp), "weights": weights_identity(folder)})
+
+
 @pytest.fixture
 def cli(tmp_path):
     """`cli(*args)`: the CLI as a real process in tmp_path."""

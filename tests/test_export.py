@@ -26,6 +26,21 @@ def exported(trained_run, tmp_path_factory) -> Path:
     return export_zip(Run(run_path), tmp_path_factory.mktemp("export"))
 
 
+@pytest.fixture(scope="module")
+def onnx_export(trained_run, tmp_path_factory) -> tuple[Path, float | None, list]:
+    """`export --format onnx` of the trained run once for the module, after auto served the run (so that serving's
+    cache is there to be left out): the folder, its difference from PyTorch, and each call of serving's exporter."""
+    from kobert_demo.serving import export
+
+    run = Run(trained_run.path)
+    Predictor.load(run.path, backend="auto")
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(export, "export_onnx", lambda *args: calls.append(args) or export_onnx(*args))
+        folder, diff = export.export_model(run, tmp_path_factory.mktemp("export") / "onnx", "onnx")
+    return folder, diff, calls
+
+
 def _zip(path: Path, files: dict[str, bytes], symlinks: dict[str, str] | None = None) -> Path:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
@@ -161,13 +176,11 @@ def test_export_transformers_folder_loads_with_plain_transformers(trained_run, t
     np.testing.assert_allclose(probs, predictor.predict_proba(SENTENCES), atol=1e-6)
 
 
-def test_export_onnx_matches_pytorch(trained_run, tmp_path):
+def test_export_onnx_matches_pytorch(trained_run, onnx_export):
     import onnxruntime
 
-    from kobert_demo.serving.export import export_model
-
     run_path, _ = trained_run
-    folder, diff = export_model(Run(run_path), tmp_path / "onnx", "onnx")
+    folder, diff, _ = onnx_export
     assert diff is not None and diff < 0.01
     predictor = Predictor.load(run_path)
     batch = predictor.tokenizer(SENTENCES)
@@ -177,19 +190,17 @@ def test_export_onnx_matches_pytorch(trained_run, tmp_path):
     assert not (folder / "model.safetensors").exists()
 
 
-def test_exports_leave_out_the_serving_cache(trained_run, tmp_path, monkeypatch):
+def test_exports_leave_out_the_serving_cache(trained_run, tmp_path, onnx_export):
     """auto's serving.json and ONNX files stay on this machine; `--format onnx` exports with serving's exporter."""
     from kobert_demo.serving import export
     from kobert_demo.serving.choice import ONNX_DIR
 
     run = Run(trained_run.path)
-    Predictor.load(run.path, backend="auto")
     assert (run.model_dir / SERVING_FILE).is_file() and (run.model_dir / ONNX_DIR / "model.onnx").is_file()
     zipped = set(_members(export_zip(run, tmp_path / "zip")))
     copied = {p.name for p in export.export_model(run, tmp_path / "hf", "transformers")[0].iterdir()}
-    exported = []
-    monkeypatch.setattr(export, "export_onnx", lambda *args: exported.append(args) or export_onnx(*args))
-    onnx = {p.name for p in export.export_model(run, tmp_path / "onnx", "onnx")[0].iterdir()}
+    folder, _, exported = onnx_export
+    onnx = {p.name for p in folder.iterdir()}
     for names in (zipped, copied, onnx):
         assert not {SERVING_FILE, ONNX_DIR, "model_int8.onnx"} & names
     assert len(exported) == 1 and "model.onnx" in onnx

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TrainedRun
+from conftest import TrainedRun, stamp_onnx_files
 
 from kobert_demo.basics.data import LabeledData
 from kobert_demo.basics.errors import BackboneError
 from kobert_demo.basics.metrics import classification_metrics
 from kobert_demo.engine.loading import load_classifier
-from kobert_demo.serving.choice import MAX_DIFF, ONNX_DIR, SERVING_FILE
+from kobert_demo.serving.choice import MAX_DIFF, SERVING_FILE
 from kobert_demo.serving.predict import Predictor, PredictorCache, model_folder
 
 TEXTS = [
@@ -110,8 +110,7 @@ def test_backends(trained_run: TrainedRun, trained_predictor: Predictor) -> None
 
 def test_auto_backend_keeps_to_fp32(trained_run: TrainedRun, trained_predictor: Predictor) -> None:
     """On a CPU, auto serves a path within 0.01 of fp32 on the check sentences (exactly fp32 when it is torch)."""
-    from kobert_demo.serving.choice import MAX_DIFF
-    from kobert_demo.serving.predict import CHECK_SENTENCES
+    from kobert_demo.serving.choice import CHECK_SENTENCES, MAX_DIFF
 
     auto = Predictor.load(trained_run.path, backend="auto")
     diff = np.abs(auto.predict_proba(CHECK_SENTENCES) - trained_predictor.predict_proba(CHECK_SENTENCES)).max()
@@ -141,15 +140,16 @@ def test_predictor_cache() -> None:
 
 
 @pytest.mark.parametrize("weights", ["pytorch_model.bin", "sharded"])
-def test_load_and_serve_other_weight_files(trained_run: TrainedRun, tmp_path: Path, weights: str) -> None:
+def test_load_and_serve_other_weight_files(onnx_built_model: Path, tmp_path: Path, weights: str) -> None:
     """A trusted folder whose weights are a pytorch_model.bin or sharded safetensors (an index and its shards), as
     load_classifier reads them: loaded, served on auto (its choice stored under their identity), same probabilities.
-    An untrusted pytorch_model.bin is still refused (a pickle)."""
+    An untrusted pytorch_model.bin is still refused (a pickle). The ONNX files are the same weights' (built once for
+    the session: building is test_serving.py's), stamped for these files."""
     from safetensors.torch import load_file, save_file
 
-    left = shutil.ignore_patterns("model.safetensors", SERVING_FILE, ONNX_DIR)
-    folder = Path(shutil.copytree(trained_run.path / "model", tmp_path / "model", ignore=left))
-    tensors = load_file(trained_run.path / "model" / "model.safetensors")
+    left = shutil.ignore_patterns("model.safetensors", SERVING_FILE)
+    folder = Path(shutil.copytree(onnx_built_model, tmp_path / "model", ignore=left))
+    tensors = load_file(onnx_built_model / "model.safetensors")
     if weights == "pytorch_model.bin":
         torch.save(tensors, folder / "pytorch_model.bin")
     else:
@@ -159,7 +159,8 @@ def test_load_and_serve_other_weight_files(trained_run: TrainedRun, tmp_path: Pa
             save_file({key: tensors[key] for key in keys}, folder / shard, metadata={"format": "pt"})
         weight_map = {key: shard for shard, keys in shards.items() for key in keys}
         (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    expected = Predictor.load(trained_run.path / "model", backend="torch").predict_proba(TEXTS)
+    stamp_onnx_files(folder)
+    expected = Predictor.load(onnx_built_model, backend="torch").predict_proba(TEXTS)
     np.testing.assert_array_equal(Predictor.load(folder, backend="torch").predict_proba(TEXTS), expected)
     auto = Predictor.load(folder, backend="auto")
     assert np.abs(auto.predict_proba(TEXTS) - expected).max() <= MAX_DIFF

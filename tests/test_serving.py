@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import HANG_S, REPO, TrainedRun
+from conftest import HANG_S, REPO, TrainedRun, copy_with_onnx
 
 from kobert_demo.serving import choice as serving
 from kobert_demo.serving import engines
@@ -29,9 +29,16 @@ FIXED = [backend for backend in BACKENDS if backend != "auto"]
 @pytest.fixture
 def model_copy(trained_run: TrainedRun, tmp_path: Path) -> Path:
     """A private copy of the trained run's model folder, for auto to write its cache into (without the cache and
-    ONNX files that other tests' loads of the shared run left there)."""
+    ONNX files that other tests' loads of the shared run left there): for tests that see the ONNX files built."""
     left = shutil.ignore_patterns(SERVING_FILE, ONNX_DIR)
     return Path(shutil.copytree(trained_run.path / "model", tmp_path / "model", ignore=left))
+
+
+@pytest.fixture
+def built_copy(onnx_built_model: Path, tmp_path: Path) -> Path:
+    """model_copy with the ONNX files built once for the session (no stored choice): for tests of what is served
+    and measured, which need not build them again."""
+    return copy_with_onnx(onnx_built_model, tmp_path / "model")
 
 
 @pytest.fixture
@@ -65,11 +72,11 @@ def assert_close_to_fp32(path: Path, texts: list[str]) -> None:
         assert np.abs(probs - reference).max() <= (1e-5 if backend in ("torch", "onnx") else MAX_DIFF), backend
 
 
-def test_every_backend_keeps_to_fp32(model_copy: Path) -> None:
-    assert_close_to_fp32(model_copy, TEXTS + CHECK_SENTENCES)
-    assert Predictor.load(model_copy, backend="int8").model is None  # ONNX Runtime serves: no torch model held
+def test_every_backend_keeps_to_fp32(built_copy: Path) -> None:
+    assert_close_to_fp32(built_copy, TEXTS + CHECK_SENTENCES)
+    assert Predictor.load(built_copy, backend="int8").model is None  # ONNX Runtime serves: no torch model held
     with pytest.raises(ValueError, match="backend must be one of"):
-        Predictor.load(model_copy, backend="int4")
+        Predictor.load(built_copy, backend="int4")
 
 
 @pytest.mark.slow
@@ -94,6 +101,7 @@ def test_auto_measures_every_candidate_and_keeps_the_fastest_that_passed(model_c
     auto = Predictor.load(model_copy, backend="auto")
     report = auto.serving
     assert not report.cached and auto.backend == report.backend
+    assert sorted(path.name for path in (model_copy / ONNX_DIR).glob("*.onnx")) == ["model.onnx", "model_int8.onnx"]
     assert [c.backend for c in report.candidates] == serving.candidates_here()
     passed = [c for c in report.candidates if c.refused is None]
     assert report.backend == min(passed, key=lambda c: c.p50_ms).backend
@@ -104,7 +112,7 @@ def test_auto_measures_every_candidate_and_keeps_the_fastest_that_passed(model_c
     assert diff == pytest.approx(report.candidate(auto.backend).max_diff, abs=1e-6)
 
 
-def test_auto_refuses_a_fast_wrong_path(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_refuses_a_fast_wrong_path(built_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """int8 made instant and wrong (every sentence the first class): measured, refused, never served."""
     served = engines.OrtEngine.__call__
 
@@ -114,30 +122,30 @@ def test_auto_refuses_a_fast_wrong_path(model_copy: Path, monkeypatch: pytest.Mo
         return np.tile(np.array([1, 0], dtype=np.float32), (len(batch["input_ids"]), 1))  # the run's 2 classes
 
     monkeypatch.setattr(engines.OrtEngine, "__call__", wrong_int8)
-    auto = Predictor.load(model_copy, backend="auto")
+    auto = Predictor.load(built_copy, backend="auto")
     int8 = auto.serving.candidate("int8")
     assert int8.refused and int8.max_diff > MAX_DIFF and int8.p50_ms is None
     assert auto.backend != "int8"
 
 
-def test_the_choice_is_cached_per_weights_and_machine(model_copy: Path, counted, monkeypatch) -> None:
-    first = Predictor.load(model_copy, backend="auto")
-    assert (model_copy / SERVING_FILE).is_file()
-    assert sorted(path.name for path in (model_copy / ONNX_DIR).glob("*.onnx")) == ["model.onnx", "model_int8.onnx"]
+def test_the_choice_is_cached_per_weights_and_machine(built_copy: Path, counted, monkeypatch) -> None:
+    first = Predictor.load(built_copy, backend="auto")
+    assert (built_copy / SERVING_FILE).is_file() and counted["built"] == 0  # measured on the files copied with it
+    assert sorted(path.name for path in (built_copy / ONNX_DIR).glob("*.onnx")) == ["model.onnx", "model_int8.onnx"]
     before = dict(counted)
 
-    again = Predictor.load(model_copy, backend="auto")  # same machine, same weights: nothing measured or built
+    again = Predictor.load(built_copy, backend="auto")  # same machine, same weights: nothing measured or built
     assert again.serving.cached and again.backend == first.backend
     assert counted == before
     assert again.serving.candidates == first.serving.candidates
 
     monkeypatch.setattr(serving, "cpu_name", lambda: "another CPU")  # another machine: measured, files kept
-    assert not Predictor.load(model_copy, backend="auto").serving.cached
+    assert not Predictor.load(built_copy, backend="auto").serving.cached
     assert counted["timed"] > before["timed"] and counted["built"] == before["built"]
 
-    stat = (model_copy / "model.safetensors").stat()
-    os.utime(model_copy / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # new weights
-    assert not Predictor.load(model_copy, backend="auto").serving.cached
+    stat = (built_copy / "model.safetensors").stat()
+    os.utime(built_copy / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # new weights
+    assert not Predictor.load(built_copy, backend="auto").serving.cached
     assert counted["exported"] == before["exported"] + 1  # the ONNX files were rebuilt from them
 
 
@@ -152,10 +160,10 @@ def test_a_folder_that_must_not_be_written_stays_as_it_was(model_copy: Path, cou
     np.testing.assert_allclose(onnx.predict_proba(TEXTS), reference, atol=1e-5)
 
 
-def test_an_onnx_runtime_predictor_explains_with_its_fp32_model(trained_run: TrainedRun, model_copy: Path) -> None:
-    int8 = Predictor.load(model_copy, backend="int8")
+def test_an_onnx_runtime_predictor_explains_with_its_fp32_model(built_copy: Path) -> None:
+    int8 = Predictor.load(built_copy, backend="int8")
     text = TEXTS[0]
-    expected = Predictor.load(model_copy, backend="torch").explain(text)
+    expected = Predictor.load(built_copy, backend="torch").explain(text)
     got = int8.explain(text)
     assert int8.model is None and int8.float_model() is int8.float_model()  # read from disk once
     assert got.words == expected.words
@@ -201,17 +209,17 @@ def test_a_big_model_builds_its_onnx_files_in_a_child_even_from_an_unguarded_scr
     assert np.abs(served - reference).max() <= MAX_DIFF
 
 
-def test_another_thread_count_serves_the_stored_choice(model_copy: Path, counted) -> None:
+def test_another_thread_count_serves_the_stored_choice(built_copy: Path, counted) -> None:
     """The CLI beside the app, a bulk rank: a process with other torch threads serves the choice stored by the first,
     and gives the very same probabilities (so the same file gives the same CSV bytes)."""
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        first = Predictor.load(model_copy, backend="auto")
+        first = Predictor.load(built_copy, backend="auto")
         first_probs = first.predict_proba(TEXTS + CHECK_SENTENCES)
         timed = counted["timed"]
         torch.set_num_threads(2)
-        second = Predictor.load(model_copy, backend="auto")
+        second = Predictor.load(built_copy, backend="auto")
         assert second.serving.cached and second.backend == first.backend and counted["timed"] == timed
         np.testing.assert_array_equal(second.predict_proba(TEXTS + CHECK_SENTENCES), first_probs)
     finally:
@@ -220,17 +228,18 @@ def test_another_thread_count_serves_the_stored_choice(model_copy: Path, counted
 
 @pytest.mark.parametrize("version", ["__version__", "RECIPE_VERSION"])
 def test_a_new_package_or_recipe_measures_and_builds_again(
-    model_copy: Path, counted, monkeypatch: pytest.MonkeyPatch, version: str
+    built_copy: Path, counted, monkeypatch: pytest.MonkeyPatch, version: str
 ) -> None:
     """An upgrade (the package, or how the int8 files are made) neither reuses the old int8 files nor the choice
     made with them."""
-    Predictor.load(model_copy, backend="auto")
+    Predictor.load(built_copy, backend="auto")
     before = dict(counted)
+    assert before["built"] == 0  # measured on the files copied with it
     monkeypatch.setattr(serving, version, getattr(serving, version) + (".1" if version == "__version__" else 1))
-    again = Predictor.load(model_copy, backend="auto")
+    again = Predictor.load(built_copy, backend="auto")
     assert not again.serving.cached
     assert counted["exported"] == before["exported"] + 1 and counted["timed"] > before["timed"]
-    assert Predictor.load(model_copy, backend="auto").serving.cached  # stored again, for the new version
+    assert Predictor.load(built_copy, backend="auto").serving.cached  # stored again, for the new version
 
 
 def test_weights_replaced_while_measuring_get_no_choice_of_the_old(model_copy: Path, monkeypatch) -> None:
@@ -265,15 +274,15 @@ def test_two_loads_at_once_measure_once(model_copy: Path, counted) -> None:
     assert counted["exported"] == 1
 
 
-def test_an_explanation_explains_the_class_served(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_explanation_explains_the_class_served(built_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The class explained by default is the one the served backend predicts (shown beside the explanation), not
     fp32's: here int8 made to predict the other class."""
     served = engines.OrtEngine.__call__
     monkeypatch.setattr(engines.OrtEngine, "__call__", lambda self, batch: served(self, batch)[:, ::-1].copy())
-    int8 = Predictor.load(model_copy, backend="int8")
+    int8 = Predictor.load(built_copy, backend="int8")
     text = TEXTS[0]
     shown = int8.label_names[int(int8.predict_proba([text])[0].argmax())]
-    fp32 = Predictor.load(model_copy, backend="torch")
+    fp32 = Predictor.load(built_copy, backend="torch")
     assert fp32.explain(text).label != shown  # the two backends disagree here
     explained = int8.explain(text)
     assert explained.label == shown

@@ -144,6 +144,7 @@ def _quiet_root_logger() -> Iterator[None]:
 
 
 FP32_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
+STAMP_FILE = "weights.json"  # beside them: the weights' identity and build_versions() they were built from
 
 
 def build_onnx(load: Callable[[], Classifier], where: Path, export: bool) -> None:
@@ -196,7 +197,7 @@ class OnnxFiles:
         """Whether where's fp32 graph is there and, in a model folder, from the weights there now by this build."""
         if self.folder is None:
             return (where / FP32_FILE).is_file()
-        return (where / FP32_FILE).is_file() and json_or_none(where / "weights.json") == self._stamp()
+        return (where / FP32_FILE).is_file() and json_or_none(where / STAMP_FILE) == self._stamp()
 
     def path(self, backend: str, load: Callable[[], Classifier], child: tuple[Path, bool] | None) -> Path:
         """The file of `onnx` or `int8`, both built when missing or stale: from load()'s fp32 classifier in this
@@ -209,7 +210,7 @@ class OnnxFiles:
             if export or not (where / INT8_FILE).is_file():
                 try:
                     where.mkdir(exist_ok=True)
-                    (where / "weights.json").unlink(missing_ok=True)
+                    (where / STAMP_FILE).unlink(missing_ok=True)
                     if child is not None:
                         build_onnx_in_child(*child, where, export)
                     else:
@@ -221,7 +222,7 @@ class OnnxFiles:
                         raise UserFacingError("serving_model_changed") from None
                     raise
                 if self.served is not None and self.served.unchanged():
-                    files.write_json(where / "weights.json", self._stamp())
+                    files.write_json(where / STAMP_FILE, self._stamp())
         return where / (INT8_FILE if backend == "int8" else FP32_FILE)
 
 
