@@ -468,8 +468,8 @@ def test_errors_in_korean_for_a_korean_locale(capsys, monkeypatch: pytest.Monkey
     assert in_process_error(capsys, bad_epochs) == "error: 에폭 수는 1 이상이어야 합니다"
     missing = tmp_path / "nope.model"
     assert in_process_error(capsys, ["tokenize", "x", "--spm", missing]) == f"error: {missing} 이(가) 없습니다."
-    with pytest.raises(SystemExit):  # argparse's own usage errors stay as argparse writes them
-        main(["train", "data.tsv", "--out", "run", "--epochs", "many"])
+    # argparse's own usage errors stay as argparse writes them, with its status
+    assert main(["train", "data.tsv", "--out", "run", "--epochs", "many"]) == 2
     assert "invalid int value: 'many'" in capsys.readouterr().err
 
     monkeypatch.setenv("KOBERT_DEMO_LANG", "en")
@@ -514,8 +514,7 @@ def test_models_lists_the_catalogue_with_speeds_from_the_runs_home(capsys, tmp_p
 
 def test_train_help_names_the_curated_backbones(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "1000")  # argparse would wrap the ids at their hyphens
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
+    assert main(["train", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "klue/roberta-large," in help_text and "monologg/koelectra-base-v3-discriminator" in help_text
 
@@ -559,3 +558,80 @@ def test_every_family_trains_predicts_and_exports_through_the_cli(family_folder:
 
 def _family(folder: Path) -> str:
     return json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
+
+
+# main() in-process, again and again
+
+
+def global_state() -> dict:
+    """What a sub-command could leave changed in this process: the environment, the working directory, torch's
+    threads and modes, warnings filters, every existing logger's level and handlers, transformers' verbosity and
+    bars, signal handlers, sys.stdout/stderr. (Random generators are not here: every command that draws seeds
+    them first; call_cli restores them for the next test.)"""
+    import logging
+    import os
+    import signal
+    import sys
+    import warnings
+
+    import torch
+    from transformers.utils import logging as transformers_logging
+
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if hasattr(v, "handlers"))]
+    return {
+        "env": dict(os.environ), "cwd": os.getcwd(), "warnings": list(warnings.filters),
+        "torch": (torch.get_num_threads(), torch.is_grad_enabled(), torch.get_default_dtype()),
+        "loggers": {lg.name: (lg.level, lg.disabled, lg.propagate, list(lg.handlers)) for lg in loggers},
+        "transformers": (transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()),
+        "signals": (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)),
+        "streams": (sys.stdout, sys.stderr),
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_main_leaves_no_global_state_behind(cli_run: CliRun, tmp_path: Path, capsys) -> None:
+    """Each sub-command in-process, its successes and its errors, changes nothing for the next call (the loggers
+    that a first import creates aside). onnxruntime's quantizer used to leave a handler on the root logger."""
+    import logging
+    import shutil
+
+    # What the commands import lazily, imported first: what an import does to warnings or loggers is done once a
+    # process, not by a call.
+    import captum.attr  # noqa: F401
+    import onnxruntime.quantization  # noqa: F401
+
+    import kobert_demo.serving.bulk  # noqa: F401
+    import kobert_demo.serving.explain  # noqa: F401
+    import kobert_demo.serving.export  # noqa: F401
+    from kobert_demo.serving.choice import ONNX_DIR, SERVING_FILE
+
+    run = shutil.copytree(cli_run.run, tmp_path / "run", ignore=shutil.ignore_patterns(ONNX_DIR, SERVING_FILE))
+    train_file = write_tsv(tmp_path / "train.tsv", sample_rows("movie_ratings/train.tsv", 8))
+    calls = {
+        ("validate", cli_run.test_file): 0,
+        ("tokenize", "좋다", "--model", run): 0,
+        ("train", train_file, "--out", tmp_path / "new", "--model", "tiny", "--epochs", "1", "--quiet"): 0,
+        ("evaluate", run, cli_run.test_file, "--json"): 0,
+        ("predict", run, "좋다", "--backend", "int8"): 0,  # builds the ONNX graphs: quantizes
+        ("predict", run, "--file", cli_run.test_file, "--out", tmp_path / "out.csv", "--quiet"): 0,
+        ("explain", run, "좋다", "--json"): 0,
+        ("export", run, "--format", "onnx", "--out", tmp_path / "onnx"): 0,
+        ("models", "--runs", tmp_path / "runs"): 0,
+        ("train", "--help"): 0,
+        ("train", "x.tsv", "--out", "run", "--epochs", "many"): 2,
+        ("validate", tmp_path / "missing.tsv"): EXIT_USER_ERROR,
+    }
+    root = logging.getLogger()
+    pytest_handlers = root.handlers[:]
+    root.handlers.clear()  # as in a process, where logging.warning() gives a root without handlers one of its own
+    try:
+        for argv, status in calls.items():
+            before = global_state()
+            assert main([str(arg) for arg in argv]) == status, capsys.readouterr().err
+            after = global_state()
+            after["loggers"] = {name: after["loggers"][name] for name in before["loggers"]}  # new ones: imports'
+            changed = {key: (before[key], after[key]) for key in before if after[key] != before[key]}
+            assert not changed, (argv, changed)
+    finally:
+        root.handlers[:] = pytest_handlers
+    capsys.readouterr()
