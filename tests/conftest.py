@@ -33,10 +33,11 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"  # small slices of the public datasets (tests/data/README.md)
 
-# Fixtures that start a server, a job queue's child processes, the CLI as a process (~6 s of imports each), the
-# benchmark or a venv: every test that uses one is `slow`, so that `pytest -m "not slow"` stays a loop of about a
-# minute and a half on two cores. Other slow tests carry @pytest.mark.slow themselves.
-SLOW_FIXTURES = frozenset({"app", "server", "cli", "cli_run", "queue", "report", "installed", "wheel"})
+# Fixtures that start a server, a job queue's child processes, a training of seconds (cli_run), the benchmark or
+# a venv: every test that uses one is `slow`, so that `pytest -m "not slow"` stays a loop of about a minute and a
+# half on two cores. Other slow tests carry @pytest.mark.slow themselves (those that run the CLI as a process, ~6 s
+# of imports each, with run_cli; the `cli` fixture calls it in-process, in milliseconds).
+SLOW_FIXTURES = frozenset({"app", "server", "cli_run", "queue", "report", "installed", "wheel"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -120,7 +121,7 @@ def wait_until(predicate, timeout: float = HANG_S, every: float = 0.2):
 
 def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     """`python -m kobert_demo ARGS` as a real process in cwd, offline, with the repo importable."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **CLI_ENV}
     env.setdefault("KOBERT_DEMO_LANG", "en")  # English error lines whatever the machine's locale ("": the locale)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
@@ -132,6 +133,42 @@ def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
         encoding="utf-8",
         timeout=HANG_S,
     )
+
+
+# What run_cli's process gets besides the caller's environment; call_cli sets the same for its call.
+CLI_ENV = {"HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"}
+
+
+def call_cli(*args: str | Path, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """`kobert_demo.app.cli.main(ARGS)` in this process, as run_cli runs it in a process (about 6 s of imports saved
+    a call): in cwd, offline, in English unless KOBERT_DEMO_LANG is set, with env's variables added; its exit status
+    and what it printed, as text. The working directory, the environment and the random generators are restored
+    after (`train` seeds them), so that a call changes nothing for the next one or the next test."""
+    import contextlib
+    import io
+    import random
+
+    import numpy as np
+
+    from kobert_demo.app.cli import main
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_random = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update({**CLI_ENV, **env})
+        os.environ.setdefault("KOBERT_DEMO_LANG", "en")
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main([str(arg) for arg in args])
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        random.setstate(saved_random[0])
+        np.random.set_state(saved_random[1])
+        torch.set_rng_state(saved_random[2])
+    return subprocess.CompletedProcess(["kobert-demo", *map(str, args)], status, out.getvalue(), err.getvalue())
 
 
 def sample_rows(relative: str, per_class: int) -> list[tuple[str, str]]:
@@ -318,17 +355,18 @@ def stamp_onnx_files(folder: Path) -> None:
 
 @pytest.fixture
 def cli(tmp_path):
-    """`cli(*args)`: the CLI as a real process in tmp_path."""
-    return lambda *args: run_cli(*args, cwd=tmp_path)
+    """`cli(*args)`: the CLI in-process (call_cli) in tmp_path."""
+    return lambda *args: call_cli(*args, cwd=tmp_path)
 
 
 @pytest.fixture(scope="session")
 def cli_run(tmp_path_factory) -> CliRun:
-    """`python -m kobert_demo train --model tiny --epochs 1` on three Korean string classes (movie_ratings rows)."""
+    """`kobert-demo train --model tiny --epochs 1` (in-process) on three Korean string classes (movie_ratings
+    rows)."""
     folder = tmp_path_factory.mktemp("cli")
     train_file = write_tsv(folder / "ratings_train.tsv", sample_rows("movie_ratings/train.tsv", 40))
     test_file = write_tsv(folder / "ratings_test.tsv", sample_rows("movie_ratings/test.tsv", 20))
-    result = run_cli(
+    result = call_cli(
         "train", train_file.name, "--test", test_file.name, "--out", "run", "--model", "tiny", "--epochs", "1",
         "--batch-size", "16", "--log-interval", "3", "--precision", "fp32", cwd=folder,
     )  # fmt: skip

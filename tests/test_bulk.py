@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, HANG_S, REPO
+from conftest import DATA, HANG_S, REPO, call_cli
 
 from kobert_demo.basics.data import DataError, text_chunks
 from kobert_demo.engine.loading import load_backbone, save_classifier
@@ -43,10 +43,11 @@ def read_output(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"text": str, "label": str}, keep_default_na=False)
 
 
-def cli(*args, env_extra: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+def cli_process(*args, launcher: list[str]) -> subprocess.CompletedProcess:
+    """The CLI as real processes started by launcher: what a process's peak memory or torchrun needs."""
     # One thread: tiny matrices gain nothing from two, and lose much when other processes hold the cores.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    command = [*(launcher or [sys.executable]), "-m", "kobert_demo", *map(str, args)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [*launcher, "-m", "kobert_demo", *map(str, args)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=HANG_S)
 
 
@@ -109,7 +110,7 @@ def test_cli_100k_rows_flat_memory(small_model, reviews, tmp_path):
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
         )
         args = ["predict", small_model, "--file", source, "--out", out, "--quiet", "--backend", "torch"]
-        done = cli(*args, launcher=[sys.executable, "-c", probe, sys.executable])
+        done = cli_process(*args, launcher=[sys.executable, "-c", probe, sys.executable])
         assert done.returncode == 0, done.stderr[-2000:]
         peaks[n] = int(done.stdout.split()[-1]) / 1024
         with out.open(encoding="utf-8") as file:
@@ -119,25 +120,27 @@ def test_cli_100k_rows_flat_memory(small_model, reviews, tmp_path):
     assert peaks[100_000] < peaks[10_000] + 60, peaks  # MB: growing 10x in rows adds no more than noise
 
 
-@pytest.mark.slow
+@pytest.mark.extra  # torchrun
 def test_two_processes_split_the_work(small_model, reviews, tmp_path):
+    """torchrun's two processes write the bytes one process writes (here, in-process)."""
     source = write_table(tmp_path / "in.tsv", reviews[:3000])
-    single = cli(
-        "predict", small_model, "--file", source, "--out", tmp_path / "one.csv", "--quiet", "--chunk-rows", "256"
-    )
+    single = call_cli(
+        "predict", small_model, "--file", source, "--out", tmp_path / "one.csv", "--quiet", "--chunk-rows", "256",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert single.returncode == 0, single.stderr[-2000:]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547"]
     args = ["predict", small_model, "--file", source, "--out", tmp_path / "two.csv", "--quiet", "--chunk-rows", "256"]
-    double = cli(*args, launcher=torchrun)
+    double = cli_process(*args, launcher=torchrun)
     assert double.returncode == 0, double.stderr[-2000:]
     assert (tmp_path / "two.csv").read_text(encoding="utf-8") == (tmp_path / "one.csv").read_text(encoding="utf-8")
     assert not list(tmp_path.glob("two.csv.part*"))
 
 
-@pytest.mark.slow
 def test_unknown_text_column(small_model, reviews, tmp_path):
     source = write_table(tmp_path / "in.tsv", reviews[:5])
-    done = cli("predict", small_model, "--file", source, "--out", tmp_path / "o.csv", "--text-col", "nope")
+    args = ["predict", small_model, "--file", source, "--out", "o.csv", "--text-col", "nope"]
+    done = call_cli(*args, "--backend", "torch", cwd=tmp_path)  # torch: `auto` would measure first (3 s)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith("error: in.tsv has no column 'nope'")
@@ -183,8 +186,11 @@ def test_every_rank_serves_the_main_process_choice(small_model, monkeypatch):
 @pytest.mark.slow
 def test_the_web_app_and_the_cli_write_the_same_bytes(trained_run, tmp_path):
     """The README's promise: the web app's predictions CSV is the very bytes `kobert-demo predict --file` writes, on
-    the default `auto`, though the CLI runs with another thread count: it serves the choice the app stored."""
+    the default `auto`, though the CLI runs with another thread count: it serves the choice the app stored. The CLI
+    in-process, on two threads as a process started with OMP_NUM_THREADS=2 has them (torch reads it at start)."""
     import shutil
+
+    import torch
 
     from kobert_demo.app.queue import JobQueue
     from kobert_demo.app.ui.predict_tab import predict_file_for_visitor
@@ -199,7 +205,12 @@ def test_the_web_app_and_the_cli_write_the_same_bytes(trained_run, tmp_path):
     stored = (home / "nsmc-tiny" / "model" / SERVING_FILE).read_bytes()
     out = tmp_path / "cli.csv"
     args = ["predict", home / "nsmc-tiny", "--file", source, "--out", out, "--quiet"]
-    done = cli(*args, env_extra={"OMP_NUM_THREADS": "2"})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        done = call_cli(*args, cwd=tmp_path)
+    finally:
+        torch.set_num_threads(threads)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (home / "nsmc-tiny" / "model" / SERVING_FILE).read_bytes() == stored  # nothing measured again
     assert out.read_bytes() == web

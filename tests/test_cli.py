@@ -1,6 +1,7 @@
-"""Tests for app.cli: `python -m kobert_demo` as real processes (validate, tokenize, train, evaluate,
-predict), every user error as exit status 2 with one `error: ` line (English here unless a test asks for Korean);
-a few more error paths through main(); the train command's flags, made from TrainConfig's schema."""
+"""Tests for app.cli: every sub-command through main() in-process (conftest.call_cli, the `cli` fixture: what
+the CLI does), and one real `python -m kobert_demo` process per sub-command (conftest.run_cli: the entry point,
+its exit status and stderr, the environment reaching it); every user error as exit status 2 with one `error: `
+line (English here unless a test asks for Korean); the train command's flags, made from TrainConfig's schema."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, KOBERT_FILES, VECTORS, CliRun, TrainedRun, run_cli, sample_rows, write_tsv
+from conftest import DATA, KOBERT_FILES, VECTORS, CliRun, TrainedRun, call_cli, run_cli, sample_rows, write_tsv
 
 from kobert_demo.app.cli import EXIT_USER_ERROR, build_parser, main, parse_args, user_lang
 from kobert_demo.basics.config import TrainConfig, config_fields
@@ -121,7 +122,6 @@ def test_error_missing_file(cli) -> None:
     assert user_error(cli("validate", "missing.tsv")) == "error: missing.tsv does not exist or is not a file."
 
 
-# The next ones through main(), as a process would run it but without its start-up (about 8 s each on 2 cores).
 def test_error_single_class(capsys, tmp_path: Path) -> None:
     write_tsv(tmp_path / "one.tsv", [("좋아요", "1"), ("최고", "1"), ("재밌다", "1")])
     line = in_process_error(capsys, ["train", tmp_path / "one.tsv", "--out", tmp_path / "run", "--model", "tiny"])
@@ -143,8 +143,11 @@ def test_error_bad_epochs(capsys, tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-def test_error_nonsense_model(cli, tmp_path: Path) -> None:
-    line = user_error(cli("train", DATA / "nsmc/test.tsv", "--out", "run", "--model", "nonsense"))
+@pytest.mark.slow
+def test_error_nonsense_model(tmp_path: Path) -> None:
+    """`train`'s real process: the cheapest one that runs the command (it fails on the model, after the run folder
+    is made), its exit status and its one line on stderr."""
+    line = user_error(run_cli("train", DATA / "nsmc/test.tsv", "--out", "run", "--model", "nonsense", cwd=tmp_path))
     assert line.startswith("error: model 'nonsense' is neither a folder on this machine")
     assert open_run(tmp_path / "run").status().state == "failed"
 
@@ -187,7 +190,8 @@ def test_train_writes_a_run(cli_run: CliRun) -> None:
 
 
 def test_evaluate_matches_the_run(cli_run: CliRun) -> None:
-    result = cli_run_call(cli_run, "evaluate", "run", cli_run.test_file.name, "--json")
+    """`evaluate`'s real process."""
+    result = run_cli("evaluate", "run", cli_run.test_file.name, "--json", cwd=cli_run.folder)
     metrics = json.loads(ok(result))
     assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels"} <= set(metrics)
     assert metrics["labels"] == ["긍정", "부정", "중립"]
@@ -199,8 +203,9 @@ def test_evaluate_matches_the_run(cli_run: CliRun) -> None:
 
 
 def test_predict_sentences_json(cli_run: CliRun) -> None:
+    """`predict`'s real process: Korean sentences and classes through its stdout."""
     texts = ["정말 재미있는 영화였다", "시간 낭비, 최악"]
-    out = json.loads(ok(cli_run_call(cli_run, "predict", "run", *texts, "--json")))
+    out = json.loads(ok(run_cli("predict", "run", *texts, "--json", cwd=cli_run.folder)))
     assert out["labels"] == ["긍정", "부정", "중립"]
     auto = Predictor.load(cli_run.run, backend="auto")  # the CLI's default backend
     assert auto.serving.cached  # the choice the CLI's process measured, read back: the same backend
@@ -213,11 +218,10 @@ def test_predict_sentences_json(cli_run: CliRun) -> None:
 
 
 def test_predict_takes_options_and_sentences_in_any_order(cli_run: CliRun, capsys) -> None:
-    """Options before, between or after the sentences; `--` ends the options for sentences that start with -. One
-    real process, the other orders through main() (the same parser, without a process's start-up)."""
+    """Options before, between or after the sentences; `--` ends the options for sentences that start with -."""
     texts = ["-_- 별로", "--최고--", "정말 좋다"]
     expected = Predictor.load(cli_run.run, backend="torch").predict(texts)
-    out = json.loads(ok(cli_run_call(cli_run, "predict", "--json", "run", "--backend", "torch", "--", *texts)))
+    out = json.loads(ok(in_folder(cli_run, "predict", "--json", "run", "--backend", "torch", "--", *texts)))
     assert [row["text"] for row in out["predictions"]] == texts
     for row, probs in zip(out["predictions"], expected):
         assert row["probabilities"] == pytest.approx(probs, abs=1e-5)
@@ -237,7 +241,7 @@ def test_predict_takes_options_and_sentences_in_any_order(cli_run: CliRun, capsy
 
 
 def test_predict_file_to_csv(cli_run: CliRun) -> None:
-    result = cli_run_call(
+    result = in_folder(
         cli_run, "predict", "run", "--file", cli_run.test_file.name, "--out", "out.csv", "--backend", "torch"
     )
     ok(result)
@@ -259,10 +263,13 @@ EXPLANATION_KEYS = {
 
 
 def test_explain_json_through_the_cli(cli_run: CliRun) -> None:
-    """One process: several sentences around the options, a class to explain; each word of text.split() scored, and
-    the class's probability is the float model's (what `predict --backend torch` gives)."""
+    """`explain`'s real process: several sentences around the options, a class to explain; each word of
+    text.split() scored, and the class's probability is the float model's (what `predict --backend torch` gives).
+    A process, because its stderr stays empty: warnings print once a process, and a logging handler made before a
+    call in-process writes where the call does not look."""
     texts = ["정말 재미있는 영화였다!", "시간 낭비,  최악...", "-_- 그럭저럭"]
-    result = cli_run_call(cli_run, "explain", "run", texts[0], "--label", "부정", "--json", "--", *texts[1:])
+    args = ["explain", "run", texts[0], "--label", "부정", "--json", "--", *texts[1:]]
+    result = run_cli(*args, cwd=cli_run.folder)
     entries = json.loads(ok(result))["explanations"]
     assert result.stderr == ""  # transformers and captum kept quiet
     expected = Predictor.load(cli_run.run, backend="torch").predict(texts)
@@ -277,9 +284,20 @@ def test_explain_json_through_the_cli(cli_run: CliRun) -> None:
         assert sum(entry["word_scores"]) == pytest.approx(sum(entry["token_scores"]), abs=1e-5)
 
 
-def cli_run_call(cli_run: CliRun, *args: str) -> subprocess.CompletedProcess:
-    """A CLI call in the folder of the CLI-trained run."""
-    return run_cli(*args, cwd=cli_run.folder)
+def in_folder(cli_run: CliRun, *args: str) -> subprocess.CompletedProcess:
+    """A CLI call (in-process) in the folder of the CLI-trained run."""
+    return call_cli(*args, cwd=cli_run.folder)
+
+
+@pytest.mark.slow
+def test_export_zip_through_a_process(cli_run: CliRun, tmp_path: Path) -> None:
+    """`export`'s real process, on its cheapest format: the run zipped, with its model."""
+    import zipfile
+
+    lines = ok(run_cli("export", cli_run.run, "--format", "zip", "--out", tmp_path, cwd=tmp_path)).splitlines()
+    (zipped,) = tmp_path.glob("*.zip")
+    assert lines == [f"exported zip to {zipped}"]
+    assert any(name.endswith("model.safetensors") for name in zipfile.ZipFile(zipped).namelist())
 
 
 # More error paths, in process
@@ -298,10 +316,12 @@ def test_tokenize_takes_one_source(capsys) -> None:
     assert "not both" in in_process_error(capsys, argv)
 
 
-def test_tokenize_without_a_source_is_kobert_offline(cli) -> None:
-    """No --model and no --spm: KoBERT's original tokenizer, from the files the package carries."""
+@pytest.mark.slow
+def test_tokenize_without_a_source_is_kobert_offline(tmp_path: Path) -> None:
+    """`tokenize`'s real process: no --model and no --spm, KoBERT's original tokenizer, from the files the package
+    carries."""
     vectors = [v for v in VECTORS if v["mode"] == "gluonnlp"]
-    out = json.loads(ok(cli("tokenize", "--json", "--", *(v["text"] for v in vectors))))
+    out = json.loads(ok(run_cli("tokenize", "--json", "--", *(v["text"] for v in vectors), cwd=tmp_path)))
     assert out["ids"] == [v["ids"] for v in vectors]
 
 
@@ -468,18 +488,20 @@ def test_errors_in_korean_for_a_korean_locale(capsys, monkeypatch: pytest.Monkey
     assert in_process_error(capsys, bad_epochs) == "error: 에폭 수는 1 이상이어야 합니다"
     missing = tmp_path / "nope.model"
     assert in_process_error(capsys, ["tokenize", "x", "--spm", missing]) == f"error: {missing} 이(가) 없습니다."
-    with pytest.raises(SystemExit):  # argparse's own usage errors stay as argparse writes them
-        main(["train", "data.tsv", "--out", "run", "--epochs", "many"])
+    # argparse's own usage errors stay as argparse writes them, with its status
+    assert main(["train", "data.tsv", "--out", "run", "--epochs", "many"]) == 2
     assert "invalid int value: 'many'" in capsys.readouterr().err
 
     monkeypatch.setenv("KOBERT_DEMO_LANG", "en")
     assert in_process_error(capsys, bad_epochs) == "error: epochs must be at least 1"
 
 
-def test_a_korean_locale_reaches_the_process(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.slow
+def test_a_korean_locale_reaches_the_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`validate`'s real process: the locale reaches it, and its Korean line comes out whole on stderr."""
     monkeypatch.setenv("KOBERT_DEMO_LANG", "")  # no override: the locale decides
     monkeypatch.setenv("LC_ALL", "ko_KR.UTF-8")
-    line = user_error(cli("validate", DATA / "hate_speech/train.tsv", "--text-col", "document"))
+    line = user_error(run_cli("validate", DATA / "hate_speech/train.tsv", "--text-col", "document", cwd=tmp_path))
     assert line.startswith("error: train.tsv 에 'document' 열이 없습니다"), line
 
 
@@ -512,10 +534,24 @@ def test_models_lists_the_catalogue_with_speeds_from_the_runs_home(capsys, tmp_p
     assert "not measured here" in text  # the NSMC figures are the cards'
 
 
+@pytest.mark.slow
+def test_models_through_a_process(tmp_path: Path) -> None:
+    """`models`' real process: the catalogue as JSON, no runs home needed."""
+    listed = json.loads(ok(run_cli("models", "--json", "--runs", tmp_path / "runs", cwd=tmp_path)))
+    assert listed["default"] == "skt/kobert-base-v1" and len(listed["models"]) > 1
+
+
+@pytest.mark.slow
+def test_app_help_through_a_process(tmp_path: Path) -> None:
+    """`app`'s real process, its cheapest invocation: the flags it serves with (serving it is test_package's and
+    the server tests')."""
+    out = ok(run_cli("app", "--help", cwd=tmp_path))
+    assert out.startswith("usage: kobert-demo app") and "--port" in out and "--share" in out
+
+
 def test_train_help_names_the_curated_backbones(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "1000")  # argparse would wrap the ids at their hyphens
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
+    assert main(["train", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "klue/roberta-large," in help_text and "monologg/koelectra-base-v3-discriminator" in help_text
 
@@ -530,32 +566,104 @@ def test_tokenize_uses_the_models_own_tokenizer(capsys, family_folders: dict[str
 
 
 @pytest.mark.slow
-def test_every_family_trains_predicts_and_exports_through_the_cli(family_folder: Path, tmp_path: Path) -> None:
-    """A hub-like folder of each family through the real CLI: train (padding-free), predict, export for plain
-    transformers, and the export read back by transformers' own pipeline gives the same probabilities."""
+def test_every_family_predicts_and_exports_through_the_cli(family_run: TrainedRun, tmp_path: Path) -> None:
+    """A hub-like folder of each family, trained (padding-free) as `train` trains it (conftest.family_run, shared
+    with the engine's and serving's tests; `train` prints its start line to stderr, test_train_writes_a_run), then
+    through the CLI: predict, export for plain transformers, and the export read back by transformers' own pipeline
+    gives the same probabilities."""
     from transformers import pipeline
 
-    train_file = write_tsv(tmp_path / "train.tsv", sample_rows("nsmc/train.tsv", 40))
-    test_file = write_tsv(tmp_path / "test.tsv", sample_rows("nsmc/test.tsv", 20))
-    trained = run_cli(
-        "train", train_file, "--test", test_file, "--model", family_folder, "--out", "run", "--epochs", "1",
-        "--batch-size", "16", "--lr", "1e-3", "--precision", "fp32", "--quiet", cwd=tmp_path,
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr
-    assert "padding-free forward" in trained.stderr
-    card = (tmp_path / "run" / "README.md").read_text(encoding="utf-8")
-    family = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA"}[_family(family_folder)]
+    from kobert_demo.basics.events import tutorial_line
+
+    assert "padding-free forward" in tutorial_line(family_run.events[0])  # what `train` says on stderr
+    card = (family_run.path / "README.md").read_text(encoding="utf-8")
+    model_type = json.loads((family_run.path / "model" / "config.json").read_text(encoding="utf-8"))["model_type"]
+    family = {"bert": "BERT", "roberta": "RoBERTa", "electra": "ELECTRA"}[model_type]
     assert f"- Family: {family}; tokenizer: its own tokenizer" in card
 
     sentences = ["정말 재밌어요 최고", "시간 낭비, 별로였다"]
-    predicted = json.loads(ok(run_cli("predict", "run", "--json", "--backend", "torch", *sentences, cwd=tmp_path)))
+    run = family_run.path
+    predicted = json.loads(ok(call_cli("predict", run, "--json", "--backend", "torch", *sentences, cwd=tmp_path)))
     assert predicted["labels"] == ["0", "1"]
-    ok(run_cli("export", "run", "--format", "transformers", "--out", "exported", cwd=tmp_path))
+    ok(call_cli("export", run, "--format", "transformers", "--out", "exported", cwd=tmp_path))
     classify = pipeline("text-classification", model=str(tmp_path / "exported"), top_k=None, truncation=True)
     for row, scores in zip(predicted["predictions"], classify(sentences)):
         plain = {score["label"]: score["score"] for score in scores}
         assert plain == pytest.approx(row["probabilities"], abs=1e-3)
 
 
-def _family(folder: Path) -> str:
-    return json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
+# main() in-process, again and again
+
+
+def global_state() -> dict:
+    """What a sub-command could leave changed in this process: the environment, the working directory, torch's
+    threads and modes, warnings filters, every existing logger's level and handlers, transformers' verbosity and
+    bars, signal handlers, sys.stdout/stderr. (Random generators are not here: every command that draws seeds
+    them first; call_cli restores them for the next test.)"""
+    import logging
+    import os
+    import signal
+    import sys
+    import warnings
+
+    import torch
+    from transformers.utils import logging as transformers_logging
+
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if hasattr(v, "handlers"))]
+    return {
+        "env": dict(os.environ), "cwd": os.getcwd(), "warnings": list(warnings.filters),
+        "torch": (torch.get_num_threads(), torch.is_grad_enabled(), torch.get_default_dtype()),
+        "loggers": {lg.name: (lg.level, lg.disabled, lg.propagate, list(lg.handlers)) for lg in loggers},
+        "transformers": (transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()),
+        "signals": (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)),
+        "streams": (sys.stdout, sys.stderr),
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_main_leaves_no_global_state_behind(cli_run: CliRun, tmp_path: Path, capsys) -> None:
+    """Each sub-command in-process, its successes and its errors, changes nothing for the next call (the loggers
+    that a first import creates aside). onnxruntime's quantizer used to leave a handler on the root logger."""
+    import logging
+    import shutil
+
+    # What the commands import lazily, imported first: what an import does to warnings or loggers is done once a
+    # process, not by a call.
+    import captum.attr  # noqa: F401
+    import onnxruntime.quantization  # noqa: F401
+
+    import kobert_demo.serving.bulk  # noqa: F401
+    import kobert_demo.serving.explain  # noqa: F401
+    import kobert_demo.serving.export  # noqa: F401
+    from kobert_demo.serving.choice import ONNX_DIR, SERVING_FILE
+
+    run = shutil.copytree(cli_run.run, tmp_path / "run", ignore=shutil.ignore_patterns(ONNX_DIR, SERVING_FILE))
+    train_file = write_tsv(tmp_path / "train.tsv", sample_rows("movie_ratings/train.tsv", 8))
+    calls = {
+        ("validate", cli_run.test_file): 0,
+        ("tokenize", "좋다", "--model", run): 0,
+        ("train", train_file, "--out", tmp_path / "new", "--model", "tiny", "--epochs", "1", "--quiet"): 0,
+        ("evaluate", run, cli_run.test_file, "--json"): 0,
+        ("predict", run, "좋다", "--backend", "int8"): 0,  # builds the ONNX graphs: quantizes
+        ("predict", run, "--file", cli_run.test_file, "--out", tmp_path / "out.csv", "--quiet"): 0,
+        ("explain", run, "좋다", "--json"): 0,
+        ("export", run, "--format", "onnx", "--out", tmp_path / "onnx"): 0,
+        ("models", "--runs", tmp_path / "runs"): 0,
+        ("train", "--help"): 0,
+        ("train", "x.tsv", "--out", "run", "--epochs", "many"): 2,
+        ("validate", tmp_path / "missing.tsv"): EXIT_USER_ERROR,
+    }
+    root = logging.getLogger()
+    pytest_handlers = root.handlers[:]
+    root.handlers.clear()  # as in a process, where logging.warning() gives a root without handlers one of its own
+    try:
+        for argv, status in calls.items():
+            before = global_state()
+            assert main([str(arg) for arg in argv]) == status, capsys.readouterr().err
+            after = global_state()
+            after["loggers"] = {name: after["loggers"][name] for name in before["loggers"]}  # new ones: imports'
+            changed = {key: (before[key], after[key]) for key in before if after[key] != before[key]}
+            assert not changed, (argv, changed)
+    finally:
+        root.handlers[:] = pytest_handlers
+    capsys.readouterr()

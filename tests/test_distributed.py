@@ -11,7 +11,8 @@ from conftest import DATA, HANG_S, REPO
 
 from kobert_demo.basics.runs import Run
 
-pytestmark = pytest.mark.slow
+# Two torchrun processes per test, 18 to 36 s each on 2 cores: behind `extra` (CI runs them with -m extra), whole.
+pytestmark = pytest.mark.extra
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # what `torchrun` runs
 

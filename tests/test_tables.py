@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import call_cli
 
 from kobert_demo.app.queue import JobQueue
 from kobert_demo.app.ui.predict_tab import predict_file_for_visitor
@@ -183,11 +183,11 @@ def test_the_same_file_gives_the_same_csv_bytes_in_the_web_app_the_cli_and_bulk(
     state = AppState(home, JobQueue(home), work=tmp_path / "work", private=tmp_path / "private")
     web = Path(predict_file_for_visitor(state, str(model), str(path))).read_bytes()
 
-    # The CLI on the backend the web app serves: `auto` picks by timing, and two processes may pick two paths that
-    # agree within 0.01 but not to the last digit.
+    # The CLI (in-process) on the backend the web app serves: `auto` picks by timing, and two processes may pick two
+    # paths that agree within 0.01 but not to the last digit.
     served = state.predictor(str(model)).backend
     out = tmp_path / "cli.csv"
-    done = run_cli("predict", model, "--file", path, "--out", out, "--backend", served, "--quiet", cwd=tmp_path)
+    done = call_cli("predict", model, "--file", path, "--out", out, "--backend", served, "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cli.csv").read_bytes() == web
 

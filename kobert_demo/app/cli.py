@@ -4,6 +4,7 @@ bench and app.
 Options and sentences may come in any order; `--` ends the options, so that `predict RUN -- "-_- 별로"` works.
 User errors exit with status 2 and one line `error: ...` on stderr, in Korean when the locale is Korean
 (`KOBERT_DEMO_LANG=en|ko` overrides); argparse's own usage errors stay as argparse writes them.
+`main(argv)` returns the exit status and leaves no global state behind (the tests call it in-process).
 """
 
 from __future__ import annotations
@@ -459,7 +460,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run one sub-command and return its exit status, argparse's usage errors and --help included: only the edges
+    (`python -m kobert_demo`, the console script) exit, so that main can run in-process, again and again."""
+    try:
+        return dispatch(sys.argv[1:] if argv is None else argv)
+    except SystemExit as done:  # argparse's usage errors and --help, the app's SIGTERM
+        return exit_status(done.code)
+
+
+def exit_status(code: object) -> int:
+    """The status a process would exit with for SystemExit(code): None is 0; anything else not an int is printed
+    to stderr and is 1, as the interpreter does."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
+
+
+def dispatch(argv: list[str]) -> int:
+    """The sub-command argv names, run; user errors become one `error: ...` line and status 2."""
     if argv[:1] == ["bench"]:  # the benchmark has its own options (python -m kobert_demo bench --help)
         from kobert_demo.tools.bench import main as bench
 

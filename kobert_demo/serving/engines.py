@@ -133,14 +133,17 @@ def quantize_int8(source: Path, target: Path) -> None:
 
 @contextlib.contextmanager
 def _quiet_root_logger() -> Iterator[None]:
-    """Warnings that onnxruntime.quantization logs on the root logger are dropped while it runs."""
+    """Warnings that onnxruntime.quantization logs on the root logger are dropped while it runs, and the handler
+    its `logging.warning` gives a root without one (logging.basicConfig, on the stderr of the moment) is taken off
+    again: it would print every later warning of the process (the CLI's, the web app's) in its own format."""
     root = logging.getLogger()
-    level = root.level
+    level, handlers = root.level, root.handlers[:]
     root.setLevel(logging.ERROR)
     try:
         yield
     finally:
         root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 FP32_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
