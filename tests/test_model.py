@@ -15,7 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import KOBERT_FILES, REPO, TOY_KOBERT_SHAPE, VECTORS, native_kobert_proto, run_cli, sample_rows, write_tsv
+from conftest import (
+    KOBERT_FILES,
+    REPO,
+    TOY_KOBERT_SHAPE,
+    VECTORS,
+    call_cli,
+    native_kobert_proto,
+    run_cli,
+    sample_rows,
+    write_tsv,
+)
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
@@ -532,12 +542,12 @@ def test_the_hubs_layout_trains_and_its_export_reads_right_in_plain_transformers
     (folder / KOBERT_FILES.vocab.name).unlink()
     (folder / "spiece.model").write_bytes(native_kobert_proto())
     train_file = write_tsv(tmp_path / "train.tsv", sample_rows("nsmc/train.tsv", 40))
-    trained = run_cli(
+    trained = call_cli(
         "train", train_file.name, "--model", folder.name, "--epochs", "1", "--batch-size", "16", "--max-len", "32",
         "--out", "run", "--quiet", cwd=tmp_path,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
-    exported = run_cli("export", "run", "--format", "transformers", "--out", "hf", cwd=tmp_path)
+    exported = call_cli("export", "run", "--format", "transformers", "--out", "hf", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     assert "no tokenizer.json" not in exported.stdout
 
@@ -617,7 +627,7 @@ def test_the_cli_refuses_them_in_one_line(tmp_path: Path, case: str) -> None:
     _, _, sentence, key = REFUSALS[case]
     folder = refused_folder(tmp_path, case)
     train_file = write_tsv(tmp_path / "train.tsv", sample_rows("nsmc/train.tsv", 10))
-    line = one_error_line(run_cli("train", train_file.name, "--model", folder.name, "--out", "run", cwd=tmp_path))
+    line = one_error_line(call_cli("train", train_file.name, "--model", folder.name, "--out", "run", cwd=tmp_path))
     assert sentence in line and key in line
 
 
@@ -667,7 +677,7 @@ def test_a_trained_model_without_its_head_is_refused(tiny_kobert_folder: Path, t
     folder = headless_classifier(tiny_kobert_folder, tmp_path / "model")
     with pytest.raises(BackboneError, match=r"no classification head \(classifier\.weight, classifier\.bias\)"):
         load_classifier(folder, trusted=False)
-    line = one_error_line(run_cli("predict", "model", "정말 재미있어요", cwd=tmp_path))
+    line = one_error_line(call_cli("predict", "model", "정말 재미있어요", cwd=tmp_path))
     assert "is not a trained classifier" in line and "classifier.weight" in line
 
 
