@@ -19,7 +19,8 @@ from conftest import wait_until as wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from kobert_demo.app.queue import DATA_DIR, JobQueue, owner_id
+from kobert_demo.app.queue import JobQueue, owner_id
+from kobert_demo.app.training_child import DATA_DIR
 from kobert_demo.app.ui import build_app
 from kobert_demo.basics.config import MAX_STEPS, ConfigError, TrainConfig
 from kobert_demo.basics.csv_out import csv_text, safe_cell

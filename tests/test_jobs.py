@@ -12,17 +12,8 @@ import pytest
 from conftest import REPO, sample_rows, write_tsv
 from conftest import wait_until as wait_for
 
-from kobert_demo.app.queue import (
-    JOB_NICE,
-    SERVING_FRESH_S,
-    SERVING_MARK,
-    JobQueue,
-    ServingYield,
-    is_owner,
-    owner_id,
-    request_stop,
-    training_threads,
-)
+from kobert_demo.app.queue import JobQueue, is_owner, owner_id, request_stop
+from kobert_demo.app.training_child import JOB_NICE, SERVING_FRESH_S, SERVING_MARK, ServingYield, training_threads
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.data import DataError
 from kobert_demo.basics.errors import UserFacingError
