@@ -9,6 +9,9 @@ few jobs waiting or running, visitors take turns, a job that cannot end within t
 that runs past it is stopped, a run's copy of its data goes when it ends, and the oldest finished runs go once the
 runs home is too big. A job's process dies with its server, and a restarted server stops a job that outlived the
 previous one before it starts anything: never two jobs at once.
+
+The child's side (`python -m kobert_demo job RUN`) and the run-folder protocol both sides share are in
+training_child; this module imports them from there, never the reverse, so that the child loads no queue.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,8 +41,8 @@ from kobert_demo.app.training_child import (
     SERVING_MARK,
     STOP_FILE,
     YIELD_ENV,
-    _job,
     drop_data,
+    read_job,
     stop_requested,
 )
 from kobert_demo.basics import files
@@ -61,6 +65,9 @@ from kobert_demo.basics.runs import (
 from kobert_demo.basics.settings import job_limits
 
 PROCESS_LOG = "process.log"
+# The child's command line, before its run folder: `job` and the run folder in it are what tells a job of this
+# runs home from any other process (_is_job_of).
+JOB_COMMAND = (sys.executable, "-m", "kobert_demo", "job")
 # The child stops itself at its time limit, between steps; the server kills it only if it has not ended this much
 # later (a step that hangs, or a model that takes forever to load).
 KILL_GRACE_S = 60.0
@@ -98,10 +105,18 @@ def request_stop(run: Run) -> None:
 class JobQueue:
     """Runs queued jobs one after another in child processes (`python -m kobert_demo job RUN`)."""
 
-    def __init__(self, home: str | Path, poll_s: float = 0.5, yield_cpu: bool = True) -> None:
+    def __init__(
+        self,
+        home: str | Path,
+        poll_s: float = 0.5,
+        yield_cpu: bool = True,
+        child_command: Sequence[str] = JOB_COMMAND,
+    ) -> None:
         self.home = Path(home)
         self.poll_s = poll_s
         self.yield_cpu = yield_cpu  # whether jobs yield the CPU to visitors (False only to measure what it costs)
+        # What starts a job, the run folder appended; another command (with `job` in it) only in tests: a stub child
+        self.child_command = tuple(child_command)
         self._serving_touched = 0.0
         self._wake = threading.Event()
         self._closed = threading.Event()
@@ -184,7 +199,7 @@ class JobQueue:
         if waiting >= limits.max_queued:
             raise UserFacingError("job_queue_full", count=waiting)
         if address:
-            mine = sum(_job(run).get("address") == address for run in active)
+            mine = sum(read_job(run).get("address") == address for run in active)
             if mine >= limits.jobs_per_address:
                 raise UserFacingError("job_address_busy", count=mine)
         held = sum(folder_bytes(run.path) for run in active) + upload
@@ -422,13 +437,13 @@ class JobQueue:
             log.exception("run %s could not be marked failed", run.name)
 
     def _run_child(self, run: Run) -> None:
-        limit_s = _job(run).get("time_limit_s")
+        limit_s = read_job(run).get("time_limit_s")
         if stop_requested(run) or current_state(run) != "queued":
             return  # stopped or deleted since it was picked
         timed_out = False
         with (run.path / PROCESS_LOG).open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "kobert_demo", "job", str(run.path)],
+                [*self.child_command, str(run.path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -13,15 +13,19 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kobert_demo.basics import files
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.data import make_splits, read_table
 from kobert_demo.basics.errors import UserFacingError
-from kobert_demo.basics.events import ErrorEvent
+from kobert_demo.basics.events import ErrorEvent, Event
 from kobert_demo.basics.messages import fmt_duration
 from kobert_demo.basics.runs import Run, open_run
+
+# engine.train.train's signature: (config, splits, out, should_stop) -> the events, which it also writes to out
+Trainer = Callable[..., Iterator[Event]]
 
 JOB_FILE = "job.json"
 STOP_FILE = "stop"
@@ -46,10 +50,11 @@ def drop_data(run: Run) -> None:
 
 
 def stop_requested(run: Run) -> bool:
+    """Whether the run's stop file is there (the queue's request_stop)."""
     return (run.path / STOP_FILE).exists()
 
 
-def _job(run: Run) -> dict:
+def read_job(run: Run) -> dict:
     """The run's job.json (its data files, time limit and address), {} when there is none or it cannot be read."""
     try:
         job = files.read_json(run.path / JOB_FILE)
@@ -115,12 +120,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def run_job(run_path: str | Path) -> int:
-    """The child process: train the queued run at run_path (its events go to its log)."""
-    from kobert_demo.engine.train import train
+def run_job(run_path: str | Path, train: Trainer | None = None) -> int:
+    """The child process: train the queued run at run_path (its events go to its log); its exit status.
+
+    train: engine.train.train unless given (tests/stub_job.py gives a torch-free one, so that the queue's tests
+    start a child without torch).
+    """
+    if train is None:
+        from kobert_demo.engine.train import train
 
     run = open_run(run_path)
-    job = _job(run)
+    job = read_job(run)
     watch = _Watch(job.get("time_limit_s"))
     try:
         config = TrainConfig.from_dict(run.config())  # a config stored by an older version may not pass today's schema
