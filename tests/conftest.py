@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -117,6 +118,14 @@ def wait_until(predicate, timeout: float = HANG_S, every: float = 0.2):
             return value
         time.sleep(every)
     raise AssertionError("timed out waiting")
+
+
+def reap_when_it_ends(process: subprocess.Popen) -> subprocess.Popen:
+    """Reap process as soon as it ends, as the init that adopts a dead server's job does. Left a zombie child of the
+    test process, it counts as running (runs.pid_alive), and a server taking up its run waited ORPHAN_STOP_S (30 s)
+    for it to end."""
+    threading.Thread(target=process.wait, daemon=True).start()
+    return process
 
 
 def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:

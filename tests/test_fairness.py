@@ -14,16 +14,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import ALICE, BOB, HANG_S, REPO, run_cli, sample_rows, write_tsv
+from conftest import ALICE, BOB, HANG_S, REPO, reap_when_it_ends, run_cli, sample_rows, write_tsv
 from conftest import wait_until as wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from stub_job import stub_command, stub_queue
 
-from kobert_demo.app.queue import DATA_DIR, JobQueue, owner_id
+from kobert_demo.app.queue import JobQueue, owner_id
+from kobert_demo.app.training_child import DATA_DIR
 from kobert_demo.app.ui import build_app
 from kobert_demo.basics.config import MAX_STEPS, ConfigError, TrainConfig
 from kobert_demo.basics.csv_out import csv_text, safe_cell
-from kobert_demo.basics.events import StepEvent
+from kobert_demo.basics.events import DoneEvent, StepEvent
 from kobert_demo.basics.runs import FINISHED, Run, list_runs, pid_alive, prune_runs
 from kobert_demo.tools.driving import free_port
 
@@ -100,11 +102,20 @@ def test_an_over_long_job_is_refused_up_front(
 
 @pytest.mark.slow
 def test_a_job_over_its_time_limit_is_stopped_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child's own watch stops it at the limit (the stub child runs the real run_job and its watch).
+
+    The limit counts from the child's start, so the job comes with a test file: holding out a test split imports
+    scikit-learn first (2 s at a load of 5 on the 2-core dev machine), and at a load of 11 the job reached its 4 s
+    limit before its first step. The log ends with the child's own DoneEvent: the queue's kill at the limit plus
+    KILL_GRACE_S (which leaves none) does not pass for the child's watch.
+    """
     monkeypatch.setenv("KOBERT_DEMO_MAX_JOB_SECONDS", "4")
     big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/train.tsv", 1000))
-    queue = JobQueue(tmp_path / "runs", poll_s=0.1).start()
+    test = write_tsv(tmp_path / "test.tsv", sample_rows("nsmc/test.tsv", 10))
+    queue = stub_queue(tmp_path / "runs", step_s=0.05).start()
     try:
-        run = queue.submit(TrainConfig(model="tiny", epochs=50, batch_size=8), big, owner=owner_id(ALICE))
+        config = TrainConfig(model="tiny", epochs=50, batch_size=8)
+        run = queue.submit(config, big, test, owner=owner_id(ALICE))
         wait_for(lambda: run.status().state in FINISHED)
     finally:
         queue.close()
@@ -113,7 +124,9 @@ def test_a_job_over_its_time_limit_is_stopped_with_the_reason(tmp_path: Path, mo
     assert "time limit of 0:04" in status.reason("en") and "0:04" in status.reason("ko")
     assert "time limit" not in status.reason("ko")
     assert not (run.path / DATA_DIR).exists()  # the copy of the upload went with the job
-    assert any(isinstance(event, StepEvent) for event in run.events())
+    events = run.events()
+    assert any(isinstance(event, StepEvent) for event in events)
+    assert isinstance(events[-1], DoneEvent) and events[-1].state == "stopped"
 
 
 @pytest.mark.parametrize(
@@ -236,8 +249,13 @@ def test_markup_in_a_shared_link_is_shown_as_text(server: SimpleNamespace, monke
 
 
 # --- one job at a time, even after a crash ------------------------------------------------------------------------
-SERVER = "import sys, time; from kobert_demo.app.queue import JobQueue; JobQueue(sys.argv[1], poll_s=0.1).start(); " \
-    "time.sleep(3600)"  # fmt: skip
+# A server (a process of its own, to be killed) whose queue starts the stub child: `python -c SERVER HOME STUB_ARGV`
+SERVER = (
+    "import json, sys, time; from kobert_demo.app.queue import JobQueue; "
+    "JobQueue(sys.argv[1], poll_s=0.1, yield_cpu=False, child_command=json.loads(sys.argv[2])).start(); "
+    "time.sleep(3600)"
+)
+STEP_S = 0.05  # the stub child's step: the long job lasts minutes, the short one a fraction of a second
 
 
 def child_env() -> dict[str, str]:
@@ -256,8 +274,9 @@ def queue_two(home: Path, tmp_path: Path) -> tuple[Run, Run]:
 
 
 def run_alone(home: Path, runs: list[Run]) -> None:
-    """Start a queue on home and watch until every run finished, never seeing two running at once."""
-    queue = JobQueue(home, poll_s=0.1).start()
+    """Start a queue (with the stub child) on home and watch until every run finished, never seeing two running at
+    once."""
+    queue = stub_queue(home, step_s=STEP_S).start()
     try:
         while not all(run.status().state in FINISHED for run in runs):
             assert sum(run.status().state == "running" for run in runs) <= 1, "two jobs ran at once"
@@ -270,7 +289,8 @@ def run_alone(home: Path, runs: list[Run]) -> None:
 def test_a_killed_server_takes_its_job_along(tmp_path: Path) -> None:
     home = tmp_path / "runs"
     long, short = queue_two(home, tmp_path)
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(home)], env=child_env())
+    command = [sys.executable, "-c", SERVER, str(home), json.dumps(stub_command(STEP_S))]
+    server = subprocess.Popen(command, env=child_env())
     try:
         wait_for(lambda: any(isinstance(event, StepEvent) for event in long.events()), timeout=HANG_S)
         child = long.status().pid
@@ -286,11 +306,15 @@ def test_a_killed_server_takes_its_job_along(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_restarted_server_stops_a_job_left_training(tmp_path: Path) -> None:
-    """A job whose server did not take it along (no parent-death signal): the next server stops it first."""
+    """A job whose server did not take it along (no parent-death signal): the next server stops it first.
+
+    The orphan is the real child (`python -m kobert_demo job RUN`), so that the command line the restarted server
+    recognises a job by is the one the queue really starts; the short job after it is the stub's.
+    """
     home = tmp_path / "runs"
     long, short = queue_two(home, tmp_path)
     env = child_env()  # started by this test, which lives on: the job outlives "its server"
-    orphan = subprocess.Popen([sys.executable, "-m", "kobert_demo", "job", str(long.path)], env=env)
+    orphan = reap_when_it_ends(subprocess.Popen([sys.executable, "-m", "kobert_demo", "job", str(long.path)], env=env))
     try:
         wait_for(lambda: any(isinstance(event, StepEvent) for event in long.events()), timeout=HANG_S)
         run_alone(home, [long, short])

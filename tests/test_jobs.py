@@ -1,4 +1,9 @@
-"""The job queue: one job at a time in child processes, failures contained, kills survived, stops honoured."""
+"""The job queue: one job at a time in child processes, failures contained, kills survived, stops honoured.
+
+The queue's children are tests/stub_job.py (the real run_job with a torch-free training) unless a test needs the
+real child: a real training end to end (test_queued_runs_survive_a_restart) and a real child's stop between steps
+and lower priority (test_stop_a_running_job_keeps_a_clean_state).
+"""
 
 from __future__ import annotations
 
@@ -9,25 +14,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, sample_rows, write_tsv
+from conftest import REPO, reap_when_it_ends, sample_rows, write_tsv
 from conftest import wait_until as wait_for
+from stub_job import stub_queue
 
-from kobert_demo.app.queue import (
-    JOB_NICE,
-    SERVING_FRESH_S,
-    SERVING_MARK,
-    JobQueue,
-    ServingYield,
-    is_owner,
-    owner_id,
-    request_stop,
-    training_threads,
-)
+from kobert_demo.app.queue import JobQueue, is_owner, owner_id, request_stop
+from kobert_demo.app.training_child import JOB_NICE, SERVING_FRESH_S, SERVING_MARK, ServingYield, training_threads
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.data import DataError
 from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.events import DoneEvent, StepEvent
-from kobert_demo.basics.runs import Run
+from kobert_demo.basics.runs import Run, new_run_id
 from kobert_demo.serving.predict import Predictor
 
 FINISHED = {"done", "stopped", "failed", "interrupted"}
@@ -40,6 +37,16 @@ def small_file(tmp_path) -> Path:
 
 @pytest.fixture
 def queue(tmp_path):
+    """A started queue whose children are the stub, each step 0.1 s: a job of small_file lasts about a second, so
+    that a second job started beside it would be seen running."""
+    jobs = stub_queue(tmp_path / "runs", step_s=0.1).start()
+    yield jobs
+    jobs.close()
+
+
+@pytest.fixture
+def real_queue(tmp_path):
+    """A started queue whose children are real (`python -m kobert_demo job`): about 6 s of imports each."""
     jobs = JobQueue(tmp_path / "runs", poll_s=0.1).start()
     yield jobs
     jobs.close()
@@ -61,7 +68,6 @@ def test_jobs_run_one_at_a_time_in_order(queue, small_file):
     assert all(len(names) <= 1 for names in seen_running), "two jobs ran at once"
     assert first.status().state == second.status().state == "done"
     assert first.config()["created"] < second.config()["created"]
-    assert Predictor.load(first.path).predict(["재밌다"])[0].keys() == {"0", "1"}
 
 
 def test_a_failing_job_is_reported_and_the_next_one_runs(queue, small_file):
@@ -99,9 +105,10 @@ def test_submit_leaves_the_callers_config_alone(tmp_path, small_file):
     assert (run.config()["text_col"], run.config()["label_col"]) == ("document", "label")  # the columns detected
 
 
-def test_stop_a_running_job_keeps_a_clean_state(queue, tmp_path):
+@pytest.mark.slow
+def test_stop_a_running_job_keeps_a_clean_state(real_queue, tmp_path):
     big = write_tsv(tmp_path / "big.tsv", sample_rows("nsmc/train.tsv", 1000))
-    run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
+    run = real_queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=8), big)
     wait_for(lambda: run.summary().last_step)
     niceness = os.getpriority(os.PRIO_PROCESS, run.status().pid) - os.getpriority(os.PRIO_PROCESS, 0)
     request_stop(run)
@@ -180,6 +187,7 @@ def test_unguessable_run_names(tmp_path, small_file):
 
 @pytest.mark.slow
 def test_queued_runs_survive_a_restart(tmp_path, small_file):
+    """Also the queue's one real training end to end: the real child trains and keeps a model that predicts."""
     waiting = JobQueue(tmp_path / "runs").submit(TrainConfig(model="tiny", epochs=1, batch_size=16), small_file)
     restarted = JobQueue(tmp_path / "runs", poll_s=0.1).start()
     try:
@@ -187,6 +195,7 @@ def test_queued_runs_survive_a_restart(tmp_path, small_file):
     finally:
         restarted.close()
     assert waiting.status().state == "done"
+    assert Predictor.load(waiting.path).predict(["재밌다"])[0].keys() == {"0", "1"}
 
 
 def test_full_disk_is_one_clear_sentence(tmp_path, monkeypatch, small_splits):
@@ -377,17 +386,24 @@ def test_concurrent_stops_of_a_queued_run_all_succeed(tmp_path, small_file):
         assert not list(run.path.glob(".*"))  # no temporary file left behind
 
 
-def _fake_job(run: Run) -> subprocess.Popen:
-    """A live process that looks like run's job (`... job RUN_PATH`), as a previous server's child would."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "job", str(run.path)])
+def _fake_job(run: Run, code: str = "import time; time.sleep(600)") -> subprocess.Popen:
+    """A live process running code that looks like run's job (`... job RUN_PATH`), as a previous server's child
+    would; reaped when it ends, as a dead server's child is."""
+    process = subprocess.Popen([sys.executable, "-c", code, "job", str(run.path)], stdout=subprocess.PIPE, text=True)
     run.set_status("running", pid=process.pid)
-    return process
+    return reap_when_it_ends(process)
+
+
+def _running_run(home: Path) -> Run:
+    """A run that is never `queued` (it starts `running`, as the test process's): a started queue that picked a
+    queued one started a real child for it before _fake_job could claim it, and the test then saw `failed`."""
+    return Run.create(home / new_run_id(), TrainConfig(model="tiny"), ["0", "1"], {})
 
 
 def test_a_second_server_on_one_home_is_read_only_and_touches_nothing(tmp_path, small_file):
     home = tmp_path / "runs"
     first = JobQueue(home, poll_s=0.05).start()
-    live = JobQueue(home).submit(TrainConfig(model="tiny"), small_file)
+    live = _running_run(home)
     child = _fake_job(live)
     second = JobQueue(home, poll_s=0.05).start()
     try:
@@ -411,11 +427,31 @@ def test_a_second_server_on_one_home_is_read_only_and_touches_nothing(tmp_path, 
         second.close()
 
 
-def test_a_job_of_a_live_server_is_not_an_orphan_in_another_process(tmp_path, small_file):
+def test_an_orphan_that_will_not_stop_is_killed(tmp_path, small_file, monkeypatch):
+    """A previous server's job that ignores its stop request and SIGTERM (a step that hangs) is killed."""
+    from kobert_demo.app import queue as jobs_module
+
+    monkeypatch.setattr(jobs_module, "ORPHAN_STOP_S", 0.5)  # not 30 s: the test waits for it
+    run = JobQueue(tmp_path / "runs").submit(TrainConfig(model="tiny"), small_file)
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('deaf', flush=True); "
+    code += "time.sleep(600)"
+    child = _fake_job(run, code)
+    try:
+        assert child.stdout.readline() == "deaf\n"  # SIGTERM is ignored from here on
+        JobQueue(tmp_path / "runs", poll_s=0.05).start().close()
+        wait_for(lambda: child.returncode is not None)
+        assert child.returncode == -signal.SIGKILL
+        status = run.status()
+        assert status.state == "interrupted" and status.reason_key == "job_orphan_stopped"
+    finally:
+        child.kill()
+
+
+def test_a_job_of_a_live_server_is_not_an_orphan_in_another_process(tmp_path):
     """The second server runs in its own process (as an overlapping restart would): the lock still holds."""
     home = tmp_path / "runs"
     first = JobQueue(home, poll_s=0.05).start()
-    live = JobQueue(home).submit(TrainConfig(model="tiny"), small_file)
+    live = _running_run(home)
     child = _fake_job(live)
     script = (
         "import sys; from kobert_demo.app.queue import JobQueue; q = JobQueue(sys.argv[1]).start();"

@@ -333,7 +333,7 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 # --- job (the web app's child process) ---------------------------------------------------------------------------
 def cmd_job(args: argparse.Namespace) -> int:
-    from kobert_demo.app.queue import run_job
+    from kobert_demo.app.training_child import run_job
 
     return run_job(args.run)
 

@@ -9,12 +9,14 @@ few jobs waiting or running, visitors take turns, a job that cannot end within t
 that runs past it is stopped, a run's copy of its data goes when it ends, and the oldest finished runs go once the
 runs home is too big. A job's process dies with its server, and a restarted server stops a job that outlived the
 previous one before it starts anything: never two jobs at once.
+
+The child's side (`python -m kobert_demo job RUN`) and the run-folder protocol both sides share are in
+training_child; this module imports them from there, never the reverse, so that the child loads no queue.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import logging
 import os
@@ -25,17 +27,29 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import psutil
 from filelock import FileLock, Timeout
 
+from kobert_demo.app.training_child import (
+    DATA_DIR,
+    JOB_FILE,
+    PARENT_ENV,
+    SERVING_MARK,
+    STOP_FILE,
+    YIELD_ENV,
+    drop_data,
+    read_job,
+    stop_requested,
+)
 from kobert_demo.basics import files
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.data import make_splits, read_table
 from kobert_demo.basics.errors import UserFacingError
-from kobert_demo.basics.events import ErrorEvent, StepEvent
+from kobert_demo.basics.events import StepEvent
 from kobert_demo.basics.messages import fmt_duration, t
 from kobert_demo.basics.runs import (
     Run,
@@ -45,33 +59,20 @@ from kobert_demo.basics.runs import (
     folder_bytes,
     list_runs,
     new_run_id,
-    open_run,
     pid_alive,
     prune_runs,
 )
 from kobert_demo.basics.settings import job_limits
 
-JOB_FILE = "job.json"
-STOP_FILE = "stop"
 PROCESS_LOG = "process.log"
-DATA_DIR = "data"
-PARENT_ENV = "KOBERT_DEMO_JOB_PARENT"  # the server's pid, which the job watches
+# The child's command line, before its run folder: `job` and the run folder in it are what tells a job of this
+# runs home from any other process (_is_job_of).
+JOB_COMMAND = (sys.executable, "-m", "kobert_demo", "job")
 # The child stops itself at its time limit, between steps; the server kills it only if it has not ended this much
 # later (a step that hangs, or a model that takes forever to load).
 KILL_GRACE_S = 60.0
 ORPHAN_STOP_S = 30.0  # how long a restarted server lets a previous server's job stop before killing it
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-# Visitors come first: the training child runs at a lower priority, and while the server's serving mark (a file in
-# the runs home, touched at most every SERVING_TOUCH_S while predictions run) is under SERVING_FRESH_S old, it
-# trains on one core fewer, leaving that core to the predictions. A change of torch threads is cheap itself
-# (0.3 us) but slows the next step: switching at every step took tiny steps from 8-22 ms to 325 ms (median, 2-core
-# Intel AMX machine, shared). So the mark stays fresh for 10 s: visitors who keep coming hold the job on one core
-# without switching, and a sporadic visitor costs at most two switches per 10 s.
-JOB_NICE = 10
-SERVING_MARK = ".serving"
-SERVING_TOUCH_S = 0.5
-SERVING_FRESH_S = 10.0
-YIELD_ENV = "KOBERT_DEMO_JOB_YIELD"  # "0": the child neither lowers its priority nor gives a core (to measure)
+SERVING_TOUCH_S = 0.5  # how often at most the server touches the serving mark (training_child)
 # One server per runs home: the server that holds this lock (an flock, released by the kernel when its process
 # dies, even by kill -9) runs the queue; another one on the same home serves read-only until it gets the lock.
 LOCK_FILE = ".lock"
@@ -101,22 +102,21 @@ def request_stop(run: Run) -> None:
         drop_data(run)
 
 
-def drop_data(run: Run) -> None:
-    """Remove the run's copy of its data: a finished run needs none (its mistakes are in its event log)."""
-    shutil.rmtree(run.path / DATA_DIR, ignore_errors=True)
-
-
-def stop_requested(run: Run) -> bool:
-    return (run.path / STOP_FILE).exists()
-
-
 class JobQueue:
     """Runs queued jobs one after another in child processes (`python -m kobert_demo job RUN`)."""
 
-    def __init__(self, home: str | Path, poll_s: float = 0.5, yield_cpu: bool = True) -> None:
+    def __init__(
+        self,
+        home: str | Path,
+        poll_s: float = 0.5,
+        yield_cpu: bool = True,
+        child_command: Sequence[str] = JOB_COMMAND,
+    ) -> None:
         self.home = Path(home)
         self.poll_s = poll_s
         self.yield_cpu = yield_cpu  # whether jobs yield the CPU to visitors (False only to measure what it costs)
+        # What starts a job, the run folder appended; another command (with `job` in it) only in tests: a stub child
+        self.child_command = tuple(child_command)
         self._serving_touched = 0.0
         self._wake = threading.Event()
         self._closed = threading.Event()
@@ -199,7 +199,7 @@ class JobQueue:
         if waiting >= limits.max_queued:
             raise UserFacingError("job_queue_full", count=waiting)
         if address:
-            mine = sum(_job(run).get("address") == address for run in active)
+            mine = sum(read_job(run).get("address") == address for run in active)
             if mine >= limits.jobs_per_address:
                 raise UserFacingError("job_address_busy", count=mine)
         held = sum(folder_bytes(run.path) for run in active) + upload
@@ -437,13 +437,13 @@ class JobQueue:
             log.exception("run %s could not be marked failed", run.name)
 
     def _run_child(self, run: Run) -> None:
-        limit_s = _job(run).get("time_limit_s")
+        limit_s = read_job(run).get("time_limit_s")
         if stop_requested(run) or current_state(run) != "queued":
             return  # stopped or deleted since it was picked
         timed_out = False
         with (run.path / PROCESS_LOG).open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "kobert_demo", "job", str(run.path)],
+                [*self.child_command, str(run.path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -476,15 +476,6 @@ def _last_step(run: Run) -> StepEvent | None:
         return None
 
 
-def _job(run: Run) -> dict:
-    """The run's job.json (its data files, time limit and address), {} when there is none or it cannot be read."""
-    try:
-        job = files.read_json(run.path / JOB_FILE)
-    except (OSError, ValueError):
-        return {}
-    return job if isinstance(job, dict) else {}
-
-
 def _is_job_of(pid: int | None, run: Run, started: float | None = None) -> bool:
     """Whether pid (started at `started`, when known) is the job process of run, not another process that got its
     pid since."""
@@ -511,100 +502,3 @@ def stop_orphan(run: Run, pid: int | None, started: float | None = None) -> None
                 os.kill(pid, signal.SIGKILL)
     run.set_status("interrupted", UserFacingError("job_orphan_stopped"))
     drop_data(run)
-
-
-class _Watch:
-    """What stops a job besides a stop request: its time limit, and the end of the server that started it."""
-
-    def __init__(self, time_limit_s: float | None) -> None:
-        self.deadline = time.monotonic() + time_limit_s if time_limit_s else None
-        self.parent = int(os.environ.get(PARENT_ENV) or 0) or None
-        self.timed_out = self.parent_gone = False
-        if self.parent:
-            _die_with_parent()
-            signal.signal(signal.SIGTERM, lambda *_: setattr(self, "parent_gone", True))
-            self.parent_gone = os.getppid() != self.parent  # it ended before the signal was set up
-
-    def should_stop(self) -> bool:
-        # getppid changes when the server dies: the check where no parent-death signal exists (not Linux)
-        self.parent_gone = self.parent_gone or (self.parent is not None and os.getppid() != self.parent)
-        self.timed_out = self.timed_out or (self.deadline is not None and time.monotonic() > self.deadline)
-        return self.parent_gone or self.timed_out
-
-
-def training_threads(cores: int, serving_age_s: float | None) -> int:
-    """Torch threads for the next training step: one core left to the visitors while the serving mark is fresh
-    (serving_age_s seconds old, None when there is none), every core otherwise."""
-    if serving_age_s is not None and serving_age_s <= SERVING_FRESH_S:
-        return max(1, cores - 1)
-    return cores
-
-
-class ServingYield:
-    """The training child's side of the serving mark: between steps, its torch threads follow the mark."""
-
-    def __init__(self, home: Path, cores: int | None = None) -> None:
-        import torch
-
-        self.mark = home / SERVING_MARK
-        self.cores = cores or torch.get_num_threads()
-        self.threads = torch.get_num_threads()
-
-    def between_steps(self) -> None:
-        """Set the torch threads for the next step (only when they change)."""
-        import torch
-
-        try:
-            age = time.time() - self.mark.stat().st_mtime
-        except OSError:
-            age = None
-        threads = training_threads(self.cores, age)
-        if threads != self.threads:
-            torch.set_num_threads(threads)
-            self.threads = threads
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent (the server) dies; elsewhere nothing."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def run_job(run_path: str | Path) -> int:
-    """The child process: train the queued run at run_path (its events go to its log)."""
-    from kobert_demo.engine.train import train
-
-    run = open_run(run_path)
-    job = _job(run)
-    watch = _Watch(job.get("time_limit_s"))
-    try:
-        config = TrainConfig.from_dict(run.config())  # a config stored by an older version may not pass today's schema
-        data = run.path / DATA_DIR  # job.json names the copies (older servers wrote whole paths: kept as they are)
-        train_data = read_table(data / job["train"], config.text_col, config.label_col)
-        test_data = read_table(data / job["test"], config.text_col, config.label_col) if job.get("test") else None
-        splits = make_splits(train_data, test_data, config.test_size, config.seed)
-    except Exception as error:  # checked when queued; this only guards against what changed since
-        if not isinstance(error, UserFacingError):
-            error = UserFacingError("train_unexpected", kind=type(error).__name__, detail=str(error))
-        run.set_status("failed", error)
-        drop_data(run)
-        return 1
-    yielding = ServingYield(run.path.parent) if os.environ.get(YIELD_ENV, "1") != "0" else None
-    if yielding:
-        os.nice(JOB_NICE)
-
-    def should_stop() -> bool:
-        """Called before each step: the stop checks, and the threads for the step."""
-        if yielding:
-            yielding.between_steps()
-        return stop_requested(run) or watch.should_stop()
-
-    failed = False
-    for event in train(config, splits, run.path, should_stop=should_stop):
-        failed = failed or isinstance(event, ErrorEvent)
-    drop_data(run)
-    if not failed and watch.parent_gone:
-        run.set_status("stopped", UserFacingError("job_server_gone"))
-    elif not failed and watch.timed_out:
-        run.set_status("stopped", UserFacingError("job_time_limit", limit=fmt_duration(job["time_limit_s"])))
-    return 1 if failed else 0

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kobert_demo.app.queue import SERVING_FRESH_S, JobQueue
+from kobert_demo.app.queue import JobQueue
+from kobert_demo.app.training_child import SERVING_FRESH_S
 from kobert_demo.basics.runs import Run
 from kobert_demo.tools.driving import free_port, wait_for_state
 

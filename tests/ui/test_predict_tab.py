@@ -10,7 +10,8 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from kobert_demo.app.queue import SERVING_MARK, JobQueue
+from kobert_demo.app.queue import JobQueue
+from kobert_demo.app.training_child import SERVING_MARK
 from kobert_demo.app.ui import render
 from kobert_demo.app.ui.predict_tab import (
     Predictions,
