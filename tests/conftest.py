@@ -10,12 +10,15 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
+import secrets
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import pytest
@@ -24,7 +27,7 @@ from sentencepiece import sentencepiece_model_pb2 as sp_pb
 
 from kobert_demo.basics.events import EpochEvent, StartEvent, StepEvent
 from kobert_demo.engine.tokenizer import CLS, MASK, ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB, PAD, SEP, UNK
-from kobert_demo.tools.driving import wait_for_state
+from kobert_demo.tools.driving import free_port, wait_for_state
 
 # One intra-op thread: on a shared 2-core machine two spinning threads per process make the tiny trainings several
 # times slower (and their timings erratic); results are the same.
@@ -342,3 +345,46 @@ BOB = "bob-visitor-token-9876543210ab"
 def wait_for(client, run: str, states: tuple[str, ...], timeout: float = HANG_S) -> dict:
     """Poll /status (as ALICE) until the run reaches one of states."""
     return wait_for_state(client, run, ALICE, states, timeout)
+
+
+def new_visitor() -> str:
+    """A visitor token nobody else holds, as a first visit's page mints one: on a shared server, a test that uses its
+    own sees none of the other tests' runs, and no other test sees its runs."""
+    return f"visitor-{secrets.token_hex(16)}"
+
+
+@pytest.fixture
+def visitor() -> str:
+    """A fresh visitor token for this test."""
+    return new_visitor()
+
+
+def own_run(home: Path, source: Path, visitor: str, name: str) -> str:
+    """A copy of a finished run folder in an app's runs home, owned by visitor as if they had trained it there; its
+    name. For tests of predicting, exporting or showing a run, which read the folder the same whoever trained it."""
+    from kobert_demo.app.queue import owner_id
+
+    target = Path(shutil.copytree(source, home / name))
+    config = json.loads((target / "config.json").read_text(encoding="utf-8"))
+    (target / "config.json").write_text(json.dumps({**config, "owner": owner_id(visitor)}), encoding="utf-8")
+    return name
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The app (build_app + launch, its own job queue) on a temporary runs home, started once per session and shared
+    by the API and browser tests, and a gradio_client for it. Each test is a fresh visitor (`visitor`, new_visitor(),
+    or a new browser context, whose page mints its own token), so none sees another's runs; each test's jobs end
+    before it does, so every test finds the queue idle. A test that needs other settings at launch (upload limits)
+    starts a server of its own."""
+    from gradio_client import Client
+
+    from kobert_demo.app.ui import build_app
+
+    home = tmp_path_factory.mktemp("runs")
+    demo = build_app(home)
+    _, url, _ = demo.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield SimpleNamespace(demo=demo, url=url, home=home, state=demo.state, client=Client(url, verbose=False))
+    finally:
+        demo.close()

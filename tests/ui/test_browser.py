@@ -13,7 +13,7 @@ import playwright.sync_api as playwright
 import pytest
 from conftest import DATA, HANG_MS, wait_until
 
-from kobert_demo.tools.driving import CHROMIUM_ARGS, free_port
+from kobert_demo.tools.driving import CHROMIUM_ARGS
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -34,21 +34,6 @@ ENGLISH = re.compile(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    """The app on a temporary runs home."""
-    from kobert_demo.app.ui import build_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        demo = build_app(tmp_path_factory.mktemp("runs"))
-        _, url, _ = demo.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
-        try:
-            yield SimpleNamespace(url=url)
-        finally:
-            demo.close()
-
-
-@pytest.fixture(scope="module")
 def browser() -> Iterator:
     """Headless Chromium, whose every wait (an action's, an expectation's) guards a hang, whatever the CPU's speed."""
     playwright.expect.set_options(timeout=HANG_MS)
@@ -61,7 +46,8 @@ def browser() -> Iterator:
 
 
 def new_page(browser, **options):
-    """A page whose actions wait as long as the expectations do (HANG_MS)."""
+    """A page in a new browser context, so a fresh visitor (the page mints its own token) on the session's shared
+    server, whose actions wait as long as the expectations do (HANG_MS)."""
     page = browser.new_page(**options)
     page.set_default_timeout(HANG_MS)
     return page
