@@ -388,3 +388,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
         yield SimpleNamespace(demo=demo, url=url, home=home, state=demo.state, client=Client(url, verbose=False))
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_family_run(server: SimpleNamespace, family_folders: dict[str, Path]) -> SimpleNamespace:
+    """family_folders["roberta"] trained to done through the shared server's /train as a custom model
+    (KOBERT_DEMO_CUSTOM_MODELS=1) by a visitor of its own: the session's one training of a family folder through the
+    app (a child process importing torch, about 15 s of a loaded 2-core machine before its first step), which the
+    API's and the browser's family tests both read. RoBERTa: byte-level BPE, <s>/</s> and its position offset are
+    what differs most from KoBERT; the other families train through the CLI and the engine tests."""
+    from gradio_client import handle_file
+
+    visitor = new_visitor()
+    train, test = DATA / "movie_ratings" / "train.tsv", DATA / "movie_ratings" / "test.tsv"
+    options = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "log_interval": 5}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "1")
+        name = server.client.predict(
+            handle_file(train), handle_file(test), str(family_folders["roberta"]), options, visitor, api_name="/train"
+        )
+    status = wait_for_state(server.client, name, visitor, ("done", "failed", "stopped"), HANG_S)
+    return SimpleNamespace(name=name, visitor=visitor, status=status)

@@ -331,31 +331,17 @@ def test_custom_models_off_refuses_folders_and_hub_ids(
     wait_for_state(server.client, curated, visitor, ("stopped", "failed"), HANG_S)
 
 
-# RoBERTa only through the server (byte-level BPE, <s>/</s>, its position offset): the API's code is family-agnostic,
-# ELECTRA goes through the real CLI (tests/test_cli.py) and the engine tests, and each server run costs about a minute
-# of CI time.
-@pytest.mark.parametrize("family", ["roberta"])
 def test_a_family_folder_trains_and_predicts_through_the_api(
-    server: SimpleNamespace,
-    family_folders: dict[str, Path],
-    family: str,
-    monkeypatch: pytest.MonkeyPatch,
-    visitor: str,
+    server: SimpleNamespace, app_family_run: SimpleNamespace
 ) -> None:
-    """A local hub-like folder as a custom model (KOBERT_DEMO_CUSTOM_MODELS=1): /train to done, then /predict and
-    /pieces with the family's own tokenizer."""
-    monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "1")
-    train, test = DATA / "movie_ratings" / "train.tsv", DATA / "movie_ratings" / "test.tsv"
-    options = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "log_interval": 5}
-    run = server.client.predict(
-        handle_file(train), handle_file(test), str(family_folders[family]), options, visitor, api_name="/train"
-    )
-    status = wait_for_state(server.client, run, visitor, ("done", "failed", "stopped"), HANG_S)
-    assert status["state"] == "done", status["reason"]
+    """A local hub-like RoBERTa folder as a custom model: /train to done (conftest's app_family_run, which the
+    browser's family test reads too), then /predict and /pieces with the family's own tokenizer (<s> ... </s>)."""
+    run = app_family_run.name
+    assert app_family_run.status["state"] == "done", app_family_run.status["reason"]
+    assert server.client.predict(run, app_family_run.visitor, api_name="/status")["state"] == "done"
     start = server.client.predict(run, 0, api_name="/logs")["events"][0]
     assert start["type"] == "start" and start["forward"] == "padding-free"
     answer = server.client.predict(run, "배우들 연기가 정말 최고였어요", api_name="/predict")
     assert set(answer["confidences"]) == {"긍정", "부정", "중립"}
     pieces = server.client.predict(run, "정말 최고였어요", api_name="/pieces")
-    first, last = ("<s>", "</s>") if family == "roberta" else ("[CLS]", "[SEP]")
-    assert (pieces["pieces"][0], pieces["pieces"][-1]) == (first, last) and len(pieces["unknown"]) > 2
+    assert (pieces["pieces"][0], pieces["pieces"][-1]) == ("<s>", "</s>") and len(pieces["unknown"]) > 2
