@@ -342,11 +342,6 @@ ALICE = "alice-visitor-token-0123456789"
 BOB = "bob-visitor-token-9876543210ab"
 
 
-def wait_for(client, run: str, states: tuple[str, ...], timeout: float = HANG_S) -> dict:
-    """Poll /status (as ALICE) until the run reaches one of states."""
-    return wait_for_state(client, run, ALICE, states, timeout)
-
-
 def new_visitor() -> str:
     """A visitor token nobody else holds, as a first visit's page mints one: on a shared server, a test that uses its
     own sees none of the other tests' runs, and no other test sees its runs."""
