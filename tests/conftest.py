@@ -10,13 +10,16 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
+import secrets
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import pytest
@@ -25,7 +28,7 @@ from sentencepiece import sentencepiece_model_pb2 as sp_pb
 
 from kobert_demo.basics.events import EpochEvent, StartEvent, StepEvent
 from kobert_demo.engine.tokenizer import CLS, MASK, ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB, PAD, SEP, UNK
-from kobert_demo.tools.driving import wait_for_state
+from kobert_demo.tools.driving import free_port, wait_for_state
 
 # One intra-op thread: on a shared 2-core machine two spinning threads per process make the tiny trainings several
 # times slower (and their timings erratic); results are the same.
@@ -419,6 +422,65 @@ ALICE = "alice-visitor-token-0123456789"
 BOB = "bob-visitor-token-9876543210ab"
 
 
-def wait_for(client, run: str, states: tuple[str, ...], timeout: float = HANG_S) -> dict:
-    """Poll /status (as ALICE) until the run reaches one of states."""
-    return wait_for_state(client, run, ALICE, states, timeout)
+def new_visitor() -> str:
+    """A visitor token nobody else holds, as a first visit's page mints one: on a shared server, a test that uses its
+    own sees none of the other tests' runs, and no other test sees its runs."""
+    return f"visitor-{secrets.token_hex(16)}"
+
+
+@pytest.fixture
+def visitor() -> str:
+    """A fresh visitor token for this test."""
+    return new_visitor()
+
+
+def own_run(home: Path, source: Path, visitor: str, name: str) -> str:
+    """A copy of a finished run folder in an app's runs home, owned by visitor as if they had trained it there; its
+    name. For tests of predicting, exporting or showing a run, which read the folder the same whoever trained it."""
+    from kobert_demo.app.queue import owner_id
+
+    target = Path(shutil.copytree(source, home / name))
+    config = json.loads((target / "config.json").read_text(encoding="utf-8"))
+    (target / "config.json").write_text(json.dumps({**config, "owner": owner_id(visitor)}), encoding="utf-8")
+    return name
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The app (build_app + launch, its own job queue) on a temporary runs home, started once per session and shared
+    by the API and browser tests, and a gradio_client for it. Each test is a fresh visitor (`visitor`, new_visitor(),
+    or a new browser context, whose page mints its own token), so none sees another's runs; each test's jobs end
+    before it does, so every test finds the queue idle. A test that needs other settings at launch (upload limits)
+    starts a server of its own."""
+    from gradio_client import Client
+
+    from kobert_demo.app.ui import build_app
+
+    home = tmp_path_factory.mktemp("runs")
+    demo = build_app(home)
+    _, url, _ = demo.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield SimpleNamespace(demo=demo, url=url, home=home, state=demo.state, client=Client(url, verbose=False))
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_family_run(server: SimpleNamespace, family_folders: dict[str, Path]) -> SimpleNamespace:
+    """family_folders["roberta"] trained to done through the shared server's /train as a custom model
+    (KOBERT_DEMO_CUSTOM_MODELS=1) by a visitor of its own: the session's one training of a family folder through the
+    app (a child process importing torch, about 15 s of a loaded 2-core machine before its first step), which the
+    API's and the browser's family tests both read. RoBERTa: byte-level BPE, <s>/</s> and its position offset are
+    what differs most from KoBERT; the other families train through the CLI and the engine tests."""
+    from gradio_client import handle_file
+
+    visitor = new_visitor()
+    train, test = DATA / "movie_ratings" / "train.tsv", DATA / "movie_ratings" / "test.tsv"
+    options = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "log_interval": 5}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "1")
+        name = server.client.predict(
+            handle_file(train), handle_file(test), str(family_folders["roberta"]), options, visitor, api_name="/train"
+        )
+    status = wait_for_state(server.client, name, visitor, ("done", "failed", "stopped"), HANG_S)
+    return SimpleNamespace(name=name, visitor=visitor, status=status)

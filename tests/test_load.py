@@ -7,8 +7,12 @@ from conftest import DATA
 
 from kobert_demo.tools.loadtest import run
 
+# extra: 34 s on the README's 2-core machine (39 s on this session's), the largest of the server tests, and none of it
+# shareable: loadtest.run serves its own app, trains its own model and keeps a second job training under the load,
+# two child processes of its own. It is the only test of tools/loadtest.py: CI's -m extra run keeps it.
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.extra,
     pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),  # raised inside gradio's queue
 ]
 

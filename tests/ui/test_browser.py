@@ -13,7 +13,7 @@ import playwright.sync_api as playwright
 import pytest
 from conftest import DATA, HANG_MS, wait_until
 
-from kobert_demo.tools.driving import CHROMIUM_ARGS, free_port
+from kobert_demo.tools.driving import CHROMIUM_ARGS
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -34,21 +34,6 @@ ENGLISH = re.compile(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    """The app on a temporary runs home."""
-    from kobert_demo.app.ui import build_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        demo = build_app(tmp_path_factory.mktemp("runs"))
-        _, url, _ = demo.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
-        try:
-            yield SimpleNamespace(url=url)
-        finally:
-            demo.close()
-
-
-@pytest.fixture(scope="module")
 def browser() -> Iterator:
     """Headless Chromium, whose every wait (an action's, an expectation's) guards a hang, whatever the CPU's speed."""
     playwright.expect.set_options(timeout=HANG_MS)
@@ -61,7 +46,8 @@ def browser() -> Iterator:
 
 
 def new_page(browser, **options):
-    """A page whose actions wait as long as the expectations do (HANG_MS)."""
+    """A page in a new browser context, so a fresh visitor (the page mints its own token) on the session's shared
+    server, whose actions wait as long as the expectations do (HANG_MS)."""
     page = browser.new_page(**options)
     page.set_default_timeout(HANG_MS)
     return page
@@ -169,11 +155,14 @@ def test_english_for_browsers_that_ask(server: SimpleNamespace, browser) -> None
     page.close()
 
 
-def test_a_family_folder_trains_from_the_form_and_shows_its_tokens(
-    server: SimpleNamespace, browser, family_folders: dict[str, Path]
+def test_a_family_folder_in_the_form_and_its_run_shown_by_link_with_its_tokens(
+    server: SimpleNamespace, browser, family_folders: dict[str, Path], app_family_run: SimpleNamespace
 ) -> None:
-    """A RoBERTa hub-like folder as a custom model: the note shows each curated backbone's facts, training runs to
-    done from the form, and the Predict tab shows the model's own tokens (<s> ... </s>, not [CLS])."""
+    """The form offers each curated backbone's facts and takes a local folder as a custom model; a RoBERTa folder's
+    run, trained through the app (conftest's app_family_run, which the API's family test reads too), opens read-only
+    from its shared link with its log, and the Predict tab, given its name, shows the model's own tokens (<s> ... </s>,
+    not [CLS]). The form's values reach /train's code (make_config, submit) as tests/ui/test_train_tab.py checks, and
+    the browser's training from the form is test_train_watch_stop_and_predict's."""
     expect = playwright.expect
     page = new_page(browser, locale="en-US", viewport={"width": 1280, "height": 900})
     page.goto(server.url)
@@ -188,18 +177,27 @@ def test_a_family_folder_trains_from_the_form_and_shows_its_tokens(
     page.get_by_text("beomi/KcELECTRA-base-v2022").click()
     expect(note).to_contain_text("91.97%: the figure in KcELECTRA's README")
 
+    custom = page.locator("#custom-model textarea, #custom-model input").first
+    expect(custom).to_be_hidden()
     page.get_by_text("Local folder or hub id").click()
-    page.locator("#custom-model textarea, #custom-model input").first.fill(str(family_folders["roberta"]))
-    page.locator("#epochs input").fill("1")
-    page.locator("#batch-size input").fill("32")
-    page.locator("#lr input").fill("0.001")
-    page.locator("#start").click()
+    expect(note).to_contain_text("A BERT, RoBERTa or ELECTRA model")
+    custom.fill(str(family_folders["roberta"]))
+    expect(custom).to_have_value(str(family_folders["roberta"]))
+
+    # The run by its shared link: the Logs tab, read-only, done, with the family's padding-free forward
+    run = app_family_run.name
+    page.goto(f"{server.url}?run={run}")
     expect(page.get_by_role("tab", name="Logs")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#run-status")).to_contain_text("done")
+    expect(page.locator("#run-status")).to_contain_text("read-only")
     expect(page.locator("#run-log textarea")).to_have_value(re.compile("padding-free forward"))
 
+    # Predict with it by name (a shared run is anyone's to predict with): the model's own tokens
     page.get_by_role("tab", name="Predict").click()
-    expect(page.locator("#model-ref input")).not_to_have_value("")
+    page.locator("#model-source").get_by_text("Local folder / hub id").click()
+    page.get_by_label("Model folder or hub id").fill(run)
+    page.get_by_role("button", name="Load", exact=True).click()
+    expect(page.locator("#model-ref input")).to_have_value(run)
     page.locator("#sentence textarea").fill("배우들 연기가 정말 최고였어요")
     expect(page.locator(LABEL)).to_have_text(re.compile("^(긍정|부정|중립)$"))
     expect(page.locator("#pieces")).to_contain_text("<s>")

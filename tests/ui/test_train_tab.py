@@ -187,6 +187,26 @@ def test_start_queues_the_form_and_says_where_it_stands(tab: TrainTab, tmp_path:
     assert HANGUL.search(queued_message(state, second, "ko"))
 
 
+def test_start_queues_the_model_folder_typed_in_the_custom_box(
+    tab: TrainTab, tmp_path: Path, family_folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's Start sends the custom model box with the rest of the form, and a folder typed there is the queued
+    run's model: what the browser's family test types, which the API's /train (the same make_config and submit)
+    trains to done (tests/ui/test_api.py)."""
+    from kobert_demo.app.ui import build_app
+
+    monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "1")
+    home = tmp_path / "runs"
+    demo = build_app(home, queue=JobQueue(home))  # never started: the run stays queued
+    on_start = next(block for block in demo.fns.values() if block.fn and block.fn.__name__ == "on_start")
+    assert {"train-file", "test-file", "backbone", "custom-model"} <= {c.elem_id for c in on_start.inputs}
+    folder = str(family_folders["roberta"])
+    run = start_from_form(
+        demo.state, VISITOR, tab, {**form_values(tab), tab.backbone: CUSTOM, tab.custom_model: folder}
+    )
+    assert run.config()["model"] == folder and run.status().state == "queued"
+
+
 def test_queued_text() -> None:
     assert queued_text("r1", 0, None, "en") == "Run `r1` is starting. Follow it in the Logs tab."
     assert queued_text("r1", 2, 190, "en") == "Run `r1` is queued: 2 job(s) ahead, about 3:10 to wait."
