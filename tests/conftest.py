@@ -37,11 +37,15 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"  # small slices of the public datasets (tests/data/README.md)
 
-# Fixtures that start a server, a job queue's child processes, a training of seconds (cli_run), the benchmark or
-# a venv: every test that uses one is `slow`, so that `pytest -m "not slow"` stays a loop of about a minute and a
-# half on two cores. Other slow tests carry @pytest.mark.slow themselves (those that run the CLI as a process, ~6 s
-# of imports each, with run_cli; the `cli` fixture calls it in-process, in milliseconds).
-SLOW_FIXTURES = frozenset({"app", "server", "cli_run", "queue", "report", "installed", "wheel"})
+# Fixtures that start a server, a job queue's child processes, a training or a build of seconds, the benchmark or a
+# venv: every test that uses one is `slow`, so that `pytest -m "not slow"` stays a loop of under a minute on two
+# cores. Other slow tests carry @pytest.mark.slow themselves (each took half a second or more in the quick loop's
+# --durations). The `cli` fixture calls the CLI in-process, in milliseconds; run_cli starts a real process.
+SLOW_FIXTURES = frozenset(
+    {"app", "server", "cli_run", "queue", "report", "installed", "wheel", "trained_run", "trained_predictor"}
+    | {"family_run", "kobert_shape_folder", "onnx_built_model", "onnx_export", "small_model", "tokenizers"}
+    | {"saved_folder"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -158,6 +158,7 @@ def test_every_family_predicts_a_file_as_in_memory(family_run, tmp_path):
     assert out["label"].tolist() == [predictor.label_names[i] for i in expected.argmax(1)]
 
 
+@pytest.mark.slow
 def test_every_rank_serves_the_main_process_choice(small_model, monkeypatch):
     """Under accelerate launch/torchrun the main process chooses (or reads the stored choice) and the other ranks
     serve what it broadcast, measuring nothing, even where no choice can be stored."""

@@ -353,6 +353,7 @@ def test_predict_file_of_lines(capsys, trained_predictor: Predictor, trained_run
     np.testing.assert_allclose(table[["p_0", "p_1"]].to_numpy(), trained_predictor.predict_proba(lines), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_explain_predicted_classes_and_text_view(capsys, trained_run: TrainedRun, trained_predictor: Predictor) -> None:
     """Without --label each sentence's predicted class is explained; the text view shows the same scores, a word a
     line in the sentence's order."""
@@ -375,6 +376,7 @@ def test_explain_predicted_classes_and_text_view(capsys, trained_run: TrainedRun
     assert [line.split(" (")[0] if line.startswith(gap) else line for line in lines[1:]] == expected
 
 
+@pytest.mark.slow
 def test_explain_unknown_label(capsys, trained_run: TrainedRun) -> None:
     assert main(["explain", str(trained_run.path), "좋다", "별로", "--label", "긍정"]) == EXIT_USER_ERROR
     captured = capsys.readouterr()

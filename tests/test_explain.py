@@ -94,6 +94,7 @@ def test_a_sentence_longer_than_max_len_explains_the_words_the_model_read(traine
     assert sum(explanation.word_scores[word] != 0 for word in read) > len(read) / 2
 
 
+@pytest.mark.slow
 def test_removing_the_top_word_costs_more_than_removing_a_random_word(trained_predictor: Predictor) -> None:
     """The deletion check: on held-out sentences, dropping the word scored highest for the predicted class lowers
     that class's probability far more than dropping a random word."""
@@ -126,6 +127,7 @@ def test_the_deletion_check_removes_the_words_it_says() -> None:
     assert 0.05 < check.random_drop < 0.4  # one word in five is the top one
 
 
+@pytest.mark.slow
 def test_every_family_explains_its_own_tokens(family_run: TrainedRun) -> None:
     predictor = Predictor.load(family_run.path)
     for text in [TEXT, *held_out(4)]:
@@ -135,6 +137,7 @@ def test_every_family_explains_its_own_tokens(family_run: TrainedRun) -> None:
         assert_complete(predictor, explanation, text)
 
 
+@pytest.mark.slow
 def test_an_int8_predictor_explains_its_float_model(trained_run: TrainedRun) -> None:
     float_predictor = Predictor.load(trained_run.path)
     int8 = Predictor.load(trained_run.path, backend="int8")
@@ -145,6 +148,7 @@ def test_an_int8_predictor_explains_its_float_model(trained_run: TrainedRun) -> 
     assert got.label == expected.label
 
 
+@pytest.mark.slow
 def test_predictions_made_while_explaining_are_unchanged(trained_run: TrainedRun) -> None:
     """Explaining touches no shared state of the model: visitors' predictions at the same time stay exact."""
     predictor = Predictor.load(trained_run.path)

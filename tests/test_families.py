@@ -212,6 +212,7 @@ def test_every_family_is_padding_free_unless_a_decoder(family_folder: Path, tmp_
     assert not torch.allclose(PaddingFreeClassifier(decoder.model).eval()(**batch).logits, theirs.logits)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["roberta"])
 def test_a_decoder_config_trains_padded_and_the_run_says_so(family_folders, small_splits, tmp_path, family) -> None:
     folder = decoder_folder(tmp_path / "decoder", family_folders[family])

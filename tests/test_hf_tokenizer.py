@@ -102,6 +102,7 @@ def test_whole_mode_is_refused_and_nothing_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_self_check_catches_a_broken_builder(tmp_path, monkeypatch):
     real_build = hf_tokenizer.build
 

@@ -4,6 +4,7 @@ imports one that imports it back, and each layer imports only the layers below i
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import subprocess
@@ -52,6 +53,7 @@ def test_importing_every_module_has_no_side_effects(tmp_path) -> None:
     assert report["changed"] == {}
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """Each module of the package -> the package's modules it names in any import: module-level, TYPE_CHECKING and
     inside functions alike (a lazy import still makes a circle for whoever reads the code)."""

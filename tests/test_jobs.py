@@ -198,6 +198,7 @@ def test_queued_runs_survive_a_restart(tmp_path, small_file):
     assert Predictor.load(waiting.path).predict(["재밌다"])[0].keys() == {"0", "1"}
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_clear_sentence(tmp_path, monkeypatch, small_splits):
     import errno
 
@@ -447,6 +448,7 @@ def test_an_orphan_that_will_not_stop_is_killed(tmp_path, small_file, monkeypatc
         child.kill()
 
 
+@pytest.mark.slow
 def test_a_job_of_a_live_server_is_not_an_orphan_in_another_process(tmp_path):
     """The second server runs in its own process (as an overlapping restart would): the lock still holds."""
     home = tmp_path / "runs"

@@ -228,6 +228,7 @@ def test_save_and_load_classifier(tiny_kobert_folder: Path, tmp_path: Path) -> N
     assert torch.allclose(logits(loaded, SENTENCES), logits(classifier, SENTENCES), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_half_precision_checkpoints_load_as_fp32(tmp_path: Path) -> None:
     """transformers 5 loads in the dtype a config declares (dtype="auto"): bf16 master weights would round AdamW's
     5e-5 updates away and make the "fp32" serving reference bf16. Every loader of a model (ours, bench's) keeps fp32."""
@@ -267,6 +268,7 @@ def test_backbone_folder_is_not_a_classifier(tiny_kobert_folder: Path) -> None:
         load_classifier(tiny_kobert_folder)
 
 
+@pytest.mark.slow
 def test_classifier_with_one_class_refused(tiny_kobert_folder: Path, tmp_path: Path) -> None:
     save_classifier(load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.1), tmp_path)
     edit_config(tmp_path, id2label={"0": "a"}, label2id={"a": 0})
@@ -282,6 +284,7 @@ def test_load_classifier_errors(tmp_path: Path) -> None:
 # KoBERT's real shape
 
 
+@pytest.mark.slow
 def test_kobert_shape_trains(kobert_shape_folder: Path) -> None:
     classifier = load_backbone(str(kobert_shape_folder), ["0", "1"], dropout=0.5)
     model = classifier.model
@@ -393,6 +396,7 @@ def test_padding_free_forward_ignores_padding(tiny_kobert_folder: Path) -> None:
     torch.testing.assert_close(alone, logits[1:2])
 
 
+@pytest.mark.slow
 def test_padding_free_forward_in_bf16_stays_close(kobert_shape_folder: Path) -> None:
     """Under bf16 autocast (the CPU training path) the logits stay near transformers' own bf16 forward."""
     classifier = load_backbone(str(kobert_shape_folder), ["a", "b"], 0.5)
@@ -631,6 +635,7 @@ def test_the_cli_refuses_them_in_one_line(tmp_path: Path, case: str) -> None:
     assert sentence in line and key in line
 
 
+@pytest.mark.slow
 def test_a_refusal_costs_no_memory(tiny_kobert_folder: Path, tmp_path: Path, monkeypatch) -> None:
     """A config.json for a BERT of 10 billion parameters beside a tiny checkpoint is refused from names and shapes."""
     folder = Path(shutil.copytree(tiny_kobert_folder, tmp_path / "huge"))

@@ -97,6 +97,7 @@ def test_predictions_match_the_run(trained_run: TrainedRun, trained_predictor: P
     assert metrics["macro_f1"] == pytest.approx(best["macro_f1"])
 
 
+@pytest.mark.slow
 def test_backends(trained_run: TrainedRun, trained_predictor: Predictor) -> None:
     """torch by default; int8 (ONNX Runtime) close to fp32, not equal; every backend in test_serving.py."""
     assert trained_predictor.backend == "torch" and trained_predictor.serving.backend == "torch"
@@ -108,6 +109,7 @@ def test_backends(trained_run: TrainedRun, trained_predictor: Predictor) -> None
     assert not np.array_equal(quantized, trained_predictor.predict_proba(TEXTS))
 
 
+@pytest.mark.slow
 def test_auto_backend_keeps_to_fp32(trained_run: TrainedRun, trained_predictor: Predictor) -> None:
     """On a CPU, auto serves a path within 0.01 of fp32 on the check sentences (exactly fp32 when it is torch)."""
     from kobert_demo.serving.choice import CHECK_SENTENCES, MAX_DIFF
@@ -139,6 +141,7 @@ def test_predictor_cache() -> None:
     assert loads == ["a", "b", "c", "b"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", ["pytorch_model.bin", "sharded"])
 def test_load_and_serve_other_weight_files(onnx_built_model: Path, tmp_path: Path, weights: str) -> None:
     """A trusted folder whose weights are a pytorch_model.bin or sharded safetensors (an index and its shards), as

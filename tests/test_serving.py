@@ -72,6 +72,7 @@ def assert_close_to_fp32(path: Path, texts: list[str]) -> None:
         assert np.abs(probs - reference).max() <= (1e-5 if backend in ("torch", "onnx") else MAX_DIFF), backend
 
 
+@pytest.mark.slow
 def test_every_backend_keeps_to_fp32(built_copy: Path) -> None:
     assert_close_to_fp32(built_copy, TEXTS + CHECK_SENTENCES)
     assert Predictor.load(built_copy, backend="int8").model is None  # ONNX Runtime serves: no torch model held
@@ -97,6 +98,7 @@ def test_every_backend_in_every_family(family_run: TrainedRun, tmp_path: Path) -
         assert (candidate.refused is None) == (candidate.max_diff <= MAX_DIFF), candidate
 
 
+@pytest.mark.slow
 def test_auto_measures_every_candidate_and_keeps_the_fastest_that_passed(model_copy: Path, counted) -> None:
     auto = Predictor.load(model_copy, backend="auto")
     report = auto.serving
@@ -112,6 +114,7 @@ def test_auto_measures_every_candidate_and_keeps_the_fastest_that_passed(model_c
     assert diff == pytest.approx(report.candidate(auto.backend).max_diff, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_auto_refuses_a_fast_wrong_path(built_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """int8 made instant and wrong (every sentence the first class): measured, refused, never served."""
     served = engines.OrtEngine.__call__
@@ -128,6 +131,7 @@ def test_auto_refuses_a_fast_wrong_path(built_copy: Path, monkeypatch: pytest.Mo
     assert auto.backend != "int8"
 
 
+@pytest.mark.slow
 def test_the_choice_is_cached_per_weights_and_machine(built_copy: Path, counted, monkeypatch) -> None:
     first = Predictor.load(built_copy, backend="auto")
     assert (built_copy / SERVING_FILE).is_file() and counted["built"] == 0  # measured on the files copied with it
@@ -149,6 +153,7 @@ def test_the_choice_is_cached_per_weights_and_machine(built_copy: Path, counted,
     assert counted["exported"] == before["exported"] + 1  # the ONNX files were rebuilt from them
 
 
+@pytest.mark.slow
 def test_a_folder_that_must_not_be_written_stays_as_it_was(model_copy: Path, counted) -> None:
     """An untrusted folder (a hub or local model a visitor named): ONNX files in a temporary folder, no cache."""
     before = sorted(path.name for path in model_copy.rglob("*"))
@@ -160,6 +165,7 @@ def test_a_folder_that_must_not_be_written_stays_as_it_was(model_copy: Path, cou
     np.testing.assert_allclose(onnx.predict_proba(TEXTS), reference, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_an_onnx_runtime_predictor_explains_with_its_fp32_model(built_copy: Path) -> None:
     int8 = Predictor.load(built_copy, backend="int8")
     text = TEXTS[0]
@@ -209,6 +215,7 @@ def test_a_big_model_builds_its_onnx_files_in_a_child_even_from_an_unguarded_scr
     assert np.abs(served - reference).max() <= MAX_DIFF
 
 
+@pytest.mark.slow
 def test_another_thread_count_serves_the_stored_choice(built_copy: Path, counted) -> None:
     """The CLI beside the app, a bulk rank: a process with other torch threads serves the choice stored by the first,
     and gives the very same probabilities (so the same file gives the same CSV bytes)."""
@@ -226,6 +233,7 @@ def test_another_thread_count_serves_the_stored_choice(built_copy: Path, counted
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["__version__", "RECIPE_VERSION"])
 def test_a_new_package_or_recipe_measures_and_builds_again(
     built_copy: Path, counted, monkeypatch: pytest.MonkeyPatch, version: str
@@ -242,6 +250,7 @@ def test_a_new_package_or_recipe_measures_and_builds_again(
     assert Predictor.load(built_copy, backend="auto").serving.cached  # stored again, for the new version
 
 
+@pytest.mark.slow
 def test_weights_replaced_while_measuring_get_no_choice_of_the_old(model_copy: Path, monkeypatch) -> None:
     """A run still training saves epoch k+1 while epoch k's weights are measured: what was measured is not filed
     under the new weights, neither the choice nor the ONNX files."""
@@ -262,6 +271,7 @@ def test_weights_replaced_while_measuring_get_no_choice_of_the_old(model_copy: P
     assert Predictor.load(model_copy, backend="auto").serving.cached
 
 
+@pytest.mark.slow
 def test_two_loads_at_once_measure_once(model_copy: Path, counted) -> None:
     """Two loads of one folder at once (the app's two model references, the app and the CLI): the second waits on
     the folder's lock and serves the first one's choice."""
@@ -274,6 +284,7 @@ def test_two_loads_at_once_measure_once(model_copy: Path, counted) -> None:
     assert counted["exported"] == 1
 
 
+@pytest.mark.slow
 def test_an_explanation_explains_the_class_served(built_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The class explained by default is the one the served backend predicts (shown beside the explanation), not
     fp32's: here int8 made to predict the other class."""

@@ -165,6 +165,7 @@ def test_tiny_learns_nsmc(trained_run: TrainedRun) -> None:
 # Logging and stopping
 
 
+@pytest.mark.slow
 def test_logged_every_interval(small_splits: Splits) -> None:
     events = list(train(quick(epochs=2), small_splits))
     steps = [e for e in events if isinstance(e, StepEvent)]
@@ -173,6 +174,7 @@ def test_logged_every_interval(small_splits: Splits) -> None:
     assert events[-1].run is None  # no run folder asked for
 
 
+@pytest.mark.slow
 def test_stop_before_first_epoch_ends(small_splits: Splits, tmp_path: Path) -> None:
     events = list(train(quick(epochs=2), small_splits, tmp_path / "run", should_stop=stop_after(5)))
     assert types(events) == ["start"] + ["step"] * 5 + ["done"]
@@ -189,6 +191,7 @@ def test_stop_before_first_epoch_ends(small_splits: Splits, tmp_path: Path) -> N
     assert run.summary().state == "stopped" and run.summary().last_step == events[-2]
 
 
+@pytest.mark.slow
 def test_stop_after_first_epoch_keeps_it(small_splits: Splits, tmp_path: Path) -> None:
     events = list(train(quick(epochs=3), small_splits, tmp_path / "run", should_stop=stop_after(13 + 4)))
     assert types(events) == ["start"] + ["step"] * 13 + ["epoch"] + ["step"] * 4 + ["done"]
@@ -210,6 +213,7 @@ def test_stop_at_once(small_splits: Splits) -> None:
 # Failures become error events
 
 
+@pytest.mark.slow
 def test_nan_loss_fails_the_run(small_splits: Splits, tmp_path: Path) -> None:
     config = quick(lr=1e30, warmup_ratio=0.0)
     events = list(train(config, small_splits, tmp_path / "run"))
@@ -246,6 +250,7 @@ def test_bad_config_is_an_error_event_and_makes_no_run(small_splits: Splits, tmp
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_unexpected_exception_keeps_traceback(small_splits: Splits, tmp_path: Path, monkeypatch) -> None:
     def broken(*args):
         raise RuntimeError("boom")
@@ -274,6 +279,7 @@ def test_existing_run_is_not_overwritten(small_splits: Splits, tmp_path: Path) -
 # The last completed epoch is the one kept: the test data never chooses the model
 
 
+@pytest.mark.slow
 def test_last_epoch_is_the_saved_model_whatever_its_test_accuracy(
     small_splits: Splits, tmp_path: Path, monkeypatch
 ) -> None:
@@ -308,6 +314,7 @@ def test_last_epoch_is_the_saved_model_whatever_its_test_accuracy(
     assert not matches(epochs[0].mistakes)
 
 
+@pytest.mark.slow
 def test_optimizer_is_the_tutorials(small_splits: Splits, monkeypatch) -> None:
     """transformers.AdamW's epsilon (1e-6), decay on weights only, the learning rate asked for."""
     made: list[torch.optim.Optimizer] = []
@@ -479,6 +486,7 @@ def test_every_family_trains_padding_free_and_learns(family_run: TrainedRun) -> 
     assert abs((predicted == labels).mean() - accuracy) <= 1 / len(labels)  # the same model, the same forward math
 
 
+@pytest.mark.slow
 def test_cpu_mode_freezes_every_familys_embeddings(family_folder: Path, small_splits: Splits, tmp_path: Path) -> None:
     """CPU mode trains only the top layers: the embeddings (ELECTRA's projection too) stay as the checkpoint has
     them, in bf16 where the CPU has it."""
@@ -502,6 +510,7 @@ def test_cpu_mode_freezes_every_familys_embeddings(family_folder: Path, small_sp
     assert not torch.equal(top(before), top(after))
 
 
+@pytest.mark.slow
 def test_inputs_at_a_robertas_position_limit_train(family_folders, tmp_path: Path) -> None:
     """max_len 512 on a RoBERTa with 512 position embeddings: its tokenizer stops at the 510 positions it has."""
     long = "원작 소설을 먼저 읽었는데, 영화는 원작의 분위기를 잘 살리지 못한 것 같아 아쉽다. " * 40
