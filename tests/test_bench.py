@@ -8,10 +8,12 @@ Only the shape of the report and its arithmetic are checked here; the figures th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from conftest import DATA, REPO, run_cli, sample_rows, write_tsv
@@ -55,12 +57,22 @@ def report(request, tmp_path_factory) -> dict:
         done = run_cli("bench", "--json", "--data", DATA / "nsmc" / "train.tsv", *SMALL, cwd=tmp)
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout)
-    folder = build_backbone(tmp / "backbone", "tiny")
     args = argparse.Namespace(family="kobert", batch_size=4, train_rows=8, latency_sentences=3, predict_rows=8)
     texts, labels = read_rows(DATA / "nsmc" / "train.tsv", 16)
-    return kobert_report(
-        {path: run_worker(path, folder, texts, labels, args) for path in TRAIN_PATHS + PREDICT_PATHS}, "tiny"
-    )
+    with in_this_process():
+        folder = build_backbone(tmp / "backbone", "tiny")
+        results = {path: run_worker(path, folder, texts, labels, args) for path in TRAIN_PATHS + PREDICT_PATHS}
+    return kobert_report(results, "tiny")
+
+
+@contextlib.contextmanager
+def in_this_process() -> Iterator[None]:
+    """The bench's own process turns transformers' progress bars off for good; in this one they stay as they were."""
+    import transformers
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transformers.utils.logging, "disable_progress_bar", lambda: None)
+        yield
 
 
 @pytest.mark.slow
@@ -181,10 +193,11 @@ def family_run(request, tmp_path_factory) -> dict:
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout)
     every_text = read_table(DATA / "nsmc" / "train.tsv").texts
-    folder = build_family_backbone(tmp / "backbone", family, every_text, "tiny")
     args = argparse.Namespace(family=family, batch_size=4, train_rows=8, latency_sentences=3, predict_rows=8)
     texts, labels = read_rows(DATA / "nsmc" / "train.tsv", 16)
-    results = {path: run_worker(path, folder, texts, labels, args) for path in FAMILY_PATHS}
+    with in_this_process():
+        folder = build_family_backbone(tmp / "backbone", family, every_text, "tiny")
+        results = {path: run_worker(path, folder, texts, labels, args) for path in FAMILY_PATHS}
     return family_report(family, describe_backbone(folder, "tiny", len(every_text)), results)
 
 
