@@ -190,8 +190,7 @@ def test_train_writes_a_run(cli_run: CliRun) -> None:
 
 
 def test_evaluate_matches_the_run(cli_run: CliRun) -> None:
-    """`evaluate`'s real process."""
-    result = run_cli("evaluate", "run", cli_run.test_file.name, "--json", cwd=cli_run.folder)
+    result = call_cli("evaluate", "run", cli_run.test_file.name, "--json", cwd=cli_run.folder)
     metrics = json.loads(ok(result))
     assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels"} <= set(metrics)
     assert metrics["labels"] == ["긍정", "부정", "중립"]
@@ -290,11 +289,11 @@ def in_folder(cli_run: CliRun, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_export_zip_through_a_process(cli_run: CliRun, tmp_path: Path) -> None:
-    """`export`'s real process, on its cheapest format: the run zipped, with its model."""
+def test_export_zip(cli_run: CliRun, tmp_path: Path) -> None:
+    """`export` on its cheapest format: the run zipped, with its model."""
     import zipfile
 
-    lines = ok(run_cli("export", cli_run.run, "--format", "zip", "--out", tmp_path, cwd=tmp_path)).splitlines()
+    lines = ok(call_cli("export", cli_run.run, "--format", "zip", "--out", tmp_path, cwd=tmp_path)).splitlines()
     (zipped,) = tmp_path.glob("*.zip")
     assert lines == [f"exported zip to {zipped}"]
     assert any(name.endswith("model.safetensors") for name in zipfile.ZipFile(zipped).namelist())
