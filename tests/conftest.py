@@ -6,6 +6,7 @@ Everything here works offline: the hub is switched off before anything imports h
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -52,6 +53,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("extra"):
             item.add_marker(pytest.mark.slow)  # so that -m "not slow" (which replaces addopts' -m) leaves extra out
+    # Files with more slow tests first: pytest-xdist gives a free worker the next file, so starting the longest ones
+    # first leaves no long file running alone at the end. A stable sort: each file's tests keep their order.
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 class KobertFiles(NamedTuple):
