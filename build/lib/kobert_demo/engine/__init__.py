@@ -1,2 +1,0 @@
-"""The model engine: encoder families, backbones, tokenizers, the classifier, loading and saving, and the training
-loop."""
