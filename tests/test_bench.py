@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import DATA, REPO, run_cli, sample_rows, write_tsv
@@ -44,7 +45,8 @@ from kobert_demo.tools.bench import (
 )
 from kobert_demo.tools.hublike import TINY_EMBEDDING_SIZE
 
-SMALL = ("--train-rows", "8", "--batch-size", "4", "--latency-sentences", "3", "--predict-rows", "8")
+SIZES = {"train_rows": 8, "batch_size": 4, "latency_sentences": 3, "predict_rows": 8}  # a few rows a path
+SMALL = tuple(part for name, value in SIZES.items() for part in (f"--{name.replace('_', '-')}", str(value)))
 
 
 # Every path at the tiny shape in the README's test command, in this process (run_worker: the code each worker process
@@ -57,12 +59,9 @@ def report(request, tmp_path_factory) -> dict:
         done = run_cli("bench", "--json", "--data", DATA / "nsmc" / "train.tsv", *SMALL, cwd=tmp)
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout)
-    args = argparse.Namespace(family="kobert", batch_size=4, train_rows=8, latency_sentences=3, predict_rows=8)
-    texts, labels = read_rows(DATA / "nsmc" / "train.tsv", 16)
     with in_this_process():
         folder = build_backbone(tmp / "backbone", "tiny")
-        results = {path: run_worker(path, folder, texts, labels, args) for path in TRAIN_PATHS + PREDICT_PATHS}
-    return kobert_report(results, "tiny")
+        return kobert_report(run_paths(folder, "kobert", TRAIN_PATHS + PREDICT_PATHS), "tiny")
 
 
 @contextlib.contextmanager
@@ -73,6 +72,13 @@ def in_this_process() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(transformers.utils.logging, "disable_progress_bar", lambda: None)
         yield
+
+
+def run_paths(folder: Path, family: str, paths: tuple[str, ...]) -> dict[str, dict]:
+    """Each path's figures as its worker process measures them (run_worker), here, at SIZES."""
+    args = argparse.Namespace(family=family, **SIZES)
+    texts, labels = read_rows(DATA / "nsmc" / "train.tsv", 16)
+    return {path: run_worker(path, folder, texts, labels, args) for path in paths}
 
 
 @pytest.mark.slow
@@ -193,11 +199,9 @@ def family_run(request, tmp_path_factory) -> dict:
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout)
     every_text = read_table(DATA / "nsmc" / "train.tsv").texts
-    args = argparse.Namespace(family=family, batch_size=4, train_rows=8, latency_sentences=3, predict_rows=8)
-    texts, labels = read_rows(DATA / "nsmc" / "train.tsv", 16)
     with in_this_process():
         folder = build_family_backbone(tmp / "backbone", family, every_text, "tiny")
-        results = {path: run_worker(path, folder, texts, labels, args) for path in FAMILY_PATHS}
+        results = run_paths(folder, family, FAMILY_PATHS)
     return family_report(family, describe_backbone(folder, "tiny", len(every_text)), results)
 
 
