@@ -25,6 +25,7 @@ from kobert_demo.engine.families import FAMILIES
 from kobert_demo.engine.tiny import TINY_SHAPE
 from kobert_demo.serving.choice import MAX_DIFF
 from kobert_demo.serving.explain import STEPS
+from kobert_demo.tools import driving
 from kobert_demo.tools.bench import (
     FAMILY_PATHS,
     FAMILY_RATIOS,
@@ -318,9 +319,8 @@ def test_explain_mode_times_explanations_and_checks_a_runs_deletion(trained_run,
 @pytest.mark.parametrize("argv", [[], ["--accuracy", "--data", str(DATA / "nsmc" / "train.tsv")]])
 def test_an_installed_bench_asks_for_the_data_it_has_no_clone_for(argv, monkeypatch, capsys) -> None:
     """A non-editable install has no tests/data: bench names the flag to give rather than failing on a missing path."""
-    from kobert_demo.tools import bench
 
-    monkeypatch.setattr(bench, "CLONE_NSMC", REPO / "no-such-folder")
+    monkeypatch.setattr(driving, "CLONE_NSMC", REPO / "no-such-folder")
     with pytest.raises(SystemExit) as stopped:
         main(argv)
     assert stopped.value.code == 2

@@ -15,7 +15,7 @@ from conftest import DATA, HANG_S, REPO, call_cli
 
 from kobert_demo.basics.data import DataError, text_chunks
 from kobert_demo.engine.loading import load_backbone, save_classifier
-from kobert_demo.serving.bulk import predict_file_to_csv
+from kobert_demo.serving.bulk import merge_parts, predict_file_to_csv
 from kobert_demo.serving.predict import Predictor
 
 
@@ -118,6 +118,22 @@ def test_cli_100k_rows_flat_memory(small_model, reviews, tmp_path):
         assert len(rows) == n + 1
         assert rows[1][0] == " ".join(reviews[0].split()) and rows[-1][0] == " ".join(reviews[n - 1].split())
     assert peaks[100_000] < peaks[10_000] + 60, peaks  # MB: growing 10x in rows adds no more than noise
+
+
+def test_ranks_split_the_work_and_merge_into_the_one_process_bytes(small_model, reviews, tmp_path):
+    """Each of N ranks predicts chunks r, r+N, ... into its part file; merge_parts interleaves them into the bytes one
+    process writes and removes the parts (ranks run in turn here; torchrun runs them at once, below, in -m extra)."""
+    predictor = Predictor.load(small_model)
+    source = write_table(tmp_path / "in.tsv", reviews[:1000])
+    predict_file_to_csv(predictor, source, tmp_path / "one.csv", chunk_rows=64, progress=False)
+    done = [
+        predict_file_to_csv(predictor, source, tmp_path / "three.csv", chunk_rows=64, rank=r, world=3, progress=False)
+        for r in range(3)
+    ]
+    assert sum(done) == 1000 and min(done) > 0, done
+    merge_parts(tmp_path / "three.csv", 3, predictor.label_names, chunk_rows=64)
+    assert (tmp_path / "three.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    assert not list(tmp_path.glob("three.csv.part*"))
 
 
 @pytest.mark.extra  # torchrun

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -190,3 +191,38 @@ def test_installed_command_has_every_sub_command_and_benches_a_users_file(instal
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["ours"]["predict_fp32"]["backend"] == "torch"
+
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_module_the_readme_runs_or_imports_exists() -> None:
+    """`python -m kobert_demo.X` and `from kobert_demo.X import Y` in the README name modules and names that exist:
+    a move of a module (the #24 layout) updates the README too."""
+    import importlib
+
+    modules = re.findall(r"python -m (kobert_demo(?:\.\w+)+)", README)
+    imports = re.findall(r"from (kobert_demo(?:\.\w+)+) import ([\w, ]+)", README)
+    assert modules and imports
+    for module in modules:
+        assert importlib.util.find_spec(module) is not None, f"README runs {module}, which does not exist"
+    for module, names in imports:
+        loaded = importlib.import_module(module)
+        for name in names.split(","):
+            assert hasattr(loaded, name.strip()), f"README imports {name.strip()} from {module}, which has none"
+
+
+@pytest.mark.slow
+def test_the_readmes_python_example_runs(tmp_path, monkeypatch, capsys) -> None:
+    """The README's "Python" section, run as written in a folder holding the train.tsv and test.tsv it reads."""
+    block = re.search(r"## Python\n\n```python\n(.*?)```", README, re.S)
+    assert block, "the README has no Python section with a code block"
+    for name in ("train.tsv", "test.tsv"):
+        shutil.copy(REPO / "tests" / "data" / "nsmc" / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.group(1), "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("1 ")  # the epoch and its test accuracy
+    (probabilities,) = ast.literal_eval(printed[-1])  # one sentence's probability per class
+    assert set(probabilities) == {"0", "1"} and abs(sum(probabilities.values()) - 1) < 1e-5
+    assert (tmp_path / "runs" / "demo" / "model").is_dir()

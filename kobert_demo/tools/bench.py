@@ -27,16 +27,7 @@ from torch import nn
 from kobert_demo.basics.config import ADAM_EPSILON, CPU_MODE_LAYERS, KOBERT_LR
 from kobert_demo.basics.cpu import SPEED_FLAGS
 from kobert_demo.engine.families import MODEL_TYPES
-
-# NSMC slices that ship with a clone; the README's figures pass the full files (--data, --accuracy-test).
-CLONE_NSMC = Path(__file__).resolve().parents[2] / "tests" / "data" / "nsmc"
-
-
-def _clone_file(name: str) -> str | None:
-    """A file of the NSMC slices in a clone of the repo; None where there is no clone (an installed package)."""
-    path = CLONE_NSMC / name
-    return str(path) if path.is_file() else None
-
+from kobert_demo.tools.driving import clone_file
 
 KOBERT_SHAPE = dict(
     vocab_size=8002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
@@ -670,8 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.data = args.data or _clone_file("train.tsv")
-    args.accuracy_test = args.accuracy_test or _clone_file("test.tsv")
+    args.data = args.data or clone_file("train.tsv")
+    args.accuracy_test = args.accuracy_test or clone_file("test.tsv")
     if args.data is None or (args.accuracy_test is None and (args.accuracy or args.run)):
         flag = "--data" if args.data is None else "--accuracy-test"
         parser.error(f"{flag} is needed: name a TSV or CSV of labelled rows (an installed package has no tests/data)")

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 from typing import Any
+
+# NSMC slices that ship with a clone; the README's figures pass the full files (bench's --data, --accuracy-test).
+CLONE_NSMC = Path(__file__).resolve().parents[2] / "tests" / "data" / "nsmc"
 
 # Headless Chromium in containers and CI: no sandbox (no user namespaces), no GPU, no background traffic.
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+
+
+def clone_file(name: str) -> str | None:
+    """A file of the NSMC slices in a clone of the repo; None where there is no clone (an installed package)."""
+    path = CLONE_NSMC / name
+    return str(path) if path.is_file() else None
 
 
 def free_port() -> int:

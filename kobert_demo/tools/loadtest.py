@@ -22,7 +22,7 @@ import numpy as np
 from kobert_demo.app.queue import JobQueue
 from kobert_demo.app.training_child import SERVING_FRESH_S
 from kobert_demo.basics.runs import Run
-from kobert_demo.tools.driving import free_port, wait_for_state
+from kobert_demo.tools.driving import clone_file, free_port, wait_for_state
 
 SENTENCES = ["정말 재미있어요", "최악의 영화, 시간 아깝다", "그냥 그랬어요", "배우 연기가 좋았다", "지루하고 뻔함"]
 STATES_DONE = ("done", "stopped", "failed", "interrupted")
@@ -179,7 +179,7 @@ def idle_training(train_file: Path, rounds: int = 2, epochs: int = 2, home: Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kobert_demo.tools.loadtest", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--train-file", default="tests/data/nsmc/train.tsv", help="labelled rows the two training jobs use"
+        "--train-file", help="labelled rows the training jobs use (default, in a clone: tests/data/nsmc/train.tsv)"
     )
     parser.add_argument("--visitors", type=int, default=50)
     parser.add_argument("--requests", type=int, default=4, help="requests per visitor")
@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="--idle-training: jobs of each kind")
     parser.add_argument("--epochs", type=int, default=2, help="--idle-training: epochs of each job")
     args = parser.parse_args(argv)
+    args.train_file = args.train_file or clone_file("train.tsv")
+    if args.train_file is None:
+        parser.error("--train-file is needed: name a TSV or CSV of labelled rows (only a clone has tests/data)")
     if args.idle_training:
         print(json.dumps(idle_training(Path(args.train_file), args.rounds, args.epochs), indent=2))
         return 0
