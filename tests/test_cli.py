@@ -420,6 +420,13 @@ FLAGS = [
     ("--precision", "precision", "fp32", "fp32"),
     ("--mode", "tokenizer_mode", "whole", "whole"),
     ("--test-size", "test_size", "0.2", 0.2),
+    ("--validation-size", "validation_size", "0.2", 0.2),
+    ("--eval-steps", "eval_steps", "50", 50),
+    ("--best-metric", "best_metric", "macro_f1", "macro_f1"),
+    ("--early-stopping-patience", "early_stopping_patience", "3", 3),
+    ("--early-stopping-min-delta", "early_stopping_min_delta", "0.01", 0.01),
+    ("--class-weights", "class_weights", "balanced", "balanced"),
+    ("--init-from", "init_from", "runs/first", "runs/first"),
 ]
 
 

@@ -28,6 +28,8 @@ WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 MODES = ("gluonnlp", "whole")  # KoBERT's tokenizer splitting modes (tokenizer.py); here so the CLI needs no torch
+BEST_METRICS = ("accuracy", "macro_f1")  # what chooses the kept model on the validation data
+CLASS_WEIGHTS = ("none", "balanced")  # balanced: each class's loss weighted by the inverse of its frequency
 
 # The KoBERT NSMC tutorial's fine-tuning rate, for every pretrained backbone: KoELECTRA's own NSMC config uses it
 # too (finetune/config/nsmc/koelectra-base-v3.json), and no other curated model's card recommends a rate.
@@ -249,6 +251,41 @@ class TrainConfig:
             error="config_test_size", advanced=True, step=0.05, slider=(0.05, 0.5),
         ),
     )  # fmt: skip
+    validation_size: float = setting(
+        0.1,
+        Setting(
+            "help_validation_size", "validation_size", minimum=0.0, maximum=0.5, above_minimum=True,
+            error="config_validation_size", advanced=True, step=0.05, slider=(0.05, 0.5),
+        ),
+    )  # fmt: skip
+    eval_steps: int = setting(
+        0, Setting("help_eval_steps", "eval_steps", minimum=0, error="config_eval_steps", advanced=True)
+    )  # 0: validation at each epoch's end only
+    best_metric: str = setting(
+        BEST_METRICS[0],
+        Setting("help_best_metric", "best_metric", choices=BEST_METRICS, error="config_best_metric", advanced=True),
+    )
+    early_stopping_patience: int = setting(
+        0,
+        Setting(
+            "help_early_stopping_patience", "early_stopping_patience", minimum=0, maximum=MAX_EPOCHS,
+            error="config_early_stopping_patience", advanced=True,
+        ),
+    )  # fmt: skip  # 0: off, the tutorial's recipe
+    early_stopping_min_delta: float = setting(
+        0.0,
+        Setting(
+            "help_early_stopping_min_delta", "early_stopping_min_delta", minimum=0.0, maximum=1.0,
+            error="config_early_stopping_min_delta", advanced=True, step=0.001,
+        ),
+    )  # fmt: skip
+    class_weights: str = setting(
+        CLASS_WEIGHTS[0],
+        Setting(
+            "help_class_weights", "class_weights", choices=CLASS_WEIGHTS, error="config_class_weights", advanced=True
+        ),
+    )
+    init_from: str | None = setting(None, Setting("help_init_from"))  # "Continue training": no generated widget
 
     def __post_init__(self) -> None:
         """Every way in (the CLI's flags, the form, the API, a stored config.json, Python) gets each setting as its

@@ -119,6 +119,9 @@ class Splits:
     test_labels: list[int]
     label_names: list[str]
     test_source: str  # "file" or "split"
+    valid_texts: list[str] = field(default_factory=list)  # the validation data, which chooses the kept model
+    valid_labels: list[int] = field(default_factory=list)
+    valid_source: str = "split"  # "file" or "split"
 
 
 def label_order(labels: Iterable[str]) -> list[str]:

@@ -121,19 +121,58 @@ class EpochEvent(_Event):
     epoch: int
     train_loss: float
     train_acc: float
-    test: dict  # classification_metrics of the test data
+    test: dict  # classification_metrics of the test data for this epoch's weights: reported, never used to choose
     elapsed: float
     mistakes: list[dict] = field(default_factory=list)
+    valid: dict | None = None  # classification_metrics (and "loss") of the validation data for this epoch's weights
     type: ClassVar[str] = "epoch"
+
+
+@dataclass
+class EvalEvent(_Event):
+    """One evaluation on the validation data (at each epoch's end, and every eval_steps steps if set), and the best
+    so far: whether this one improved on it by more than early_stopping_min_delta, and which evaluation is kept."""
+
+    epoch: int
+    step: int
+    valid: dict  # classification_metrics of the validation data, with "loss"
+    metric: str  # config.best_metric
+    value: float  # valid[metric]
+    improved: bool  # this evaluation's model is now the kept one
+    best_epoch: int
+    best_step: int
+    best_value: float
+    elapsed: float
+    type: ClassVar[str] = "eval"
+
+
+@dataclass
+class NoticeEvent(_Event):
+    """Something the user should know that is no failure (an early stop, a model that has not learned, a resumed
+    run): a catalogue key and its parameters, shown in the reader's language with `text`."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)  # JSON-safe (params_to_json)
+    type: ClassVar[str] = "notice"
+
+    def text(self, lang: str) -> str:
+        """The notice in lang ("ko" Korean, anything else English)."""
+        return StoredMessage(self.key, **params_from_json(self.params)).text(lang)
 
 
 @dataclass
 class DoneEvent(_Event):
     state: str  # "done" or "stopped"
-    kept_epoch: int | None  # the last completed epoch, whose model the run keeps
-    test: dict | None
+    kept_epoch: int | None  # the epoch of the kept model: the best evaluation on the validation data
+    test: dict | None  # the kept model's test metrics
     elapsed: float
     run: str | None
+    kept_step: int | None = None  # the step of the kept model's evaluation
+    metric: str | None = None  # what chose it (config.best_metric) ...
+    best_value: float | None = None  # ... and its value on the validation data
+    stop_reason: str | None = None  # "early_stopping", "stopped" (asked to) or None (all epochs ran)
+    valid: dict | None = None  # the kept model's validation metrics
+    mistakes: list[dict] = field(default_factory=list)  # the kept model's most confident test mistakes
     type: ClassVar[str] = "done"
 
 
@@ -176,7 +215,7 @@ class ErrorEvent(_Event):
         return cls(data["key"], data.get("params") or {})
 
 
-Event = StartEvent | StepEvent | EpochEvent | DoneEvent | ErrorEvent
+Event = StartEvent | StepEvent | EpochEvent | EvalEvent | NoticeEvent | DoneEvent | ErrorEvent
 EVENT_TYPES: dict[str, type[_Event]] = {cls.type: cls for cls in get_args(Event)}  # one registry, keyed by "type"
 
 
@@ -266,6 +305,14 @@ def tutorial_line(event: Event) -> str | None:
             f"epoch {event.epoch} train acc {event.train_acc:.4f}\n"
             f"epoch {event.epoch} test acc {test['accuracy']:.4f} macro-F1 {test['macro_f1']:.4f}"
         )
+    if isinstance(event, EvalEvent):
+        valid, best = event.valid, " (best so far: kept)" if event.improved else ""
+        return (
+            f"epoch {event.epoch} step {event.step} valid acc {valid['accuracy']:.4f} macro-F1 {valid['macro_f1']:.4f}"
+            f"{best}"
+        )
+    if isinstance(event, NoticeEvent):
+        return event.text("en")
     if isinstance(event, DoneEvent):
         kept = f"kept epoch {event.kept_epoch}" if event.kept_epoch else "no completed epoch, no model kept"
         return f"{event.state} in {event.elapsed:.0f} s, {kept}"

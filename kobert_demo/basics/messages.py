@@ -112,6 +112,74 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "테스트 파일이 없을 때 평가용으로 떼어 두는 학습 데이터의 비율입니다.",
     ),
     "config_seed": ("seed must be between {minimum} and {maximum}", "시드는 {minimum}에서 {maximum} 사이여야 합니다"),
+    # validation, the kept model, early stopping, class weights, continuing a run (#25)
+    "help_validation_size": (
+        "The share of the training data held out for validation when there is no validation file: the validation "
+        "data chooses the kept model; the test data never does.",
+        "검증 파일이 없을 때 검증용으로 떼어 두는 학습 데이터의 비율입니다. 남길 모델은 검증 데이터로 고르며, 테스트 "
+        "데이터로는 고르지 않습니다.",
+    ),
+    "config_validation_size": (
+        "validation size must be above {minimum} and at most {maximum}",
+        "검증 비율은 {minimum}보다 크고 {maximum} 이하여야 합니다",
+    ),
+    "help_eval_steps": (
+        "Also evaluate on the validation data every this many steps (0: only at the end of each epoch).",
+        "이 스텝 수마다 검증 데이터로도 평가합니다 (0: 에폭이 끝날 때만).",
+    ),
+    "config_eval_steps": ("eval steps must be at least {minimum}", "평가 간격은 {minimum} 이상이어야 합니다"),
+    "help_best_metric": (
+        "The validation metric that chooses the kept model: accuracy (as the tutorial) or macro_f1.",
+        "남길 모델을 고르는 검증 지표: accuracy(튜토리얼과 같음) 또는 macro_f1.",
+    ),
+    "config_best_metric": ("the metric must be one of: {choices}", "지표는 다음 중 하나여야 합니다: {choices}"),
+    "help_early_stopping_patience": (
+        "Stop after this many evaluations without improvement on the validation data (0: off).",
+        "검증 성능이 이 횟수만큼 연속으로 나아지지 않으면 학습을 멈춥니다 (0: 사용 안 함).",
+    ),
+    "config_early_stopping_patience": (
+        "early stopping patience must be between {minimum} and {maximum}",
+        "조기 종료 인내 횟수는 {minimum}에서 {maximum} 사이여야 합니다",
+    ),
+    "help_early_stopping_min_delta": (
+        "The smallest rise of the validation metric that counts as an improvement.",
+        "개선으로 인정하는 검증 지표의 최소 상승 폭입니다.",
+    ),
+    "config_early_stopping_min_delta": (
+        "the minimum improvement must be between {minimum} and {maximum}",
+        "최소 개선 폭은 {minimum}에서 {maximum} 사이여야 합니다",
+    ),
+    "help_class_weights": (
+        "balanced: weight each class's loss by the inverse of its frequency, for imbalanced data; none: as the "
+        "tutorial.",
+        "balanced: 클래스 빈도의 역수로 손실에 가중치를 줍니다(불균형 데이터용). none: 튜토리얼과 같음.",
+    ),
+    "config_class_weights": (
+        "class weights must be one of: {choices}",
+        "클래스 가중치는 다음 중 하나여야 합니다: {choices}",
+    ),
+    "notice_early_stopped": (
+        "Stopped early: {metric} on the validation data did not improve for {patience} evaluations in a row; the kept "
+        "model is epoch {best_epoch}'s ({metric} {best_value:.4f}).",
+        "조기 종료: 검증 데이터의 {metric} 이(가) {patience}번 연속 나아지지 않았습니다. 남긴 모델은 {best_epoch} "
+        "에폭의 모델입니다 ({metric} {best_value:.4f}).",
+    ),
+    "notice_not_learned": (
+        "The kept model has not learned: it answers '{label}' for {share:.0%} of the validation rows, and its accuracy "
+        "({accuracy:.4f}) is no better than always answering the most frequent class ({majority:.4f}). Try more "
+        "epochs, more data, or a pretrained backbone.",
+        "남긴 모델이 학습되지 않았습니다: 검증 데이터의 {share:.0%}에 '{label}'(이)라고 답하며, "
+        "정확도({accuracy:.4f})가 가장 많은 클래스만 답할 때({majority:.4f})보다 낫지 않습니다. 에폭이나 데이터를 "
+        "늘리거나 사전학습 모델을 써 보세요.",
+    ),
+    "notice_resumed": (
+        "Resumed from the checkpoint of epoch {epoch}, step {step}.",
+        "{epoch} 에폭, {step} 스텝의 체크포인트에서 이어서 학습합니다.",
+    ),
+    "help_init_from": (
+        "Continue training: start from this finished run's model (its classes must be the data's).",
+        "이어서 학습: 끝난 이 실행의 모델에서 시작합니다 (클래스가 데이터와 같아야 합니다).",
+    ),
     "config_not_a_boolean": (
         "Setting {name} must be true or false, not '{value}'.",
         "설정 {name} 은(는) true 또는 false여야 합니다 ('{value}').",
@@ -715,6 +783,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "precision": ("Precision", "정밀도"),
     "tokenizer_mode": ("Tokenizer mode", "토크나이저 모드"),
     "test_size": ("Test split (without a test file)", "테스트 비율 (테스트 파일이 없을 때)"),
+    "validation_size": ("Validation split (without a validation file)", "검증 비율 (검증 파일이 없을 때)"),
+    "eval_steps": ("Evaluate every (steps, 0: each epoch)", "평가 간격 (스텝, 0: 에폭마다)"),
+    "best_metric": ("Metric that chooses the kept model", "남길 모델을 고르는 지표"),
+    "early_stopping_patience": ("Early stopping patience (0: off)", "조기 종료 인내 횟수 (0: 사용 안 함)"),
+    "early_stopping_min_delta": ("Early stopping minimum improvement", "조기 종료 최소 개선 폭"),
+    "class_weights": ("Class weights", "클래스 가중치"),
     "advanced_help": (
         "Defaults follow the KoBERT NSMC tutorial: AdamW, cosine schedule, 10% warmup, clipping 1, dropout 0.5. "
         "Tokenizer mode gluonnlp is KoBERT's original splitting.",

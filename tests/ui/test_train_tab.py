@@ -95,7 +95,9 @@ def test_the_form_is_read_back_by_field_name(tab: TrainTab) -> None:
     changes = {
         "epochs": 3, "batch_size": 16, "max_len": 128, "lr": 0.002, "cpu_mode": True, "warmup_ratio": 0.2,
         "weight_decay": 0.0, "dropout": 0.1, "max_grad_norm": 2.0, "log_interval": 5, "seed": 7, "precision": "fp32",
-        "tokenizer_mode": "whole", "test_size": 0.25,
+        "tokenizer_mode": "whole", "test_size": 0.25, "validation_size": 0.2, "eval_steps": 20,
+        "best_metric": "macro_f1", "early_stopping_patience": 2, "early_stopping_min_delta": 0.01,
+        "class_weights": "balanced",
     }  # fmt: skip
     assert set(changes) == set(tab.settings)  # a new setting belongs here too
     values = form_values(tab, **changes)
