@@ -165,12 +165,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "에폭의 모델입니다 ({metric} {best_value:.4f}).",
     ),
     "notice_not_learned": (
-        "The kept model has not learned: it answers '{label}' for {share:.0%} of the validation rows, and its accuracy "
-        "({accuracy:.4f}) is no better than always answering the most frequent class ({majority:.4f}). Try more "
+        "The kept model may not have learned: it answers '{label}' for {share:.0%} of the validation rows, and its "
+        "accuracy is {accuracy:.4f} where always answering the most frequent class scores {majority:.4f}. Try more "
         "epochs, more data, or a pretrained backbone.",
-        "남긴 모델이 학습되지 않았습니다: 검증 데이터의 {share:.0%}에 '{label}'(이)라고 답하며, "
-        "정확도({accuracy:.4f})가 가장 많은 클래스만 답할 때({majority:.4f})보다 낫지 않습니다. 에폭이나 데이터를 "
+        "남긴 모델이 학습되지 않았을 수 있습니다: 검증 데이터의 {share:.0%}에 '{label}'(이)라고 답하며, "
+        "정확도는 {accuracy:.4f}이며, 가장 많은 클래스만 답해도 {majority:.4f}입니다. 에폭이나 데이터를 "
         "늘리거나 사전학습 모델을 써 보세요.",
+    ),
+    "hint_class_weights": (
+        "The largest class, '{largest}', has {ratio:.1f}x the rows of the smallest, '{smallest}': class weights "
+        "'balanced' may help the model learn the smaller classes.",
+        "가장 큰 클래스 '{largest}'의 행 수가 가장 작은 클래스 '{smallest}'의 {ratio:.1f}배입니다: 클래스 가중치를 "
+        "'balanced'로 하면 작은 클래스를 더 잘 배울 수 있습니다.",
     ),
     "notice_resumed": (
         "Resumed from the checkpoint of epoch {epoch}, step {step}.",
