@@ -37,8 +37,10 @@ from kobert_demo.engine.checkpoints import _model_key, describe_source, expected
 from kobert_demo.engine.classifier import (
     Classifier,
     FastDropout,
+    PaddedClassifier,
     PaddingFreeClassifier,
     skip_unused_last_layer_rows,
+    training_forward,
     use_fast_dropout,
 )
 from kobert_demo.engine.families import FAMILIES, family_of
@@ -415,6 +417,42 @@ def test_padding_free_forward_applies_dropout_in_training(tiny_kobert_folder: Pa
     assert not torch.equal(model(**batch).logits, model(**batch).logits)
     model.eval()
     torch.testing.assert_close(model(**batch).logits, model(**batch).logits)
+
+
+# Class weights in the training loss (#25)
+@pytest.mark.parametrize("forward", [PaddingFreeClassifier, PaddedClassifier])
+def test_class_weights_give_torchs_weighted_cross_entropy(tiny_kobert_folder: Path, forward: type) -> None:
+    """Both training forwards: the weighted loss is torch's cross_entropy(weight=...) of their own logits, weights
+    of 1 give the plain loss, and the weights stay out of the state dict (the saved model is the same)."""
+    classifier = load_backbone(str(tiny_kobert_folder), ["a", "b", "c"], 0.5)
+    batch = classifier.tokenizer(TEXTS)
+    labels = torch.tensor([0, 2, 1, 2])
+    weights = [0.5, 2.0, 1.25]
+    plain = forward(classifier.model).eval()(**batch, labels=labels)
+    weighted = forward(classifier.model, weights).eval()(**batch, labels=labels)
+    ones = forward(classifier.model, [1.0, 1.0, 1.0]).eval()(**batch, labels=labels)
+
+    torch.testing.assert_close(weighted.logits, plain.logits)
+    expected = nn.functional.cross_entropy(plain.logits, labels, weight=torch.tensor(weights))
+    torch.testing.assert_close(weighted.loss, expected)
+    # (0.5 l0 + 1.25 l1 + 2 l2 + 1.25 l3) / 5, each row weighed by its class: not the plain mean
+    rows = nn.functional.cross_entropy(plain.logits, labels, reduction="none")
+    torch.testing.assert_close(weighted.loss, (rows * torch.tensor([0.5, 1.25, 2.0, 1.25])).sum() / 5)
+    assert not torch.allclose(weighted.loss, plain.loss)
+    torch.testing.assert_close(ones.loss, plain.loss)
+    assert forward(classifier.model, weights).state_dict().keys() == plain_keys(classifier.model)
+
+
+def plain_keys(model: nn.Module) -> set[str]:
+    """The wrapped model's state dict keys as the training forward names them."""
+    return {f"model.{key}" for key in model.state_dict()}
+
+
+def test_training_forward_passes_class_weights(tiny_kobert_folder: Path) -> None:
+    classifier = load_backbone(str(tiny_kobert_folder), ["a", "b"], 0.5)
+    model, _ = training_forward(classifier.model, [0.75, 1.5])
+    torch.testing.assert_close(model.class_weights, torch.tensor([0.75, 1.5]))
+    assert training_forward(classifier.model)[0].class_weights is None
 
 
 # Strict weights (#11): hub-like layouts load exactly; anything that would leave the encoder or pooler random is refused

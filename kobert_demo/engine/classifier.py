@@ -3,6 +3,7 @@ FastDropout) that train.py runs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,13 @@ def skip_unused_last_layer_rows(model: PreTrainedModel) -> None:
     attention_output._cls_only = True
 
 
+def _weights_buffer(module: nn.Module, class_weights: Sequence[float] | None) -> None:
+    """The loss's class weights as a buffer, so that they follow the model to its device; not persistent: the
+    saved model, its state dict and serving are the same with or without them."""
+    weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+    module.register_buffer("class_weights", weights, persistent=False)
+
+
 class PaddingFreeClassifier(nn.Module):
     """The classifier's forward without padding, for training and evaluation: same weights, same math.
 
@@ -56,12 +64,14 @@ class PaddingFreeClassifier(nn.Module):
     layer past its attention runs for [CLS] alone, the only row the classifier reads. The optimizer still sees the
     tutorial's random batches whole. Attention is written out (matmul, softmax, matmul) as transformers' eager
     attention is: on CPUs, PyTorch's fused attention kernel was 3x slower in bf16 training at these sizes.
+    class_weights: one loss weight per class (class_weights=balanced), else the plain mean cross-entropy.
     """
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: PreTrainedModel, class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         self.model = model
         self.family = family_of(model)
+        _weights_buffer(self, class_weights)
 
     def forward(
         self,
@@ -111,16 +121,17 @@ class PaddingFreeClassifier(nn.Module):
             h = _add_and_norm(layer.attention.output, context, queries)
             x = _add_and_norm(layer.output, layer.intermediate(h), h)
 
-        return _classified(family.head(self.model, x), labels)
+        return _classified(family.head(self.model, x), labels, self.class_weights)
 
 
 class PaddedClassifier(nn.Module):
     """transformers' own forward, padding and all, with the loss PaddingFreeClassifier computes: for configs whose
     padding-free forward is not proven (families.padded_forward_reason)."""
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: PreTrainedModel, class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         self.model = model
+        _weights_buffer(self, class_weights)
 
     def forward(
         self,
@@ -130,12 +141,15 @@ class PaddedClassifier(nn.Module):
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-        return _classified(logits, labels)
+        return _classified(logits, labels, self.class_weights)
 
 
-def _classified(logits: torch.Tensor, labels: torch.Tensor | None) -> SequenceClassifierOutput:
-    """The logits and, given labels, their cross-entropy in fp32: both training forwards' output."""
-    loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
+def _classified(
+    logits: torch.Tensor, labels: torch.Tensor | None, weight: torch.Tensor | None = None
+) -> SequenceClassifierOutput:
+    """The logits and, given labels, their cross-entropy in fp32: both training forwards' output. With class
+    weights, torch's weighted mean: each row's loss times its class's weight, over the sum of those weights."""
+    loss = nn.functional.cross_entropy(logits.float(), labels, weight=weight) if labels is not None else None
     return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
@@ -174,12 +188,13 @@ def use_fast_dropout(model: nn.Module) -> None:
 PADDING_FREE = "padding-free"
 
 
-def training_forward(model: PreTrainedModel) -> tuple[nn.Module, str]:
-    """The forward a model trains and evaluates with, and its name: `padding-free`, or `padded (reason)`."""
+def training_forward(model: PreTrainedModel, class_weights: Sequence[float] | None = None) -> tuple[nn.Module, str]:
+    """The forward a model trains and evaluates with, and its name: `padding-free`, or `padded (reason)`;
+    class_weights, if given, weigh its loss (one per class)."""
     reason = padded_forward_reason(model.config)
     if reason:
-        return PaddedClassifier(model), f"padded ({reason})"
-    return PaddingFreeClassifier(model), PADDING_FREE
+        return PaddedClassifier(model, class_weights), f"padded ({reason})"
+    return PaddingFreeClassifier(model, class_weights), PADDING_FREE
 
 
 def _padded_heads(t: torch.Tensor, packed: torch.Tensor, shape: tuple[int, int], heads: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ from kobert_demo.basics.cpu import has_bf16
 from kobert_demo.basics.data import Splits
 from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.events import DoneEvent, EpochEvent, ErrorEvent, Event, StartEvent, StepEvent
-from kobert_demo.basics.metrics import classification_metrics
+from kobert_demo.basics.metrics import balanced_class_weights, classification_metrics
 from kobert_demo.basics.runs import Run
 from kobert_demo.engine.checkpoints import describe_source
 from kobert_demo.engine.classifier import Classifier, freeze_lower_layers, training_forward, use_fast_dropout
@@ -118,12 +118,15 @@ def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def training_model(classifier: Classifier, cpu_mode: bool) -> tuple[torch.nn.Module, list[torch.nn.Module], str]:
+def training_model(
+    classifier: Classifier, cpu_mode: bool, class_weights: list[float] | None = None
+) -> tuple[torch.nn.Module, list[torch.nn.Module], str]:
     """The classifier as it trains: padding-free where that is proven for its config (else padded, and the third
-    value says why), and in CPU mode with all but its top layers frozen."""
+    value says why), in CPU mode with all but its top layers frozen, and its loss weighted by class_weights (one
+    per class, for class_weights=balanced) if given."""
     frozen = freeze_lower_layers(classifier.model, CPU_MODE_LAYERS) if cpu_mode else []
     use_fast_dropout(classifier.model)
-    model, forward = training_forward(classifier.model)
+    model, forward = training_forward(classifier.model, class_weights)
     return model, frozen, forward
 
 
@@ -293,7 +296,13 @@ def _train(
     test_loader = make_loader(
         test_ids, splits.test_labels, config.batch_size * 2, config.seed, False, Collator(classifier)
     )
-    model, frozen, forward = training_model(classifier, config.cpu_mode)
+    model, frozen, forward = training_model(
+        classifier,
+        config.cpu_mode,
+        balanced_class_weights(splits.train_labels, len(splits.label_names))
+        if config.class_weights == "balanced"
+        else None,
+    )
     optimizer = torch.optim.AdamW(
         decay_groups(model, config.weight_decay),
         lr=config.learning_rate,
