@@ -545,3 +545,11 @@ def test_balanced_class_weights_make_the_minority_class_answered() -> None:
     none, balanced = answered_1("none"), answered_1("balanced")
     assert none == 0  # the majority everywhere, as the plain loss asks
     assert balanced >= 10, balanced  # most mixed texts (19 of 20 at this seed)
+
+
+def test_the_card_records_the_class_weights() -> None:
+    """#25: the card says whether the loss was weighted (its hyperparameters are the whole config)."""
+    splits = Splits(["a", "b"], [0, 1], ["c"], [1], ["neg", "pos"], "file")
+    done = DoneEvent(state="done", kept_epoch=None, test=None, elapsed=1.0, run=None)
+    card = train_module.model_card(quick(class_weights="balanced"), splits, done, "fp32", 1)
+    assert '"class_weights": "balanced"' in card
