@@ -49,7 +49,7 @@ def test_log_lines_keep_the_fields_api_clients_read() -> None:
     """The /logs endpoint returns these dicts: the fields written before events became classes are all there."""
     assert list(start().to_json()) == [
         "model", "device", "precision", "processes", "train_rows", "test_rows", "labels", "steps_per_epoch",
-        "total_steps", "parameters", "forward", "type",
+        "total_steps", "parameters", "forward", "valid_rows", "type",
     ]  # fmt: skip
     assert step().to_json()["type"] == "step" and step(eta=3.0).to_json()["eta"] == 3.0
     assert {"epoch", "train_loss", "train_acc", "test", "elapsed", "mistakes", "type"} <= set(epoch().to_json())
