@@ -345,7 +345,7 @@ def _train(
     tokenizer = classifier.tokenizer
     train_ids = tokenizer.encode_batch(splits.train_texts)
     test_ids = tokenizer.encode_batch(splits.test_texts)
-    valid_ids = tokenizer.encode_batch(splits.valid_texts)
+    valid_ids = tokenizer.encode_batch(splits.valid_texts) if splits.valid_texts else []  # (fast tokenizers fail on [])
 
     # Dataloaders, optimizer, schedule
     collate = Collator(classifier)
