@@ -436,6 +436,26 @@ def test_a_stop_keeps_the_best_evaluation_so_far(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_the_kept_models_validation_answers_are_judged_for_not_having_learned(tmp_path: Path, monkeypatch) -> None:
+    """not_learned (metrics.py) sees the kept model's validation answers, once; what it finds becomes a notice."""
+    judged: list[tuple[list[int], list[int]]] = []
+    found = {"label": "1", "share": 1.0, "accuracy": 0.5, "majority": 0.5}
+
+    def recording(truth: list[int], predicted: list[int], names: list[str]) -> dict:
+        judged.append((truth, predicted))
+        return found
+
+    monkeypatch.setattr(train_module, "not_learned", recording)
+    splits = valid_splits()
+    events = list(train(quick(epochs=2, eval_steps=5), splits, tmp_path / "run"))
+    predicted = Predictor.load(tmp_path / "run").predict_proba(splits.valid_texts).argmax(1).tolist()
+    assert judged == [(splits.valid_labels, predicted)]
+    notice = events[-2]
+    assert isinstance(notice, NoticeEvent) and (notice.key, notice.params) == ("notice_not_learned", found)
+    assert "'1'" in notice.text("ko") and open_run(tmp_path / "run").summary().notices == [notice]
+
+
+@pytest.mark.slow
 def test_optimizer_is_the_tutorials(small_splits: Splits, monkeypatch) -> None:
     """transformers.AdamW's epsilon (1e-6), decay on weights only, the learning rate asked for."""
     made: list[torch.optim.Optimizer] = []

@@ -46,7 +46,7 @@ from kobert_demo.basics.events import (
     StepEvent,
     params_to_json,
 )
-from kobert_demo.basics.metrics import classification_metrics
+from kobert_demo.basics.metrics import classification_metrics, not_learned
 from kobert_demo.basics.runs import Run
 from kobert_demo.engine.checkpoints import describe_source
 from kobert_demo.engine.classifier import Classifier, freeze_lower_layers, training_forward, use_fast_dropout
@@ -478,6 +478,10 @@ def _train(
         notice = {"metric": config.best_metric, "patience": config.early_stopping_patience}
         notice |= {"best_epoch": keeper.best_epoch, "best_value": keeper.best_value}
         yield NoticeEvent("notice_early_stopped", params_to_json(notice))
+    if kept.valid_answers is not None:  # say so when the kept model answers one class, or no better than it
+        unlearned = not_learned(kept.valid_answers.truth, kept.valid_answers.predicted, splits.label_names)
+        if unlearned:
+            yield NoticeEvent("notice_not_learned", params_to_json(unlearned))
     if kept.epoch is not None and kept.test_answers is None:
         if not kept.current:
             restore(hf_model, kept, run, device)
