@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -175,18 +176,63 @@ def test_train_writes_a_run(cli_run: CliRun) -> None:
         "ratings_test.tsv",
     )
     events = run.events()
-    assert [e.type for e in events if e.type != "step"] == ["start", "epoch", "done"]
+    assert [e.type for e in events if e.type != "step"] == ["start", "eval", "epoch", "done"]
     start = events[0]
-    assert (start.train_rows, start.test_rows, start.steps_per_epoch) == (120, 60, 8)
+    # 12 of the 120 training rows (10%, stratified) validate: they choose the kept model
+    assert (start.train_rows, start.valid_rows, start.test_rows, start.steps_per_epoch) == (108, 12, 60, 7)
 
     stdout = cli_run.result.stdout.splitlines()
     logged = [line for line in stdout if line.startswith("epoch 1 batch id")]
     assert [line.split()[4] for line in logged] == ["1", "4", "7"]
     assert re.fullmatch(r"epoch 1 batch id 1 loss \d+\.\d{3} train acc [01]\.\d{3}", logged[0])
-    accuracy = events[-1].test["accuracy"]
-    assert f"epoch 1 test acc {accuracy:.4f} macro-F1 {events[-1].test['macro_f1']:.4f}" in stdout
-    assert re.fullmatch(r"done in \d+ s, kept epoch 1; run folder: run", stdout[-1])
+    done = events[-1]
+    accuracy = done.test["accuracy"]
+    test_line = f"epoch 1 test acc {accuracy:.4f} macro-F1 {done.test['macro_f1']:.4f} (not used to choose the model)"
+    assert test_line in stdout
+    valid_line = r"epoch 1 step 7 valid acc [01]\.\d{4} macro-F1 [01]\.\d{4} loss \d\.\d{4} \(best so far: kept\)"
+    assert re.fullmatch(valid_line, stdout[-4])  # before the epoch's two lines
+    assert stdout[-1] == (
+        f"done in {done.elapsed:.0f} s, kept epoch 1 step 7 (validation accuracy {done.best_value:.4f}), "
+        f"its test acc {accuracy:.4f}; run folder: run"
+    )
     assert "model tiny (a small randomly initialised BERT" in cli_run.result.stderr
+
+
+@pytest.mark.slow
+def test_train_takes_a_validation_file_as_given(cli: Callable, tmp_path: Path) -> None:
+    """--valid: its rows validate, none of the training file's are held out; the last line names the kept model,
+    the metric, the early stop and the kept model's test accuracy."""
+    write_tsv(tmp_path / "train.tsv", sample_rows("movie_ratings/train.tsv", 16))
+    write_tsv(tmp_path / "test.tsv", sample_rows("movie_ratings/test.tsv", 4))
+    write_tsv(tmp_path / "valid.tsv", sample_rows("movie_ratings/test.tsv", 6)[-9:])
+    result = cli(
+        "train", "train.tsv", "--test", "test.tsv", "--valid", "valid.tsv", "--out", "run", "--model", "tiny",
+        "--epochs", "4", "--batch-size", "16", "--precision", "fp32", "--early-stopping-patience", "1",
+        "--early-stopping-min-delta", "0.5", "--quiet",
+    )  # fmt: skip
+    stdout = ok(result).splitlines()
+    run = open_run(tmp_path / "run")
+    events = run.events()
+    assert (events[0].train_rows, events[0].valid_rows, events[0].test_rows) == (48, 9, 12)
+    assert run.config()["valid_file"] == "valid.tsv"
+    done = events[-1]
+    assert (done.kept_epoch, done.stop_reason) == (1, "early_stopping")  # no rise of 0.5 follows the first
+    assert stdout[-2] == next(e for e in events if e.type == "notice").text("en")
+    assert stdout[-1] == (
+        f"done in {done.elapsed:.0f} s, kept epoch 1 step 3 (validation accuracy {done.best_value:.4f}), stopped "
+        f"early, its test acc {done.test['accuracy']:.4f}; run folder: run"
+    )
+
+
+def test_train_refuses_a_validation_file_with_an_unknown_class(cli: Callable, tmp_path: Path) -> None:
+    write_tsv(tmp_path / "train.tsv", sample_rows("movie_ratings/train.tsv", 20))
+    write_tsv(tmp_path / "valid.tsv", [("그저 그래요", "중립"), ("별로", "최악")])
+    line = user_error(cli("train", "train.tsv", "--valid", "valid.tsv", "--out", "run", "--model", "tiny"))
+    assert line == (
+        "error: valid.tsv has labels the training file lacks: '최악'; the validation data may only hold the training "
+        "classes."
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_evaluate_matches_the_run(cli_run: CliRun) -> None:

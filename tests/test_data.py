@@ -135,7 +135,9 @@ def test_real_test_file_and_unknown_labels() -> None:
     assert splits.test_source == "file"
     assert splits.label_names == ["긍정", "부정", "중립"]
     assert Counter(splits.test_labels) == {0: 50, 1: 50, 2: 50}
-    assert len(splits.train_texts) == 300
+    # Without a validation file a stratified 10% of the training file is held out for validation.
+    assert (len(splits.train_texts), splits.valid_source) == (270, "split")
+    assert Counter(splits.valid_labels) == {0: 10, 1: 10, 2: 10}
     with pytest.raises(DataError, match=r"test_10class\.tsv has labels the training file lacks: '1', '2'"):
         make_splits(train, read_table(DATA / "movie_ratings/test_10class.tsv"))
 
@@ -146,8 +148,11 @@ def test_stratified_split_keeps_proportions_and_is_reproducible() -> None:
     assert splits.test_source == "split"
     assert splits.label_names == [str(rating) for rating in range(1, 11)]
     assert Counter(splits.test_labels) == {i: 2 for i in range(10)}
-    assert Counter(splits.train_labels) == {i: 18 for i in range(10)}
-    assert sorted(splits.train_texts + splits.test_texts) == sorted(train.texts)
+    # Validation: 10% of the 180 rows left (18), stratified, so no class has more than 2 and every class one.
+    assert len(splits.valid_labels) == 18 and set(splits.valid_labels) == set(range(10))
+    assert max(Counter(splits.valid_labels).values()) == 2
+    assert len(splits.train_labels) == 162
+    assert sorted(splits.train_texts + splits.valid_texts + splits.test_texts) == sorted(train.texts)
     assert make_splits(train, test_size=0.1, seed=7) == splits
     assert make_splits(train, test_size=0.1, seed=8).test_texts != splits.test_texts
 
@@ -399,7 +404,7 @@ def test_split_rejects_fewer_test_rows_than_classes() -> None:
     train = labeled([str(i) for i in range(5)] * 2)
     with pytest.raises(DataError, match=r"train\.tsv .*5 classes"):
         make_splits(train, test_size=0.1)
-    assert len(make_splits(train, test_size=0.5).test_texts) == 5
+    assert len(make_splits(train, test_size=0.5, valid=labeled(["0", "1"], name="valid.tsv")).test_texts) == 5
 
 
 def test_split_test_size_range() -> None:
@@ -417,11 +422,14 @@ def test_test_file_with_unknown_labels() -> None:
 
 
 def test_test_file_ids_follow_training_label_order() -> None:
-    splits = make_splits(labeled(["10", "2", "1", "2"]), labeled(["2", "10"], name="test.tsv"))
+    splits = make_splits(
+        labeled(["10", "2", "1", "2"]), labeled(["2", "10"], name="test.tsv"), valid=labeled(["1"], name="v.tsv")
+    )
     assert splits.label_names == ["1", "2", "10"]
     assert splits.train_labels == [2, 1, 0, 1]
     assert splits.test_labels == [1, 2]
     assert splits.test_source == "file"
+    assert (splits.valid_labels, splits.valid_source) == ([0], "file")
 
 
 def test_label_checks_name_every_unknown_label_up_to_ten() -> None:
@@ -437,3 +445,63 @@ def test_label_checks_name_every_unknown_label_up_to_ten() -> None:
         check_model_labels(labeled(["긍정", "중립"], name="eval.tsv"), ["긍정", "부정"])
     assert str(caught.value) == "eval.tsv has labels the model was not trained on: '중립' (it knows '긍정', '부정')."
     assert "학습 파일에 없는 라벨" in DataError("data_unknown_test_labels", name="t", labels="'x'").text("ko")
+
+
+# Validation data (#25)
+
+
+def test_validation_file_is_used_as_given_and_test_data_split_as_before() -> None:
+    train = read_table(DATA / "movie_ratings/train_10class.tsv")
+    valid = labeled(["3", "10", "1"], name="valid.tsv")
+    splits = make_splits(train, test_size=0.1, seed=7, valid=valid)
+    assert (splits.valid_texts, splits.valid_source) == (valid.texts, "file")
+    assert splits.valid_labels == [2, 9, 0]
+    # The test split and the training rows are what they were before validation existed: all of the rest trains.
+    before = make_splits(train, test_size=0.1, seed=7)
+    assert splits.test_texts == before.test_texts
+    assert sorted(splits.train_texts) == sorted(before.train_texts + before.valid_texts)
+
+
+def test_validation_split_is_stratified_seeded_and_apart_from_test() -> None:
+    train = labeled(["a"] * 40 + ["b"] * 20, name="train.tsv")
+    splits = make_splits(train, test_size=0.1, seed=1, validation_size=0.2)
+    assert Counter(splits.test_labels) == {0: 4, 1: 2}
+    assert Counter(splits.valid_labels) == {0: 8, 1: 3} or Counter(splits.valid_labels) == {0: 7, 1: 4}
+    assert len(splits.train_texts) + len(splits.valid_texts) + len(splits.test_texts) == 60
+    assert make_splits(train, test_size=0.1, seed=1, validation_size=0.2) == splits
+    assert make_splits(train, test_size=0.1, seed=2, validation_size=0.2).valid_texts != splits.valid_texts
+    # A test file leaves the whole training file to split for validation.
+    with_test = make_splits(train, labeled(["a", "b"], name="test.tsv"), validation_size=0.25)
+    assert Counter(with_test.valid_labels) == {0: 10, 1: 5} and len(with_test.train_texts) == 45
+
+
+def test_validation_file_with_an_unknown_class_is_refused() -> None:
+    train = labeled(["긍정", "부정"] * 3)
+    with pytest.raises(DataError) as caught:
+        make_splits(train, labeled(["긍정"], name="test.tsv"), valid=labeled(["긍정", "중립"], name="valid.tsv"))
+    assert str(caught.value) == (
+        "valid.tsv has labels the training file lacks: '중립'; the validation data may only hold the training classes."
+    )
+    assert "valid.tsv" in caught.value.text("ko") and "'중립'" in caught.value.text("ko")
+
+
+def test_a_class_too_small_for_the_validation_split_is_named() -> None:
+    """One row of 'c' cannot be both validated and trained on; after a test share, what is left counts."""
+    train = labeled(["a"] * 20 + ["b"] * 20 + ["c"])
+    with pytest.raises(DataError) as caught:
+        make_splits(train, labeled(["a", "b"], name="test.tsv"))
+    message = str(caught.value)
+    assert message == (
+        "train.tsv is too small to hold out a stratified 0.1 validation share for 3 classes (class 'c' has only 1 "
+        "rows for training and validation): add rows or give a validation file."
+    )
+    assert make_splits(train, labeled(["a", "b"], name="test.tsv"), valid=labeled(["c"], name="v.tsv")).valid_texts
+    # Four rows of 'c' where the test share takes three of them (half of the file) leave one: named too.
+    halves = labeled(["a"] * 4 + ["b"] * 4 + ["c"] * 6)
+    splits = make_splits(halves, test_size=0.5, valid=labeled(["c"], name="v.tsv"))
+    assert Counter(splits.train_labels)[2] == 3
+    with pytest.raises(DataError, match="validation share"):
+        make_splits(labeled(["a"] * 4 + ["b"] * 4 + ["c"] * 3), test_size=0.5)
+    assert "'c'" in caught.value.text("ko")
+    with pytest.raises(ValueError, match="validation_size"):
+        make_splits(labeled(["a", "b"] * 10), validation_size=0)

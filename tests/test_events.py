@@ -49,7 +49,7 @@ def test_log_lines_keep_the_fields_api_clients_read() -> None:
     """The /logs endpoint returns these dicts: the fields written before events became classes are all there."""
     assert list(start().to_json()) == [
         "model", "device", "precision", "processes", "train_rows", "test_rows", "labels", "steps_per_epoch",
-        "total_steps", "parameters", "forward", "type",
+        "total_steps", "parameters", "forward", "valid_rows", "type",
     ]  # fmt: skip
     assert step().to_json()["type"] == "step" and step(eta=3.0).to_json()["eta"] == 3.0
     assert {"epoch", "train_loss", "train_acc", "test", "elapsed", "mistakes", "type"} <= set(epoch().to_json())
@@ -139,3 +139,50 @@ def test_tutorial_lines_are_the_tutorials_format() -> None:
     failure = ErrorEvent.of(UserFacingError("gpu_out_of_memory"))
     assert tutorial_line(failure) == f"error: {failure.message}"
     assert not any(HANGUL.search(tutorial_line(event)) for event in EVENTS)  # English on purpose
+
+
+def evaluation(epoch: int, step: int, accuracy: float, improved: bool, best: tuple[int, int, float]) -> EvalEvent:
+    valid = {**TEST, "accuracy": accuracy, "loss": round(1 - accuracy, 3)}
+    return EvalEvent(epoch, step, valid, "accuracy", accuracy, improved, *best, float(step))
+
+
+def test_summary_keeps_the_kept_model_chosen_by_validation() -> None:
+    """The kept epoch and step follow the best evaluation, the test figures are the kept weights' (an epoch's when it
+    was kept at that epoch's end, the end's otherwise), and the curve and notices are there for a refresh."""
+    notice = NoticeEvent(
+        "notice_early_stopped", {"patience": 1, "metric": "accuracy", "best_epoch": 1, "best_value": 0.7}
+    )
+    first_test, second_test = {**TEST, "accuracy": 0.6}, {**TEST, "accuracy": 0.99}
+    events = [start(valid_rows=20), step(step=1), step(step=2), evaluation(1, 2, 0.7, True, (1, 2, 0.7))]
+    events += [epoch(epoch=1, test=first_test), step(step=3, epoch=2), step(step=4, epoch=2)]
+    summary = Summary.of(events)
+    assert (summary.kept_epoch, summary.kept_step, summary.test, summary.best_value) == (1, 2, first_test, 0.7)
+    events += [evaluation(2, 4, 0.65, False, (1, 2, 0.7)), epoch(epoch=2, test=second_test)]
+    summary = Summary.of(events)  # a better test accuracy of a later epoch chooses nothing
+    assert (summary.kept_epoch, summary.kept_step, summary.test, summary.metric) == (1, 2, first_test, "accuracy")
+    assert summary.evaluations == [[1, 2, 0.7, 0.3], [2, 4, 0.65, 0.35]]
+    kept_test = {**TEST, "accuracy": 0.61}
+    events += [notice, DoneEvent("done", 1, kept_test, 9.0, None, 2, "accuracy", 0.7, "early_stopping", TEST)]
+    summary = Summary.of(events)
+    assert (summary.state, summary.stop_reason, summary.test, summary.notices) == (
+        "done", "early_stopping", kept_test, [notice]
+    )  # fmt: skip
+    assert Summary.from_json(json.loads(json.dumps(summary.to_json()))) == summary
+    assert {"start", "last_step", "kept_epoch", "test", "state", "elapsed"} <= set(summary.to_json())
+    # Kept between two epoch ends (eval_steps): the epoch's test figures are of later weights, so none yet
+    mid = [start(valid_rows=20), step(step=1), evaluation(1, 1, 0.7, True, (1, 1, 0.7)), step(step=2)]
+    summary = Summary.of([*mid, epoch(epoch=1, test=second_test)])
+    assert (summary.kept_epoch, summary.kept_step, summary.test) == (1, 1, None)
+
+
+def test_tutorial_lines_of_validation() -> None:
+    kept = evaluation(2, 40, 0.75, True, (2, 40, 0.75))
+    assert tutorial_line(kept) == "epoch 2 step 40 valid acc 0.7500 macro-F1 0.8000 loss 0.2500 (best so far: kept)"
+    assert tutorial_line(epoch(epoch=2, valid=kept.valid)).splitlines()[1] == (
+        "epoch 2 test acc 0.8125 macro-F1 0.8000 (not used to choose the model)"
+    )
+    done = DoneEvent("done", 2, TEST, 9.4, None, 40, "macro_f1", 0.71234, "early_stopping", TEST)
+    assert tutorial_line(done) == (
+        "done in 9 s, kept epoch 2 step 40 (validation macro_f1 0.7123), stopped early, its test acc 0.8125"
+    )
+    assert "train 120 valid 14 test 16 |" in tutorial_line(start(valid_rows=14))

@@ -19,7 +19,15 @@ from conftest import wait_until as wait_for
 from stub_job import stub_queue
 
 from kobert_demo.app.queue import JobQueue, is_owner, owner_id, request_stop
-from kobert_demo.app.training_child import JOB_NICE, SERVING_FRESH_S, SERVING_MARK, ServingYield, training_threads
+from kobert_demo.app.training_child import (
+    DATA_DIR,
+    JOB_NICE,
+    SERVING_FRESH_S,
+    SERVING_MARK,
+    ServingYield,
+    read_job,
+    training_threads,
+)
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.data import DataError
 from kobert_demo.basics.errors import UserFacingError
@@ -103,6 +111,33 @@ def test_submit_leaves_the_callers_config_alone(tmp_path, small_file):
     run = JobQueue(tmp_path / "runs").submit(config, small_file)
     assert (config.text_col, config.label_col) == (None, None)
     assert (run.config()["text_col"], run.config()["label_col"]) == ("document", "label")  # the columns detected
+
+
+def test_a_validation_file_goes_into_the_job(tmp_path, small_file):
+    """Copied beside the training file (job.json's "valid"), checked at once, and what the child validates on:
+    none of the training file's rows are held out for validation then."""
+    valid = write_tsv(tmp_path / "my valid.tsv", sample_rows("nsmc/test.tsv", 5))
+    config = TrainConfig(model="tiny", epochs=1, batch_size=16)
+    run = JobQueue(tmp_path / "runs").submit(config, small_file, None, valid)  # positional: test, then validation
+    job = read_job(run)
+    assert job["valid"] == "valid.tsv" and "test" not in job
+    assert (run.path / DATA_DIR / "valid.tsv").read_bytes() == valid.read_bytes()
+    stored = run.config()
+    assert (stored["valid_file"], stored["valid_rows"], stored["train_rows"]) == ("my valid.tsv", 10, 108)
+    jobs = stub_queue(tmp_path / "runs").start()
+    try:
+        wait_for(lambda: run.status().state in FINISHED)
+    finally:
+        jobs.close()
+    assert run.status().state == "done"
+    assert run.events()[0].train_rows == 108  # 120 rows less the test split; 97 had validation been split off too
+
+
+def test_a_validation_file_with_an_unknown_class_is_refused_at_submit(tmp_path, small_file):
+    valid = write_tsv(tmp_path / "valid.tsv", [("좋다", "1"), ("몰라", "2")])
+    with pytest.raises(DataError, match=r"valid\.tsv has labels the training file lacks: '2'"):
+        JobQueue(tmp_path / "runs").submit(TrainConfig(model="tiny"), small_file, valid_file=valid)
+    assert not any((tmp_path / "runs").glob("*/status.json"))
 
 
 @pytest.mark.slow

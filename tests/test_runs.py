@@ -251,7 +251,7 @@ def test_interrupted_run_mentions_kept_model(tmp_path: Path) -> None:
     assert run.has_model
     run.set_status("running", pid=dead_pid())
     assert run.status().reason("en") == (
-        "the training process ended without finishing; the model of the last completed epoch is kept"
+        "the training process ended without finishing; the best model so far on the validation data is kept"
     )
 
 

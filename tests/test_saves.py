@@ -133,8 +133,9 @@ def check(run_path: Path, complete: dict[int, dict]) -> dict:
     if not saved.is_file():
         return {"model_epoch": epoch, "problems": [*problems, "no metrics.json saved with the weights"]}
     metrics = json.loads(saved.read_text(encoding="utf-8"))
-    if metrics["epoch"] != epoch or metrics["test"] != complete[epoch]["test"]:
-        problems.append(f"model/metrics.json has epoch {metrics['epoch']}'s figures, the weights are epoch {epoch}'s")
+    saved_epoch = metrics["kept_epoch"]  # the kept model's figures (a DoneEvent's fields, #25)
+    if saved_epoch != epoch or metrics["test"] != complete[epoch]["test"]:
+        problems.append(f"model/metrics.json has epoch {saved_epoch}'s figures, the weights are epoch {epoch}'s")
     if metrics["weights_sha256"] != hashlib.sha256((run.model_dir / WEIGHTS).read_bytes()).hexdigest():
         problems.append("model/metrics.json names other weights")
     if run.kept().mistakes != mistakes:  # what the Logs tab shows for a killed run

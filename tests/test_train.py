@@ -25,6 +25,8 @@ from kobert_demo.engine.train import (
     DoneEvent,
     EpochEvent,
     ErrorEvent,
+    EvalEvent,
+    NoticeEvent,
     StartEvent,
     StepEvent,
     Stepper,
@@ -70,13 +72,13 @@ def test_event_sequence(trained_run: TrainedRun) -> None:
     start, done = events[0], events[-1]
     assert isinstance(start, StartEvent) and isinstance(done, DoneEvent)
     spe = start.steps_per_epoch
-    assert spe == math.ceil(1200 / 64)
+    assert spe == math.ceil(1080 / 64)  # 10% of the 1200 training rows validate
     assert start.total_steps == spe * TRAINED_EPOCHS
-    expected = ["start"] + (["step"] * spe + ["epoch"]) * TRAINED_EPOCHS + ["done"]
+    expected = ["start"] + (["step"] * spe + ["eval", "epoch"]) * TRAINED_EPOCHS + ["done"]
     assert types(events) == expected
     assert start.model == describe_source("tiny")
     assert (start.precision, start.processes) == ("fp32", 1)
-    assert (start.train_rows, start.test_rows, start.labels) == (1200, 300, ["0", "1"])
+    assert (start.train_rows, start.valid_rows, start.test_rows, start.labels) == (1080, 120, 300, ["0", "1"])
     model = Predictor.load(trained_run.path).model
     assert start.parameters == sum(p.numel() for p in model.parameters())
 
@@ -127,7 +129,14 @@ def test_epoch_and_done_events(trained_run: TrainedRun) -> None:
             assert {mistake["label"], mistake["predicted"]} == {"0", "1"}
             assert 0.5 <= mistake["confidence"] <= 1
     done = events[-1]
-    assert (done.state, done.kept_epoch, done.test) == ("done", epochs[-1].epoch, epochs[-1].test)
+    evaluations = [e for e in events if isinstance(e, EvalEvent)]
+    best = max(evaluations, key=lambda e: e.valid["accuracy"])  # the first of the best: later ties do not improve
+    assert (done.state, done.kept_epoch, done.kept_step, done.stop_reason) == ("done", best.epoch, best.step, None)
+    assert (done.metric, done.best_value, done.valid) == ("accuracy", best.value, best.valid)
+    # The kept weights' test figures, the same as its epoch's: the test data was measured, it chose nothing.
+    assert done.test == epochs[best.epoch - 1].test
+    assert done.mistakes == epochs[best.epoch - 1].mistakes
+    assert [e.valid for e in epochs] == [e.valid for e in evaluations]
     assert done.run == str(trained_run.path)
 
 
@@ -149,8 +158,12 @@ def test_run_folder_of_trained_run(trained_run: TrainedRun) -> None:
     assert (summary.kept_epoch, summary.state, summary.elapsed) == (done.kept_epoch, "done", done.elapsed)
     card = (run.path / "README.md").read_text(encoding="utf-8")
     assert f"Test accuracy: {done.test['accuracy']:.4f}" in card
-    assert f"model kept: epoch {done.kept_epoch} (the last completed one" in card
-    assert "Training rows: 1200; test rows: 300 (file)" in card
+    assert f"model kept: epoch {done.kept_epoch}, step {done.kept_step}, chosen by validation accuracy" in card
+    assert f"({done.best_value:.4f}; validation loss {done.valid['loss']:.4f})" in card
+    assert "Training rows: 1080; validation rows: 120 (split); test rows: 300 (file)" in card
+    assert (run.model_dir / "README.md").read_text(encoding="utf-8") == card
+    figures = json.loads((run.model_dir / "metrics.json").read_text(encoding="utf-8"))
+    assert (figures["kept_epoch"], figures["test"], figures["state"]) == (done.kept_epoch, done.test, "done")
     assert 'pipeline("text-classification"' in card and "truncation=True" in card  # its tokenizer.json was written
     assert (run.model_dir / "tokenizer.json").is_file()
 
@@ -276,7 +289,7 @@ def test_existing_run_is_not_overwritten(small_splits: Splits, tmp_path: Path) -
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
 
 
-# The last completed epoch is the one kept: the test data never chooses the model
+# Without validation data (a Splits built by hand) the last completed epoch is kept: the test data never chooses
 
 
 @pytest.mark.slow
@@ -312,6 +325,134 @@ def test_last_epoch_is_the_saved_model_whatever_its_test_accuracy(
     assert epochs[0].mistakes and epochs[-1].mistakes
     assert matches(epochs[-1].mistakes)
     assert not matches(epochs[0].mistakes)
+
+
+# The kept model: the best evaluation on the validation data (#25)
+
+
+def valid_splits(test_labels: list[int] | None = None) -> Splits:
+    """small_splits' sizes with 40 validation rows: NSMC's first 100 training rows of each class train, the next 20
+    validate; 50 test rows of each class (their labels replaced by test_labels when given)."""
+    from conftest import sample_rows
+
+    rows = sample_rows("nsmc/train.tsv", 120)
+    nth = {label: [row for row in rows if row[1] == label] for label in ("0", "1")}
+    train_rows = nth["0"][:100] + nth["1"][:100]
+    valid_rows = nth["0"][100:] + nth["1"][100:]
+    test = sample_rows("nsmc/test.tsv", 50)
+    return Splits(
+        [t for t, _ in train_rows], [int(y) for _, y in train_rows],
+        [t for t, _ in test], test_labels or [int(y) for _, y in test],
+        ["0", "1"], "file",
+        [t for t, _ in valid_rows], [int(y) for _, y in valid_rows], "split",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def early_run(tmp_path_factory) -> TrainedRun:
+    """tiny for up to 8 epochs with patience 1 and a minimum improvement of 0.05 (two of the 40 validation rows):
+    a small, noisy set that stops early, its kept model an earlier evaluation than the last."""
+    config = quick(epochs=8, lr=1e-3, early_stopping_patience=1, early_stopping_min_delta=0.05)
+    path = tmp_path_factory.mktemp("early") / "run"
+    return TrainedRun(path, list(train(config, valid_splits(), path)))
+
+
+@pytest.mark.slow
+def test_patience_stops_early_with_a_notice_and_keeps_the_best_evaluation(early_run: TrainedRun) -> None:
+    events, done = early_run.events, early_run.events[-1]
+    assert isinstance(done, DoneEvent) and (done.state, done.stop_reason) == ("done", "early_stopping")
+    evaluations = [e for e in events if isinstance(e, EvalEvent)]
+    assert len(evaluations) < 8 and [e.step for e in evaluations] == [13 * e.epoch for e in evaluations]
+    # The kept epoch is the best validation evaluation in the run's own log; the last one did not improve on it.
+    logged = open_run(early_run.path).events()
+    best = max((e for e in logged if isinstance(e, EvalEvent)), key=lambda e: e.value)
+    assert (done.kept_epoch, done.kept_step, done.best_value) == (best.epoch, best.step, best.value)
+    assert best.improved and not evaluations[-1].improved and evaluations[-1].value <= best.value + 0.05
+    assert [e.improved for e in evaluations] == [e.value > max(x.value for x in evaluations[:i]) + 0.05 if i else True
+                                                 for i, e in enumerate(evaluations)]  # fmt: skip
+    (notice,) = [e for e in events if isinstance(e, NoticeEvent)]
+    assert notice.key == "notice_early_stopped" and types(events)[-2:] == ["notice", "done"]
+    assert notice.text("en").startswith("Stopped early: accuracy on the validation data did not improve for 1")
+    assert f"epoch {best.epoch}'s" in notice.text("en") and "조기 종료" in notice.text("ko")
+    status = open_run(early_run.path).status()
+    assert (status.state, status.reason("ko")) == ("done", notice.text("ko"))
+    summary = open_run(early_run.path).summary()
+    assert (summary.kept_epoch, summary.kept_step, summary.stop_reason) == (best.epoch, best.step, "early_stopping")
+    assert summary.evaluations == [[e.epoch, e.step, e.valid["accuracy"], e.valid["loss"]] for e in evaluations]
+    assert summary.notices == [notice] and summary.test == done.test
+
+
+@pytest.mark.slow
+def test_reported_test_figures_are_the_saved_kept_models(early_run: TrainedRun) -> None:
+    """Kept before the last evaluation: its weights come back from the model folder, and what the run reports on
+    the test data is what the saved model scores there, measured afresh."""
+    done, splits = early_run.events[-1], valid_splits()
+    predictor = Predictor.load(early_run.path)
+    predicted = predictor.predict_proba(splits.test_texts).argmax(1).tolist()
+    assert done.test == classification_metrics(splits.test_labels, predicted, ["0", "1"])
+    last = [e for e in early_run.events if isinstance(e, EpochEvent)][-1]
+    assert last.epoch > done.kept_epoch  # the last weights were not the kept ones
+    card = (early_run.path / "README.md").read_text(encoding="utf-8")
+    assert f"Test accuracy: {done.test['accuracy']:.4f}" in card and "stopped early" in card
+    assert "validation rows: 40 (split)" in card
+    saved = Run(early_run.path).kept()
+    assert (saved.kept_epoch, saved.test, saved.state) == (done.kept_epoch, done.test, "done")
+    # The validation loss: the mean cross-entropy of the validation rows, recomputed from the saved model.
+    probs = predictor.predict_proba(splits.valid_texts)
+    loss = -sum(math.log(probs[i][y]) for i, y in enumerate(splits.valid_labels)) / len(splits.valid_labels)
+    assert done.valid["loss"] == pytest.approx(loss, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_the_test_data_never_chooses() -> None:
+    """The same run with every test label flipped keeps the same evaluation (in memory, without a run folder), and
+    reports the kept model's test figures flipped; evaluations every 4 steps as well as at each epoch's end."""
+    splits = valid_splits()
+    config = quick(epochs=2, lr=1e-3, eval_steps=4)
+    runs = [list(train(config, splits)), list(train(config, valid_splits([1 - y for y in splits.test_labels])))]
+    evaluations = [[(e.step, e.valid, e.improved) for e in run if isinstance(e, EvalEvent)] for run in runs]
+    assert [step for step, _, _ in evaluations[0]] == [4, 8, 12, 13, 16, 20, 24, 26]  # every 4 steps of the run
+    assert evaluations[0] == evaluations[1]
+    done, flipped = runs[0][-1], runs[1][-1]
+    assert (done.kept_epoch, done.kept_step) == (flipped.kept_epoch, flipped.kept_step)
+    assert done.test["accuracy"] == pytest.approx(1 - flipped.test["accuracy"])
+    assert done.test["confusion_matrix"] == flipped.test["confusion_matrix"][::-1]  # true classes swapped
+    epochs = [[e.test["accuracy"] for e in run if isinstance(e, EpochEvent)] for run in runs]
+    assert epochs[0] == pytest.approx([1 - a for a in epochs[1]])
+
+
+@pytest.mark.slow
+def test_a_stop_keeps_the_best_evaluation_so_far(tmp_path: Path) -> None:
+    splits = valid_splits()
+    events = list(train(quick(epochs=2, eval_steps=3), splits, tmp_path / "run", should_stop=stop_after(7)))
+    done = events[-1]
+    evaluations = [e for e in events if isinstance(e, EvalEvent)]
+    assert [e.step for e in evaluations] == [3, 6] and "epoch" not in types(events)
+    assert (done.state, done.stop_reason, done.kept_epoch) == ("stopped", "stopped", 1)
+    assert done.kept_step == evaluations[-1].best_step
+    predicted = Predictor.load(tmp_path / "run").predict_proba(splits.test_texts).argmax(1).tolist()
+    assert done.test == classification_metrics(splits.test_labels, predicted, ["0", "1"])
+    assert open_run(tmp_path / "run").status().state == "stopped"
+
+
+@pytest.mark.slow
+def test_the_kept_models_validation_answers_are_judged_for_not_having_learned(tmp_path: Path, monkeypatch) -> None:
+    """not_learned (metrics.py) sees the kept model's validation answers, once; what it finds becomes a notice."""
+    judged: list[tuple[list[int], list[int]]] = []
+    found = {"label": "1", "share": 1.0, "accuracy": 0.5, "majority": 0.5}
+
+    def recording(truth: list[int], predicted: list[int], names: list[str]) -> dict:
+        judged.append((truth, predicted))
+        return found
+
+    monkeypatch.setattr(train_module, "not_learned", recording)
+    splits = valid_splits()
+    events = list(train(quick(epochs=2, eval_steps=5), splits, tmp_path / "run"))
+    predicted = Predictor.load(tmp_path / "run").predict_proba(splits.valid_texts).argmax(1).tolist()
+    assert judged == [(splits.valid_labels, predicted)]
+    notice = events[-2]
+    assert isinstance(notice, NoticeEvent) and (notice.key, notice.params) == ("notice_not_learned", found)
+    assert "'1'" in notice.text("ko") and open_run(tmp_path / "run").summary().notices == [notice]
 
 
 @pytest.mark.slow

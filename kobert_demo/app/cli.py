@@ -59,15 +59,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from kobert_demo.basics.data import make_splits, read_table
-    from kobert_demo.basics.events import DoneEvent, EpochEvent, ErrorEvent, StartEvent, StepEvent, tutorial_line
+    from kobert_demo.basics.events import (
+        DoneEvent,
+        EpochEvent,
+        ErrorEvent,
+        EvalEvent,
+        NoticeEvent,
+        StartEvent,
+        StepEvent,
+        tutorial_line,
+    )
     from kobert_demo.engine.train import train
 
     config = TrainConfig(**{name: getattr(args, name) for name in config_fields()})
     config.check()
     train_data = read_table(args.file, args.text_col, args.label_col)
     test_data = read_table(args.test, args.text_col, args.label_col) if args.test else None
-    splits = make_splits(train_data, test_data, config.test_size, config.seed)
-    meta = {"train_file": train_data.name, "test_file": test_data.name if test_data else None}
+    valid_data = read_table(args.valid, args.text_col, args.label_col) if args.valid else None
+    splits = make_splits(train_data, test_data, config.test_size, config.seed, valid_data, config.validation_size)
+    meta = {
+        "train_file": train_data.name,
+        "test_file": test_data.name if test_data else None,
+        "valid_file": valid_data.name if valid_data else None,
+    }
 
     bar = None
     failed: ErrorEvent | None = None
@@ -85,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.3f}", acc=f"{event.train_acc:.3f}", refresh=False)
             if line:
                 bar.write(line)
-        elif isinstance(event, EpochEvent):
+        elif isinstance(event, (EpochEvent, EvalEvent, NoticeEvent)):
             (bar.write if bar else print)(line)
         elif bar:  # done or failed
             bar.close()
@@ -379,6 +393,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = sub.add_parser("train", help="fine-tune a classifier; writes a run folder")
     p.add_argument("file", help="training data (.tsv, .csv or .txt)")
     p.add_argument("--test", help="test data; default: a stratified split of the training data")
+    p.add_argument(
+        "--valid",
+        help="validation data, which chooses the kept model; default: a stratified split of the training data",
+    )
     p.add_argument("--out", required=True, help="the run folder to create")
     add_config_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

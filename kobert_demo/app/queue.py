@@ -131,6 +131,7 @@ class JobQueue:
         config: TrainConfig,
         train_file: str | Path,
         test_file: str | Path | None = None,
+        valid_file: str | Path | None = None,
         owner: str = "",
         address: str = "",
     ) -> Run:
@@ -145,7 +146,8 @@ class JobQueue:
         config.check()
         train = read_table(train_file, config.text_col, config.label_col)
         test = read_table(test_file, config.text_col, config.label_col) if test_file else None
-        splits = make_splits(train, test, config.test_size, config.seed)
+        valid = read_table(valid_file, config.text_col, config.label_col) if valid_file else None
+        splits = make_splits(train, test, config.test_size, config.seed, valid, config.validation_size)
         config.check(train_rows=len(splits.train_texts))
         from kobert_demo.engine.memory import check_training_memory
 
@@ -155,12 +157,14 @@ class JobQueue:
             "owner": owner,
             "train_file": train.name,
             "test_file": test.name if test else None,
+            "valid_file": valid.name if valid else None,
             "train_rows": len(splits.train_texts),
+            "valid_rows": len(splits.valid_texts),
             "test_rows": len(splits.test_texts),
             "label_names": splits.label_names,
         }
         limits = job_limits()
-        upload = sum(Path(f).stat().st_size for f in (train_file, test_file) if f)
+        upload = sum(Path(f).stat().st_size for f in (train_file, test_file, valid_file) if f)
         with self._submit_lock:  # two requests must not both pass the checks
             if owner:
                 self._check_visitor(owner, upload)
@@ -179,6 +183,9 @@ class JobQueue:
                 if test_file:
                     job["test"] = f"test{Path(test_file).suffix}"
                     shutil.copy(test_file, data / job["test"])
+                if valid_file:
+                    job["valid"] = f"valid{Path(valid_file).suffix}"
+                    shutil.copy(valid_file, data / job["valid"])
                 job["address"] = address_id(address)
                 files.write_json(run.path / JOB_FILE, job)
                 os.rename(staging, self.home / name)

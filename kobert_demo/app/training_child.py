@@ -137,7 +137,8 @@ def run_job(run_path: str | Path, train: Trainer | None = None) -> int:
         data = run.path / DATA_DIR  # job.json names the copies (older servers wrote whole paths: kept as they are)
         train_data = read_table(data / job["train"], config.text_col, config.label_col)
         test_data = read_table(data / job["test"], config.text_col, config.label_col) if job.get("test") else None
-        splits = make_splits(train_data, test_data, config.test_size, config.seed)
+        valid_data = read_table(data / job["valid"], config.text_col, config.label_col) if job.get("valid") else None
+        splits = make_splits(train_data, test_data, config.test_size, config.seed, valid_data, config.validation_size)
     except Exception as error:  # checked when queued; this only guards against what changed since
         if not isinstance(error, UserFacingError):
             error = UserFacingError("train_unexpected", kind=type(error).__name__, detail=str(error))

@@ -224,47 +224,65 @@ def make_splits(
     test: LabeledData | None = None,
     test_size: float = 0.1,
     seed: int = 42,
+    valid: LabeledData | None = None,
+    validation_size: float = 0.1,
 ) -> Splits:
-    """Map labels to ids; use the test file if given, else hold out a stratified `test_size` of train."""
+    """Map labels to ids; the test data: the test file if given, else a stratified `test_size` of train; then the
+    validation data (which chooses the kept model): the validation file if given, else a stratified
+    `validation_size` of what train has left. Both held-out shares are seeded, so a run can be repeated."""
     label_names = label_order(train.labels)
     ids = {label: i for i, label in enumerate(label_names)}
-    train_ids = [ids[label] for label in train.labels]
+    texts, labels = train.texts, [ids[label] for label in train.labels]
     if test is not None:
         check_test_labels(train, test)
-        return Splits(
-            train.texts,
-            train_ids,
-            test.texts,
-            [ids[label] for label in test.labels],
-            label_names,
-            "file",
+        test_texts, test_labels, test_source = test.texts, [ids[label] for label in test.labels], "file"
+    else:
+        texts, test_texts, labels, test_labels = _hold_out(
+            texts, labels, test_size, seed, train.name, label_names, "test_size"
         )
+        test_source = "split"
+    if valid is not None:
+        check_valid_labels(train, valid)
+        valid_texts, valid_labels, valid_source = valid.texts, [ids[label] for label in valid.labels], "file"
+    else:
+        texts, valid_texts, labels, valid_labels = _hold_out(
+            texts, labels, validation_size, seed, train.name, label_names, "validation_size"
+        )
+        valid_source = "split"
+    return Splits(
+        texts, labels, test_texts, test_labels, label_names, test_source, valid_texts, valid_labels, valid_source
+    )
 
-    if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be between 0 and 1 (exclusive), not {test_size}.")
-    counts = train.class_counts()
-    smallest = min(counts, key=counts.__getitem__)
-    n_test = math.ceil(test_size * len(train_ids))
-    n_train = len(train_ids) - n_test
-    if counts[smallest] < 2 or min(n_test, n_train) < len(counts):
+
+def _hold_out(
+    texts: list[str],
+    labels: list[int],
+    share: float,
+    seed: int,
+    name: str,
+    label_names: list[str],
+    setting: str,
+) -> tuple[list[str], list[str], list[int], list[int]]:
+    """(kept texts, held-out texts, kept labels, held-out labels): a stratified, seeded `share` (the setting
+    test_size or validation_size) of the rows held out; one DataError sentence naming the smallest class when a
+    class cannot be in both parts."""
+    if not 0 < share < 1:
+        raise ValueError(f"{setting} must be between 0 and 1 (exclusive), not {share}.")
+    counts = Counter(labels)
+    smallest = min(counts, key=lambda label: (counts[label], label))
+    n_out = math.ceil(share * len(labels))
+    if counts[smallest] < 2 or min(n_out, len(labels) - n_out) < len(counts):
         raise DataError(
-            "data_too_small_to_split",
-            name=train.name,
-            share=test_size,
+            "data_too_small_to_split" if setting == "test_size" else "data_too_small_to_validate",
+            name=name,
+            share=share,
             classes=len(counts),
-            smallest=smallest,
+            smallest=label_names[smallest],
             count=counts[smallest],
         )
     from sklearn.model_selection import train_test_split  # here, not at the top: the web app starts ~1 s sooner
 
-    train_texts, test_texts, train_labels, test_labels = train_test_split(
-        train.texts,
-        train_ids,
-        test_size=test_size,
-        stratify=train_ids,
-        random_state=seed,
-    )
-    return Splits(train_texts, train_labels, test_texts, test_labels, label_names, "split")
+    return train_test_split(texts, labels, test_size=share, stratify=labels, random_state=seed)
 
 
 def check_test_labels(train: LabeledData, test: LabeledData) -> None:
@@ -272,6 +290,14 @@ def check_test_labels(train: LabeledData, test: LabeledData) -> None:
     unknown = _unknown(test.labels, train.labels)
     if unknown:
         raise DataError("data_unknown_test_labels", name=test.name, labels=unknown)
+
+
+def check_valid_labels(train: LabeledData, valid: LabeledData) -> None:
+    """DataError when the validation file has labels the training file lacks: they would choose the kept model on
+    classes it cannot predict."""
+    unknown = _unknown(valid.labels, train.labels)
+    if unknown:
+        raise DataError("data_unknown_valid_labels", name=valid.name, labels=unknown)
 
 
 def check_model_labels(data: LabeledData, label_names: list[str]) -> None:

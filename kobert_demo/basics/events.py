@@ -96,6 +96,7 @@ class StartEvent(_Event):
     total_steps: int
     parameters: int
     forward: str = "padding-free"  # or "padded (why)": model.training_forward
+    valid_rows: int = 0  # the validation data's rows (0: none, the last completed epoch is kept)
     type: ClassVar[str] = "start"
 
 
@@ -234,10 +235,18 @@ class Summary:
 
     start: StartEvent | None = None  # the model, precision, parameters, rows and classes
     last_step: StepEvent | None = None  # epoch, step, ETA, speed, elapsed
-    kept_epoch: int | None = None  # the last completed epoch, whose model the run keeps
-    test: dict | None = None  # its test metrics
+    kept_epoch: int | None = None  # the kept model's epoch: the best validation evaluation so far (without
+    # validation data, the last completed epoch)
+    test: dict | None = None  # the kept model's test metrics, once known (at its epoch's end, else at the run's)
     state: str | None = None  # how the log says the run ended: "done", "stopped" or "failed"
     elapsed: float | None = None  # the run's training time, once it ended
+    kept_step: int | None = None  # the kept model's step
+    metric: str | None = None  # the validation metric that chose it ...
+    best_value: float | None = None  # ... and its value
+    valid: dict | None = None  # the kept model's validation metrics
+    stop_reason: str | None = None  # DoneEvent.stop_reason, once it ended
+    evaluations: list[list] = field(default_factory=list)  # [epoch, step, valid accuracy, valid loss] per evaluation
+    notices: list[NoticeEvent] = field(default_factory=list)
 
     def absorb(self, event: Event) -> None:
         """Take in one more event."""
@@ -245,10 +254,22 @@ class Summary:
             self.start = event
         elif isinstance(event, StepEvent):
             self.last_step = event
+        elif isinstance(event, EvalEvent):
+            self.evaluations.append([event.epoch, event.step, event.valid["accuracy"], event.valid.get("loss")])
+            if event.improved:  # its test figures are not known yet
+                self.kept_epoch, self.kept_step, self.test = event.epoch, event.step, None
+                self.metric, self.best_value, self.valid = event.metric, event.value, event.valid
         elif isinstance(event, EpochEvent):
-            self.kept_epoch, self.test = event.epoch, event.test
+            if not (self.start and self.start.valid_rows):  # no validation data: the last completed epoch is kept
+                self.kept_epoch, self.test = event.epoch, event.test
+            elif self.kept_epoch == event.epoch and self.last_step and self.kept_step == self.last_step.step:
+                self.test = event.test  # kept at this epoch's end: these are the kept weights' test figures
+        elif isinstance(event, NoticeEvent):
+            self.notices.append(event)
         elif isinstance(event, DoneEvent):
-            self.state, self.elapsed = event.state, event.elapsed
+            self.state, self.elapsed, self.stop_reason = event.state, event.elapsed, event.stop_reason
+            self.kept_epoch, self.kept_step, self.test = event.kept_epoch, event.kept_step, event.test
+            self.metric, self.best_value, self.valid = event.metric, event.best_value, event.valid
         elif isinstance(event, ErrorEvent):
             self.state = "failed"
 
@@ -267,6 +288,13 @@ class Summary:
             "test": self.test,
             "state": self.state,
             "elapsed": self.elapsed,
+            "kept_step": self.kept_step,
+            "metric": self.metric,
+            "best_value": self.best_value,
+            "valid": self.valid,
+            "stop_reason": self.stop_reason,
+            "evaluations": self.evaluations,
+            "notices": [notice.to_json() for notice in self.notices],
         }
 
     @classmethod
@@ -278,6 +306,13 @@ class Summary:
             test=data.get("test"),
             state=data.get("state"),
             elapsed=data.get("elapsed"),
+            kept_step=data.get("kept_step"),
+            metric=data.get("metric"),
+            best_value=data.get("best_value"),
+            valid=data.get("valid"),
+            stop_reason=data.get("stop_reason"),
+            evaluations=data.get("evaluations") or [],
+            notices=[NoticeEvent.from_json(notice) for notice in data.get("notices") or []],
         )
 
 
@@ -290,9 +325,10 @@ def tutorial_line(event: Event) -> str | None:
     0.693 train acc 0.500`), so that its readers can compare runs line by line.
     """
     if isinstance(event, StartEvent):
+        valid = f" valid {event.valid_rows}" if event.valid_rows else ""
         return (
             f"model {event.model} | {event.device} {event.precision} | {event.processes} process(es) | "
-            f"train {event.train_rows} test {event.test_rows} | classes {len(event.labels)} | "
+            f"train {event.train_rows}{valid} test {event.test_rows} | classes {len(event.labels)} | "
             f"{event.parameters / 1e6:.2f}M parameters | {event.forward} forward"
         )
     if isinstance(event, StepEvent):
@@ -301,19 +337,36 @@ def tutorial_line(event: Event) -> str | None:
         return f"epoch {event.epoch} batch id {event.batch} loss {event.loss:.3f} train acc {event.train_acc:.3f}"
     if isinstance(event, EpochEvent):
         test = event.test
+        # With validation data, the test line of each epoch is the tutorial's report only: say that it chose nothing
+        unused = " (not used to choose the model)" if event.valid else ""
         return (
             f"epoch {event.epoch} train acc {event.train_acc:.4f}\n"
-            f"epoch {event.epoch} test acc {test['accuracy']:.4f} macro-F1 {test['macro_f1']:.4f}"
+            f"epoch {event.epoch} test acc {test['accuracy']:.4f} macro-F1 {test['macro_f1']:.4f}{unused}"
         )
     if isinstance(event, EvalEvent):
         valid, best = event.valid, " (best so far: kept)" if event.improved else ""
+        loss = f" loss {valid['loss']:.4f}" if "loss" in valid else ""
         return (
             f"epoch {event.epoch} step {event.step} valid acc {valid['accuracy']:.4f} macro-F1 {valid['macro_f1']:.4f}"
-            f"{best}"
+            f"{loss}{best}"
         )
     if isinstance(event, NoticeEvent):
         return event.text("en")
     if isinstance(event, DoneEvent):
-        kept = f"kept epoch {event.kept_epoch}" if event.kept_epoch else "no completed epoch, no model kept"
-        return f"{event.state} in {event.elapsed:.0f} s, {kept}"
+        return f"{event.state} in {event.elapsed:.0f} s, {kept_words(event)}"
     return f"error: {event.message}"
+
+
+def kept_words(done: DoneEvent) -> str:
+    """The kept model in words: its epoch, and with validation data its step, the metric and its value, why the run
+    stopped early, and its test accuracy (English, as the tutorial's lines)."""
+    if not done.kept_epoch:
+        return "no completed epoch, no model kept"
+    if not done.metric:
+        return f"kept epoch {done.kept_epoch}"
+    words = f"kept epoch {done.kept_epoch} step {done.kept_step} (validation {done.metric} {done.best_value:.4f})"
+    if done.stop_reason == "early_stopping":
+        words += ", stopped early"
+    if done.test:
+        words += f", its test acc {done.test['accuracy']:.4f}"
+    return words

@@ -325,8 +325,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "학습 프로세스가 끝나지 못하고 종료되었습니다",
     ),
     "reason_process_gone_kept": (
-        "the training process ended without finishing; the model of the last completed epoch is kept",
-        "학습 프로세스가 끝나지 못하고 종료되었습니다. 마지막으로 완료된 에폭의 모델은 남아 있습니다",
+        "the training process ended without finishing; the best model so far on the validation data is kept",
+        "학습 프로세스가 끝나지 못하고 종료되었습니다. 지금까지 검증 데이터에서 가장 좋았던 모델은 남아 있습니다",
     ),
     "run_label_accuracy": ("acc {accuracy:.3f}", "정확도 {accuracy:.3f}"),
     # --- data files (data.py, bulk.py, cli.py) ------------------------------------------------------------------
@@ -363,6 +363,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "(smallest class '{smallest}' has {count} rows): add rows or give a test file.",
         "{name} 은(는) 너무 작아서 클래스 {classes}개에 대해 테스트 비율 {share:g}만큼 층화 추출할 수 없습니다 "
         "(가장 작은 클래스 '{smallest}' 는 {count}행): 행을 더 넣거나 테스트 파일을 주세요.",
+    ),
+    "data_unknown_valid_labels": (
+        "{name} has labels the training file lacks: {labels}; the validation data may only hold the training classes.",
+        "{name} 에 학습 파일에 없는 라벨이 있습니다: {labels}. 검증 데이터에는 학습 데이터의 클래스만 있어야 합니다.",
+    ),
+    "data_too_small_to_validate": (
+        "{name} is too small to hold out a stratified {share:g} validation share for {classes} classes "
+        "(class '{smallest}' has only {count} rows for training and validation): add rows or give a validation file.",
+        "{name} 은(는) 너무 작아서 클래스 {classes}개에 대해 검증 비율 {share:g}만큼 층화 추출할 수 없습니다 "
+        "(클래스 '{smallest}' 는 학습과 검증에 쓸 행이 {count}행뿐): 행을 더 넣거나 검증 파일을 주세요.",
     ),
     "data_no_column": (
         "{name} has no column '{column}'; its columns are {columns}.",

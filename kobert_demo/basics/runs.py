@@ -7,8 +7,8 @@ RUN/
 Another process follows a run by reading `log.jsonl` from an offset (`read_events`), or reads `summary.json` (last
 step, kept epoch, final state) to show it without rereading the log. A run whose status says `running` while its
 process is gone reads as `interrupted` (computed, not stored: reading never writes; `mark_interrupted` stores it),
-with the model of its last completed epoch still usable. Reasons are stored as message keys plus parameters and
-rendered in the reader's language (`RunStatus.reason`).
+with its kept model (the best on the validation data so far) still usable. Reasons are stored as message keys plus
+parameters and rendered in the reader's language (`RunStatus.reason`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from kobert_demo.basics import files
 from kobert_demo.basics.config import METRICS_FILE, WEIGHTS_FILE, TrainConfig
 from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.events import (
+    DoneEvent,
     EpochEvent,
     Event,
     StepEvent,
@@ -278,7 +279,7 @@ class Run:
         (a folder from a version that kept no summary.json: folded from its log).
 
         Until the log has an end, the kept epoch and its figures are the model folder's own (`kept`): training logs
-        an epoch just after saving its model, and a kill in between leaves the log one epoch behind the weights. A
+        an evaluation just after saving the model it keeps, and a kill in between leaves the log behind the weights. A
         log that ended (done, stopped, failed) was written by a process that lived to log every epoch it saved.
         """
         if not self.summary_path.is_file():
@@ -287,19 +288,23 @@ class Run:
             summary = Summary.from_json(_read_json(self.summary_path))
         kept = self.kept() if summary.state is None else None
         if kept is not None:
-            summary.kept_epoch, summary.test = kept.epoch, kept.test
+            summary.kept_epoch, summary.kept_step, summary.test = kept.kept_epoch, kept.kept_step, kept.test
         return summary
 
-    def kept(self) -> EpochEvent | None:
-        """The epoch whose weights the model folder holds, with the figures saved with them; None without a model
-        (or for one saved before figures were saved with it)."""
+    def kept(self) -> DoneEvent | None:
+        """The kept model's figures, saved with its weights (state "running" while the run goes on: its test figures
+        are there when it was kept at an epoch's end); None without a model (or one saved before figures were)."""
         try:
-            return EpochEvent.from_json(files.read_json(self.model_dir / METRICS_FILE))
+            data = files.read_json(self.model_dir / METRICS_FILE)
         except FileNotFoundError:
             return None
+        if data.get("type") == "epoch":  # saved before #25: the last completed epoch's figures
+            epoch = EpochEvent.from_json(data)
+            return DoneEvent("running", epoch.epoch, epoch.test, epoch.elapsed, None, mistakes=epoch.mistakes)
+        return DoneEvent.from_json(data)
 
     def final_metrics(self) -> dict | None:
-        """Test metrics of the kept epoch (the last completed one), if any epoch completed."""
+        """The kept model's test metrics, once known."""
         return self.summary().test
 
 

@@ -5,8 +5,11 @@ No UI code here: the CLI, the web app's background jobs and the tests all consum
 folder it also writes the event log (with its summary), the status and the model there; a failure is stored as its
 message key and parameters, never as a finished sentence.
 
-The model kept, and the test figures reported for the run, are the last completed epoch's, as in the tutorial: the
-test file never chooses which model is kept (choosing the best epoch by its test accuracy would overstate it).
+The model kept is the best evaluation on the validation data by `config.best_metric` (each epoch's end, and every
+`eval_steps` steps if set), and early stopping counts evaluations without improvement. The test data never chooses
+anything (choosing the best epoch by its test accuracy would overstate it): each epoch's test figures are logged as
+the tutorial does, and the run's test figures are the kept model's, measured once at the end. Data without
+validation rows (a `Splits` built by hand) keeps the last completed epoch, as the tutorial did.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from accelerate import Accelerator
@@ -27,12 +31,22 @@ from accelerate.utils import gather_object, set_seed
 from transformers import get_cosine_schedule_with_warmup
 
 from kobert_demo.basics import files
-from kobert_demo.basics.config import ADAM_EPSILON, CPU_MODE_LAYERS, TrainConfig
+from kobert_demo.basics.config import ADAM_EPSILON, CPU_MODE_LAYERS, METRICS_FILE, WEIGHTS_FILE, TrainConfig
 from kobert_demo.basics.cpu import has_bf16
 from kobert_demo.basics.data import Splits
 from kobert_demo.basics.errors import UserFacingError
-from kobert_demo.basics.events import DoneEvent, EpochEvent, ErrorEvent, Event, StartEvent, StepEvent
-from kobert_demo.basics.metrics import balanced_class_weights, classification_metrics
+from kobert_demo.basics.events import (
+    DoneEvent,
+    EpochEvent,
+    ErrorEvent,
+    EvalEvent,
+    Event,
+    NoticeEvent,
+    StartEvent,
+    StepEvent,
+    params_to_json,
+)
+from kobert_demo.basics.metrics import balanced_class_weights, classification_metrics, not_learned
 from kobert_demo.basics.runs import Run
 from kobert_demo.engine.checkpoints import describe_source
 from kobert_demo.engine.classifier import Classifier, freeze_lower_layers, training_forward, use_fast_dropout
@@ -175,36 +189,80 @@ class Stepper:
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------
+class Predictions(NamedTuple):
+    """A model's answers on one data set, in row order (gathered across processes)."""
+
+    indices: list[int]
+    truth: list[int]
+    predicted: list[int]
+    confidence: list[float]
+    loss: float  # mean cross-entropy of the true labels, unweighted (whatever weights the training loss has)
+
+
 @torch.inference_mode()
-def evaluate(
-    model: torch.nn.Module, loader, accelerator: Accelerator
-) -> tuple[list[int], list[int], list[int], list[float]]:
-    """(indices, true labels, predicted labels, confidence) over the whole loader, gathered across processes.
+def evaluate(model: torch.nn.Module, loader, accelerator: Accelerator) -> Predictions:
+    """The model's predictions over the whole loader, gathered across processes.
 
     In fp32 whatever the training precision, so that `evaluate` on the saved model later gives the same numbers.
     """
     model.eval()
-    rows: dict[int, tuple[int, int, float]] = {}
+    rows: dict[int, tuple[int, int, float, float]] = {}
     for batch in loader:
         index, labels = batch.pop("index"), batch.pop("labels")
-        top, pred = model(**batch).logits.float().softmax(-1).max(-1)
-        rows.update(zip(index.tolist(), zip(labels.tolist(), pred.tolist(), top.tolist())))
+        logits = model(**batch).logits.float()
+        top, pred = logits.softmax(-1).max(-1)
+        nll = torch.nn.functional.cross_entropy(logits, labels.to(logits.device), reduction="none")
+        rows.update(zip(index.tolist(), zip(labels.tolist(), pred.tolist(), top.tolist(), nll.tolist())))
     if accelerator.num_processes > 1:
         # Shards differ in size and some rows repeat to even them out: gather as objects, keep each row once.
         rows = {i: row for shard in gather_object([rows]) for i, row in shard.items()}
     indices = sorted(rows)
-    truth, predicted, confidence = (list(column) for column in zip(*(rows[i] for i in indices)))
-    return indices, truth, predicted, confidence
+    truth, predicted, confidence, nll = (list(column) for column in zip(*(rows[i] for i in indices)))
+    return Predictions(indices, truth, predicted, confidence, sum(nll) / len(nll))
 
 
-def _mistakes(splits: Splits, indices, truth, predicted, confidence) -> list[dict]:
-    wrong = [(c, i, t, p) for i, t, p, c in zip(indices, truth, predicted, confidence) if t != p]
-    wrong.sort(reverse=True)  # the most confident mistakes first: the most telling ones
+def _mistakes(splits: Splits, answers: Predictions) -> list[dict]:
+    """The most confident mistakes on the test data: the most telling ones."""
+    wrong = [(c, i, t, p) for i, t, p, c in zip(*answers[:4]) if t != p]
+    wrong.sort(reverse=True)
     names = splits.label_names
     return [
         {"text": splits.test_texts[i], "label": names[t], "predicted": names[p], "confidence": round(c, 4)}
         for c, i, t, p in wrong[:MISTAKES_KEPT]
     ]
+
+
+def valid_metrics(answers: Predictions, label_names: list[str]) -> dict:
+    """classification_metrics of the validation data, with its loss."""
+    return {**classification_metrics(answers.truth, answers.predicted, label_names), "loss": round(answers.loss, 6)}
+
+
+@dataclass
+class Keeper:
+    """Which evaluation on the validation data is kept: the first, then any that beats the best by more than
+    min_delta; and how many evaluations in a row have not (early stopping stops at `patience`, 0: never)."""
+
+    metric: str
+    min_delta: float = 0.0
+    patience: int = 0
+    best_value: float | None = None
+    best_epoch: int | None = None
+    best_step: int | None = None
+    since_best: int = 0
+
+    def judge(self, value: float, epoch: int, step: int) -> bool:
+        """Take in one evaluation's value; whether it is the new kept one."""
+        improved = self.best_value is None or value > self.best_value + self.min_delta
+        if improved:
+            self.best_value, self.best_epoch, self.best_step, self.since_best = value, epoch, step, 0
+        else:
+            self.since_best += 1
+        return improved
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether early stopping ends the run now."""
+        return self.patience > 0 and self.since_best >= self.patience
 
 
 # --- training -----------------------------------------------------------------------------------------------------
@@ -290,18 +348,16 @@ def _train(
     tokenizer = classifier.tokenizer
     train_ids = tokenizer.encode_batch(splits.train_texts)
     test_ids = tokenizer.encode_batch(splits.test_texts)
+    valid_ids = tokenizer.encode_batch(splits.valid_texts) if splits.valid_texts else []  # (fast tokenizers fail on [])
 
     # Dataloaders, optimizer, schedule
-    train_loader = make_loader(train_ids, splits.train_labels, per_process, config.seed, True, Collator(classifier))
-    test_loader = make_loader(
-        test_ids, splits.test_labels, config.batch_size * 2, config.seed, False, Collator(classifier)
-    )
+    collate = Collator(classifier)
+    train_loader = make_loader(train_ids, splits.train_labels, per_process, config.seed, True, collate)
+    test_loader = make_loader(test_ids, splits.test_labels, config.batch_size * 2, config.seed, False, collate)
+    valid_loader = make_loader(valid_ids, splits.valid_labels, config.batch_size * 2, config.seed, False, collate)
+    weights = balanced_class_weights(splits.train_labels, len(splits.label_names))
     model, frozen, forward = training_model(
-        classifier,
-        config.cpu_mode,
-        balanced_class_weights(splits.train_labels, len(splits.label_names))
-        if config.class_weights == "balanced"
-        else None,
+        classifier, config.cpu_mode, weights if config.class_weights == "balanced" else None
     )
     optimizer = torch.optim.AdamW(
         decay_groups(model, config.weight_decay),
@@ -309,7 +365,9 @@ def _train(
         eps=ADAM_EPSILON,
         fused=device.type in ("cpu", "cuda"),
     )
-    model, optimizer, train_loader, test_loader = accelerator.prepare(model, optimizer, train_loader, test_loader)
+    model, optimizer, train_loader, test_loader, valid_loader = accelerator.prepare(
+        model, optimizer, train_loader, test_loader, valid_loader
+    )
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(total_steps * config.warmup_ratio), total_steps)
@@ -319,19 +377,55 @@ def _train(
         model=describe_source(config.model), device=str(device), precision=precision,
         processes=accelerator.num_processes, train_rows=len(train_ids), test_rows=len(test_ids),
         labels=splits.label_names, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-        parameters=sum(p.numel() for p in model.parameters()), forward=forward,
+        parameters=sum(p.numel() for p in model.parameters()), forward=forward, valid_rows=len(valid_ids),
     )  # fmt: skip
 
-    # Train
-    start, step, kept_epoch, kept_test = time.time(), 0, None, None
+    # Train, evaluating on the validation data at each epoch's end (and every eval_steps steps)
+    validating = bool(valid_ids)  # without validation rows, the last completed epoch is the kept one
+    keeper = Keeper(config.best_metric, config.early_stopping_min_delta, config.early_stopping_patience)
+    kept = Kept()
+    hf_model = accelerator.unwrap_model(model).model  # what is saved: the classifier inside the training forward
+    start, step = time.time(), 0
     plain_transformers: str | None = None  # why the model folder has no tokenizer.json, if it has none
-    stopped = False
+    stop_reason: str | None = None
+
+    def keep(epoch: int, valid: dict | None, test: Predictions | None, valid_answers: Predictions | None) -> None:
+        """Make the current weights the kept model: in the run folder (whole, with its card and figures), else a
+        copy in memory; and remember what is known of them (their validation and, at an epoch's end, test
+        answers), so that the end measures nothing twice."""
+        nonlocal plain_transformers
+        kept.epoch, kept.step, kept.valid, kept.valid_answers, kept.test_answers = (
+            epoch, step, valid, valid_answers, test
+        )  # fmt: skip
+        kept.current = True
+        if run is None:
+            kept.weights = {name: value.detach().to("cpu", copy=True) for name, value in hf_model.state_dict().items()}
+            return
+        trained = Classifier(hf_model, tokenizer, splits.label_names, config.model)
+        so_far = kept.done("running", config, splits, keeper, time.time() - start, run, None)
+        card = partial(model_card, config, splits, so_far, precision, accelerator.num_processes)
+        plain_transformers = save_classifier(trained, run.model_dir, card=card, metrics=so_far.to_json())
+
+    def validate(epoch: int, test: Predictions | None) -> EvalEvent:
+        """One evaluation on the validation data (test: this epoch's test answers, at its end): the model kept when
+        it improves, then its event. The one place a run judges its model."""
+        answers = evaluate(model, valid_loader, accelerator)
+        valid = valid_metrics(answers, splits.label_names)
+        improved = keeper.judge(valid[config.best_metric], epoch, step)
+        if improved:
+            keep(epoch, valid, test, answers)
+        return EvalEvent(
+            epoch=epoch, step=step, valid=valid, metric=config.best_metric, value=valid[config.best_metric],
+            improved=improved, best_epoch=keeper.best_epoch, best_step=keeper.best_step,
+            best_value=keeper.best_value, elapsed=round(time.time() - start, 3),
+        )  # fmt: skip
+
     for epoch in range(1, config.epochs + 1):
         train_mode(model, frozen)
         loss_sum, correct, seen = 0.0, 0, 0
         for batch_no, batch in enumerate(train_loader, start=1):
             if should_stop():
-                stopped = True
+                stop_reason = "stopped"
                 break
             batch.pop("index")
             try:
@@ -342,6 +436,7 @@ def _train(
                 ) from None
 
             step += 1
+            kept.current = False
             n = len(batch["labels"])
             loss_sum += loss.item() * n
             correct += int((logits.argmax(-1) == batch["labels"]).sum())
@@ -354,41 +449,118 @@ def _train(
                 sentences_per_s=round(step * per_process * accelerator.num_processes / elapsed, 2),
                 logged=(batch_no - 1) % config.log_interval == 0,
             )  # fmt: skip
-        if stopped:
+            if validating and config.eval_steps and step % config.eval_steps == 0 and batch_no < steps_per_epoch:
+                yield validate(epoch, None)
+                if keeper.exhausted:
+                    stop_reason = "early_stopping"
+                    break
+                train_mode(model, frozen)
+        if stop_reason:
             break
 
-        # Evaluate; keep this epoch's model (the last completed one, as the tutorial does)
+        # The epoch's end: validation (which may keep this model), and the test figures of these weights, reported
+        # as the tutorial does and never used to choose
         loss_sum, correct, seen = accelerator.reduce(
             torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device), "sum"
         ).tolist()
-        indices, truth, predicted, confidence = evaluate(model, test_loader, accelerator)
-        test = classification_metrics(truth, predicted, splits.label_names)
-        kept_epoch, kept_test = epoch, test
-        kept = EpochEvent(
+        test_answers = evaluate(model, test_loader, accelerator)
+        evaluation = validate(epoch, test_answers) if validating else None
+        if evaluation:
+            yield evaluation
+        else:
+            keep(epoch, None, test_answers, None)
+        yield EpochEvent(
             epoch=epoch, train_loss=round(loss_sum / max(seen, 1), 6), train_acc=round(correct / max(seen, 1), 6),
-            test=test, elapsed=round(time.time() - start, 3),
-            mistakes=_mistakes(splits, indices, truth, predicted, confidence),
+            test=classification_metrics(test_answers.truth, test_answers.predicted, splits.label_names),
+            elapsed=round(time.time() - start, 3), mistakes=_mistakes(splits, test_answers),
+            valid=evaluation.valid if evaluation else None,
         )  # fmt: skip
-        if run:
-            # The model folder, its card and its figures go in whole before the epoch is logged: a kill between
-            # the two leaves a log one epoch behind the model, and readers take the model's figures (runs.py).
-            trained = Classifier(accelerator.unwrap_model(model).model, tokenizer, splits.label_names, config.model)
-            so_far = DoneEvent("running", epoch, test, kept.elapsed, str(run.path))
-            card = partial(model_card, config, splits, so_far, precision, accelerator.num_processes)
-            plain_transformers = save_classifier(trained, run.model_dir, card=card, metrics=kept.to_json())
-        yield kept
+        if keeper.exhausted:
+            stop_reason = "early_stopping"
+            break
 
-    state = "stopped" if stopped else "done"
-    elapsed = round(time.time() - start, 3)
-    done = DoneEvent(state, kept_epoch, kept_test, elapsed, str(run.path) if run else None)
+    # The end: the kept model measured on the test data, once
+    if stop_reason == "early_stopping":
+        notice = {"metric": config.best_metric, "patience": config.early_stopping_patience}
+        notice |= {"best_epoch": keeper.best_epoch, "best_value": keeper.best_value}
+        yield NoticeEvent("notice_early_stopped", params_to_json(notice))
+    if kept.valid_answers is not None:  # say so when the kept model answers one class, or no better than it
+        unlearned = not_learned(kept.valid_answers.truth, kept.valid_answers.predicted, splits.label_names)
+        if unlearned:
+            yield NoticeEvent("notice_not_learned", params_to_json(unlearned))
+    if kept.epoch is not None and kept.test_answers is None:
+        if not kept.current:
+            restore(hf_model, kept, run, device)
+        kept.test_answers = evaluate(model, test_loader, accelerator)
+    state = "stopped" if stop_reason == "stopped" else "done"
+    done = kept.done(state, config, splits, keeper, time.time() - start, run, stop_reason)
     if run:
         card = model_card(config, splits, done, precision, accelerator.num_processes, plain_transformers)
         run.write_card(card)
-        if kept_epoch:  # the same weights, now with how the run ended (one file, replaced whole)
+        if kept.epoch is not None:
+            # The same weights, now with the run's end and the kept model's test figures (each file replaced whole)
             files.write_text(run.model_dir / "README.md", card)
-        no_model = stopped and not kept_epoch
-        run.set_status(state, UserFacingError("reason_stopped_no_model") if no_model else None)
+            figures = {
+                **done.to_json(),
+                "weights_sha256": files.read_json(run.model_dir / METRICS_FILE)["weights_sha256"],
+            }
+            files.write_json(run.model_dir / METRICS_FILE, figures)
+        if kept.epoch is None and stop_reason == "stopped":
+            reason = UserFacingError("reason_stopped_no_model")
+        elif stop_reason == "early_stopping":
+            reason = UserFacingError("notice_early_stopped", **notice)
+        else:
+            reason = None
+        run.set_status(state, reason)
     yield done
+
+
+@dataclass
+class Kept:
+    """The kept model so far: where it was evaluated, what it answered, and its weights when no run folder has
+    them."""
+
+    epoch: int | None = None
+    step: int | None = None
+    valid: dict | None = None
+    valid_answers: Predictions | None = None
+    test_answers: Predictions | None = None  # known when it was kept at an epoch's end, else measured at the end
+    weights: dict[str, torch.Tensor] | None = None  # on the CPU; only without a run folder
+    current: bool = False  # whether the weights training holds are these (no step since)
+
+    def done(
+        self,
+        state: str,
+        config: TrainConfig,
+        splits: Splits,
+        keeper: Keeper,
+        elapsed: float,
+        run: Run | None,
+        stop_reason: str | None,
+    ) -> DoneEvent:
+        """The run's end as the kept model's figures (state "running": the figures saved with it meanwhile)."""
+        answers = self.test_answers
+        test = classification_metrics(answers.truth, answers.predicted, splits.label_names) if answers else None
+        return DoneEvent(
+            state, self.epoch, test, round(elapsed, 3), str(run.path) if run else None, kept_step=self.step,
+            metric=config.best_metric if self.valid else None, best_value=keeper.best_value, stop_reason=stop_reason,
+            valid=self.valid, mistakes=_mistakes(splits, answers) if answers else [],
+        )  # fmt: skip
+
+
+def restore(hf_model: torch.nn.Module, kept: Kept, run: Run | None, device: torch.device) -> None:
+    """Load the kept weights back into the model training holds: from the run's model folder, or from memory."""
+    if kept.weights is not None:
+        hf_model.load_state_dict(kept.weights)
+        return
+    from safetensors.torch import load_file
+
+    saved = load_file(run.model_dir / WEIGHTS_FILE, device=str(device))
+    missing, unexpected = hf_model.load_state_dict(saved, strict=False)
+    # save_pretrained leaves out what the model rebuilds itself (buffers such as position_ids), nothing more
+    buffers = {name for name, _ in hf_model.named_buffers()}
+    if unexpected or set(missing) - buffers:
+        raise RuntimeError(f"the kept weights do not fit the model: {sorted(unexpected) + sorted(missing)}")
 
 
 def model_card(
@@ -418,21 +590,32 @@ def model_card(
         family = FAMILY_NAMES.get(folder_family(folder) or "", "unknown") if folder else "unknown"
         tokenizer = t("en", "tok_kobert" if folder and uses_kobert_tokenizer(folder) else "tok_fast")
         license_ = (card_license(folder) if folder else None) or t("en", "license_unknown")
-    finished = "not yet" if done.state == "running" else done.state  # a card saved with an epoch's model
+    finished = "not yet" if done.state == "running" else done.state  # a card saved with the kept model meanwhile
+    if done.stop_reason == "early_stopping":
+        finished += f" (stopped early: no improvement in {config.early_stopping_patience} evaluations)"
+    if done.metric and done.valid:
+        chosen = (
+            f"epoch {done.kept_epoch}, step {done.kept_step}, chosen by validation {done.metric} "
+            f"({done.best_value:.4f}; validation loss {done.valid['loss']:.4f}); the test data never chose it"
+        )
+    else:
+        chosen = (
+            f"epoch {done.kept_epoch} (the last completed one, without validation data; the test data never chose it)"
+        )
     lines = [
         "# KoBERT Demo classifier",
         "",
         f"- Backbone: {describe_source(config.model)}",
         f"- Family: {family}; tokenizer: {tokenizer}; backbone license: {license_}",
         f"- Classes ({len(splits.label_names)}): {', '.join(splits.label_names)}",
-        f"- Training rows: {len(splits.train_texts)}; test rows: {len(splits.test_texts)} ({splits.test_source})",
-        f"- Finished: {finished}; model kept: epoch {done.kept_epoch} (the last completed one; the test data "
-        f"never chose it); time: {done.elapsed:.0f} s; "
+        f"- Training rows: {len(splits.train_texts)}; validation rows: {len(splits.valid_texts)} "
+        f"({splits.valid_source}); test rows: {len(splits.test_texts)} ({splits.test_source})",
+        f"- Finished: {finished}; model kept: {chosen}; time: {done.elapsed:.0f} s; "
         f"precision: {precision}; processes: {processes}",
     ]
     if done.test:
         lines += [
-            f"- Test accuracy: {done.test['accuracy']:.4f}; macro-F1: {done.test['macro_f1']:.4f}",
+            f"- Test accuracy: {done.test['accuracy']:.4f}; macro-F1: {done.test['macro_f1']:.4f} (the kept model's)",
             "",
             "| class | precision | recall | F1 | support |",
             "|---|---:|---:|---:|---:|",
