@@ -131,6 +131,7 @@ class JobQueue:
         config: TrainConfig,
         train_file: str | Path,
         test_file: str | Path | None = None,
+        valid_file: str | Path | None = None,  # stand-in for the `select` branch's: its submit reads this file
         owner: str = "",
         address: str = "",
     ) -> Run:
