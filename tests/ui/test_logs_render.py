@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import TEST, epoch, start, step
+from conftest import KEPT_MISTAKES, KEPT_TEST, TEST, early_stopped_run, epoch, evaluation, start, step
 
 from kobert_demo.app.ui.logs_render import (
     MAX_LOG_LINES,
@@ -27,7 +27,7 @@ from kobert_demo.app.ui.logs_render import (
 )
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.errors import UserFacingError
-from kobert_demo.basics.events import DoneEvent, ErrorEvent, EvalEvent, NoticeEvent, params_to_json
+from kobert_demo.basics.events import DoneEvent, ErrorEvent, NoticeEvent, params_to_json
 from kobert_demo.basics.runs import STATES, Run, RunStatus
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -202,40 +202,6 @@ def test_run_labels_show_accuracy_only_when_given() -> None:
 
 
 # --- validation, the kept model, notices (#25) -------------------------------------------------------------------
-KEPT_TEST = {**TEST, "accuracy": 0.875, "macro_f1": 0.87}
-KEPT_MISTAKES = [{"text": "남긴 모델의 실수", "label": "긍정", "predicted": "부정", "confidence": 0.8}]
-
-
-def valid(accuracy: float, loss: float) -> dict:
-    return {**TEST, "accuracy": accuracy, "macro_f1": accuracy - 0.01, "loss": loss}
-
-
-def evaluation(epoch: int, step: int, accuracy: float, best: tuple[int, int, float], loss: float = 0.5) -> EvalEvent:
-    """One validation evaluation; best: the kept (epoch, step, value) after it."""
-    improved = best[1] == step
-    return EvalEvent(epoch, step, valid(accuracy, loss), "accuracy", accuracy, improved, *best, elapsed=step / 2)
-
-
-def early_stopped_run(done: bool = True) -> list:
-    """3 epochs of 8 steps, validated at each epoch's end: epoch 2 is best, epoch 3 does not improve, patience 1."""
-    events: list = [start(total_steps=24)]
-    best = {1: (1, 8, 0.7), 2: (2, 16, 0.81), 3: (2, 16, 0.81)}
-    for e, accuracy, loss in ((1, 0.7, 0.62), (2, 0.81, 0.48), (3, 0.78, 0.55)):
-        events += [step(epoch=e, batch=b, step=(e - 1) * 8 + b, total_steps=24) for b in range(1, 9)]
-        events.append(evaluation(e, e * 8, accuracy, best[e], loss))
-        events.append(epoch(epoch=e, test={**TEST, "accuracy": 0.6 + e / 100}, valid=valid(accuracy, loss)))
-    if done:
-        params = params_to_json({"metric": "accuracy", "patience": 1, "best_epoch": 2, "best_value": 0.81})
-        events.append(NoticeEvent("notice_early_stopped", params))
-        events.append(
-            DoneEvent(
-                "done", 2, KEPT_TEST, 12.0, None, kept_step=16, metric="accuracy", best_value=0.81,
-                stop_reason="early_stopping", valid=valid(0.81, 0.48), mistakes=KEPT_MISTAKES,
-            )
-        )  # fmt: skip
-    return events
-
-
 def test_the_step_plot_draws_validation_beside_training_and_marks_the_kept_step() -> None:
     frame = step_frame(followed(*early_stopped_run()), "en")
     series = {name: part for name, part in frame.groupby("series")}
