@@ -287,3 +287,33 @@ def test_resume_queues_the_owners_run_and_refuses_others(
     done = alice_run(app.home, "done-run", events=tuple(early_stopped_run()))
     on_resume(Follow(run=done.name), ALICE, request("ko"))
     assert toasts[-1][0] == "warning" and "이어서 학습할 수 없습니다" in toasts[-1][1] and len(resumed) == 1
+
+
+def test_a_log_cut_back_by_a_resume_is_read_again_from_its_start(app: SimpleNamespace) -> None:
+    """Resuming replaces the log whole, cut back to its checkpoint: a follower's offset into the old one means
+    nothing in the new one, so the tab starts over."""
+    tab = app.tab
+    run = alice_run(app.home, events=(start(), *(step(step=n) for n in range(1, 6))), state="running", model=False)
+    follow = poll(app.state, tab, Follow(run=run.name), ALICE, "en", refresh=True)[tab.follow]
+    assert len(follow.steps) == 5
+    cut = run.log_path.with_name("cut.jsonl")
+    cut.write_bytes(b"".join(run.log_path.read_bytes().splitlines(keepends=True)[:3]))  # start, steps 1-2
+    cut.replace(run.log_path)
+    run.append(step(step=3, loss=0.1))
+    out = poll(app.state, tab, follow, ALICE, "en")
+    assert [s for s, _, _ in out[tab.follow].steps] == [1, 2, 3] and out[tab.follow].steps[-1][1] == 0.1
+    assert out[tab.step_plot]["step"].max() == 3 and tab.status in out  # everything redrawn
+
+
+def test_a_killed_runs_results_are_its_model_folders(app: SimpleNamespace) -> None:
+    """A killed run's log may lack the end: the kept model's figures saved with its weights are shown (Run.kept:
+    a DoneEvent since #25, an EpochEvent in folders from before)."""
+    from kobert_demo.app.ui.logs_render import Kept
+
+    saved = DoneEvent("running", 2, {**TEST, "accuracy": 0.9}, 5.0, None, kept_step=16, metric="accuracy")
+    assert Kept.saved(saved) == Kept(2, saved.test, [], 16, "accuracy", None)
+    assert Kept.saved(epoch(epoch=3)).epoch == 3
+    assert Kept.saved(DoneEvent("running", 2, None, 5.0, None)) is None  # kept mid-epoch: no test figures yet
+    follow = Follow(run="r", model=saved)
+    follow.absorb([start(), epoch(epoch=1)])
+    assert follow.kept.epoch == 2 and follow.kept.test["accuracy"] == 0.9

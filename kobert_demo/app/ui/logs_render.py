@@ -52,6 +52,16 @@ class Kept:
     def of_epoch(cls, event: EpochEvent) -> Kept:
         return cls(event.epoch, event.test, event.mistakes)
 
+    @classmethod
+    def saved(cls, event: EpochEvent | DoneEvent) -> Kept | None:
+        """The kept model from figures saved with it: a DoneEvent (the log's end, or the model folder's since #25),
+        or an EpochEvent (a model folder from before); None when its test figures are not known yet."""
+        if isinstance(event, EpochEvent):
+            return cls.of_epoch(event)
+        if event.kept_epoch is None or event.test is None:
+            return None
+        return cls(event.kept_epoch, event.test, event.mistakes, event.kept_step, event.metric, event.best_value)
+
 
 @dataclass
 class Follow:
@@ -70,7 +80,9 @@ class Follow:
     error: ErrorEvent | None = None
     lines: list[str] = field(default_factory=list)  # the training log's last MAX_LOG_LINES lines
     drawn: tuple = ()  # the situation on screen: (state, reason key and parameters, queue position)
-    model: EpochEvent | None = None  # a run that ended without logging its end (killed): its model folder's epoch
+    model: EpochEvent | DoneEvent | None = None  # a run that ended without logging its end (killed): its model
+    # folder's figures (Run.kept)
+    log_id: int | None = None  # the log file read from: a resumed run's log is cut back, replaced whole
     settling: int = 0  # polls since the run finished (its last events may land just after its status)
 
     def absorb(self, events: list[Event]) -> None:
@@ -114,10 +126,10 @@ class Follow:
         (a model kept mid-epoch has no test figures until the run ends; the kept line says which it is).
         """
         done = self.done
-        if done is not None and done.metric is not None and done.kept_epoch is not None and done.test is not None:
-            return Kept(done.kept_epoch, done.test, done.mistakes, done.kept_step, done.metric, done.best_value)
-        if self.model is not None:
-            return Kept.of_epoch(self.model)
+        if done is not None and done.metric is not None and (kept := Kept.saved(done)):
+            return kept
+        if self.model is not None and (kept := Kept.saved(self.model)):
+            return kept
         best = self.best
         if best is not None:
             chosen = next((e for e in self.epochs if self.epoch_ends.get(e.epoch) == best.best_step), None)

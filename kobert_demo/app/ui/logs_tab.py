@@ -96,6 +96,11 @@ def poll(
         return drawn
     try:
         run = state.run(follow.run)
+        log_id = log_file_id(run)
+        if follow.log_id is not None and log_id != follow.log_id:  # resumed: its log was cut back to a checkpoint
+            follow, refresh = Follow(run=follow.run), True
+            drawn[tab.follow] = follow
+        follow.log_id = log_id
         events, follow.offset = run.read_events(follow.offset)
         status = run.status()
     except Exception as error:
@@ -139,6 +144,15 @@ def poll(
     if refresh or len(follow.epochs) != epochs_before or follow.kept != kept_before:
         drawn |= results(tab, follow, lang)
     return drawn
+
+
+def log_file_id(run: Run) -> int | None:
+    """Which file the run's log is (its inode): resuming replaces it whole, cut back to the checkpoint, so that a
+    follower's offset into the old one means nothing in the new one."""
+    try:
+        return run.log_path.stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 def notes_text(follow: Follow, lang: str) -> str:
