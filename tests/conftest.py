@@ -27,7 +27,15 @@ import pytest
 import torch
 from sentencepiece import sentencepiece_model_pb2 as sp_pb
 
-from kobert_demo.basics.events import EpochEvent, StartEvent, StepEvent
+from kobert_demo.basics.events import (
+    DoneEvent,
+    EpochEvent,
+    EvalEvent,
+    NoticeEvent,
+    StartEvent,
+    StepEvent,
+    params_to_json,
+)
 from kobert_demo.engine.tokenizer import CLS, MASK, ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB, PAD, SEP, UNK
 from kobert_demo.tools.driving import free_port, wait_for_state
 
@@ -424,6 +432,41 @@ def epoch(**changes) -> EpochEvent:
     mistakes = [{"text": "지루한 영화", "label": "부정", "predicted": "긍정", "confidence": 0.91}]
     return EpochEvent(**{**dict(epoch=1, train_loss=0.6, train_acc=0.7, test=TEST, elapsed=4.0, mistakes=mistakes),
                          **changes})  # fmt: skip
+
+
+# a run validated at each epoch's end that stopped early (#25), for the Logs tab's renderers and handlers
+KEPT_TEST = {**TEST, "accuracy": 0.875, "macro_f1": 0.87}
+KEPT_MISTAKES = [{"text": "남긴 모델의 실수", "label": "긍정", "predicted": "부정", "confidence": 0.8}]
+
+
+def valid_metrics(accuracy: float, loss: float) -> dict:
+    return {**TEST, "accuracy": accuracy, "macro_f1": accuracy - 0.01, "loss": loss}
+
+
+def evaluation(epoch: int, step: int, accuracy: float, best: tuple[int, int, float], loss: float = 0.5) -> EvalEvent:
+    """One validation evaluation; best: the kept (epoch, step, value) after it."""
+    metrics = valid_metrics(accuracy, loss)
+    return EvalEvent(epoch, step, metrics, "accuracy", accuracy, best[1] == step, *best, elapsed=step / 2)
+
+
+def early_stopped_run(done: bool = True) -> list:
+    """3 epochs of 8 steps, validated at each epoch's end: epoch 2 is best, epoch 3 does not improve, patience 1."""
+    events: list = [start(total_steps=24)]
+    best = {1: (1, 8, 0.7), 2: (2, 16, 0.81), 3: (2, 16, 0.81)}
+    for e, accuracy, loss in ((1, 0.7, 0.62), (2, 0.81, 0.48), (3, 0.78, 0.55)):
+        events += [step(epoch=e, batch=b, step=(e - 1) * 8 + b, total_steps=24) for b in range(1, 9)]
+        events.append(evaluation(e, e * 8, accuracy, best[e], loss))
+        events.append(epoch(epoch=e, test={**TEST, "accuracy": 0.6 + e / 100}, valid=valid_metrics(accuracy, loss)))
+    if done:
+        params = params_to_json({"metric": "accuracy", "patience": 1, "best_epoch": 2, "best_value": 0.81})
+        events.append(NoticeEvent("notice_early_stopped", params))
+        events.append(
+            DoneEvent(
+                "done", 2, KEPT_TEST, 12.0, None, kept_step=16, metric="accuracy", best_value=0.81,
+                stop_reason="early_stopping", valid=valid_metrics(0.81, 0.48), mistakes=KEPT_MISTAKES,
+            )
+        )  # fmt: skip
+    return events
 
 
 # --- the web app's API, as two visitors -----------------------------------------------------------------------

@@ -827,8 +827,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "No run to follow yet. Start one in the Train tab or pick one above.",
         "아직 따라갈 실행이 없습니다. 학습 탭에서 시작하거나 위에서 실행을 고르세요.",
     ),
-    "plot_steps": ("Loss and training accuracy by step", "단계별 손실과 학습 정확도"),
-    "plot_epochs": ("Accuracy by epoch (train / test)", "에폭별 정확도 (학습 / 테스트)"),
+    "plot_steps": (
+        "Loss and accuracy by step (training, and validation at each evaluation; the line marks the kept model)",
+        "스텝별 손실과 정확도 (학습, 그리고 평가마다의 검증. 세로선은 남긴 모델)",
+    ),
+    "plot_epochs": (
+        "Accuracy by epoch (train / validation / test; ★ the kept epoch; the test data never chooses the model)",
+        "에폭별 정확도 (학습 / 검증 / 테스트. ★는 남긴 에폭이며, 테스트 데이터는 모델 선택에 쓰지 않습니다)",
+    ),
     "log": ("Log", "로그"),
     "stop": ("Stop", "중지"),
     "export": ("Export model zip", "모델 zip 내보내기"),
@@ -843,7 +849,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Model zip (loads in the Predict tab, the CLI and transformers)",
         "모델 zip (예측 탭, CLI, transformers에서 불러올 수 있음)",
     ),
-    "results_title": ("### Results (last completed epoch)", "### 결과 (마지막으로 완료된 에폭)"),
+    "results_title": ("### Results on the test data (kept model)", "### 테스트 데이터 결과 (남긴 모델)"),
     "per_class": ("Scores per class", "클래스별 점수"),
     "mistakes": ("Misclassified test sentences (most confident first)", "잘못 분류된 테스트 문장 (확신도 높은 순)"),
     "run": ("Run", "실행"),
@@ -889,6 +895,64 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "중지를 요청했습니다. 현재 단계가 끝나면 멈추고, 마지막으로 완료된 에폭의 모델을 남깁니다.",
     ),
     "deleted": ("Run {run} deleted.", "실행 {run} 을(를) 삭제했습니다."),
+    # validation, the kept model, resume and continue in the web app (#25)
+    "series_valid_loss": ("validation loss", "검증 손실"),
+    "series_valid_acc": ("validation accuracy", "검증 정확도"),
+    "series_kept": ("kept model", "남긴 모델"),
+    "split_valid": ("validation", "검증"),
+    "metric_accuracy": ("accuracy", "정확도"),
+    "metric_macro_f1": ("macro-F1", "macro-F1"),
+    "kept_line_epoch": (
+        "**Kept model: epoch {epoch}** (validation {metric} {value}), chosen on the validation data; the per-epoch "
+        "test figures are shown for reference only and never choose.",
+        "**남긴 모델: {epoch} 에폭** (검증 {metric} {value}). 검증 데이터로 골랐으며, 에폭별 테스트 수치는 참고용일 "
+        "뿐 선택에 쓰지 않습니다.",
+    ),
+    "kept_line_step": (
+        "**Kept model: epoch {epoch}, step {step}** (validation {metric} {value}), chosen on the validation data; the "
+        "per-epoch test figures are shown for reference only and never choose.",
+        "**남긴 모델: {epoch} 에폭 {step} 스텝** (검증 {metric} {value}). 검증 데이터로 골랐으며, 에폭별 테스트 "
+        "수치는 참고용일 뿐 선택에 쓰지 않습니다.",
+    ),
+    "early_stopped_line": (
+        "Stopped early: the validation data stopped improving.",
+        "조기 종료: 검증 성능이 더 나아지지 않아 학습을 멈췄습니다.",
+    ),
+    "resume": ("Resume", "이어서 학습"),
+    "continue_training": ("Continue training from this model", "이 모델에서 계속 학습"),
+    "resume_requested": (
+        "Run {run} will resume from its last checkpoint.",
+        "실행 {run} 을(를) 마지막 체크포인트에서 이어서 학습합니다.",
+    ),
+    "continue_from": (
+        "**Continue from run `{run}`**: training starts from its model (head included); the data must have the same "
+        "classes.",
+        "**실행 `{run}` 에서 계속 학습**: 이 모델(분류 헤드 포함)에서 학습을 시작합니다. 데이터의 클래스가 같아야 "
+        "합니다.",
+    ),
+    "continue_cancel": ("Start from the backbone instead", "처음부터 학습하기"),
+    "continue_chosen": (
+        "The Train tab now starts from run {run}'s model: upload the new data and press Start.",
+        "학습 탭이 이제 실행 {run} 의 모델에서 시작합니다. 새 데이터를 올리고 학습 시작을 누르세요.",
+    ),
+    "err_not_resumable": (
+        "Run {run} cannot be resumed: only an interrupted, stopped or failed run with a checkpoint can.",
+        "실행 {run} 은(는) 이어서 학습할 수 없습니다. 체크포인트가 있는 중단·중지·실패한 실행만 가능합니다.",
+    ),
+    "err_cannot_continue": (
+        "Run {run} cannot be continued: only a finished run with a model can.",
+        "실행 {run} 에서는 계속 학습할 수 없습니다. 모델이 있는 끝난 실행만 가능합니다.",
+    ),
+    "valid_file": ("Validation data (optional)", "검증 데이터 (선택)"),
+    "no_valid_file": (
+        "Without a validation file, a stratified share of the training data (the validation split) is held out to "
+        "choose the kept model.",
+        "검증 파일이 없으면 학습 데이터의 일부(검증 비율)를 층화 추출해 남길 모델을 고르는 데 씁니다.",
+    ),
+    "valid_file_used": (
+        "The validation file chooses the kept model; the test data never does.",
+        "남길 모델은 검증 파일로 고르며, 테스트 데이터로는 고르지 않습니다.",
+    ),
     # predict tab
     "model_source": ("Model", "모델"),
     "source_run": ("My run", "내 실행"),

@@ -21,7 +21,7 @@ from kobert_demo.tools.driving import wait_for_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # raised inside gradio's queue
 API = {
-    "/validate", "/train", "/status", "/logs", "/runs", "/stop", "/delete", "/export", "/load_model_zip",
+    "/validate", "/train", "/status", "/logs", "/runs", "/stop", "/resume", "/delete", "/export", "/load_model_zip",
     "/predict", "/predict_lines", "/predict_file", "/pieces", "/explain",
 }  # fmt: skip
 
@@ -51,8 +51,10 @@ def trained(server: SimpleNamespace) -> SimpleNamespace:
 def test_api_names_are_stable(server: SimpleNamespace) -> None:
     endpoints = server.client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(endpoints) >= API
-    params = {p["parameter_name"] for p in endpoints["/train"]["parameters"]}
-    assert params == {"train_file", "test_file", "model", "options", "visitor"}
+    params = [p["parameter_name"] for p in endpoints["/train"]["parameters"]]
+    assert params == ["train_file", "test_file", "model", "options", "visitor", "valid_file"]  # new ones go last
+    assert endpoints["/train"]["parameters"][-1]["parameter_has_default"] is True
+    assert [p["parameter_name"] for p in endpoints["/resume"]["parameters"]] == ["run", "visitor"]
     assert [p["parameter_name"] for p in endpoints["/predict"]["parameters"]] == ["model", "text"]
     assert [p["parameter_name"] for p in endpoints["/explain"]["parameters"]] == ["model", "text", "label"]
 
@@ -228,7 +230,7 @@ def test_visitors_cannot_touch_each_others_runs(
     """visitor: another visitor than the run's owner."""
     assert trained.name not in [r["run"] for r in server.client.predict(visitor, api_name="/runs")]
     assert server.client.predict(trained.name, visitor, api_name="/status")["owner"] is False
-    for endpoint in ("/stop", "/export", "/delete"):
+    for endpoint in ("/stop", "/resume", "/export", "/delete"):
         with pytest.raises(AppError, match="belongs to another visitor"):
             server.client.predict(trained.name, visitor, api_name=endpoint)
     with pytest.raises(AppError, match="There is no run"):
@@ -350,3 +352,19 @@ def test_a_family_folder_trains_and_predicts_through_the_api(
     assert set(answer["confidences"]) == {"긍정", "부정", "중립"}
     pieces = server.client.predict(run, "정말 최고였어요", api_name="/pieces")
     assert (pieces["pieces"][0], pieces["pieces"][-1]) == ("<s>", "</s>") and len(pieces["unknown"]) > 2
+
+
+def test_train_takes_a_validation_file_as_its_last_parameter(server: SimpleNamespace, visitor: str) -> None:
+    """Today's calls (five arguments: the `trained` fixture's) keep working; a sixth is the validation file."""
+    train, valid = handle_file(DATA / "movie_ratings" / "train.tsv"), handle_file(DATA / "movie_ratings" / "test.tsv")
+    name = server.client.predict(train, None, "tiny", {"epochs": 1}, visitor, valid, api_name="/train")
+    server.client.predict(name, visitor, api_name="/stop")  # what it trains is the engine's tests' business
+    status = wait_for_state(server.client, name, visitor, ("stopped", "done", "failed"), HANG_S)
+    assert status["owner"] is True and status["train_file"] == "train.tsv"
+
+
+def test_resume_is_refused_for_a_done_run(server: SimpleNamespace, trained: SimpleNamespace) -> None:
+    with pytest.raises(AppError, match="cannot be resumed: only an interrupted, stopped or failed run"):
+        server.client.predict(trained.name, trained.visitor, api_name="/resume")
+    with pytest.raises(AppError, match="There is no run"):
+        server.client.predict("../../etc", trained.visitor, api_name="/resume")

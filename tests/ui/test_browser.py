@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import playwright.sync_api as playwright
 import pytest
-from conftest import DATA, HANG_MS, wait_until
+from conftest import DATA, HANG_MS, early_stopped_run, wait_until
 
 from kobert_demo.tools.driving import CHROMIUM_ARGS
 
@@ -206,4 +206,26 @@ def test_a_family_folder_in_the_form_and_its_run_shown_by_link_with_its_tokens(
     expect(page.locator("#pieces")).to_contain_text("<s>")
     expect(page.locator("#pieces")).to_contain_text("연기")
     expect(page.locator("#pieces")).not_to_contain_text("[CLS]")
+    page.close()
+
+
+def test_the_korean_logs_tab_shows_validation_and_the_early_stop(server: SimpleNamespace, browser) -> None:
+    """A run that stopped early (its log hand-built: the engine's own is the engine tests'), opened by its shared
+    link in Korean: the validation curves and the kept model's line beside the training curves, and why it stopped."""
+    from kobert_demo.basics.config import TrainConfig
+    from kobert_demo.basics.runs import Run
+
+    name = "20250101-000000-earlystopped"
+    Run.queue(server.home / name, TrainConfig(model="tiny"), {"owner": "someone", "train_file": "train.tsv"})
+    run = Run.create(server.home / name, TrainConfig(model="tiny"), ["긍정", "부정"], {})
+    for event in early_stopped_run():
+        run.append(event)
+    run.set_status("done")
+    page = new_page(browser, locale="ko-KR", viewport={"width": 1280, "height": 900})
+    page.goto(f"{server.url}?run={name}")
+    expect = playwright.expect
+    expect(page.locator("#run-notes")).to_contain_text("남긴 모델: 2 에폭")
+    expect(page.locator("#run-notes")).to_contain_text("조기 종료")
+    expect(page.locator("#step-plot")).to_contain_text("검증 정확도")
+    expect(page.locator("#step-plot")).to_contain_text("남긴 모델")
     page.close()

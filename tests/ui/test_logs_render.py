@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import TEST, epoch, start, step
+from conftest import KEPT_MISTAKES, KEPT_TEST, TEST, early_stopped_run, epoch, evaluation, start, step
 
 from kobert_demo.app.ui.logs_render import (
     MAX_LOG_LINES,
@@ -13,10 +13,12 @@ from kobert_demo.app.ui.logs_render import (
     Follow,
     confusion_html,
     epoch_frame,
+    kept_text,
     metrics_text,
     mistake_line,
     mistake_of,
     mistakes_frame,
+    notices_text,
     per_class_frame,
     progress_html,
     run_label,
@@ -25,7 +27,7 @@ from kobert_demo.app.ui.logs_render import (
 )
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.errors import UserFacingError
-from kobert_demo.basics.events import DoneEvent, ErrorEvent, params_to_json
+from kobert_demo.basics.events import DoneEvent, ErrorEvent, NoticeEvent, params_to_json
 from kobert_demo.basics.runs import STATES, Run, RunStatus
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -197,3 +199,91 @@ def test_run_labels_show_accuracy_only_when_given() -> None:
     assert label.endswith(" · kobert-base-v1 · reviews.tsv · 완료 · 정확도 0.812 · ghijkl")
     assert "acc" not in label
     assert run_label("x-123456", config, "running", None, "en").endswith(" · training · 123456")
+
+
+# --- validation, the kept model, notices (#25) -------------------------------------------------------------------
+def test_the_step_plot_draws_validation_beside_training_and_marks_the_kept_step() -> None:
+    frame = step_frame(followed(*early_stopped_run()), "en")
+    series = {name: part for name, part in frame.groupby("series")}
+    assert set(series) == {"loss", "train accuracy", "validation loss", "validation accuracy", "kept model"}
+    assert series["validation accuracy"]["step"].tolist() == [8, 16, 24]
+    assert series["validation accuracy"]["value"].tolist() == [0.7, 0.81, 0.78]
+    assert series["validation loss"]["value"].tolist() == [0.62, 0.48, 0.55]
+    kept = series["kept model"]  # a vertical line at the kept step, across everything drawn
+    assert kept["step"].tolist() == [16, 16] and kept["value"].min() == 0.0 and kept["value"].max() >= 1.0
+    korean = step_frame(followed(*early_stopped_run()), "ko")
+    assert {"검증 손실", "검증 정확도", "남긴 모델"} <= set(korean["series"])
+
+
+def test_a_run_without_validation_draws_no_validation_and_no_marker() -> None:
+    frame = step_frame(followed(start(), step(step=1), step(step=2)), "en")
+    assert set(frame["series"]) == {"loss", "train accuracy"}
+
+
+def test_epoch_bars_show_validation_and_star_the_kept_epoch() -> None:
+    frame = epoch_frame(followed(*early_stopped_run()), "ko")
+    assert sorted(frame["bar"]) == [
+        "1 검증", "1 테스트", "1 학습", "2 검증 ★", "2 테스트 ★", "2 학습 ★", "3 검증", "3 테스트", "3 학습",
+    ]  # fmt: skip
+    assert frame[frame["bar"] == "2 검증 ★"]["accuracy"].item() == 0.81
+
+
+def test_the_kept_line_names_the_epoch_and_its_validation_value() -> None:
+    follow = followed(*early_stopped_run())
+    assert kept_text(follow, "en").startswith("**Kept model: epoch 2** (validation accuracy 0.8100)")
+    korean = kept_text(follow, "ko")
+    assert korean.startswith("**남긴 모델: 2 에폭** (검증 정확도 0.8100)") and "참고용" in korean
+    assert kept_text(followed(*early_stopped_run(done=False)), "en").startswith("**Kept model: epoch 2** ")
+    assert kept_text(followed(epoch(epoch=1)), "en") == ""  # a run from before validation
+
+
+def test_a_model_kept_mid_epoch_is_named_by_its_step() -> None:
+    best = (1, 4, 0.75)
+    follow = followed(start(), *(step(step=n) for n in range(1, 5)), evaluation(1, 4, 0.75, best))
+    assert kept_text(follow, "en").startswith("**Kept model: epoch 1, step 4** (validation accuracy 0.7500)")
+    assert "1 에폭 4 스텝" in kept_text(follow, "ko")
+
+
+def test_the_early_stop_is_said_in_the_visitors_language() -> None:
+    follow = followed(*early_stopped_run())
+    korean = notices_text(follow, "ko")
+    assert korean.startswith("ℹ️ 조기 종료") and "2 에폭" in korean and HANGUL.search(korean)
+    assert notices_text(follow, "en").startswith("ℹ️ Stopped early")
+    # a stop reason without its notice still says why the run ended
+    bare = followed(*[e for e in early_stopped_run() if not isinstance(e, NoticeEvent)])
+    assert notices_text(bare, "ko") == "ℹ️ 조기 종료: 검증 성능이 더 나아지지 않아 학습을 멈췄습니다."
+    assert notices_text(followed(*early_stopped_run(done=False)), "en") == ""
+
+
+def test_a_done_run_shows_the_kept_models_final_test_figures() -> None:
+    follow = followed(*early_stopped_run())
+    assert (follow.kept.epoch, follow.kept.test, follow.kept.mistakes) == (2, KEPT_TEST, KEPT_MISTAKES)
+    assert metrics_text(follow, "en").startswith("**Accuracy 0.8750** · **macro-F1 0.8700** · model of epoch 2/3")
+    assert mistakes_frame(follow.kept, "en").iloc[0, 0] == "남긴 모델의 실수"
+    assert mistake_of(follow.kept, ["남긴 모델의 실수"]) == KEPT_MISTAKES[0]
+
+
+def test_while_training_the_results_are_the_best_validated_epochs() -> None:
+    follow = followed(*early_stopped_run(done=False))
+    assert follow.kept.epoch == 2 and follow.kept.test["accuracy"] == 0.62  # epoch 2's, not the last (3)
+
+
+def test_an_old_run_falls_back_to_its_last_epoch() -> None:
+    """A run from before validation: its DoneEvent names no metric, and its last epoch is the kept one."""
+    follow = followed(
+        epoch(epoch=1), epoch(epoch=2, test={**TEST, "accuracy": 0.7}), DoneEvent("done", 2, TEST, 3.0, None)
+    )
+    assert follow.kept.epoch == 2 and follow.kept.test["accuracy"] == 0.7 and follow.kept.step is None
+
+
+def test_a_resumed_run_draws_each_step_once_and_forgets_its_earlier_end() -> None:
+    """Resumed from its checkpoint at step 8: it logs a new start and does steps 9-10 again."""
+    first = [start(), *(step(step=n) for n in range(1, 11)), evaluation(1, 8, 0.7, (1, 8, 0.7))]
+    first.append(DoneEvent("stopped", 1, TEST, 5.0, None, kept_step=8, metric="accuracy", best_value=0.7))
+    follow = followed(*first)
+    assert follow.done is not None
+    follow.absorb([start(), NoticeEvent("notice_resumed", {"epoch": 1, "step": 8})])
+    follow.absorb([step(step=n, loss=0.1) for n in range(9, 13)] + [evaluation(1, 8, 0.72, (1, 8, 0.72))])
+    assert follow.done is None and [s for s, _, _ in follow.steps] == list(range(1, 13))
+    assert follow.steps[8][1] == 0.1 and len(follow.evals) == 1 and follow.evals[0].value == 0.72
+    assert "8 스텝의 체크포인트에서 이어서" in notices_text(follow, "ko")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 import pytest
-from conftest import ALICE, BOB, TEST, epoch, start, step
+from conftest import ALICE, BOB, TEST, early_stopped_run, epoch, start, step
 from gradio.utils import get_type_hints
 
 from kobert_demo.app.queue import JobQueue, owner_id
@@ -21,7 +21,7 @@ from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.events import DoneEvent
 from kobert_demo.basics.runs import Run
 
-HANDLERS = ("on_tick", "on_select", "on_focus", "on_stop", "on_export", "on_delete", "on_mistake")
+HANDLERS = ("on_tick", "on_select", "on_focus", "on_stop", "on_resume", "on_export", "on_delete", "on_mistake")
 
 
 @pytest.fixture
@@ -221,3 +221,99 @@ def test_a_clicked_mistake_is_explained_for_the_class_the_model_predicted(
     refused = on_mistake(follow, edited, request("ko"))
     assert refused == {tab.mistake_explanation: gr.update(value=None, visible=False), tab.mistake_line: ""}
     assert toasts == [("warning", "위의 잘못 분류된 문장 표에서 문장을 누르세요.")]
+
+
+# --- validation, early stopping, Resume and Continue (#25) ------------------------------------------------------
+def test_a_korean_visitor_sees_validation_the_kept_model_and_the_early_stop(app: SimpleNamespace) -> None:
+    tab = app.tab
+    run = alice_run(app.home, events=tuple(early_stopped_run()))
+    out = poll(app.state, tab, Follow(run=run.name), ALICE, "ko", refresh=True)
+    assert {"검증 손실", "검증 정확도", "남긴 모델"} <= set(out[tab.step_plot]["series"])
+    assert "2 검증 ★" in set(out[tab.epoch_plot]["bar"])
+    assert out[tab.notes].startswith("**남긴 모델: 2 에폭** (검증 정확도 0.8100)") and "ℹ️ 조기 종료" in out[tab.notes]
+    assert "정확도 0.8750" in out[tab.metrics] and out[tab.mistakes].iloc[0, 0] == "남긴 모델의 실수"
+    assert out[tab.continue_]["visible"] is True and out[tab.resume]["visible"] is False  # done: nothing to resume
+    shared = poll(app.state, tab, Follow(run=run.name), BOB, "ko", refresh=True)
+    assert shared[tab.continue_]["visible"] is False and shared[tab.resume]["visible"] is False
+
+
+def test_notes_are_redrawn_only_when_they_change(app: SimpleNamespace) -> None:
+    tab = app.tab
+    events = early_stopped_run(done=False)
+    run = alice_run(app.home, events=tuple(events[:9]), state="running", model=False)  # start and epoch 1's steps
+    follow = poll(app.state, tab, Follow(run=run.name), ALICE, "en", refresh=True)[tab.follow]
+    run.append(events[9])  # epoch 1's evaluation
+    assert poll(app.state, tab, follow, ALICE, "en")[tab.notes].startswith("**Kept model: epoch 1** ")
+    run.append(events[11])  # a step: the same notes
+    assert tab.notes not in poll(app.state, tab, follow, ALICE, "en")
+
+
+@pytest.mark.parametrize(
+    ("state", "checkpoint", "visitor", "shown"),
+    [
+        ("interrupted", True, ALICE, True),
+        ("stopped", True, ALICE, True),
+        ("failed", True, ALICE, True),
+        ("stopped", True, BOB, False),  # another visitor's
+        ("stopped", False, ALICE, False),  # nothing to resume from
+        ("done", True, ALICE, False),  # finished: continue, not resume
+    ],
+)
+def test_resume_appears_for_the_owners_resumable_run(
+    app: SimpleNamespace, state: str, checkpoint: bool, visitor: str, shown: bool
+) -> None:
+    run = alice_run(app.home, events=(start(), step()), state=state, model=False)
+    if checkpoint:
+        (run.path / "checkpoint").mkdir()
+    out = poll(app.state, app.tab, Follow(run=run.name), visitor, "en", refresh=True)
+    assert out[app.tab.resume]["visible"] is shown
+    assert out[app.tab.continue_]["visible"] is False  # no model
+
+
+def test_resume_queues_the_owners_run_and_refuses_others(
+    app: SimpleNamespace, toasts: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resumed: list[tuple] = []
+    monkeypatch.setattr(app.state.queue, "resume", lambda name, **kw: resumed.append((name, kw)), raising=False)
+    on_resume = app.handlers["on_resume"]
+    run = alice_run(app.home, events=(start(), step()), state="stopped", model=False)
+    (run.path / "checkpoint").mkdir()
+    refused = on_resume(Follow(run=run.name), BOB, request("ko"))
+    assert refused == {app.tab.follow: gr.skip()} and not resumed and "다른 방문자" in toasts[-1][1]
+    out = on_resume(Follow(run=run.name), ALICE, request("en"))
+    assert resumed == [(run.name, {"owner": owner_id(ALICE), "address": ""})]
+    assert toasts[-1] == ("info", f"Run {run.name} will resume from its last checkpoint.")
+    assert out[app.tab.follow].run == run.name and out[app.tab.follow].offset > 0  # followed from its beginning
+    done = alice_run(app.home, "done-run", events=tuple(early_stopped_run()))
+    on_resume(Follow(run=done.name), ALICE, request("ko"))
+    assert toasts[-1][0] == "warning" and "이어서 학습할 수 없습니다" in toasts[-1][1] and len(resumed) == 1
+
+
+def test_a_log_cut_back_by_a_resume_is_read_again_from_its_start(app: SimpleNamespace) -> None:
+    """Resuming replaces the log whole, cut back to its checkpoint: a follower's offset into the old one means
+    nothing in the new one, so the tab starts over."""
+    tab = app.tab
+    run = alice_run(app.home, events=(start(), *(step(step=n) for n in range(1, 6))), state="running", model=False)
+    follow = poll(app.state, tab, Follow(run=run.name), ALICE, "en", refresh=True)[tab.follow]
+    assert len(follow.steps) == 5
+    cut = run.log_path.with_name("cut.jsonl")
+    cut.write_bytes(b"".join(run.log_path.read_bytes().splitlines(keepends=True)[:3]))  # start, steps 1-2
+    cut.replace(run.log_path)
+    run.append(step(step=3, loss=0.1))
+    out = poll(app.state, tab, follow, ALICE, "en")
+    assert [s for s, _, _ in out[tab.follow].steps] == [1, 2, 3] and out[tab.follow].steps[-1][1] == 0.1
+    assert out[tab.step_plot]["step"].max() == 3 and tab.status in out  # everything redrawn
+
+
+def test_a_killed_runs_results_are_its_model_folders(app: SimpleNamespace) -> None:
+    """A killed run's log may lack the end: the kept model's figures saved with its weights are shown (Run.kept:
+    a DoneEvent since #25, an EpochEvent in folders from before)."""
+    from kobert_demo.app.ui.logs_render import Kept
+
+    saved = DoneEvent("running", 2, {**TEST, "accuracy": 0.9}, 5.0, None, kept_step=16, metric="accuracy")
+    assert Kept.saved(saved) == Kept(2, saved.test, [], 16, "accuracy", None)
+    assert Kept.saved(epoch(epoch=3)).epoch == 3
+    assert Kept.saved(DoneEvent("running", 2, None, 5.0, None)) is None  # kept mid-epoch: no test figures yet
+    follow = Follow(run="r", model=saved)
+    follow.absorb([start(), epoch(epoch=1)])
+    assert follow.kept.epoch == 2 and follow.kept.test["accuracy"] == 0.9

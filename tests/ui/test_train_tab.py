@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 from conftest import DATA
 
-from kobert_demo.app.queue import JobQueue
+from kobert_demo.app.queue import JobQueue, owner_id
 from kobert_demo.app.ui.state import AppState, VisitorError
 from kobert_demo.app.ui.train_tab import (
     CUSTOM,
@@ -22,6 +22,7 @@ from kobert_demo.app.ui.train_tab import (
     build,
     check_files,
     class_frame,
+    continue_from,
     error_note,
     form_config,
     make_config,
@@ -32,6 +33,7 @@ from kobert_demo.app.ui.train_tab import (
 )
 from kobert_demo.basics.config import KOBERT_HUB_ID, KOBERT_LR, TINY, TINY_LR, ConfigError, TrainConfig, config_fields
 from kobert_demo.basics.data import read_table
+from kobert_demo.basics.runs import Run
 from kobert_demo.engine.backbones import CATALOGUE, HUB_MODELS
 
 HANGUL = re.compile("[가-힣]")
@@ -288,3 +290,116 @@ def test_renderers() -> None:
         "class": ["긍정", "부정"],
         "rows": [3, 1],
     }
+
+
+# --- validation file, class weights hint, continuing a run (#25) -------------------------------------------------
+def lines(path: Path, rows: list[tuple[str, str]]) -> str:
+    path.write_text("text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_the_summary_says_where_validation_comes_from(tab: TrainTab) -> None:
+    train, other = str(RATINGS / "train.tsv"), str(RATINGS / "test.tsv")
+    split = check_files(tab, train, None, None, None, "en")[tab.summary]
+    assert "a stratified share of the training data (the validation split) is held out" in split
+    given = check_files(tab, train, None, None, None, "en", valid_file=other)[tab.summary]
+    assert "**test.tsv**" in given and "The validation file chooses the kept model" in given
+    assert "validation split" not in given
+    korean = check_files(tab, train, other, None, None, "ko", valid_file=other)[tab.summary]
+    assert "남길 모델은 검증 파일로 고르며" in korean and korean.count("**test.tsv**") == 2
+
+
+def test_a_validation_file_with_an_unknown_class_is_refused(tab: TrainTab, tmp_path: Path) -> None:
+    train = lines(tmp_path / "train.tsv", [("좋아요", "pos"), ("별로예요", "neg")] * 5)
+    valid = lines(tmp_path / "valid.tsv", [("좋아요", "pos"), ("그저 그래요", "meh")])
+    shown = check_files(tab, train, None, None, None, "en", valid_file=valid)
+    assert shown[tab.error]["visible"] is True and "valid.tsv" in shown[tab.error]["value"]
+    assert "meh" in shown[tab.error]["value"]
+
+
+def test_imbalanced_classes_get_a_class_weights_hint(tab: TrainTab, tmp_path: Path) -> None:
+    imbalanced = lines(tmp_path / "skewed.tsv", [("좋아요", "pos")] * 13 + [("별로예요", "neg")] * 4)
+    english = check_files(tab, imbalanced, None, None, None, "en")[tab.summary]
+    assert "💡 The largest class, 'pos', has 3.2x the rows of the smallest, 'neg'" in english
+    assert "'balanced'" in english
+    korean = check_files(tab, imbalanced, None, None, None, "ko")[tab.summary]
+    assert "💡 가장 큰 클래스 'pos'의 행 수가 가장 작은 클래스 'neg'의 3.2배입니다" in korean
+    even = lines(tmp_path / "even.tsv", [("좋아요", "pos")] * 12 + [("별로예요", "neg")] * 4)  # 3x: no hint
+    assert "💡" not in check_files(tab, even, None, None, None, "en")[tab.summary]
+
+
+def test_the_new_settings_are_choices_in_the_advanced_form(tab: TrainTab) -> None:
+    assert isinstance(tab.settings["best_metric"], gr.Dropdown)
+    assert [value for _, value in tab.settings["best_metric"].choices] == ["accuracy", "macro_f1"]
+    assert [value for _, value in tab.settings["class_weights"].choices] == ["none", "balanced"]
+    assert isinstance(tab.settings["validation_size"], gr.Slider) and "init_from" not in tab.settings
+
+
+def finished_run(home: Path, name: str, owner: str = VISITOR, state: str = "done", model: bool = True) -> Run:
+    Run.queue(home / name, TrainConfig(model=TINY), {"owner": owner_id(owner), "train_file": "train.tsv"})
+    run = Run.create(home / name, TrainConfig(model=TINY), ["0", "1"], {})
+    if model:
+        run.model_dir.mkdir()
+        (run.model_dir / "model.safetensors").write_bytes(b"weights")
+    run.set_status(state)
+    return run
+
+
+def test_start_passes_the_validation_file_and_the_run_to_continue_from(
+    tab: TrainTab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = AppState(tmp_path / "runs", JobQueue(tmp_path / "runs"))
+    source = finished_run(state.home, "source-run")
+    submitted: list[tuple] = []
+    monkeypatch.setattr(state.queue, "submit", lambda *args, **kw: submitted.append((args, kw)))
+    valid = str(RATINGS / "test.tsv")
+    start_from_form(state, VISITOR, tab, {**form_values(tab), tab.valid_file: valid, tab.init_from: source.name})
+    (config, train, test), options = submitted[0]
+    assert config.init_from == source.name and train.endswith("train.tsv") and test is None
+    assert options == {"valid_file": valid, "owner": owner_id(VISITOR), "address": ""}
+
+
+@pytest.mark.parametrize(
+    ("init_from", "expected"),
+    [
+        ("someone-elses", "belongs to another visitor"),
+        ("no-model", "cannot be continued"),
+        ("still-running", "cannot be continued"),
+        ("/etc", "There is no run '/etc'"),  # a name, never a path on the server
+    ],
+)
+def test_continuing_takes_only_the_visitors_finished_run_with_a_model(
+    tab: TrainTab, tmp_path: Path, init_from: str, expected: str
+) -> None:
+    state = AppState(tmp_path / "runs", JobQueue(tmp_path / "runs"))
+    finished_run(state.home, "someone-elses", owner="another-visitor-0123456789")
+    finished_run(state.home, "no-model", model=False)
+    finished_run(state.home, "still-running", state="running")
+    with pytest.raises(VisitorError, match=expected):
+        start_from_form(state, VISITOR, tab, {**form_values(tab), tab.init_from: init_from})
+    assert not [run for run in state.home.iterdir() if run.name.startswith("2")]  # nothing queued
+
+
+def test_continue_from_shows_the_run_and_a_way_back(tab: TrainTab) -> None:
+    shown = continue_from(tab, "r1", "ko")
+    assert shown[tab.init_from] == "r1" and shown[tab.continue_cancel]["visible"] is True
+    assert shown[tab.continue_note]["value"].startswith("**실행 `r1` 에서 계속 학습**")
+    cleared = continue_from(tab, None, "en")
+    assert cleared[tab.init_from] is None and cleared[tab.continue_note]["visible"] is False
+
+
+def test_the_logs_tabs_continue_button_opens_the_train_tab_set_to_the_run(tmp_path: Path) -> None:
+    from kobert_demo.app.ui import build_app
+    from kobert_demo.app.ui.logs_render import Follow
+
+    home = tmp_path / "runs"
+    demo = build_app(home, queue=JobQueue(home))  # never started
+    fns = {block.fn.__name__: block for block in demo.fns.values() if block.fn}
+    assert {"train-file", "test-file", "valid-file"} <= {c.elem_id for c in fns["on_start"].inputs}
+    run = finished_run(home, "finished-run")
+    request = gr.Request(headers={"accept-language": "en"}, query_params={})
+    shown = fns["on_continue"].fn(Follow(run=run.name), VISITOR, request)
+    by_id = {getattr(component, "elem_id", None): value for component, value in shown.items()}
+    assert by_id["continue-from"]["value"].startswith(f"**Continue from run `{run.name}`**")
+    tabs = next(value for component, value in shown.items() if isinstance(component, gr.Tabs))
+    assert run.name in shown.values() and tabs.selected == "train"

@@ -19,7 +19,7 @@ from kobert_demo.basics.settings import limits, runs_home
 from .i18n import I18N, lang_of, t
 from .logs_tab import Follow, poll, share_link
 from .predict_tab import model_choices
-from .render import warn
+from .render import info, warn
 from .shared import run_choices
 from .state import MIN_VISITOR_CHARS, AppState, VisitorError, client_address, shown_errors
 
@@ -187,3 +187,15 @@ def _wire(
         api_visibility="private",
         show_progress="minimal",
     ).success(refresh, [logs.follow, visitor], logs.outputs, **private)
+
+    continuing = [train.init_from, train.continue_note, train.continue_cancel]
+
+    @shown_errors(fallback=lambda: {tabs: gr.skip()})
+    def on_continue(current: Follow, token: str | None, request: gr.Request) -> dict:
+        """ "Continue training": the Train tab, set to start from the followed run's model."""
+        lang = lang_of(request)
+        run = train_tab.continuable(state, current.run, token)
+        info(t(lang, "continue_chosen", run=run.name))
+        return {**train_tab.continue_from(train, run.name, lang), tabs: gr.Tabs(selected="train")}
+
+    logs.continue_.click(on_continue, [logs.follow, visitor], [*continuing, tabs], **private)

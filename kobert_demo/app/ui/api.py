@@ -16,7 +16,7 @@ from kobert_demo.basics.config import KOBERT_HUB_ID
 from kobert_demo.basics.runs import Run, RunStatus
 from kobert_demo.engine.backbones import is_curated
 
-from .logs_tab import export_run
+from .logs_tab import export_run, resume_run
 from .state import AppState, VisitorError, api_errors, check_visitor, client_address
 from .train_tab import CUSTOM, make_config, submit
 
@@ -131,6 +131,11 @@ def build(state: AppState) -> None:
         return status_json(found.status())
 
     @api_errors
+    def resume(run: str, visitor: str, request: gr.Request) -> str:
+        """Resume the visitor's interrupted, stopped or failed run from its last checkpoint; returns its name."""
+        return resume_run(state, run, visitor, client_address(request))
+
+    @api_errors
     def delete(run: str, visitor: str) -> str:
         """Delete the visitor's finished run; returns its name."""
         state.queue.delete(state.owned_run(run, visitor))
@@ -141,13 +146,14 @@ def build(state: AppState) -> None:
     # 8 to 64 forward and backward passes each (0.55 s p50 at KoBERT's size on two cores): one at a time, in a queue
     # of its own, so that explanations never hold up /predict.
     gr.api(explain, api_name="explain", concurrency_id="explain", concurrency_limit=1)
-    for fn in (status, logs, runs, stop, delete):
+    for fn in (status, logs, runs, stop, resume, delete):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
 
     with gr.Column(visible=False):
         file = gr.File(label="file")
         train_file = gr.File(label="train_file")
         test_file = gr.File(label="test_file")
+        valid_file = gr.File(label="valid_file")
         text_col = gr.Textbox(label="text_col")
         label_col = gr.Textbox(label="label_col")
         model = gr.Textbox(KOBERT_HUB_ID, label="model")
@@ -169,17 +175,27 @@ def build(state: AppState) -> None:
 
     @api_errors
     def train(
-        train_file: str | None, test_file: str | None, model: str, options: Any, visitor: str, request: gr.Request
+        train_file: str | None,
+        test_file: str | None,
+        model: str,
+        options: Any,
+        visitor: str,
+        request: gr.Request,
+        valid_file: str | None = None,
     ) -> str:
         """Queue a run; returns its name at once. model: a curated backbone (`kobert-demo models`; always allowed),
         or another folder or hub id (where custom models are allowed). options: TrainConfig settings by field name
-        (`epochs`, `batch_size`, ...; see `kobert-demo train --help`), typed and bounded as in the web form."""
+        (`epochs`, `batch_size`, `early_stopping_patience`, ...; see `kobert-demo train --help`), typed and bounded
+        as in the web form; `init_from` names one of the visitor's finished runs to continue training from.
+        valid_file (optional, last so that older calls keep working): the data that chooses the kept model
+        (default: validation_size of the training file)."""
         model = (model or KOBERT_HUB_ID).strip()
         backbone = model if is_curated(model) else CUSTOM
         if not isinstance(options or {}, dict):
             raise VisitorError("err_options_not_object")
         config = make_config(backbone, model, dict(options or {}))
-        return submit(state, config, train_file, test_file, visitor, client_address(request)).name
+        address = client_address(request)
+        return submit(state, config, train_file, test_file, visitor, address, valid_file=valid_file).name
 
     @api_errors
     def export(run: str, visitor: str) -> str:
@@ -201,7 +217,8 @@ def build(state: AppState) -> None:
 
     api = {"api_visibility": "public"}
     buttons[0].click(validate, [file, text_col, label_col], report, api_name="validate", **api)
-    buttons[1].click(train, [train_file, test_file, model, options, visitor], run_name, api_name="train", **api)
+    train_inputs = [train_file, test_file, model, options, visitor, valid_file]
+    buttons[1].click(train, train_inputs, run_name, api_name="train", **api)
     buttons[2].click(export, [run, visitor], out_file, api_name="export", concurrency_limit=1, **api)
     buttons[3].click(load_model_zip, [model_zip], model_ref, api_name="load_model_zip", **api)
     buttons[4].click(

@@ -12,17 +12,20 @@ from typing import Any
 
 import gradio as gr
 
-from kobert_demo.app.queue import is_owner
+from kobert_demo.app.queue import is_owner, owner_id
+from kobert_demo.basics.runs import Run, RunStatus
 
 from .i18n import I18N, lang_of, t
 from .logs_render import (
     Follow,
     confusion_html,
     epoch_frame,
+    kept_text,
     metrics_text,
     mistake_line,
     mistake_of,
     mistakes_frame,
+    notices_text,
     per_class_frame,
     progress_html,
     status_text,
@@ -30,9 +33,9 @@ from .logs_render import (
 )
 from .render import info, md_text
 from .shared import explain_one, highlighted_words, run_choices
-from .state import AppState, VisitorError, message, shown_errors
+from .state import AppState, VisitorError, client_address, message, shown_errors
 
-__all__ = ["Follow", "LogsTab", "build", "export_run", "poll", "share_link"]
+__all__ = ["Follow", "LogsTab", "build", "export_run", "poll", "resumable", "resume_run", "share_link"]
 
 POLL_S = 1.0
 SCROLL_LOG_JS = (
@@ -66,6 +69,9 @@ class LogsTab:
     mistakes: gr.Dataframe
     mistake_explanation: gr.HighlightedText
     mistake_line: gr.Markdown
+    notes: gr.Markdown  # the kept model, and what the run said that is no failure (early stop, not learned, resumed)
+    resume: gr.Button
+    continue_: gr.Button  # "Continue training": the app's wiring opens the Train tab set to start from this run
 
     @property
     def outputs(self) -> list[Any]:
@@ -73,7 +79,7 @@ class LogsTab:
         return [
             self.follow, self.timer, self.run_select, self.status, self.progress, self.step_plot, self.epoch_plot,
             self.log, self.stop, self.export, self.delete, self.results, self.metrics, self.per_class, self.confusion,
-            self.mistakes, self.mistake_explanation, self.mistake_line,
+            self.mistakes, self.mistake_explanation, self.mistake_line, self.notes, self.resume, self.continue_,
         ]  # fmt: skip
 
 
@@ -90,11 +96,16 @@ def poll(
         return drawn
     try:
         run = state.run(follow.run)
+        log_id = log_file_id(run)
+        if follow.log_id is not None and log_id != follow.log_id:  # resumed: its log was cut back to a checkpoint
+            follow, refresh = Follow(run=follow.run), True
+            drawn[tab.follow] = follow
+        follow.log_id = log_id
         events, follow.offset = run.read_events(follow.offset)
         status = run.status()
     except Exception as error:
         return drawn | {tab.status: f"⚠️ {md_text(message(error, lang))}", tab.timer: gr.Timer(active=False)}
-    epochs_before, kept_before = len(follow.epochs), follow.kept
+    epochs_before, kept_before, notes_before = len(follow.epochs), follow.kept, notes_text(follow, lang)
     follow.absorb(events)
     position = state.queue.position(run) if status.state == "queued" else None
     situation = (status.state, status.reason_key, status.reason_params, position)
@@ -117,6 +128,8 @@ def poll(
             tab.stop: gr.update(interactive=owner and not status.finished),
             tab.export: gr.update(interactive=owner and run.has_model and status.finished),
             tab.delete: gr.update(interactive=owner and status.finished),
+            tab.resume: gr.update(visible=owner and resumable(run, status)),
+            tab.continue_: gr.update(visible=owner and status.finished and run.has_model),
             tab.run_select: gr.update(choices=run_choices(state, visitor, lang, extra=run.name)),
         }
     if changed or settled:
@@ -125,13 +138,46 @@ def poll(
         drawn[tab.progress] = progress_html(follow, status, lang)
     if refresh or events:
         drawn |= {tab.step_plot: step_frame(follow, lang), tab.log: "\n".join(follow.lines)}
-    if refresh or len(follow.epochs) != epochs_before or follow.kept is not kept_before:
+    notes = notes_text(follow, lang)
+    if refresh or notes != notes_before:
+        drawn[tab.notes] = notes
+    if refresh or len(follow.epochs) != epochs_before or follow.kept != kept_before:
         drawn |= results(tab, follow, lang)
     return drawn
 
 
+def log_file_id(run: Run) -> int | None:
+    """Which file the run's log is (its inode): resuming replaces it whole, cut back to the checkpoint, so that a
+    follower's offset into the old one means nothing in the new one."""
+    try:
+        return run.log_path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def notes_text(follow: Follow, lang: str) -> str:
+    """The kept model's line, then the run's notices (Markdown)."""
+    return "\n\n".join(part for part in (kept_text(follow, lang), notices_text(follow, lang)) if part)
+
+
+def resumable(run: Run, status: RunStatus) -> bool:
+    """Whether the run can be resumed: interrupted, stopped or failed, with a checkpoint to resume from (the resume
+    branch's runs.is_resumable says the same from its own reading of the status)."""
+    return status.state in ("interrupted", "stopped", "failed") and (run.path / "checkpoint").is_dir()
+
+
+def resume_run(state: AppState, name: str | None, visitor: str | None, address: str = "") -> str:
+    """Queue the visitor's run again from its last checkpoint, from this network address (VisitorError when it is
+    not theirs or cannot be resumed; the queue checks its limits as for a new run); its name."""
+    run = state.owned_run(name, visitor)
+    if not resumable(run, run.status()):
+        raise VisitorError("err_not_resumable", run=run.name)
+    state.queue.resume(run.name, owner=owner_id(visitor), address=address)
+    return run.name
+
+
 def results(tab: LogsTab, follow: Follow, lang: str) -> dict[Any, Any]:
-    """The epoch plot and the kept epoch's results (hidden before any epoch completed), no mistake explained."""
+    """The epoch plot and the kept model's results (hidden before any epoch completed), no mistake explained."""
     kept = follow.kept
     return {
         tab.epoch_plot: epoch_frame(follow, lang),
@@ -172,6 +218,9 @@ def cleared(tab: LogsTab, lang: str) -> dict[Any, Any]:
         tab.stop: gr.update(interactive=False),
         tab.export: gr.update(interactive=False),
         tab.delete: gr.update(interactive=False),
+        tab.notes: "",
+        tab.resume: gr.update(visible=False),
+        tab.continue_: gr.update(visible=False),
         **results(tab, Follow(), lang),
     }
 
@@ -188,6 +237,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         share = gr.Textbox(label=I18N("share_link"), interactive=False, buttons=["copy"], scale=3, max_lines=1)
     status = gr.Markdown(I18N("no_run_yet"), elem_id="run-status")
     progress = gr.HTML(elem_id="run-progress")
+    notes = gr.Markdown(elem_id="run-notes")
     with gr.Row():
         step_plot = gr.LinePlot(
             None, x="step", y="value", color="series", label=I18N("plot_steps"), elem_id="step-plot",
@@ -205,6 +255,8 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         stop = gr.Button(I18N("stop"), variant="stop", interactive=False, elem_id="stop")
         export = gr.Button(I18N("export"), interactive=False, elem_id="export")
         delete = gr.Button(I18N("delete"), interactive=False, elem_id="delete")
+        resume = gr.Button(I18N("resume"), variant="primary", visible=False, elem_id="resume")
+        continue_ = gr.Button(I18N("continue_training"), visible=False, elem_id="continue-training")
     with gr.Row(visible=False) as confirm_row:
         gr.Markdown(I18N("delete_confirm"))
         confirm = gr.Button(I18N("delete_yes"), variant="stop", size="sm")
@@ -235,7 +287,7 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         step_plot=step_plot, epoch_plot=epoch_plot, log=log_box, stop=stop, export=export, delete=delete,
         confirm_row=confirm_row, export_file=export_file, results=results_column, metrics=metrics,
         per_class=per_class, confusion=confusion, mistakes=mistakes, mistake_explanation=mistake_explanation,
-        mistake_line=mistake_md,
+        mistake_line=mistake_md, notes=notes, resume=resume, continue_=continue_,
     )  # fmt: skip
 
     # Gradio 6.31's Textbox autoscroll does not scroll: keep the newest log line in view from the browser.
@@ -269,6 +321,16 @@ def build(state: AppState, visitor: gr.BrowserState) -> LogsTab:
         info(t(lang_of(request), "stop_requested"))
 
     stop.click(on_stop, [follow, visitor], None, **private)
+
+    @shown_errors(fallback=lambda: {follow: gr.skip()})
+    def on_resume(current: Follow, token: str | None, request: gr.Request) -> dict[Any, Any]:
+        """Queue the visitor's run again from its checkpoint, and follow it from its beginning."""
+        lang = lang_of(request)
+        name = resume_run(state, current.run, token, client_address(request))
+        info(t(lang, "resume_requested", run=name))
+        return poll(state, tab, Follow(run=name), token, lang, refresh=True)
+
+    resume.click(on_resume, [follow, visitor], tab.outputs, **private)
 
     @shown_errors(fallback=lambda: {export_file: gr.update(value=None, visible=False)})
     def on_export(current: Follow, token: str | None, request: gr.Request) -> dict[Any, Any]:

@@ -16,6 +16,7 @@ import pandas as pd
 from kobert_demo.app.queue import owner_id
 from kobert_demo.basics.config import KOBERT_HUB_ID, TINY, TrainConfig, config_fields, default_lr
 from kobert_demo.basics.messages import fmt_duration
+from kobert_demo.basics.metrics import imbalance_hint
 from kobert_demo.basics.runs import Run
 from kobert_demo.basics.settings import custom_models_allowed
 from kobert_demo.engine.backbones import CATALOGUE, HUB_MODELS, expected_speed
@@ -51,6 +52,10 @@ class TrainTab:
     start: gr.Button
     message: gr.Markdown
     limits: gr.Markdown
+    valid_file: gr.File
+    init_from: gr.State  # "Continue training": the run whose model this run starts from, or None
+    continue_note: gr.Markdown  # says so while init_from is set
+    continue_cancel: gr.Button  # clears it
 
     @property
     def checked(self) -> list[Component]:
@@ -60,8 +65,8 @@ class TrainTab:
     @property
     def form(self) -> list[Component]:
         """What Start reads."""
-        files = [self.train_file, self.test_file, self.text_col, self.label_col]
-        return [*files, self.backbone, self.custom_model, *self.settings.values()]
+        files = [self.train_file, self.test_file, self.valid_file, self.text_col, self.label_col]
+        return [*files, self.backbone, self.custom_model, self.init_from, *self.settings.values()]
 
 
 # --- checking files -----------------------------------------------------------------------------------------------
@@ -71,9 +76,16 @@ def _path(file: Any) -> str | None:
 
 
 def check_files(
-    tab: TrainTab, train_file: str | None, test_file: str | None, text_col: str | None, label_col: str | None, lang: str
+    tab: TrainTab,
+    train_file: str | None,
+    test_file: str | None,
+    text_col: str | None,
+    label_col: str | None,
+    lang: str,
+    valid_file: str | None = None,
 ) -> dict[Component, Any]:
-    """Read both files with the chosen (or detected) columns: dropdowns, summary, error, preview and class plot."""
+    """Read the files with the chosen (or detected) columns: dropdowns, summary (each file, where validation and
+    test data come from, a hint for imbalanced classes), error, preview and class plot."""
     from kobert_demo.basics.data import DataError, check_test_labels, read_table
 
     no_preview = gr.update(value=None, visible=False)  # not an empty grid with placeholder headers
@@ -85,21 +97,28 @@ def check_files(
     try:
         train = read_table(train_file, text_col, label_col)
         test = read_table(test_file, train.text_col, train.label_col) if test_file else None
+        valid = read_table(valid_file, train.text_col, train.label_col) if valid_file else None
     except Exception as error:
         note = error_note(md_text(message(error, lang)))
         shown = {tab.summary: "", tab.error: note, tab.preview: no_preview, tab.classes: None}
         return shown if text_col or label_col else {**cleared, **shown}  # keep the user's column choice on screen
     counts = train.class_counts()
     lines = [_file_line(train, lang), t(lang, "classes_line", n=len(counts))]
-    error = ""
-    if test:
-        lines.append(_file_line(test, lang))
+    hint = imbalance_hint(counts)
+    if hint:
+        names = {"largest": md_text(hint["largest"]), "smallest": md_text(hint["smallest"])}
+        lines.append(f"💡 {t(lang, 'hint_class_weights', **{**hint, **names})}")
+    problems = []
+    for data, absent in ((valid, "no_valid_file"), (test, "no_test_file")):
+        if data is None:
+            lines.append(t(lang, absent))
+            continue
+        lines.append(_file_line(data, lang) + (f"\n\n{t(lang, 'valid_file_used')}" if data is valid else ""))
         try:
-            check_test_labels(train, test)
+            check_test_labels(train, data)  # a class training never sees can be neither validated nor tested
         except DataError as problem:
-            error = md_text(problem.text(lang))
-    else:
-        lines.append(t(lang, "no_test_file"))
+            problems.append(md_text(problem.text(lang)))
+    error = "\n\n".join(problems)
     return {
         tab.text_col: gr.update(choices=train.columns, value=train.text_col),
         tab.label_col: gr.update(choices=train.columns, value=train.label_col),
@@ -189,6 +208,7 @@ def form_config(tab: TrainTab, values: Mapping[Component, Any]) -> TrainConfig:
     """The checked TrainConfig the form describes (values: the form's components and what they hold)."""
     options = {name: values[component] for name, component in tab.settings.items()}
     options.update(text_col=values[tab.text_col] or None, label_col=values[tab.label_col] or None)
+    options["init_from"] = values.get(tab.init_from) or None
     return make_config(values[tab.backbone], values[tab.custom_model], options)
 
 
@@ -260,12 +280,37 @@ def submit(
     test_file: str | None,
     visitor: str,
     address: str = "",
+    valid_file: str | None = None,
 ) -> Run:
-    """Queue a run for this visitor from this network address (the engine validates the data first)."""
+    """Queue a run for this visitor from this network address (the engine validates the data first). A run to
+    continue from (config.init_from) is named, never a path, and must be one of the visitor's finished runs with a
+    model: a visitor starts from their own runs, not from any folder on the server."""
     visitor = check_visitor(visitor)
     if not train_file:
         raise VisitorError("err_no_train_file")
-    return state.queue.submit(config, train_file, test_file, owner=owner_id(visitor), address=address)
+    if config.init_from:
+        continuable(state, config.init_from, visitor)
+    return state.queue.submit(
+        config, train_file, test_file, valid_file=valid_file, owner=owner_id(visitor), address=address
+    )
+
+
+def continuable(state: AppState, name: str, visitor: str | None) -> Run:
+    """The visitor's run to continue training from: finished, with a model (VisitorError otherwise)."""
+    run = state.owned_run(name, visitor)
+    if not (run.status().finished and run.has_model):
+        raise VisitorError("err_cannot_continue", run=run.name)
+    return run
+
+
+def continue_from(tab: TrainTab, name: str | None, lang: str) -> dict[Component, Any]:
+    """The Train tab set to start from run name's model (None: from the backbone, as usual)."""
+    note = t(lang, "continue_from", run=md_text(name)) if name else ""
+    return {
+        tab.init_from: name,
+        tab.continue_note: gr.update(value=note, visible=bool(name)),
+        tab.continue_cancel: gr.update(visible=bool(name)),
+    }
 
 
 def start_from_form(
@@ -273,7 +318,8 @@ def start_from_form(
 ) -> Run:
     """Queue a run from the form (values: the form's components and what they hold)."""
     config = form_config(tab, values)
-    return submit(state, config, _path(values[tab.train_file]), _path(values[tab.test_file]), visitor, address)
+    files = _path(values[tab.train_file]), _path(values[tab.test_file])
+    return submit(state, config, *files, visitor, address, valid_file=_path(values.get(tab.valid_file)))
 
 
 def queued_message(state: AppState, run: Run, lang: str) -> str:
@@ -298,9 +344,13 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
             train_file = gr.File(
                 label=I18N("train_file"), file_types=[".tsv", ".csv", ".txt"], height=120, elem_id="train-file"
             )
-            test_file = gr.File(
-                label=I18N("test_file"), file_types=[".tsv", ".csv", ".txt"], height=120, elem_id="test-file"
-            )
+            with gr.Row():
+                test_file = gr.File(
+                    label=I18N("test_file"), file_types=[".tsv", ".csv", ".txt"], height=120, elem_id="test-file"
+                )
+                valid_file = gr.File(
+                    label=I18N("valid_file"), file_types=[".tsv", ".csv", ".txt"], height=120, elem_id="valid-file"
+                )
             gr.Markdown(I18N("file_help"), elem_classes=["kd-help"])
             limits_md = gr.Markdown(elem_classes=["kd-help"])
             with gr.Row():
@@ -332,31 +382,42 @@ def build(state: AppState, visitor: gr.BrowserState) -> TrainTab:
         )  # fmt: skip
     backbone_note = gr.Markdown(I18N("note_kobert"), elem_classes=["kd-help"], elem_id="backbone-note")
     settings = _settings_form(widgets())
+    init_from = gr.State(None)
+    with gr.Row(equal_height=True):
+        continue_note = gr.Markdown(visible=False, elem_id="continue-from")
+        continue_cancel = gr.Button(I18N("continue_cancel"), size="sm", visible=False, elem_id="continue-cancel")
     start = gr.Button(I18N("start"), variant="primary", elem_id="start")
     message_md = gr.Markdown(elem_id="train-message")
     tab = TrainTab(
         train_file, test_file, text_col, label_col, summary, error, preview_grid, classes, backbone, custom_model,
-        backbone_note, settings, start, message_md, limits_md,
+        backbone_note, settings, start, message_md, limits_md, valid_file, init_from, continue_note, continue_cancel,
     )  # fmt: skip
 
-    def on_upload(train: Any, test: Any, request: gr.Request) -> dict[Component, Any]:
+    def on_upload(train: Any, test: Any, valid: Any, request: gr.Request) -> dict[Component, Any]:
         """A new training file: detect its columns and check it."""
-        return check_files(tab, _path(train), _path(test), None, None, lang_of(request))
+        return check_files(tab, _path(train), _path(test), None, None, lang_of(request), _path(valid))
 
     def on_columns(
-        train: Any, test: Any, text: str | None, label: str | None, request: gr.Request
+        train: Any, test: Any, valid: Any, text: str | None, label: str | None, request: gr.Request
     ) -> dict[Component, Any]:
-        """Columns chosen or a test file added: check both files again."""
-        return check_files(tab, _path(train), _path(test), text, label, lang_of(request))
+        """Columns chosen or a test or validation file added: check the files again."""
+        return check_files(tab, _path(train), _path(test), text, label, lang_of(request), _path(valid))
+
+    def on_cancel_continue(request: gr.Request) -> dict[Component, Any]:
+        """Train from the backbone again."""
+        return continue_from(tab, None, lang_of(request))
 
     def on_backbone(choice: str, request: gr.Request) -> dict[Component, Any]:
         """The custom model box, the backbone's learning rate and its note with the speed measured so far."""
         return backbone_changed(tab, choice, state.queue.measured_speeds(), lang_of(request))
 
     private = {"api_visibility": "private", "show_progress": "minimal"}
-    train_file.change(on_upload, [train_file, test_file], tab.checked, **private)
-    columns = [train_file, test_file, text_col, label_col]
-    gr.on([test_file.change, text_col.input, label_col.input], on_columns, columns, tab.checked, **private)
+    train_file.change(on_upload, [train_file, test_file, valid_file], tab.checked, **private)
+    columns = [train_file, test_file, valid_file, text_col, label_col]
+    changes = [test_file.change, valid_file.change, text_col.input, label_col.input]
+    gr.on(changes, on_columns, columns, tab.checked, **private)
+    continuing = [init_from, continue_note, continue_cancel]
+    continue_cancel.click(on_cancel_continue, None, continuing, api_visibility="private", queue=False)
     backbone_outputs = [custom_model, settings["lr"], backbone_note]
     backbone.input(on_backbone, backbone, backbone_outputs, api_visibility="private", queue=False)
     return tab
