@@ -258,10 +258,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "넘습니다: 행이나 에폭 수를 줄이세요.",
     ),
     "job_time_limit": (
-        "stopped at this server's time limit of {limit} per job; the model of the last completed epoch, if any, "
-        "is kept",
-        "이 서버의 작업당 시간 한도 {limit}에 도달해 멈췄습니다. 완료된 에폭이 있으면 마지막 에폭의 모델이 "
-        "남아 있습니다",
+        "stopped at this server's time limit of {limit} per job; the best model so far on the validation data, if "
+        "any, is kept",
+        "이 서버의 작업당 시간 한도 {limit}에 도달해 멈췄습니다. 평가를 마친 모델이 있으면 지금까지 검증 데이터에서 "
+        "가장 좋았던 모델이 남아 있습니다",
     ),
     "job_server_gone": (
         "stopped because the server that started it stopped; start it again",
@@ -891,8 +891,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col_predicted": ("predicted", "예측"),
     "col_confidence": ("confidence", "확신도"),
     "stop_requested": (
-        "Stop requested: the run stops after its current step and keeps the last completed epoch.",
-        "중지를 요청했습니다. 현재 단계가 끝나면 멈추고, 마지막으로 완료된 에폭의 모델을 남깁니다.",
+        "Stop requested: the run stops after its current step and keeps the best model so far on the validation data.",
+        "중지를 요청했습니다. 현재 단계가 끝나면 멈추고, 지금까지 검증 데이터에서 가장 좋았던 모델을 남깁니다.",
     ),
     "deleted": ("Run {run} deleted.", "실행 {run} 을(를) 삭제했습니다."),
     # validation, the kept model, resume and continue in the web app (#25)
@@ -1145,6 +1145,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 # Words the engine puts into its sentences (a file kind, a separator, a column role, a run state), in Korean.
 TERMS_KO: dict[str, str] = {
+    "accuracy": "정확도",  # config.best_metric's choices, in the early-stop notice
+    "macro_f1": "macro-F1",
     "an Excel workbook": "엑셀 통합 문서",
     "a ZIP archive": "ZIP 압축 파일",
     "a PNG image": "PNG 이미지",

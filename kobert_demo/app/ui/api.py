@@ -125,7 +125,7 @@ def build(state: AppState) -> None:
 
     @api_errors
     def stop(run: str, visitor: str) -> dict:
-        """Stop the visitor's run (within seconds; the last completed epoch is kept). Returns its status."""
+        """Stop the visitor's run (within seconds; the best model so far is kept). Returns its status."""
         found = state.owned_run(run, visitor)
         state.queue.stop(found)
         return status_json(found.status())
