@@ -22,9 +22,9 @@ from kobert_demo.basics.data import make_splits, read_table
 from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.events import ErrorEvent, Event
 from kobert_demo.basics.messages import fmt_duration
-from kobert_demo.basics.runs import Run, open_run
+from kobert_demo.basics.runs import Run, is_resumable, open_run
 
-# engine.train.train's signature: (config, splits, out, should_stop) -> the events, which it also writes to out
+# engine.train.train's signature: (config, splits, out, should_stop, resume) -> the events, which it also writes to out
 Trainer = Callable[..., Iterator[Event]]
 
 JOB_FILE = "job.json"
@@ -45,7 +45,10 @@ YIELD_ENV = "KOBERT_DEMO_JOB_YIELD"  # "0": the child neither lowers its priorit
 
 
 def drop_data(run: Run) -> None:
-    """Remove the run's copy of its data: a finished run needs none (its mistakes are in its event log)."""
+    """Remove the run's copy of its data: a finished run needs none (its mistakes are in its event log), except
+    one that can be resumed, which trains on it again."""
+    if is_resumable(run):
+        return
     shutil.rmtree(run.path / DATA_DIR, ignore_errors=True)
 
 
@@ -156,7 +159,8 @@ def run_job(run_path: str | Path, train: Trainer | None = None) -> int:
         return stop_requested(run) or watch.should_stop()
 
     failed = False
-    for event in train(config, splits, run.path, should_stop=should_stop):
+    resume = bool(job.get("resume"))  # JobQueue.resume: go on from the run's checkpoint
+    for event in train(config, splits, run.path, should_stop=should_stop, resume=resume):
         failed = failed or isinstance(event, ErrorEvent)
     drop_data(run)
     if not failed and watch.parent_gone:
