@@ -128,6 +128,7 @@ class JobQueue:
         self._process: subprocess.Popen | None = None
         self._submit_lock = threading.Lock()
         self._lock: FileLock | None = None  # the runs home's, once taken
+        self._current: str | None = None  # the run whose job this queue runs, until it has taken up its end
 
     # --- submitting -------------------------------------------------------------------------------------------
     def submit(
@@ -217,6 +218,11 @@ class JobQueue:
             raise UserFacingError("err_no_such_run", run=name[:80])
         if owner and run.config().get("owner") != owner:
             raise UserFacingError("err_not_owner", run=name)
+        # A job that has just stopped has stored its state, but the queue has yet to take up its end (its copy of
+        # the data, its exit status): resuming meanwhile would be undone.
+        deadline = time.monotonic() + KILL_GRACE_S
+        while self._current == name and time.monotonic() < deadline:
+            time.sleep(0.05)
         with self._submit_lock:
             check_resumable(run)
             job = read_job(run)
@@ -466,12 +472,15 @@ class JobQueue:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
+            self._current = run.name
             try:
                 self._run_child(run)
             except Exception as error:
                 log.exception("job %s failed in the queue", run.name)
                 self._fail(run, error)
                 self._wake.wait(self.poll_s)  # whatever broke may break again: never spin
+            finally:
+                self._current = None
 
     def _next(self) -> Run | None:
         """The next run to start, if it may start now.
