@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kobert_demo.basics import files
 from kobert_demo.basics.config import TrainConfig
-from kobert_demo.basics.data import make_splits, read_table
+from kobert_demo.basics.data import Splits, make_splits, read_table
 from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.events import ErrorEvent, Event
 from kobert_demo.basics.messages import fmt_duration
@@ -123,6 +123,15 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+def job_splits(run: Run, config: TrainConfig, job: dict) -> Splits:
+    """The splits of a queued run, from its copy of the data (job.json names the files)."""
+    data = run.path / DATA_DIR  # older servers wrote whole paths: kept as they are
+    train_data = read_table(data / job["train"], config.text_col, config.label_col)
+    test_data = read_table(data / job["test"], config.text_col, config.label_col) if job.get("test") else None
+    valid_data = read_table(data / job["valid"], config.text_col, config.label_col) if job.get("valid") else None
+    return make_splits(train_data, test_data, config.test_size, config.seed, valid_data, config.validation_size)
+
+
 def run_job(run_path: str | Path, train: Trainer | None = None) -> int:
     """The child process: train the queued run at run_path (its events go to its log); its exit status.
 
@@ -137,11 +146,7 @@ def run_job(run_path: str | Path, train: Trainer | None = None) -> int:
     watch = _Watch(job.get("time_limit_s"))
     try:
         config = TrainConfig.from_dict(run.config())  # a config stored by an older version may not pass today's schema
-        data = run.path / DATA_DIR  # job.json names the copies (older servers wrote whole paths: kept as they are)
-        train_data = read_table(data / job["train"], config.text_col, config.label_col)
-        test_data = read_table(data / job["test"], config.text_col, config.label_col) if job.get("test") else None
-        valid_data = read_table(data / job["valid"], config.text_col, config.label_col) if job.get("valid") else None
-        splits = make_splits(train_data, test_data, config.test_size, config.seed, valid_data, config.validation_size)
+        splits = job_splits(run, config, job)
     except Exception as error:  # checked when queued; this only guards against what changed since
         if not isinstance(error, UserFacingError):
             error = UserFacingError("train_unexpected", kind=type(error).__name__, detail=str(error))
