@@ -21,7 +21,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_model
@@ -33,9 +33,6 @@ from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.runs import POSITION_FILE, Run, check_same_classes, init_source
 from kobert_demo.engine.classifier import Classifier, dropout_generator
 from kobert_demo.engine.loading import load_backbone, load_classifier
-
-if TYPE_CHECKING:  # train imports this module
-    from kobert_demo.engine.train import Keeper, Kept, Stepper
 
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
@@ -160,60 +157,26 @@ class Position:
         return self.epoch + (self.batch > 0 and self.batch >= self.steps_per_epoch)
 
     @classmethod
-    def of(
-        cls,
-        epoch: int,
-        batch: int,
-        step: int,
-        elapsed: float,
-        sums: tuple[float, int, int],
-        keeper: Keeper,
-        kept: Kept,
-        plain_transformers: str | None,
-        data: str,
-        steps_per_epoch: int,
-    ) -> Position:
-        """The loop's state at an evaluation."""
-        best = {name: getattr(keeper, name) for name in KEEPER_FIELDS}
-        answers = kept.valid_answers
-        known = {"epoch": kept.epoch, "step": kept.step, "valid": kept.valid}
-        known["valid_answers"] = list(answers) if answers is not None else None
-        return cls(epoch, batch, step, round(elapsed, 3), sums, best, known, plain_transformers, data, steps_per_epoch)
-
-    def restore(self, keeper: Keeper, kept: Kept) -> None:
-        """Put the best so far and the kept model's evaluation back into the loop's keeper and kept (the test
-        answers of the kept model are measured again at the end, from the run's model folder)."""
-        from kobert_demo.engine.train import Predictions  # train imports this module
-
-        for name, value in self.keeper.items():
-            setattr(keeper, name, value)
-        if self.kept:
-            answers = self.kept["valid_answers"]
-            kept.epoch, kept.step, kept.valid = self.kept["epoch"], self.kept["step"], self.kept["valid"]
-            kept.valid_answers = Predictions(*answers) if answers is not None else None
-
-    @classmethod
     def from_json(cls, data: dict[str, Any]) -> Position:
         data = {**data, "sums": tuple(data.get("sums", (0.0, 0, 0)))}
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
-KEEPER_FIELDS = ("best_value", "best_epoch", "best_step", "since_best")
-
-
-def save_at(run: Run, model: torch.nn.Module, stepper: Stepper, position: Position) -> None:
-    """Save the run's checkpoint at position (after the events up to it are logged: the log's length goes in)."""
+def save_at(run: Run, model: torch.nn.Module, trainer: Any, position: Position) -> None:
+    """Save the run's checkpoint at position (after the events up to it are logged: the log's length goes in).
+    trainer: what holds the optimizer, scheduler and scaler (train.Stepper)."""
     position.log_bytes = run.log_path.stat().st_size
-    save_checkpoint(run.checkpoint_dir, model, stepper.optimizer, stepper.scheduler, stepper.scaler, asdict(position))
+    save_checkpoint(run.checkpoint_dir, model, trainer.optimizer, trainer.scheduler, trainer.scaler, asdict(position))
 
 
-def resume_at(folder: Path, model: torch.nn.Module, stepper: Stepper, data: str, steps_per_epoch: int) -> Position:
-    """Load the checkpoint in folder into the model and the stepper; its position. Refused when the data is not the
-    data it was saved with (a resumed run must take the same batches)."""
+def resume_at(folder: Path, model: torch.nn.Module, trainer: Any, data: str, steps_per_epoch: int) -> Position:
+    """Load the checkpoint in folder into the model and trainer's optimizer, scheduler and scaler (train.Stepper);
+    its position. Refused when the data is not the data it was saved with (a resumed run must take the same
+    batches)."""
     position = Position.from_json(read_position(folder))
     if position.data != data or position.steps_per_epoch != steps_per_epoch:
         raise ResumeError("resume_data_changed", run=folder.parent.name)
-    load_checkpoint(folder, model, stepper.optimizer, stepper.scheduler, stepper.scaler)
+    load_checkpoint(folder, model, trainer.optimizer, trainer.scheduler, trainer.scaler)
     return position
 
 

@@ -400,7 +400,7 @@ def _train(
     hf_model = accelerator.unwrap_model(model).model  # what is saved: the classifier inside the training forward
     start, step = time.time() - at.elapsed, at.step
     plain_transformers = at.plain_transformers  # why the model folder has no tokenizer.json, if it has none
-    at.restore(keeper, kept)
+    restore_position(at, keeper, kept)
     stop_reason: str | None = None
 
     def keep(epoch: int, valid: dict | None, test: Predictions | None, valid_answers: Predictions | None) -> None:
@@ -438,8 +438,9 @@ def _train(
         """Keep the training state of this evaluation, once its events are logged (the checkpoint's log ends with
         them): the run folder's checkpoint/, from which an interrupted run resumes."""
         if run:
-            position = Position.of(
-                epoch, batch_no, step, time.time() - start, sums, keeper, kept, plain_transformers, data,
+            position = Position(
+                epoch, batch_no, step, round(time.time() - start, 3), sums,
+                {name: getattr(keeper, name) for name in KEEPER_FIELDS}, kept.position(), plain_transformers, data,
                 steps_per_epoch,
             )  # fmt: skip
             save_at(run, accelerator.unwrap_model(model), optimize, position)
@@ -556,6 +557,15 @@ class Kept:
     weights: dict[str, torch.Tensor] | None = None  # on the CPU; only without a run folder
     current: bool = False  # whether the weights training holds are these (no step since)
 
+    def position(self) -> dict:
+        """What a checkpoint keeps of the kept model (its weights are the run's model folder; its test answers are
+        measured again at the end)."""
+        answers = self.valid_answers
+        return {
+            "epoch": self.epoch, "step": self.step, "valid": self.valid,
+            "valid_answers": list(answers) if answers is not None else None,
+        }  # fmt: skip
+
     def done(
         self,
         state: str,
@@ -574,6 +584,19 @@ class Kept:
             metric=config.best_metric if self.valid else None, best_value=keeper.best_value, stop_reason=stop_reason,
             valid=self.valid, mistakes=_mistakes(splits, answers) if answers else [],
         )  # fmt: skip
+
+
+KEEPER_FIELDS = ("best_value", "best_epoch", "best_step", "since_best")  # what a checkpoint keeps of the Keeper
+
+
+def restore_position(at: Position, keeper: Keeper, kept: Kept) -> None:
+    """Put a checkpoint's best so far and kept model's evaluation back into the loop's keeper and kept."""
+    for name, value in at.keeper.items():
+        setattr(keeper, name, value)
+    if at.kept:
+        answers = at.kept["valid_answers"]
+        kept.epoch, kept.step, kept.valid = at.kept["epoch"], at.kept["step"], at.kept["valid"]
+        kept.valid_answers = Predictions(*answers) if answers is not None else None
 
 
 def restore(hf_model: torch.nn.Module, kept: Kept, run: Run | None, device: torch.device) -> None:
