@@ -20,7 +20,7 @@ from torch import nn
 from kobert_demo.basics import files
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.data import Splits
-from kobert_demo.basics.events import DoneEvent, ErrorEvent, NoticeEvent, StartEvent, StepEvent
+from kobert_demo.basics.events import DoneEvent, ErrorEvent, NoticeEvent, StepEvent
 from kobert_demo.basics.runs import CHECKPOINT_DIR, Run, is_resumable, open_run
 from kobert_demo.engine import train as train_module
 from kobert_demo.engine.classifier import dropout_generator, use_fast_dropout
@@ -193,9 +193,11 @@ def test_the_resumed_log_reads_as_one_run_with_a_notice(killed_and_resumed) -> N
     log, reference = open_run(killed).events(), open_run(whole).events()
     steps = [e.step for e in log if isinstance(e, StepEvent)]
     assert steps == list(range(1, 31)), "a step logged twice or missing"
-    assert [e.type for e in log if e.type != "notice"] == [e.type for e in reference]
-    assert sum(isinstance(e, StartEvent) for e in log) == 1
-    assert [e.key for e in log if isinstance(e, NoticeEvent)] == ["notice_resumed"]
+    resumed = [e for e in log if isinstance(e, NoticeEvent) and e.key == "notice_resumed"]
+    before = log[log.index(resumed[0]) - 1]  # where the log was cut back to: the checkpoint's evaluation
+    assert len(resumed) == 1 and (before.type, before.step) == ("eval", 12)
+    assert [e.type for e in log if e is not resumed[0]] == [e.type for e in reference]  # otherwise the same events
+    assert [e.key for e in log if e.type == "notice"][1:] == [e.key for e in reference if e.type == "notice"]
     resumed_losses = [e.loss for e in log if isinstance(e, StepEvent)]
     assert resumed_losses == pytest.approx([e.loss for e in reference if isinstance(e, StepEvent)], abs=1e-5)
     summary = open_run(killed).summary()
