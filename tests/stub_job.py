@@ -8,7 +8,8 @@ time-limit and orphan tests use it, and a few tests keep the real child (tests/t
 
 What a job does is asked through its config and data, as with the real child: its steps are
 ceil(training rows / batch size) x epochs, `--step-s` long each; a model other than `tiny` fails as an unknown
-backbone does (an ErrorEvent, status `failed`, exit status 1).
+backbone does (an ErrorEvent, status `failed`, exit status 1). At each epoch's end it keeps a checkpoint as train()
+does (only its position: there is no model), so that a stopped or killed stub job can be resumed.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ STUB = Path(__file__).resolve()
 sys.path.insert(0, str(STUB.parents[1]))  # run as a script: this checkout's kobert_demo, as the tests import it
 
 from kobert_demo.app.training_child import run_job  # noqa: E402
+from kobert_demo.basics import files  # noqa: E402
 from kobert_demo.basics.config import TrainConfig  # noqa: E402
 from kobert_demo.basics.data import Splits  # noqa: E402
 from kobert_demo.basics.errors import UserFacingError  # noqa: E402
-from kobert_demo.basics.events import DoneEvent, ErrorEvent, Event, StartEvent, StepEvent  # noqa: E402
-from kobert_demo.basics.runs import Run  # noqa: E402
+from kobert_demo.basics.events import DoneEvent, ErrorEvent, Event, NoticeEvent, StartEvent, StepEvent  # noqa: E402
+from kobert_demo.basics.runs import POSITION_FILE, Run  # noqa: E402
 
 
 def stub_command(step_s: float = 0.0) -> tuple[str, ...]:
@@ -50,10 +52,15 @@ def stub_train(
     out: str | Path,
     should_stop: Callable[[], bool] = lambda: False,
     meta: dict | None = None,
+    resume: bool = False,
     step_s: float = 0.0,
 ) -> Iterator[Event]:
-    """engine.train.train's run folder and events, without a model: start, steps until done or should_stop(), done."""
-    run = Run.create(out, config, splits.label_names, meta or {})
+    """engine.train.train's run folder and events, without a model: start, steps until done or should_stop(), done;
+    resume: from the run's checkpoint, its log cut back to it (Run.reopen) and a notice added."""
+    if resume:
+        run, position = Run.reopen(out)
+    else:
+        run, position = Run.create(out, config, splits.label_names, meta or {}), {"step": 0}
     if config.model != "tiny":
         error = UserFacingError("model_unknown_source", source=config.model, hub_id="skt/kobert-base-v1", tiny="tiny")
         event = ErrorEvent.of(error)
@@ -70,9 +77,11 @@ def stub_train(
             total_steps=total, parameters=0,
         )
     ]  # fmt: skip
+    if resume:
+        events = [NoticeEvent("notice_resumed", {"epoch": position["epoch"], "step": position["step"]})]
     yield from _logged(run, events)
     start, stopped = time.monotonic(), False
-    for step in range(1, total + 1):
+    for step in range(position["step"] + 1, total + 1):
         if should_stop():
             stopped = True
             break
@@ -85,6 +94,10 @@ def stub_train(
             logged=True,
         )  # fmt: skip
         yield from _logged(run, [event])
+        if step % per_epoch == 0:
+            with files.atomic_folder(run.checkpoint_dir) as folder:
+                position = {"epoch": event.epoch, "step": step, "log_bytes": run.log_path.stat().st_size}
+                files.write_json(folder / POSITION_FILE, position)
     state = "stopped" if stopped else "done"
     yield from _logged(run, [DoneEvent(state, None, None, time.monotonic() - start, str(run.path))])
     run.set_status(state, UserFacingError("reason_stopped_no_model") if stopped else None)

@@ -235,6 +235,32 @@ def test_train_refuses_a_validation_file_with_an_unknown_class(cli: Callable, tm
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
+def test_resume_goes_on_with_a_stopped_run_on_its_data_and_refuses_a_done_one(cli_run: CliRun, tmp_path: Path) -> None:
+    import shutil
+
+    from kobert_demo.basics.events import NoticeEvent, StepEvent
+    from kobert_demo.basics.runs import Run
+
+    done = user_error(call_cli("resume", cli_run.run, cwd=tmp_path))
+    assert "cannot be resumed" in done and "done" in done
+    ko = call_cli("resume", cli_run.run, cwd=tmp_path, KOBERT_DEMO_LANG="ko").stderr
+    assert "이어서 학습할 수 없습니다" in ko and "완료" in ko
+    shutil.copytree(cli_run.run, tmp_path / "run")
+    Run(tmp_path / "run").set_status("stopped")  # as a stop after its last evaluation leaves it
+    assert "give its training file again" in user_error(call_cli("resume", "run", cwd=tmp_path))
+    other = write_tsv(tmp_path / "other.tsv", sample_rows("movie_ratings/train.tsv", 30))
+    changed = user_error(call_cli("resume", "run", other, "--test", cli_run.test_file, cwd=tmp_path))
+    assert "not the data the run was training on" in changed
+    lines = ok(call_cli("resume", "run", cli_run.train_file, "--test", cli_run.test_file, cwd=tmp_path))
+    assert lines.splitlines()[-1].startswith("done") and "run folder: run" in lines
+    run = open_run(tmp_path / "run")
+    assert run.status().state == "done"
+    steps = [e.step for e in run.events() if isinstance(e, StepEvent)]
+    assert steps == list(range(1, len(steps) + 1))
+    assert [e.key for e in run.events() if isinstance(e, NoticeEvent)].count("notice_resumed") == 1
+
+
 def test_evaluate_matches_the_run(cli_run: CliRun) -> None:
     result = call_cli("evaluate", "run", cli_run.test_file.name, "--json", cwd=cli_run.folder)
     metrics = json.loads(ok(result))

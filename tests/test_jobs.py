@@ -31,8 +31,8 @@ from kobert_demo.app.training_child import (
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.data import DataError
 from kobert_demo.basics.errors import UserFacingError
-from kobert_demo.basics.events import DoneEvent, StepEvent
-from kobert_demo.basics.runs import Run, new_run_id
+from kobert_demo.basics.events import DoneEvent, NoticeEvent, StepEvent
+from kobert_demo.basics.runs import Run, is_resumable, new_run_id
 from kobert_demo.serving.predict import Predictor
 
 FINISHED = {"done", "stopped", "failed", "interrupted"}
@@ -557,3 +557,72 @@ def test_taking_up_a_home_removes_what_a_killed_save_left(tmp_path, small_file):
     (left / "model.safetensors").write_bytes(b"half")
     JobQueue(tmp_path / "runs", poll_s=0.05).start().close()
     assert not left.exists()
+
+
+# --- resume and continue (#25) ------------------------------------------------------------------------------------
+def test_a_stopped_job_resumes_to_its_end_with_one_event_per_step(queue, small_file):
+    alice = owner_id("alice")
+    run = queue.submit(TrainConfig(model="tiny", epochs=3, batch_size=16), small_file, owner=alice)
+    per_epoch = run.config()["train_rows"] // 16 + 1
+    wait_for(lambda: any(isinstance(e, StepEvent) and e.epoch == 2 for e in run.events()))
+    request_stop(run)
+    wait_for(lambda: run.status().state in FINISHED)
+    assert run.status().state == "stopped" and is_resumable(run)
+    assert (run.path / DATA_DIR).is_dir()  # kept for the resume
+    with pytest.raises(UserFacingError) as other:
+        queue.resume(run.name, owner=owner_id("bob"))
+    assert other.value.key == "err_not_owner"
+    assert queue.resume(run.name, owner=alice).name == run.name
+    wait_for(lambda: run.status().state in FINISHED)
+    assert run.status().state == "done"
+    events = run.events()
+    assert [e.step for e in events if isinstance(e, StepEvent)] == list(range(1, 3 * per_epoch + 1))
+    notices = [e for e in events if isinstance(e, NoticeEvent)]
+    assert [(n.key, n.params["epoch"]) for n in notices] == [("notice_resumed", 1)]
+    assert "1 에폭" in notices[0].text("ko")
+    assert not (run.path / DATA_DIR).exists()  # done: nothing to resume any more
+
+
+def test_resume_is_refused_in_one_sentence(tmp_path, small_file):
+    jobs = JobQueue(tmp_path / "runs")
+    run = jobs.submit(TrainConfig(model="tiny"), small_file)
+    request_stop(run)  # stopped before it started: no checkpoint
+    refusals = {}
+    for name in (run.name, "no-such-run", "../x"):
+        with pytest.raises(UserFacingError) as refused:
+            jobs.resume(name)
+        refusals[name] = refused.value
+    assert refusals[run.name].key == "run_no_checkpoint"
+    assert refusals["no-such-run"].key == refusals["../x"].key == "err_no_such_run"
+    done = jobs.submit(TrainConfig(model="tiny"), small_file)
+    (done.checkpoint_dir).mkdir()
+    (done.checkpoint_dir / "position.json").write_text("{}")
+    done.set_status("done")
+    with pytest.raises(UserFacingError) as refused:
+        jobs.resume(done.name)
+    assert refused.value.key == "run_not_resumable"
+    assert "done" in refused.value.text("en") and "완료" in refused.value.text("ko")
+    assert done.status().state == "done"
+
+
+def test_continuing_names_a_finished_run_of_the_visitor_with_the_same_classes(tmp_path, small_file):
+    jobs = JobQueue(tmp_path / "runs")
+    alice = owner_id("alice")
+    first = Run.create(jobs.home / "first", TrainConfig(model="tiny"), ["0", "1", "2"], {"owner": alice})
+    first.model_dir.mkdir()
+    (first.model_dir / "model.safetensors").write_bytes(b"")
+    first.set_status("done")
+    refusals = {}
+    for name, owner in (("first", alice), ("first", owner_id("bob")), (str(first.path), alice), ("none", alice)):
+        with pytest.raises(UserFacingError) as refused:
+            jobs.submit(TrainConfig(model="tiny", init_from=name), small_file, owner=owner)
+        refusals[name, owner] = refused.value.key
+    assert list(refusals.values()) == [
+        "init_from_missing_classes",
+        "err_not_owner",
+        "init_from_not_a_name",
+        "run_not_a_run",
+    ]
+    (first.path / "labels.json").write_text('["0", "1"]')
+    run = jobs.submit(TrainConfig(model="tiny", init_from="first"), small_file, owner=alice)
+    assert run.config()["init_from"] == "first"

@@ -17,7 +17,19 @@ from kobert_demo.basics import runs as runs_module
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.events import DoneEvent, EventError
-from kobert_demo.basics.runs import STATES, Run, RunError, delete_run, list_runs, new_run_id, open_run
+from kobert_demo.basics.runs import (
+    STATES,
+    Run,
+    RunError,
+    check_resumable,
+    check_same_classes,
+    delete_run,
+    init_source,
+    is_resumable,
+    list_runs,
+    new_run_id,
+    open_run,
+)
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
@@ -359,3 +371,79 @@ def test_a_reused_pid_is_not_taken_for_the_training_process(tmp_path: Path) -> N
     (run.path / "status.json").write_text(json.dumps(status), encoding="utf-8")
     assert run.status().state == "interrupted"
     assert runs_module.pid_alive(os.getpid(), runs_module.process_started(os.getpid()))
+
+
+# --- resuming and continuing (#25) --------------------------------------------------------------------------------
+def checkpointed(run: Run, **position) -> None:
+    """A checkpoint folder as engine.resume writes it, reduced to its position."""
+    run.checkpoint_dir.mkdir()
+    (run.checkpoint_dir / runs_module.POSITION_FILE).write_text(json.dumps(position), encoding="utf-8")
+
+
+@pytest.mark.parametrize("state", ["interrupted", "stopped", "failed"])
+def test_a_run_is_resumable_when_it_ended_early_with_a_checkpoint(tmp_path: Path, state: str) -> None:
+    run = create(tmp_path / "run")
+    run.set_status(state)
+    assert not is_resumable(run)
+    with pytest.raises(RunError) as refused:
+        check_resumable(run)
+    assert refused.value.key == "run_no_checkpoint" and HANGUL.search(refused.value.text("ko"))
+    checkpointed(run, log_bytes=0)
+    assert is_resumable(run)
+    check_resumable(run)
+
+
+@pytest.mark.parametrize("state", ["done", "running", "queued"])
+def test_a_done_or_active_run_is_not_resumable(tmp_path: Path, state: str) -> None:
+    run = create(tmp_path / "run")
+    checkpointed(run, log_bytes=0)
+    run.set_status(state, pid=os.getpid() if state == "running" else None)
+    assert not is_resumable(run)
+    with pytest.raises(RunError) as refused:
+        check_resumable(run)
+    assert refused.value.key == "run_not_resumable"
+    assert refused.value.text("en").count(".") == 1  # one sentence
+    assert "only an interrupted, stopped or failed run" in refused.value.text("en")
+
+
+def test_reopen_cuts_the_log_and_summary_back_to_the_checkpoint(tmp_path: Path) -> None:
+    run = create(tmp_path / "run")
+    run.append(start())
+    run.append(step(step=1))
+    run.append(epoch(epoch=1))
+    checkpointed(run, log_bytes=run.log_path.stat().st_size, step=1)
+    run.append(step(step=2))
+    run.append(DoneEvent("stopped", 1, TEST, 3.0, str(run.path)))
+    run.set_status("stopped")
+    reopened, position = Run.reopen(run.path)
+    assert position == {"log_bytes": position["log_bytes"], "step": 1}
+    assert [e.type for e in reopened.events()] == ["start", "step", "epoch"]
+    summary = reopened.summary()
+    assert (summary.last_step.step, summary.state) == (1, None)
+    status = reopened.status()
+    assert (status.state, status.pid) == ("running", os.getpid())
+    with pytest.raises(RunError):  # running now: not to be reopened twice
+        Run.reopen(run.path)
+    assert not [p for p in run.path.iterdir() if p.name.startswith(".")]
+
+
+def test_continue_names_a_finished_run_with_a_model_and_its_classes(tmp_path: Path) -> None:
+    first = create(tmp_path / "home" / "first")
+    with pytest.raises(RunError) as refused:  # running, no model
+        init_source("first", tmp_path / "home")
+    assert refused.value.key == "init_from_no_model"
+    first.set_status("done")
+    first.model_dir.mkdir()
+    (first.model_dir / "model.safetensors").write_bytes(b"")
+    assert init_source("first", tmp_path / "home").path == first.path  # a bare name: in the runs home
+    assert init_source(str(first.path)).path == first.path  # or a path
+    with pytest.raises(RunError) as refused:
+        init_source("first", tmp_path)  # not in that home, nor in the working folder
+    assert refused.value.key == "run_not_a_run"
+    check_same_classes(first, ["긍정", "부정"])
+    with pytest.raises(RunError) as extra:
+        check_same_classes(first, ["긍정", "부정", "중립"])
+    with pytest.raises(RunError) as missing:
+        check_same_classes(first, ["긍정"])
+    assert extra.value.key == "init_from_extra_classes" and "'중립'" in extra.value.text("ko")
+    assert missing.value.key == "init_from_missing_classes" and "'부정'" in missing.value.text("en")

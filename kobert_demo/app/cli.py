@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from kobert_demo.app.launch import add_arguments as add_app_arguments
@@ -26,6 +26,7 @@ from kobert_demo.engine.backbones import CATALOGUE, HUB_MODELS, expected_speed
 if TYPE_CHECKING:  # torch and accelerate load only when a command needs them: the CLI starts fast
     from accelerate import PartialState
 
+    from kobert_demo.basics.events import Event
     from kobert_demo.serving.predict import Predictor
 
 EXIT_USER_ERROR = 2
@@ -56,19 +57,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # --- train --------------------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from kobert_demo.basics.data import make_splits, read_table
-    from kobert_demo.basics.events import (
-        DoneEvent,
-        EpochEvent,
-        ErrorEvent,
-        EvalEvent,
-        NoticeEvent,
-        StartEvent,
-        StepEvent,
-        tutorial_line,
-    )
     from kobert_demo.engine.train import train
 
     config = TrainConfig(**{name: getattr(args, name) for name in config_fields()})
@@ -82,10 +71,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         "test_file": test_data.name if test_data else None,
         "valid_file": valid_data.name if valid_data else None,
     }
+    return report_training(train(config, splits, args.out, meta=meta), args.out, args.quiet)
+
+
+def report_training(events: Iterator[Event], out: str, quiet: bool) -> int:
+    """Show a training's events as they come (a progress bar and the tutorial's lines); a failure raised as the
+    command's error."""
+    from tqdm import tqdm
+
+    from kobert_demo.basics.events import (
+        DoneEvent,
+        EpochEvent,
+        ErrorEvent,
+        EvalEvent,
+        NoticeEvent,
+        StartEvent,
+        StepEvent,
+        tutorial_line,
+    )
 
     bar = None
     failed: ErrorEvent | None = None
-    for event in train(config, splits, args.out, meta=meta):
+    for event in events:
         if isinstance(event, ErrorEvent):
             failed = event  # reported below, as the command's error
         if not is_main_process():  # under torchrun/accelerate launch only the main process reports
@@ -93,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         line = tutorial_line(event)
         if isinstance(event, StartEvent):
             print(line, file=sys.stderr)
-            bar = tqdm(total=event.total_steps, unit="step", dynamic_ncols=True, disable=args.quiet)
+            bar = tqdm(total=event.total_steps, unit="step", dynamic_ncols=True, disable=quiet)
         elif isinstance(event, StepEvent):
             bar.update(1)
             bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.3f}", acc=f"{event.train_acc:.3f}", refresh=False)
@@ -104,10 +111,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif bar:  # done or failed
             bar.close()
         if isinstance(event, DoneEvent):
-            print(f"{line}; run folder: {args.out}")
+            print(f"{line}; run folder: {out}")
     if failed:
         raise failed.error
     return 0
+
+
+# --- resume -------------------------------------------------------------------------------------------------------
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Go on with an interrupted, stopped or failed run from its checkpoint: on its copy of the data (a web app
+    run), or on the files given again (a CLI run keeps none), which must be the data it was training on."""
+    from kobert_demo.app.training_child import DATA_DIR, job_splits, read_job
+    from kobert_demo.basics.data import make_splits, read_table
+    from kobert_demo.basics.runs import check_resumable, open_run
+    from kobert_demo.engine.train import train
+
+    run = open_run(args.run)
+    check_resumable(run)
+    config = TrainConfig.from_dict(run.config())
+    job = read_job(run)
+    if args.file:
+        columns = config.text_col, config.label_col
+        train_data = read_table(args.file, *columns)
+        test_data = read_table(args.test, *columns) if args.test else None
+        valid_data = read_table(args.valid, *columns) if args.valid else None
+        splits = make_splits(train_data, test_data, config.test_size, config.seed, valid_data, config.validation_size)
+    elif job.get("train") and (run.path / DATA_DIR / job["train"]).is_file():
+        splits = job_splits(run, config, job)
+    else:
+        raise CliError("resume_needs_data", run=run.name)
+    return report_training(train(config, splits, run.path, resume=True), args.run, args.quiet)
 
 
 def is_main_process() -> bool:
@@ -401,6 +434,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     add_config_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resume", help="go on with an interrupted, stopped or failed run from its last checkpoint")
+    p.add_argument("run", help="the run folder")
+    p.add_argument("file", nargs="?", help="its training data again (a run of the web app kept a copy)")
+    p.add_argument("--test", help="its test data again, if it had a test file")
+    p.add_argument("--valid", help="its validation data again, if it had a validation file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("evaluate", help="score a run on a labelled file")
     model_source(p)

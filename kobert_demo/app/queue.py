@@ -52,11 +52,15 @@ from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.events import StepEvent
 from kobert_demo.basics.messages import fmt_duration, t
 from kobert_demo.basics.runs import (
+    HIDDEN,
     Run,
+    check_resumable,
+    check_same_classes,
     clean_hidden,
     current_state,
     delete_run,
     folder_bytes,
+    init_source,
     list_runs,
     new_run_id,
     pid_alive,
@@ -124,6 +128,7 @@ class JobQueue:
         self._process: subprocess.Popen | None = None
         self._submit_lock = threading.Lock()
         self._lock: FileLock | None = None  # the runs home's, once taken
+        self._current: str | None = None  # the run whose job this queue runs, until it has taken up its end
 
     # --- submitting -------------------------------------------------------------------------------------------
     def submit(
@@ -149,6 +154,8 @@ class JobQueue:
         valid = read_table(valid_file, config.text_col, config.label_col) if valid_file else None
         splits = make_splits(train, test, config.test_size, config.seed, valid, config.validation_size)
         config.check(train_rows=len(splits.train_texts))
+        if config.init_from:
+            self._check_init_from(config.init_from, splits.label_names, owner)
         from kobert_demo.engine.memory import check_training_memory
 
         check_training_memory(config.model, splits.label_names, config.batch_size, config.max_len)
@@ -195,6 +202,53 @@ class JobQueue:
         self._wake.set()
         return Run(self.home / name)
 
+    def resume(self, name: str, owner: str = "", address: str = "") -> Run:
+        """Queue the run named name again, to go on from its checkpoint (the child trains it with resume=True).
+
+        Refused in one sentence (a UserFacingError) when there is no such run, when it is another visitor's (owner:
+        as submit's), when it cannot be resumed (runs.check_resumable) or its copy of the data is gone, and by the
+        limits submit applies to a visitor's and an address's jobs waiting or running. It keeps its place by when
+        it was first queued, so visitors still take turns.
+        """
+        self.check_writable()
+        if not name or Path(name).name != name or name.startswith(HIDDEN):
+            raise UserFacingError("err_no_such_run", run=name[:80])
+        run = Run(self.home / name)
+        if not (run.path / "status.json").is_file():
+            raise UserFacingError("err_no_such_run", run=name[:80])
+        if owner and run.config().get("owner") != owner:
+            raise UserFacingError("err_not_owner", run=name)
+        # A job that has just stopped has stored its state, but the queue has yet to take up its end (its copy of
+        # the data, its exit status): resuming meanwhile would be undone.
+        deadline = time.monotonic() + KILL_GRACE_S
+        while self._current == name and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._submit_lock:
+            check_resumable(run)
+            job = read_job(run)
+            if not job.get("train") or not (run.path / DATA_DIR / job["train"]).is_file():
+                raise UserFacingError("resume_no_data", run=name)
+            if owner:
+                self._check_visitor_active(owner)
+            self._check_room(address_id(address), 0)
+            # No time check: the run's own time limit stops it again, and a run stopped by that limit is the one
+            # most likely to be resumed.
+            (run.path / STOP_FILE).unlink(missing_ok=True)
+            files.write_json(run.path / JOB_FILE, {**job, "resume": True, "address": address_id(address)})
+            run.set_status("queued")
+        self._wake.set()
+        return run
+
+    def _check_init_from(self, init_from: str, label_names: list[str], owner: str) -> None:
+        """Refuse a "Continue training" that names no finished run of this visitor in this runs home (a visitor
+        never names a server path), or whose classes are not the data's."""
+        if owner and (Path(init_from).name != init_from or init_from.startswith(HIDDEN)):
+            raise UserFacingError("init_from_not_a_name", value=init_from[:80])
+        source = init_source(init_from, self.home)
+        if owner and source.config().get("owner") != owner:
+            raise UserFacingError("err_not_owner", run=source.name)
+        check_same_classes(source, label_names)
+
     def _check_room(self, address: str, upload: int) -> None:
         """Refuse a job when the queue is full, when this address holds its share of it, or when the runs waiting
         or running (their copies of the data included) would fill the runs home: minted visitor tokens pass the
@@ -216,15 +270,20 @@ class JobQueue:
     def _check_visitor(self, owner: str, upload: int) -> None:
         """Refuse a visitor who has as many jobs waiting or running, runs or bytes as one visitor may have."""
         limits = job_limits()
-        mine = [run for run in list_runs(self.home) if run.config().get("owner") == owner]
-        active = sum(current_state(run) in ("queued", "running") for run in mine)
-        if active >= limits.jobs_per_visitor:
-            raise UserFacingError("job_visitor_busy", count=active)
+        mine = self._check_visitor_active(owner)
         if len(mine) >= limits.visitor_runs:
             raise UserFacingError("job_visitor_runs", count=len(mine))
         total = sum(folder_bytes(run.path) for run in mine) + upload
         if total > limits.visitor_bytes:
             raise UserFacingError("job_visitor_bytes", mb=-(-total // (1024 * 1024)), limit=limits.visitor_mb)
+
+    def _check_visitor_active(self, owner: str) -> list[Run]:
+        """Refuse a visitor who has as many jobs waiting or running as one visitor may have; the visitor's runs."""
+        mine = [run for run in list_runs(self.home) if run.config().get("owner") == owner]
+        active = sum(current_state(run) in ("queued", "running") for run in mine)
+        if active >= job_limits().jobs_per_visitor:
+            raise UserFacingError("job_visitor_busy", count=active)
+        return mine
 
     def _check_time(self, config: TrainConfig, train_rows: int, limit_s: int) -> None:
         """Refuse a job that the latest measured speed of its model says cannot end within limit_s.
@@ -413,12 +472,15 @@ class JobQueue:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
+            self._current = run.name
             try:
                 self._run_child(run)
             except Exception as error:
                 log.exception("job %s failed in the queue", run.name)
                 self._fail(run, error)
                 self._wake.wait(self.poll_s)  # whatever broke may break again: never spin
+            finally:
+                self._current = None
 
     def _next(self) -> Run | None:
         """The next run to start, if it may start now.

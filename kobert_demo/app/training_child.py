@@ -18,13 +18,13 @@ from pathlib import Path
 
 from kobert_demo.basics import files
 from kobert_demo.basics.config import TrainConfig
-from kobert_demo.basics.data import make_splits, read_table
+from kobert_demo.basics.data import Splits, make_splits, read_table
 from kobert_demo.basics.errors import UserFacingError
 from kobert_demo.basics.events import ErrorEvent, Event
 from kobert_demo.basics.messages import fmt_duration
-from kobert_demo.basics.runs import Run, open_run
+from kobert_demo.basics.runs import Run, is_resumable, open_run
 
-# engine.train.train's signature: (config, splits, out, should_stop) -> the events, which it also writes to out
+# engine.train.train's signature: (config, splits, out, should_stop, resume) -> the events, which it also writes to out
 Trainer = Callable[..., Iterator[Event]]
 
 JOB_FILE = "job.json"
@@ -45,7 +45,10 @@ YIELD_ENV = "KOBERT_DEMO_JOB_YIELD"  # "0": the child neither lowers its priorit
 
 
 def drop_data(run: Run) -> None:
-    """Remove the run's copy of its data: a finished run needs none (its mistakes are in its event log)."""
+    """Remove the run's copy of its data: a finished run needs none (its mistakes are in its event log), except
+    one that can be resumed, which trains on it again."""
+    if is_resumable(run):
+        return
     shutil.rmtree(run.path / DATA_DIR, ignore_errors=True)
 
 
@@ -120,6 +123,15 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+def job_splits(run: Run, config: TrainConfig, job: dict) -> Splits:
+    """The splits of a queued run, from its copy of the data (job.json names the files)."""
+    data = run.path / DATA_DIR  # older servers wrote whole paths: kept as they are
+    train_data = read_table(data / job["train"], config.text_col, config.label_col)
+    test_data = read_table(data / job["test"], config.text_col, config.label_col) if job.get("test") else None
+    valid_data = read_table(data / job["valid"], config.text_col, config.label_col) if job.get("valid") else None
+    return make_splits(train_data, test_data, config.test_size, config.seed, valid_data, config.validation_size)
+
+
 def run_job(run_path: str | Path, train: Trainer | None = None) -> int:
     """The child process: train the queued run at run_path (its events go to its log); its exit status.
 
@@ -134,11 +146,7 @@ def run_job(run_path: str | Path, train: Trainer | None = None) -> int:
     watch = _Watch(job.get("time_limit_s"))
     try:
         config = TrainConfig.from_dict(run.config())  # a config stored by an older version may not pass today's schema
-        data = run.path / DATA_DIR  # job.json names the copies (older servers wrote whole paths: kept as they are)
-        train_data = read_table(data / job["train"], config.text_col, config.label_col)
-        test_data = read_table(data / job["test"], config.text_col, config.label_col) if job.get("test") else None
-        valid_data = read_table(data / job["valid"], config.text_col, config.label_col) if job.get("valid") else None
-        splits = make_splits(train_data, test_data, config.test_size, config.seed, valid_data, config.validation_size)
+        splits = job_splits(run, config, job)
     except Exception as error:  # checked when queued; this only guards against what changed since
         if not isinstance(error, UserFacingError):
             error = UserFacingError("train_unexpected", kind=type(error).__name__, detail=str(error))
@@ -156,7 +164,8 @@ def run_job(run_path: str | Path, train: Trainer | None = None) -> int:
         return stop_requested(run) or watch.should_stop()
 
     failed = False
-    for event in train(config, splits, run.path, should_stop=should_stop):
+    resume = bool(job.get("resume"))  # JobQueue.resume: go on from the run's checkpoint
+    for event in train(config, splits, run.path, should_stop=should_stop, resume=resume):
         failed = failed or isinstance(event, ErrorEvent)
     drop_data(run)
     if not failed and watch.parent_gone:

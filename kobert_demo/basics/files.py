@@ -92,6 +92,25 @@ def replace_folder(new: Path, target: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def atomic_folder(target: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside target to fill; on success it is synced and swapped in for target
+    (replace_folder), on error it goes. What killed writes of target left beside it is removed first: this is
+    target's one writer."""
+    target = Path(target)
+    recover_folder(target)
+    remove_temps(target)
+    tmp = temp_name(target)
+    try:
+        tmp.mkdir(parents=True)
+        yield tmp
+        sync_folder(tmp)
+        replace_folder(tmp, target)
+        sync_directory(target.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def sync_folder(folder: Path) -> None:
     """fsync every file under folder, then the folder itself, so that a power cut after a swap keeps its content."""
     for root, _, names in os.walk(folder):

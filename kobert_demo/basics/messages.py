@@ -159,8 +159,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "클래스 가중치는 다음 중 하나여야 합니다: {choices}",
     ),
     "notice_early_stopped": (
-        "Stopped early: {metric} on the validation data did not improve for {patience} evaluations in a row; the kept "
-        "model is epoch {best_epoch}'s ({metric} {best_value:.4f}).",
+        "Stopped early: {metric} on the validation data did not improve for {patience} evaluation(s) in a row; the "
+        "kept model is epoch {best_epoch}'s ({metric} {best_value:.4f}).",
         "조기 종료: 검증 데이터의 {metric} 이(가) {patience}번 연속 나아지지 않았습니다. 남긴 모델은 {best_epoch} "
         "에폭의 모델입니다 ({metric} {best_value:.4f}).",
     ),
@@ -614,6 +614,49 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "run_still_active": (
         "run {run} is still {state}; stop it first.",
         "실행 {run} 이(가) 아직 {state}입니다. 먼저 멈추세요.",
+    ),
+    # resuming a run and continuing from one (#25: runs.py, engine/resume.py, queue.py, cli.py)
+    "run_not_resumable": (
+        "run {run} cannot be resumed: it is {state}, and only an interrupted, stopped or failed run can be.",
+        "실행 {run} 은(는) 이어서 학습할 수 없습니다: {state} 상태이며, 중단되었거나 중지되었거나 실패한 실행만 이어서 "
+        "학습할 수 있습니다.",
+    ),
+    "run_no_checkpoint": (
+        "run {run} cannot be resumed: it ended before its first validation evaluation, so it kept no checkpoint.",
+        "실행 {run} 은(는) 이어서 학습할 수 없습니다: 첫 검증 평가 전에 끝나서 체크포인트가 없습니다.",
+    ),
+    "resume_no_data": (
+        "run {run} cannot be resumed: its copy of the data is gone.",
+        "실행 {run} 은(는) 이어서 학습할 수 없습니다: 데이터 사본이 없습니다.",
+    ),
+    "resume_needs_data": (
+        "run {run} kept no copy of its data: give its training file again (and --test and --valid as it had them).",
+        "실행 {run} 에 데이터 사본이 없습니다: 학습 파일을 다시 주세요 (--test, --valid 도 처음과 같이).",
+    ),
+    "resume_data_changed": (
+        "run {run} cannot be resumed on this data: it is not the data the run was training on.",
+        "실행 {run} 은(는) 이 데이터로 이어서 학습할 수 없습니다: 그 실행이 학습하던 데이터가 아닙니다.",
+    ),
+    "resume_checkpoint_damaged": (
+        "the checkpoint cannot be read ({reason}); start the run again.",
+        "체크포인트를 읽을 수 없습니다 ({reason}). 실행을 처음부터 다시 시작하세요.",
+    ),
+    "init_from_no_model": (
+        "run {run} has no finished model to continue training from.",
+        "실행 {run} 에는 이어서 학습할 완성된 모델이 없습니다.",
+    ),
+    "init_from_extra_classes": (
+        "Continuing run {run} needs its classes, but the data has classes it was not trained on: {labels}.",
+        "실행 {run} 을(를) 이어서 학습하려면 클래스가 같아야 하는데, 데이터에 그 실행이 학습하지 않은 클래스가 "
+        "있습니다: {labels}.",
+    ),
+    "init_from_missing_classes": (
+        "Continuing run {run} needs its classes, but the data lacks some of them: {labels}.",
+        "실행 {run} 을(를) 이어서 학습하려면 클래스가 같아야 하는데, 데이터에 없는 클래스가 있습니다: {labels}.",
+    ),
+    "init_from_not_a_name": (
+        "Continue training names one of your runs by its name, not '{value}'.",
+        "이어서 학습할 실행은 경로가 아닌 실행 이름으로 고르세요 ('{value}' 가 아님).",
     ),
     "run_missing_file": (
         "run {run} has no {file}.",
@@ -1162,6 +1205,11 @@ TERMS_KO: dict[str, str] = {
     "label": "라벨",
     "running": "실행 중",
     "queued": "대기 중",
+    "done": "완료",
+    "stopped": "중지됨",
+    "failed": "실패",
+    "interrupted": "중단됨",
+    "damaged": "손상됨",
 }
 
 

@@ -2,8 +2,10 @@
 
 ```
 RUN/
-  config.json   labels.json   status.json   log.jsonl   summary.json   README.md   model/
+  config.json   labels.json   status.json   log.jsonl   summary.json   README.md   model/   checkpoint/
 ```
+`model/` is the kept model; `checkpoint/` the training state of the last validation evaluation (engine/resume.py),
+from which an interrupted, stopped or failed run resumes (`Run.reopen`).
 Another process follows a run by reading `log.jsonl` from an offset (`read_events`), or reads `summary.json` (last
 step, kept epoch, final state) to show it without rereading the log. A run whose status says `running` while its
 process is gone reads as `interrupted` (computed, not stored: reading never writes; `mark_interrupted` stores it),
@@ -44,6 +46,9 @@ from kobert_demo.basics.messages import Term
 
 STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
 FINISHED = ("done", "stopped", "failed", "interrupted")
+RESUMABLE = ("interrupted", "stopped", "failed")  # with a checkpoint: the states a run may be resumed from
+CHECKPOINT_DIR = "checkpoint"
+POSITION_FILE = "position.json"  # in CHECKPOINT_DIR, written last of its files (the folder is swapped in whole)
 # How often a step rewrites summary.json (every other event rewrites it at once). Measured on the 2-core dev machine:
 # one append plus an atomic summary write takes 0.3 ms with 2 classes and 27 ms with 200 (the kept epoch's 200x200
 # confusion matrix), against about 40 ms for a tiny step on its CPU (less on a GPU). Throttled, a step's append
@@ -145,6 +150,15 @@ class Run:
         return self.path / "model"
 
     @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    @property
+    def has_checkpoint(self) -> bool:
+        """Whether the run kept a resumable training state (its folder is swapped in whole, engine/resume.py)."""
+        return (self.checkpoint_dir / POSITION_FILE).is_file()
+
+    @property
     def log_path(self) -> Path:
         return self.path / "log.jsonl"
 
@@ -174,6 +188,31 @@ class Run:
         _write_json(run.path / "labels.json", label_names)
         run._start({**previous, **config.to_dict(), **meta}, previous.get("created", time.time()), "running")
         return run
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> tuple[Run, dict[str, Any]]:
+        """A run taken up again from its checkpoint (queued for it, or resumable), and the checkpoint's position.
+
+        Its log and summary go back to what they were when the checkpoint was saved (the position's `log_bytes`),
+        so that the resumed run's log reads as one run: what was logged after the checkpoint is done again.
+        """
+        run = open_run(path)
+        state = run.status().state
+        if state != "queued":
+            check_resumable(run)
+        elif not run.has_checkpoint:
+            raise RunError("run_no_checkpoint", run=run.name)
+        position = _read_json(run.checkpoint_dir / POSITION_FILE)
+        run.rewind(int(position["log_bytes"]))
+        run.set_status("running", pid=os.getpid())
+        return run, position
+
+    def rewind(self, log_bytes: int) -> None:
+        """Cut the log back to its first log_bytes bytes and its summary to match, each replaced whole."""
+        with self.log_path.open("rb") as log:
+            kept = log.read(log_bytes)
+        files.write_bytes(self.log_path, kept)
+        self._write_summary(Summary.of(self.events()))
 
     @classmethod
     def queue(cls, path: str | Path, config: TrainConfig, meta: dict) -> Run:
@@ -311,9 +350,51 @@ class Run:
 def open_run(path: str | Path) -> Run:
     run = Run(path)
     files.recover_folder(run.model_dir)  # a model swap killed half way (where renameat2 is missing)
+    files.recover_folder(run.checkpoint_dir)
     if not (run.path / "status.json").is_file() or not (run.path / "config.json").is_file():
         raise RunError("run_not_a_run", path=run.path)
     return run
+
+
+def is_resumable(run: Run) -> bool:
+    """Whether run can be resumed: it was interrupted, stopped or failed, and it kept a checkpoint."""
+    return current_state(run) in RESUMABLE and run.has_checkpoint
+
+
+def check_resumable(run: Run) -> None:
+    """Refuse (RunError, one sentence) a run that cannot be resumed, saying why."""
+    state = current_state(run)
+    if state not in RESUMABLE:
+        raise RunError("run_not_resumable", run=run.name, state=Term(state or "damaged"))
+    if not run.has_checkpoint:
+        raise RunError("run_no_checkpoint", run=run.name)
+
+
+def init_source(init_from: str, home: str | Path | None = None) -> Run:
+    """The finished run with a model that "Continue training" (config.init_from) starts from: a bare run name is
+    looked for in home (the runs home of the new run) first, anything else is a path."""
+    path = Path(init_from).expanduser()
+    candidates = [Path(home) / init_from] if home is not None and path.name == init_from else []
+    for candidate in [*candidates, path]:
+        if (candidate / "status.json").is_file():
+            run = open_run(candidate)
+            break
+    else:
+        raise RunError("run_not_a_run", path=init_from)
+    if current_state(run) not in FINISHED or not run.has_model:
+        raise RunError("init_from_no_model", run=run.name)
+    return run
+
+
+def check_same_classes(run: Run, label_names: list[str]) -> None:
+    """Refuse data whose classes are not those run's model was trained on, naming the extra or missing ones."""
+    known = run.labels()
+    extra = [name for name in label_names if name not in known]
+    if extra:
+        raise RunError("init_from_extra_classes", run=run.name, labels=", ".join(f"'{n}'" for n in extra))
+    missing = [name for name in known if name not in label_names]
+    if missing:
+        raise RunError("init_from_missing_classes", run=run.name, labels=", ".join(f"'{n}'" for n in missing))
 
 
 def list_runs(home: str | Path) -> list[Run]:

@@ -185,6 +185,12 @@ def use_fast_dropout(model: nn.Module) -> None:
                 setattr(module, name, FastDropout(child.p, rng))
 
 
+def dropout_generator(model: nn.Module) -> np.random.Generator | None:
+    """The one NumPy generator use_fast_dropout gave model's FastDropouts (None without any): its
+    `bit_generator.state` is what a checkpoint keeps of the dropout masks to come."""
+    return next((module.rng for module in model.modules() if isinstance(module, FastDropout)), None)
+
+
 PADDING_FREE = "padding-free"
 
 

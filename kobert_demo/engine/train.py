@@ -46,11 +46,13 @@ from kobert_demo.basics.events import (
     StepEvent,
     params_to_json,
 )
+from kobert_demo.basics.messages import Term
 from kobert_demo.basics.metrics import balanced_class_weights, classification_metrics, not_learned
-from kobert_demo.basics.runs import Run
+from kobert_demo.basics.runs import CHECKPOINT_DIR, Run
 from kobert_demo.engine.checkpoints import describe_source
 from kobert_demo.engine.classifier import Classifier, freeze_lower_layers, training_forward, use_fast_dropout
-from kobert_demo.engine.loading import load_backbone, save_classifier
+from kobert_demo.engine.loading import save_classifier
+from kobert_demo.engine.resume import Position, data_fingerprint, initial_classifier, resume_at, save_at
 
 MISTAKES_KEPT = 20
 
@@ -272,17 +274,26 @@ def train(
     out: str | Path | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     meta: dict | None = None,
+    resume: bool = False,
 ) -> Iterator[Event]:
-    """Fine-tune and yield events; with `out`, the main process also keeps the run folder there."""
+    """Fine-tune and yield events; with `out`, the main process also keeps the run folder there. resume: go on from
+    the checkpoint of the run folder out (an interrupted, stopped or failed run, or one queued to resume), whose log
+    goes back to that checkpoint and then reads as if the run had never stopped, but for a notice."""
     run: Run | None = None
     accelerator = make_accelerator()
     try:
         config.check()
+        if resume and out is None:
+            raise ValueError("resume needs the run folder (out)")
         if out is not None and accelerator.is_main_process:
-            meta = {**(meta or {}), "processes": accelerator.num_processes}
-            run = Run.create(out, config, splits.label_names, meta)
-        for event in _train(config, splits, run, should_stop, accelerator):
-            if run:
+            if resume:
+                run, _ = Run.reopen(out)
+            else:
+                meta = {**(meta or {}), "processes": accelerator.num_processes}
+                run = Run.create(out, config, splits.label_names, meta)
+        checkpoint = Path(out) / CHECKPOINT_DIR if resume else None
+        for event in _train(config, splits, run, should_stop, accelerator, checkpoint):
+            if run and not (resume and isinstance(event, StartEvent)):  # a resumed log has its start already
                 run.append(event)
             yield event
     except torch.OutOfMemoryError:
@@ -331,7 +342,9 @@ def _train(
     run: Run | None,
     should_stop: Callable[[], bool],
     accelerator: Accelerator,
+    checkpoint: Path | None = None,
 ) -> Iterator[Event]:
+    """The loop; checkpoint: the folder of the checkpoint to resume from."""
     set_seed(config.seed)
     device = accelerator.device
     precision = resolve_precision(config.precision, device)
@@ -339,10 +352,7 @@ def _train(
     # The batch size is the global one, as in the tutorial: N processes take batch_size / N rows each.
     per_process = max(1, config.batch_size // accelerator.num_processes)
     # Load the backbone (refused if training it at this batch size and max_len is over the memory budget), tokenize
-    classifier = load_backbone(
-        config.model, splits.label_names, config.dropout, config.tokenizer_mode, config.max_len,
-        train_texts=splits.train_texts, seed=config.seed, batch_size=per_process,
-    )  # fmt: skip
+    classifier = initial_classifier(config, splits, run.path.parent if run else None, per_process)
     # The tokenizer's own max_len: config.max_len, or less where the model has fewer positions (a RoBERTa with 512
     # position embeddings takes 510 tokens).
     tokenizer = classifier.tokenizer
@@ -372,6 +382,14 @@ def _train(
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(total_steps * config.warmup_ratio), total_steps)
     optimize = Stepper(model, optimizer, scheduler, accelerator, precision, config.max_grad_norm)
+    data = data_fingerprint(
+        splits.train_texts, splits.train_labels, splits.valid_texts, splits.valid_labels, splits.test_texts,
+        splits.test_labels,
+    )  # fmt: skip
+    # Where training is: saved with each checkpoint, and where a resumed run goes on
+    at = Position(data=data, steps_per_epoch=steps_per_epoch)
+    if checkpoint is not None:
+        at = resume_at(checkpoint, accelerator.unwrap_model(model), optimize, data, steps_per_epoch)
 
     yield StartEvent(
         model=describe_source(config.model), device=str(device), precision=precision,
@@ -379,14 +397,17 @@ def _train(
         labels=splits.label_names, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
         parameters=sum(p.numel() for p in model.parameters()), forward=forward, valid_rows=len(valid_ids),
     )  # fmt: skip
+    if checkpoint is not None:
+        yield NoticeEvent("notice_resumed", {"epoch": at.epoch, "step": at.step})
 
     # Train, evaluating on the validation data at each epoch's end (and every eval_steps steps)
     validating = bool(valid_ids)  # without validation rows, the last completed epoch is the kept one
     keeper = Keeper(config.best_metric, config.early_stopping_min_delta, config.early_stopping_patience)
     kept = Kept()
     hf_model = accelerator.unwrap_model(model).model  # what is saved: the classifier inside the training forward
-    start, step = time.time(), 0
-    plain_transformers: str | None = None  # why the model folder has no tokenizer.json, if it has none
+    start, step = time.time() - at.elapsed, at.step
+    plain_transformers = at.plain_transformers  # why the model folder has no tokenizer.json, if it has none
+    restore_position(at, keeper, kept)
     stop_reason: str | None = None
 
     def keep(epoch: int, valid: dict | None, test: Predictions | None, valid_answers: Predictions | None) -> None:
@@ -420,10 +441,23 @@ def _train(
             best_value=keeper.best_value, elapsed=round(time.time() - start, 3),
         )  # fmt: skip
 
-    for epoch in range(1, config.epochs + 1):
+    def save_checkpoint(epoch: int, batch_no: int, sums: tuple[float, int, int]) -> None:
+        """Keep the training state of this evaluation, once its events are logged (the checkpoint's log ends with
+        them): the run folder's checkpoint/, from which an interrupted run resumes."""
+        if run:
+            position = Position(
+                epoch, batch_no, step, round(time.time() - start, 3), sums,
+                {name: getattr(keeper, name) for name in KEEPER_FIELDS}, kept.position(), plain_transformers, data,
+                steps_per_epoch,
+            )  # fmt: skip
+            save_at(run, accelerator.unwrap_model(model), optimize, position)
+
+    for epoch in range(at.next_epoch, config.epochs + 1):
         train_mode(model, frozen)
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, correct, seen = at.sums if epoch == at.epoch else (0.0, 0, 0)
         for batch_no, batch in enumerate(train_loader, start=1):
+            if epoch == at.epoch and batch_no <= at.batch:  # done before the checkpoint: the same batches each epoch
+                continue
             if should_stop():
                 stop_reason = "stopped"
                 break
@@ -451,6 +485,7 @@ def _train(
             )  # fmt: skip
             if validating and config.eval_steps and step % config.eval_steps == 0 and batch_no < steps_per_epoch:
                 yield validate(epoch, None)
+                save_checkpoint(epoch, batch_no, (loss_sum, correct, seen))
                 if keeper.exhausted:
                     stop_reason = "early_stopping"
                     break
@@ -475,13 +510,14 @@ def _train(
             elapsed=round(time.time() - start, 3), mistakes=_mistakes(splits, test_answers),
             valid=evaluation.valid if evaluation else None,
         )  # fmt: skip
+        save_checkpoint(epoch, steps_per_epoch, (0.0, 0, 0))
         if keeper.exhausted:
             stop_reason = "early_stopping"
             break
 
     # The end: the kept model measured on the test data, once
     if stop_reason == "early_stopping":
-        notice = {"metric": config.best_metric, "patience": config.early_stopping_patience}
+        notice = {"metric": Term(config.best_metric), "patience": config.early_stopping_patience}
         notice |= {"best_epoch": keeper.best_epoch, "best_value": keeper.best_value}
         yield NoticeEvent("notice_early_stopped", params_to_json(notice))
     if kept.valid_answers is not None:  # say so when the kept model answers one class, or no better than it
@@ -528,6 +564,15 @@ class Kept:
     weights: dict[str, torch.Tensor] | None = None  # on the CPU; only without a run folder
     current: bool = False  # whether the weights training holds are these (no step since)
 
+    def position(self) -> dict:
+        """What a checkpoint keeps of the kept model (its weights are the run's model folder; its test answers are
+        measured again at the end)."""
+        answers = self.valid_answers
+        return {
+            "epoch": self.epoch, "step": self.step, "valid": self.valid,
+            "valid_answers": list(answers) if answers is not None else None,
+        }  # fmt: skip
+
     def done(
         self,
         state: str,
@@ -546,6 +591,19 @@ class Kept:
             metric=config.best_metric if self.valid else None, best_value=keeper.best_value, stop_reason=stop_reason,
             valid=self.valid, mistakes=_mistakes(splits, answers) if answers else [],
         )  # fmt: skip
+
+
+KEEPER_FIELDS = ("best_value", "best_epoch", "best_step", "since_best")  # what a checkpoint keeps of the Keeper
+
+
+def restore_position(at: Position, keeper: Keeper, kept: Kept) -> None:
+    """Put a checkpoint's best so far and kept model's evaluation back into the loop's keeper and kept."""
+    for name, value in at.keeper.items():
+        setattr(keeper, name, value)
+    if at.kept:
+        answers = at.kept["valid_answers"]
+        kept.epoch, kept.step, kept.valid = at.kept["epoch"], at.kept["step"], at.kept["valid"]
+        kept.valid_answers = Predictions(*answers) if answers is not None else None
 
 
 def restore(hf_model: torch.nn.Module, kept: Kept, run: Run | None, device: torch.device) -> None:

@@ -88,8 +88,9 @@ class Follow:
     def absorb(self, events: list[Event]) -> None:
         """Add newly read events, with their log lines.
 
-        A resumed run logs a new start, then repeats the steps after its checkpoint: its end so far is forgotten, and
-        what it logs again replaces what it logged before, so that each step, evaluation and epoch is drawn once.
+        A resumed run's log is cut back to its checkpoint and replaced whole (the Logs tab then reads it again from
+        its start, by its inode); should a step, evaluation or epoch come again all the same, it replaces the one
+        before, so that each is drawn once.
         """
         for event in events:
             if isinstance(event, StartEvent):

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from kobert_demo.app.queue import is_owner, owner_id
-from kobert_demo.basics.runs import Run, RunStatus
+from kobert_demo.basics.runs import RESUMABLE, Run, RunStatus
 
 from .i18n import I18N, lang_of, t
 from .logs_render import (
@@ -161,9 +161,9 @@ def notes_text(follow: Follow, lang: str) -> str:
 
 
 def resumable(run: Run, status: RunStatus) -> bool:
-    """Whether the run can be resumed: interrupted, stopped or failed, with a checkpoint to resume from (the resume
-    branch's runs.is_resumable says the same from its own reading of the status)."""
-    return status.state in ("interrupted", "stopped", "failed") and (run.path / "checkpoint").is_dir()
+    """runs.is_resumable from the status a refresh has already read: interrupted, stopped or failed, with a whole
+    checkpoint (its position file) to resume from."""
+    return status.state in RESUMABLE and run.has_checkpoint
 
 
 def resume_run(state: AppState, name: str | None, visitor: str | None, address: str = "") -> str:
