@@ -1189,7 +1189,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 # Words the engine puts into its sentences (a file kind, a separator, a column role, a run state), in Korean.
 TERMS_KO: dict[str, str] = {
     "accuracy": "정확도",  # config.best_metric's choices, in the early-stop notice
-    "macro_f1": "macro-F1",
+    "macro_f1": "매크로 F1",
     "an Excel workbook": "엑셀 통합 문서",
     "a ZIP archive": "ZIP 압축 파일",
     "a PNG image": "PNG 이미지",
