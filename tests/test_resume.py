@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from kobert_demo.basics import files
-from kobert_demo.basics.config import TrainConfig
+from kobert_demo.basics.config import KOBERT_HUB_ID, KOBERT_LR, TINY_LR, TrainConfig
 from kobert_demo.basics.data import Splits
 from kobert_demo.basics.events import DoneEvent, ErrorEvent, NoticeEvent, StepEvent
 from kobert_demo.basics.runs import CHECKPOINT_DIR, Run, is_resumable, open_run
@@ -267,3 +267,20 @@ def test_continuing_starts_from_the_runs_model(killed_and_resumed, validated, tm
     assert started.keys() == source.keys()
     assert all(torch.equal(started[k], source[k]) for k in source)
     assert Run(tmp_path / "next").config()["init_from"] == str(whole)
+
+
+@pytest.mark.slow
+def test_a_continued_run_names_the_backbone_it_continues(killed_and_resumed, validated, tmp_path) -> None:
+    """Continuing a tiny run with the default model setting (KoBERT's hub id, as `train --init-from RUN` gives it)
+    records, trains at and cards the source run's backbone: nothing says KoBERT about a tiny model."""
+    _, _, whole, _ = killed_and_resumed
+    settings = TrainConfig(epochs=1, batch_size=8, init_from=str(whole), precision="fp32", seed=3)
+    assert settings.model == KOBERT_HUB_ID
+    events = list(train(settings, validated, tmp_path / "next"))
+    assert isinstance(events[-1], DoneEvent), events[-1]
+    stored = Run(tmp_path / "next").config()
+    assert stored["model"] == "tiny"
+    card = (tmp_path / "next" / "README.md").read_text(encoding="utf-8")
+    assert "- Backbone: tiny" in card and f"continued from run {whole.name}" in card and "kobert-base" not in card
+    peak = max(e.lr for e in events if isinstance(e, StepEvent))
+    assert KOBERT_LR < peak <= TINY_LR  # tiny's default learning rate, not KoBERT's

@@ -154,8 +154,9 @@ class JobQueue:
         valid = read_table(valid_file, config.text_col, config.label_col) if valid_file else None
         splits = make_splits(train, test, config.test_size, config.seed, valid, config.validation_size)
         config.check(train_rows=len(splits.train_texts))
-        if config.init_from:
-            self._check_init_from(config.init_from, splits.label_names, owner)
+        if config.init_from:  # the run continued decides the backbone: its memory, its estimate, its card
+            source = self._check_init_from(config.init_from, splits.label_names, owner)
+            config = replace(config, model=source.config()["model"])
         from kobert_demo.engine.memory import check_training_memory
 
         check_training_memory(config.model, splits.label_names, config.batch_size, config.max_len)
@@ -239,15 +240,16 @@ class JobQueue:
         self._wake.set()
         return run
 
-    def _check_init_from(self, init_from: str, label_names: list[str], owner: str) -> None:
-        """Refuse a "Continue training" that names no finished run of this visitor in this runs home (a visitor
-        never names a server path), or whose classes are not the data's."""
+    def _check_init_from(self, init_from: str, label_names: list[str], owner: str) -> Run:
+        """The run a "Continue training" starts from; refused when it names no finished run of this visitor in this
+        runs home (a visitor never names a server path), or when its classes are not the data's."""
         if owner and (Path(init_from).name != init_from or init_from.startswith(HIDDEN)):
             raise UserFacingError("init_from_not_a_name", value=init_from[:80])
         source = init_source(init_from, self.home)
         if owner and source.config().get("owner") != owner:
             raise UserFacingError("err_not_owner", run=source.name)
         check_same_classes(source, label_names)
+        return source
 
     def _check_room(self, address: str, upload: int) -> None:
         """Refuse a job when the queue is full, when this address holds its share of it, or when the runs waiting

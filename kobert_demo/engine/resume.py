@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,14 @@ def resume_at(folder: Path, model: torch.nn.Module, trainer: Any, data: str, ste
         raise ResumeError("resume_data_changed", run=folder.parent.name)
     load_checkpoint(folder, model, trainer.optimizer, trainer.scheduler, trainer.scaler)
     return position
+
+
+def continued_config(config: TrainConfig, home: Path | None) -> TrainConfig:
+    """config with the backbone of the run it continues (config.init_from), so that its card, its memory estimate
+    and its default learning rate are that backbone's and not the form's or the CLI's default (KoBERT)."""
+    if not config.init_from:
+        return config
+    return replace(config, model=init_source(config.init_from, home).config()["model"])
 
 
 def initial_classifier(config: TrainConfig, splits: Splits, home: Path | None, batch_size: int) -> Classifier:

@@ -52,7 +52,14 @@ from kobert_demo.basics.runs import CHECKPOINT_DIR, Run
 from kobert_demo.engine.checkpoints import describe_source
 from kobert_demo.engine.classifier import Classifier, freeze_lower_layers, training_forward, use_fast_dropout
 from kobert_demo.engine.loading import save_classifier
-from kobert_demo.engine.resume import Position, data_fingerprint, initial_classifier, resume_at, save_at
+from kobert_demo.engine.resume import (
+    Position,
+    continued_config,
+    data_fingerprint,
+    initial_classifier,
+    resume_at,
+    save_at,
+)
 
 MISTAKES_KEPT = 20
 
@@ -283,6 +290,7 @@ def train(
     accelerator = make_accelerator()
     try:
         config.check()
+        config = continued_config(config, Path(out).parent if out is not None else None)
         if resume and out is None:
             raise ValueError("resume needs the run folder (out)")
         if out is not None and accelerator.is_main_process:
@@ -663,7 +671,8 @@ def model_card(
     lines = [
         "# KoBERT Demo classifier",
         "",
-        f"- Backbone: {describe_source(config.model)}",
+        f"- Backbone: {describe_source(config.model)}"
+        + (f"; continued from run {Path(config.init_from).name}" if config.init_from else ""),
         f"- Family: {family}; tokenizer: {tokenizer}; backbone license: {license_}",
         f"- Classes ({len(splits.label_names)}): {', '.join(splits.label_names)}",
         f"- Training rows: {len(splits.train_texts)}; validation rows: {len(splits.valid_texts)} "
