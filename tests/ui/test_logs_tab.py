@@ -19,7 +19,7 @@ from kobert_demo.app.ui.shared import highlighted_words
 from kobert_demo.app.ui.state import AppState
 from kobert_demo.basics.config import TrainConfig
 from kobert_demo.basics.events import DoneEvent
-from kobert_demo.basics.runs import Run
+from kobert_demo.basics.runs import POSITION_FILE, Run
 
 HANDLERS = ("on_tick", "on_select", "on_focus", "on_stop", "on_resume", "on_export", "on_delete", "on_mistake")
 
@@ -248,6 +248,13 @@ def test_notes_are_redrawn_only_when_they_change(app: SimpleNamespace) -> None:
     assert tab.notes not in poll(app.state, tab, follow, ALICE, "en")
 
 
+def whole_checkpoint(run: Run) -> None:
+    """A checkpoint as resume.py leaves one, as far as the tab reads it: the folder with its position file (written
+    last; an empty folder is no checkpoint)."""
+    (run.checkpoint_dir).mkdir()
+    (run.checkpoint_dir / POSITION_FILE).write_text("{}", encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     ("state", "checkpoint", "visitor", "shown"),
     [
@@ -264,7 +271,7 @@ def test_resume_appears_for_the_owners_resumable_run(
 ) -> None:
     run = alice_run(app.home, events=(start(), step()), state=state, model=False)
     if checkpoint:
-        (run.path / "checkpoint").mkdir()
+        whole_checkpoint(run)
     out = poll(app.state, app.tab, Follow(run=run.name), visitor, "en", refresh=True)
     assert out[app.tab.resume]["visible"] is shown
     assert out[app.tab.continue_]["visible"] is False  # no model
@@ -277,7 +284,7 @@ def test_resume_queues_the_owners_run_and_refuses_others(
     monkeypatch.setattr(app.state.queue, "resume", lambda name, **kw: resumed.append((name, kw)), raising=False)
     on_resume = app.handlers["on_resume"]
     run = alice_run(app.home, events=(start(), step()), state="stopped", model=False)
-    (run.path / "checkpoint").mkdir()
+    whole_checkpoint(run)
     refused = on_resume(Follow(run=run.name), BOB, request("ko"))
     assert refused == {app.tab.follow: gr.skip()} and not resumed and "다른 방문자" in toasts[-1][1]
     out = on_resume(Follow(run=run.name), ALICE, request("en"))
