@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DATA, own_run
+from conftest import DATA, own_run, sample_rows, write_tsv
 from stub_job import stub_command
 
 from kobert_demo.app.queue import JobQueue
@@ -44,7 +44,8 @@ def test_idle_training_times_jobs_of_both_kinds_and_prints_them(tmp_path, monkey
         return JobQueue(home, poll_s=poll_s, yield_cpu=False, child_command=stub_command(step_s=0.01))
 
     monkeypatch.setattr(loadtest, "JobQueue", stub_queue)
-    args = ["--idle-training", "--rounds", "1", "--epochs", "1", "--train-file", str(DATA / "nsmc" / "train.tsv")]
+    rows = write_tsv(tmp_path / "train.tsv", sample_rows("nsmc/train.tsv", 40))  # 10 steps of 8 rows a job
+    args = ["--idle-training", "--rounds", "1", "--epochs", "1", "--train-file", str(rows)]
     assert loadtest.main(args) == 0
     report = json.loads(capsys.readouterr().out)
     for kind in ("yielding", "not_yielding"):
