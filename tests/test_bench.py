@@ -52,7 +52,7 @@ SMALL = tuple(part for name, value in SIZES.items() for part in (f"--{name.repla
 
 # Every path at the tiny shape in the README's test command, in this process (run_worker: the code each worker process
 # runs; kobert_report joins them); at KoBERT's shape as the CLI runs it (a driver and seven worker processes, two
-# minutes on two cores) with -m extra. test_the_cli_bench_runs_its_workers_as_processes runs the CLI's driver here.
+# minutes on two cores) with -m extra.
 @pytest.fixture(scope="module", params=["in-process", pytest.param("cli", marks=pytest.mark.extra)])
 def report(request, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp(f"bench-{request.param}")
@@ -82,7 +82,9 @@ def run_paths(folder: Path, family: str, paths: tuple[str, ...]) -> dict[str, di
     return {path: run_worker(path, folder, texts, labels, args) for path in paths}
 
 
-@pytest.mark.slow
+# extra (21 s): the `report` and `family_report` fixtures' "cli" params run the same driver and workers as processes
+# there, at every path; the README's command runs every path in-process.
+@pytest.mark.extra
 def test_the_cli_bench_runs_its_workers_as_processes(tmp_path) -> None:
     """The driver as the CLI runs it, on a data file the user names: one worker process per path, its JSON line
     read back into the report (one path here; every path runs in `report`)."""
@@ -164,7 +166,7 @@ def test_peak_memory_is_the_workers_own_not_its_parents(tmp_path) -> None:
     assert 0 < float(done.stdout) < 1024
 
 
-@pytest.mark.slow
+@pytest.mark.extra  # 15 s: bench's --accuracy mode, two trainings per seed; the README's Speed section quotes it
 def test_accuracy_mode_trains_both_loops_per_seed(tmp_path) -> None:
     done = run_cli(
         "bench", "--accuracy", "--json", "--data", DATA / "nsmc" / "train.tsv",
