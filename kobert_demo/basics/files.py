@@ -95,8 +95,8 @@ def replace_folder(new: Path, target: Path) -> None:
 @contextlib.contextmanager
 def atomic_folder(target: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside target to fill; on success it is synced and swapped in for target
-    (replace_folder), on error it goes. What killed writes of target left beside it is removed first: this is
-    target's one writer."""
+    (replace_folder), on error it goes, and an OSError names target rather than its temporary. What killed writes of
+    target left beside it is removed first: this is target's one writer."""
     target = Path(target)
     recover_folder(target)
     remove_temps(target)
@@ -107,6 +107,10 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
         sync_folder(tmp)
         replace_folder(tmp, target)
         sync_directory(target.parent)
+    except OSError as error:
+        if error.filename:
+            error.filename = str(error.filename).replace(str(tmp), str(target))
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

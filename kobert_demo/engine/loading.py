@@ -9,7 +9,6 @@ own exact tokenizer (tokenizer.py); other models use their own fast tokenizer (f
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -241,12 +240,7 @@ def save_classifier(
     from 50 GB): the figures that describe these very weights. All of it goes into a temporary sibling folder, is
     synced, then swapped into place.
     """
-    folder = Path(folder)
-    files.recover_folder(folder)
-    files.remove_temps(folder)  # what earlier killed saves left; this is the folder's one writer
-    tmp = files.temp_name(folder)
-    try:
-        tmp.mkdir(parents=True)
+    with files.atomic_folder(folder) as tmp:
         classifier.model.config.kobert_demo_source = classifier.source
         with quiet_transformers():  # no "Writing model shards" bar
             classifier.model.save_pretrained(tmp, safe_serialization=True)
@@ -258,13 +252,4 @@ def save_classifier(
             files.write_text(tmp / "README.md", card(reason))
         if metrics is not None:
             files.write_json(tmp / METRICS_FILE, {**metrics, "weights_sha256": file_sha256(tmp / WEIGHTS_FILE)})
-        files.sync_folder(tmp)
-        files.replace_folder(tmp, folder)
-        files.sync_directory(folder.parent)
-    except OSError as error:  # name the model folder, not its temporary
-        if error.filename:
-            error.filename = str(error.filename).replace(str(tmp), str(folder))
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return reason
