@@ -11,13 +11,14 @@ from collections import Counter
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
+import pickle
 import secrets
 import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +26,7 @@ from typing import NamedTuple
 
 import pytest
 import torch
+from filelock import FileLock
 from sentencepiece import sentencepiece_model_pb2 as sp_pb
 
 from kobert_demo.basics.events import (
@@ -37,7 +39,7 @@ from kobert_demo.basics.events import (
     params_to_json,
 )
 from kobert_demo.engine.tokenizer import CLS, MASK, ORIGINAL_SPM, ORIGINAL_VECTORS, ORIGINAL_VOCAB, PAD, SEP, UNK
-from kobert_demo.tools.driving import free_port, wait_for_state
+from kobert_demo.tools.driving import free_port
 
 # One intra-op thread: on a shared 2-core machine two spinning threads per process make the tiny trainings several
 # times slower (and their timings erratic); results are the same.
@@ -232,6 +234,39 @@ class CliRun(NamedTuple):
     result: subprocess.CompletedProcess
 
 
+def session_temp(factory: pytest.TempPathFactory) -> Path:
+    """The session's temporary folder, shared by all pytest-xdist workers (each has its own below it)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> object:
+    """build(folder) done once for the whole test session, by whichever pytest-xdist worker asks first; the others
+    wait for it and read its result back (pickled beside the folder). Each worker used to build its own: the trained
+    runs twice on two workers. The folder is shared: read it, or copy it to change it."""
+    base = session_temp(factory)
+    folder, result = base / name, base / f"{name}.pickle"
+    with FileLock(base / f"{name}.lock"):
+        if not result.is_file():
+            value = build(folder)
+            partial = result.with_suffix(".partial")
+            partial.write_bytes(pickle.dumps(value))
+            partial.replace(result)
+    return pickle.loads(result.read_bytes())
+
+
+def trained(folder: Path, model: str, **settings) -> list:
+    """The events of `model` trained on nsmc/train.tsv and tested on nsmc/test.tsv into folder, ending done."""
+    from kobert_demo.basics.config import TrainConfig
+    from kobert_demo.basics.data import make_splits, read_table
+    from kobert_demo.engine.train import train
+
+    splits = make_splits(read_table(DATA / "nsmc" / "train.tsv"), read_table(DATA / "nsmc" / "test.tsv"))
+    events = list(train(TrainConfig(model=model, **settings), splits, folder, meta={"train_file": "train.tsv"}))
+    assert events[-1].type == "done", asdict(events[-1])
+    return events
+
+
 @pytest.fixture(scope="session")
 def kobert_tokenizer():
     """The original KoBERT tokenizer (vocab scheme, gluonnlp mode)."""
@@ -259,12 +294,15 @@ FAMILY_TYPES = ("bert", "roberta", "electra")
 def family_folders(tmp_path_factory) -> dict[str, Path]:
     """A tiny hub-like folder of each family (random weights; WordPiece or byte-level BPE learnt from NSMC's training
     slice by `tokenizers`), keyed by model_type. Session-wide: do not change them, copy them."""
-    from kobert_demo.basics.data import read_table
-    from kobert_demo.tools.hublike import build_folder
 
-    texts = read_table(DATA / "nsmc" / "train.tsv").texts
-    home = tmp_path_factory.mktemp("families")
-    return {family: build_folder(home / family, family, texts) for family in FAMILY_TYPES}
+    def build(home: Path) -> dict[str, Path]:
+        from kobert_demo.basics.data import read_table
+        from kobert_demo.tools.hublike import build_folder
+
+        texts = read_table(DATA / "nsmc" / "train.tsv").texts
+        return {family: build_folder(home / family, family, texts) for family in FAMILY_TYPES}
+
+    return built_once(tmp_path_factory, "families", build)
 
 
 @pytest.fixture(params=FAMILY_TYPES)
@@ -281,20 +319,34 @@ def family_folder(request, family_folders) -> Path:
 FAMILY_TRAINING = dict(epochs=4, lr=1e-3, seed=2, batch_size=32, dropout=0.1, precision="fp32", log_interval=20)
 
 
-@pytest.fixture(scope="session", params=FAMILY_TYPES)
-def family_run(request, family_folders, tmp_path_factory) -> TrainedRun:
-    """Each family's tiny folder fine-tuned (every layer) on nsmc/train.tsv and tested on nsmc/test.tsv; its run
-    folder and events."""
-    from kobert_demo.basics.config import TrainConfig
-    from kobert_demo.basics.data import make_splits, read_table
-    from kobert_demo.engine.train import train
+class FamilyRuns:
+    """Each family's tiny folder fine-tuned (every layer) on nsmc/train.tsv and tested on nsmc/test.tsv, trained on its
+    first use, once for the session (built_once). Not a parametrized session fixture: pytest keeps only the latest
+    parameter of one, so each of the six modules reading these trained all three again (18 trainings of about 6.5 s
+    each on the 2-core EPYC, where 3 do)."""
 
-    splits = make_splits(read_table(DATA / "nsmc" / "train.tsv"), read_table(DATA / "nsmc" / "test.tsv"))
-    config = TrainConfig(model=str(family_folders[request.param]), **FAMILY_TRAINING)
-    path = tmp_path_factory.mktemp("family-runs") / f"nsmc-{request.param}"
-    events = list(train(config, splits, path, meta={"train_file": "train.tsv"}))
-    assert events[-1].type == "done", asdict(events[-1])
-    return TrainedRun(path, events)
+    def __init__(self, folders: dict[str, Path], factory: pytest.TempPathFactory) -> None:
+        self.folders, self.factory, self.runs = folders, factory, {}
+
+    def __getitem__(self, family: str) -> TrainedRun:
+        if family not in self.runs:
+            name = f"nsmc-{family}"
+            events = built_once(
+                self.factory, name, lambda folder: trained(folder, str(self.folders[family]), **FAMILY_TRAINING)
+            )
+            self.runs[family] = TrainedRun(session_temp(self.factory) / name, events)
+        return self.runs[family]
+
+
+@pytest.fixture(scope="session")
+def family_runs(family_folders, tmp_path_factory) -> FamilyRuns:
+    return FamilyRuns(family_folders, tmp_path_factory)
+
+
+@pytest.fixture(params=FAMILY_TYPES)
+def family_run(request, family_runs) -> TrainedRun:
+    """Each family's trained run in turn (FamilyRuns): its run folder and events. Session-wide: copy to change."""
+    return family_runs[request.param]
 
 
 @pytest.fixture(scope="session")
@@ -330,17 +382,11 @@ def small_splits():
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> TrainedRun:
-    """`tiny` trained for 3 epochs on nsmc/train.tsv, tested on nsmc/test.tsv; its run folder and events."""
-    from kobert_demo.basics.config import TrainConfig
-    from kobert_demo.basics.data import make_splits, read_table
-    from kobert_demo.engine.train import train
-
-    splits = make_splits(read_table(DATA / "nsmc" / "train.tsv"), read_table(DATA / "nsmc" / "test.tsv"))
-    config = TrainConfig(model="tiny", epochs=TRAINED_EPOCHS, seed=TRAINED_SEED, precision="fp32", log_interval=10)
-    path = tmp_path_factory.mktemp("runs") / "nsmc-tiny"
-    events = list(train(config, splits, path, meta={"train_file": "train.tsv"}))
-    assert events[-1].type == "done", asdict(events[-1])
-    return TrainedRun(path, events)
+    """`tiny` trained for TRAINED_EPOCHS epochs on nsmc/train.tsv, tested on nsmc/test.tsv, once for the session
+    (built_once): its run folder and events."""
+    settings = dict(epochs=TRAINED_EPOCHS, seed=TRAINED_SEED, precision="fp32", log_interval=10)
+    events = built_once(tmp_path_factory, "nsmc-tiny", lambda folder: trained(folder, "tiny", **settings))
+    return TrainedRun(session_temp(tmp_path_factory) / "nsmc-tiny", events)
 
 
 @pytest.fixture(scope="session")
@@ -516,24 +562,3 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
         yield SimpleNamespace(demo=demo, url=url, home=home, state=demo.state, client=Client(url, verbose=False))
     finally:
         demo.close()
-
-
-@pytest.fixture(scope="session")
-def app_family_run(server: SimpleNamespace, family_folders: dict[str, Path]) -> SimpleNamespace:
-    """family_folders["roberta"] trained to done through the shared server's /train as a custom model
-    (KOBERT_DEMO_CUSTOM_MODELS=1) by a visitor of its own: the session's one training of a family folder through the
-    app (a child process importing torch, about 15 s of a loaded 2-core machine before its first step), which the
-    API's and the browser's family tests both read. RoBERTa: byte-level BPE, <s>/</s> and its position offset are
-    what differs most from KoBERT; the other families train through the CLI and the engine tests."""
-    from gradio_client import handle_file
-
-    visitor = new_visitor()
-    train, test = DATA / "movie_ratings" / "train.tsv", DATA / "movie_ratings" / "test.tsv"
-    options = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "log_interval": 5}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "1")
-        name = server.client.predict(
-            handle_file(train), handle_file(test), str(family_folders["roberta"]), options, visitor, api_name="/train"
-        )
-    status = wait_for_state(server.client, name, visitor, ("done", "failed", "stopped"), HANG_S)
-    return SimpleNamespace(name=name, visitor=visitor, status=status)

@@ -339,13 +339,21 @@ def test_custom_models_off_refuses_folders_and_hub_ids(
 
 
 def test_a_family_folder_trains_and_predicts_through_the_api(
-    server: SimpleNamespace, app_family_run: SimpleNamespace
+    server: SimpleNamespace, visitor: str, family_folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A local hub-like RoBERTa folder as a custom model: /train to done (conftest's app_family_run, which the
-    browser's family test reads too), then /predict and /pieces with the family's own tokenizer (<s> ... </s>)."""
-    run = app_family_run.name
-    assert app_family_run.status["state"] == "done", app_family_run.status["reason"]
-    assert server.client.predict(run, app_family_run.visitor, api_name="/status")["state"] == "done"
+    """A local hub-like RoBERTa folder as a custom model (KOBERT_DEMO_CUSTOM_MODELS=1): /train to done, then /predict
+    and /pieces with the family's own tokenizer (<s> ... </s>). The suite's one training of a family folder through
+    the app; RoBERTa: byte-level BPE, <s>/</s> and its position offset are what differs most from KoBERT, and the other
+    families train through the CLI and the engine tests."""
+    train, test = DATA / "movie_ratings" / "train.tsv", DATA / "movie_ratings" / "test.tsv"
+    options = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "log_interval": 5}
+    monkeypatch.setenv("KOBERT_DEMO_CUSTOM_MODELS", "1")
+    run = server.client.predict(
+        handle_file(train), handle_file(test), str(family_folders["roberta"]), options, visitor, api_name="/train"
+    )
+    status = wait_for_state(server.client, run, visitor, ("done", "failed", "stopped"), HANG_S)
+    assert status["state"] == "done", status["reason"]
+    assert server.client.predict(run, visitor, api_name="/status")["state"] == "done"
     start = server.client.predict(run, 0, api_name="/logs")["events"][0]
     assert start["type"] == "start" and start["forward"] == "padding-free"
     answer = server.client.predict(run, "배우들 연기가 정말 최고였어요", api_name="/predict")
