@@ -234,25 +234,20 @@ class CliRun(NamedTuple):
     result: subprocess.CompletedProcess
 
 
-def session_temp(factory: pytest.TempPathFactory) -> Path:
-    """The session's temporary folder, shared by all pytest-xdist workers (each has its own below it)."""
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> tuple[Path, object]:
+    """The folder and result of build(folder), done once for the whole test session by whichever pytest-xdist worker
+    asks first; the others wait for it and read its result back (pickled beside the folder). Each worker used to
+    build its own: the trained runs twice on two workers. The folder is shared: read it, or copy it to change it."""
+    from kobert_demo.basics import files
+
     base = factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
-def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> object:
-    """build(folder) done once for the whole test session, by whichever pytest-xdist worker asks first; the others
-    wait for it and read its result back (pickled beside the folder). Each worker used to build its own: the trained
-    runs twice on two workers. The folder is shared: read it, or copy it to change it."""
-    base = session_temp(factory)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's temporary folder, shared by the workers (each has its own below it)
     folder, result = base / name, base / f"{name}.pickle"
     with FileLock(base / f"{name}.lock"):
         if not result.is_file():
-            value = build(folder)
-            partial = result.with_suffix(".partial")
-            partial.write_bytes(pickle.dumps(value))
-            partial.replace(result)
-    return pickle.loads(result.read_bytes())
+            files.write_bytes(result, pickle.dumps(build(folder)))
+    return folder, pickle.loads(result.read_bytes())
 
 
 def trained(folder: Path, model: str, **settings) -> list:
@@ -302,7 +297,8 @@ def family_folders(tmp_path_factory) -> dict[str, Path]:
         texts = read_table(DATA / "nsmc" / "train.tsv").texts
         return {family: build_folder(home / family, family, texts) for family in FAMILY_TYPES}
 
-    return built_once(tmp_path_factory, "families", build)
+    _, folders = built_once(tmp_path_factory, "families", build)
+    return folders
 
 
 @pytest.fixture(params=FAMILY_TYPES)
@@ -330,11 +326,12 @@ class FamilyRuns:
 
     def __getitem__(self, family: str) -> TrainedRun:
         if family not in self.runs:
-            name = f"nsmc-{family}"
-            events = built_once(
-                self.factory, name, lambda folder: trained(folder, str(self.folders[family]), **FAMILY_TRAINING)
+            folder, events = built_once(
+                self.factory,
+                f"nsmc-{family}",
+                lambda folder: trained(folder, str(self.folders[family]), **FAMILY_TRAINING),
             )
-            self.runs[family] = TrainedRun(session_temp(self.factory) / name, events)
+            self.runs[family] = TrainedRun(folder, events)
         return self.runs[family]
 
 
@@ -385,8 +382,7 @@ def trained_run(tmp_path_factory) -> TrainedRun:
     """`tiny` trained for TRAINED_EPOCHS epochs on nsmc/train.tsv, tested on nsmc/test.tsv, once for the session
     (built_once): its run folder and events."""
     settings = dict(epochs=TRAINED_EPOCHS, seed=TRAINED_SEED, precision="fp32", log_interval=10)
-    events = built_once(tmp_path_factory, "nsmc-tiny", lambda folder: trained(folder, "tiny", **settings))
-    return TrainedRun(session_temp(tmp_path_factory) / "nsmc-tiny", events)
+    return TrainedRun(*built_once(tmp_path_factory, "nsmc-tiny", lambda folder: trained(folder, "tiny", **settings)))
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ def read_output(path: Path) -> pd.DataFrame:
 
 
 def cli_process(*args, launcher: list[str]) -> subprocess.CompletedProcess:
-    """The CLI as real processes started by launcher: what a process's peak memory or torchrun needs."""
+    """The CLI as real processes started by launcher (torchrun)."""
     # One thread: tiny matrices gain nothing from two, and lose much when other processes hold the cores.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [*launcher, "-m", "kobert_demo", *map(str, args)]

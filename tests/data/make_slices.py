@@ -6,9 +6,11 @@ rows of each class in file order. The sources, their licenses and provenance are
 
 from __future__ import annotations
 
+import argparse
 import csv
-import sys
 from pathlib import Path
+
+from kobert_demo.basics import files
 
 HERE = Path(__file__).resolve().parent
 
@@ -38,12 +40,17 @@ def take(lines: list[str], label_index: int, per_class: int, separator: str, ext
 
 
 def main(source_root: Path) -> None:
+    missing = [source for source, *_ in SLICES if not (source_root / source).is_file()]
+    if missing:
+        raise SystemExit(f"{source_root} has no {missing[0]}: name the folder of the full datasets.")
     for source, target, label_index, per_class, separator, extra in SLICES:
         lines = (source_root / source).read_text(encoding="utf-8").splitlines(keepends=True)
         path = HERE / target
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(take(lines, label_index, per_class, separator, extra)), encoding="utf-8")
+        files.write_text(path, "".join(take(lines, label_index, per_class, separator, extra)))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source_root", type=Path, help="the folder of the full datasets (README.md beside this file)")
+    main(parser.parse_args().source_root)
